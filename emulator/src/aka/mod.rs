@@ -1,13 +1,13 @@
 //! UMTS/EPS/5G authentication and key agreement (AKA), shared by the card and the network.
 //!
-//! - [`ts_35_206`]: the MILENAGE example algorithm set (3GPP TS 35.206 V17, f1…f5*).
-//! - [`ts_34_108`]: the XOR test algorithm of test USIMs (3GPP TS 34.108 V15 §8.1.2), used by
+//! - [`ts_35_206`]: the MILENAGE example algorithm set (3GPP TS 35.206, f1…f5*).
+//! - [`ts_34_108`]: the XOR test algorithm of test USIMs (3GPP TS 34.108 §8.1.2), used by
 //!   the GSMA TS.48 generic test profiles (SAIP algorithmID 3, K `000102…0e0f`).
-//! - [`ts_33_102`]: the AKA procedure itself (3GPP TS 33.102 V17 §6.3, Annex C): sequence-number
+//! - [`ts_33_102`]: the AKA procedure itself (3GPP TS 33.102 §6.3, Annex C): sequence-number
 //!   management on the USIM, AUTS, resynchronisation at the AuC, the GSM conversion functions
 //!   c2/c3 (§6.8.1.2) and authentication-vector generation.
 //! - [`ts_31_102`]: the data of the USIM AUTHENTICATE command and its answers (3GPP TS 31.102
-//!   V17 §7.1.2.1).
+//!   §7.1.2.1), and [`ts_31_102::execute`] which runs one on the card side.
 //!
 //! Everything here is a pure function of its inputs; the only state is [`SqnStore`], which the
 //! card persists (it is serde-serialisable).
@@ -67,7 +67,7 @@ pub struct F2345 {
 }
 
 impl AkaAlgorithm {
-    /// MILENAGE from K and OP: OPc = OP ⊕ E[OP]K (TS 35.206 §4.1).
+    /// MILENAGE from K and OP: OPc = OP ⊕ E\[OP\]K (TS 35.206 §4.1).
     pub fn milenage_from_op(k: [u8; 16], op: [u8; 16]) -> Self {
         AkaAlgorithm::Milenage {
             k,

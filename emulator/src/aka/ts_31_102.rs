@@ -1,4 +1,4 @@
-//! Data of the USIM AUTHENTICATE command and its answers (3GPP TS 31.102 V17.10.0 §7.1.2.1),
+//! Data of the USIM AUTHENTICATE command and its answers (3GPP TS 31.102 §7.1.2.1),
 //! for the GSM (P2 = '80') and 3G (P2 = '81') security contexts.
 //!
 //! Command data: 3G `L1 RAND L2 AUTN`; GSM `L1 RAND`.
@@ -10,8 +10,8 @@
 
 use thiserror::Error;
 
-use super::ts_33_102::AkaSuccess;
-use super::{AUTN_LEN, AUTS_LEN, RAND_LEN};
+use super::ts_33_102::{authenticate_3g, authenticate_gsm, AkaFailure, AkaSuccess, SqnStore};
+use super::{AkaAlgorithm, AUTN_LEN, AUTS_LEN, RAND_LEN};
 
 /// P2 for the GSM security context: b8 = 1 (specific reference data), context '000'.
 pub const P2_GSM_CONTEXT: u8 = 0x80;
@@ -44,6 +44,10 @@ pub const SW_NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
 pub enum AuthenticateError {
     #[error("P2 {p2:#04x} names no supported authentication context (expected 80 GSM or 81 3G)")]
     UnsupportedContext { p2: u8 },
+    #[error("GSM security context refused: service n°27 (GSM access) is not available")]
+    GsmContextNotAvailable,
+    #[error("MAC in AUTN is wrong (TS 33.102 §6.3.3): authentication error")]
+    MacFailure,
     #[error("AUTHENTICATE data ends after {got} bytes, its length bytes announce {expected}")]
     Truncated { expected: usize, got: usize },
     #[error("AUTHENTICATE data has {got} bytes, its length bytes announce {expected}")]
@@ -67,7 +71,8 @@ pub enum AuthenticateError {
 impl AuthenticateError {
     /// The status word the card answers with: `67 00` when the data's length bytes do not
     /// match its size, `6A 80` for a RAND/AUTN length other than 16, `6A 86` for an
-    /// unsupported context. Response-side errors never reach a card (`6F 00`).
+    /// unsupported or unavailable context, `98 62` for a wrong MAC. Response-side errors
+    /// never reach a card (`6F 00`).
     pub fn status_word(&self) -> [u8; 2] {
         match self {
             AuthenticateError::Truncated { .. } | AuthenticateError::TrailingBytes { .. } => {
@@ -76,7 +81,9 @@ impl AuthenticateError {
             AuthenticateError::BadRandLength { .. } | AuthenticateError::BadAutnLength { .. } => {
                 SW_INCORRECT_DATA
             }
-            AuthenticateError::UnsupportedContext { .. } => SW_INCORRECT_P1_P2,
+            AuthenticateError::UnsupportedContext { .. }
+            | AuthenticateError::GsmContextNotAvailable => SW_INCORRECT_P1_P2,
+            AuthenticateError::MacFailure => SW_AUTHENTICATION_ERROR,
             AuthenticateError::UnknownResponseTag { .. }
             | AuthenticateError::BadResponseField { .. }
             | AuthenticateError::BadResLength { .. } => SW_NO_PRECISE_DIAGNOSIS,
@@ -229,6 +236,37 @@ impl AuthenticateResponse {
         };
         reader.finish()?;
         Ok(response)
+    }
+}
+
+/// Runs a parsed AUTHENTICATE on the USIM (TS 31.102 §7.1.2.1).
+///
+/// `Ok` is response data to send with SW `90 00`, including a synchronisation failure
+/// (`DC 0E AUTS` is response data, not an error status). `Err` carries the status word
+/// through [`AuthenticateError::status_word`]: `98 62` for a wrong MAC, `6A 86` for the GSM
+/// context when `gsm_access` is false.
+///
+/// `gsm_access` is whether service n°27 (GSM access) is available in EF_UST: it adds Kc to
+/// 3G answers and enables the GSM context.
+pub fn execute(
+    command: &AuthenticateCommand,
+    alg: &AkaAlgorithm,
+    sqn: &mut SqnStore,
+    gsm_access: bool,
+) -> Result<AuthenticateResponse, AuthenticateError> {
+    match command {
+        AuthenticateCommand::Gsm { rand } => {
+            if !gsm_access {
+                return Err(AuthenticateError::GsmContextNotAvailable);
+            }
+            let (sres, kc) = authenticate_gsm(alg, rand);
+            Ok(AuthenticateResponse::Gsm { sres, kc })
+        }
+        AuthenticateCommand::ThreeG { rand, autn } => match authenticate_3g(alg, sqn, rand, autn) {
+            Ok(success) => Ok(AuthenticateResponse::success(&success, gsm_access)),
+            Err(AkaFailure::SyncFailure { auts }) => Ok(AuthenticateResponse::SyncFailure { auts }),
+            Err(AkaFailure::MacFailure) => Err(AuthenticateError::MacFailure),
+        },
     }
 }
 
@@ -433,6 +471,52 @@ mod tests {
         #[case] error: AuthenticateError,
     ) {
         assert_eq!(AuthenticateResponse::parse(p2, &bytes(data)), Err(error));
+    }
+
+    fn xor_card() -> AkaAlgorithm {
+        AkaAlgorithm::XorTest {
+            k: h("000102030405060708090a0b0c0d0e0f"),
+        }
+    }
+
+    // Whole exchanges on the TS.48 test key, hand-derived from TS 34.108 §8.1.2 (see the
+    // ts_34_108 and ts_33_102 tests): command data in, response data or status word out.
+    #[rstest]
+    #[case::three_g_success(0x81, true, "10 23553cbe9637a89d218ae64dae47bf35 10 bd9232ae9a098000 23543ebd92122e9a",
+        Ok("DB 10 23543ebd9232ae9a2983ec46a24ab13a 10 543ebd9232ae9a2983ec46a24ab13a23 10 3ebd9232ae9a2983ec46a24ab13a2354 08 0529cb4867bfaadd"))]
+    #[case::three_g_without_gsm_access(0x81, false, "10 23553cbe9637a89d218ae64dae47bf35 10 bd9232ae9a098000 23543ebd92122e9a",
+        Ok("DB 10 23543ebd9232ae9a2983ec46a24ab13a 10 543ebd9232ae9a2983ec46a24ab13a23 10 3ebd9232ae9a2983ec46a24ab13a2354"))]
+    #[case::wrong_mac(0x81, true, "10 23553cbe9637a89d218ae64dae47bf35 10 bd9232ae9a098000 23543ebd92122e9b", Err([0x98, 0x62]))]
+    #[case::gsm(
+        0x80,
+        true,
+        "10 23553cbe9637a89d218ae64dae47bf35",
+        Ok("04 3aafcd5b 08 0529cb4867bfaadd")
+    )]
+    #[case::gsm_without_gsm_access(0x80, false, "10 23553cbe9637a89d218ae64dae47bf35", Err([0x6A, 0x86]))]
+    fn executes_authenticate_on_xor_test_card(
+        #[case] p2: u8,
+        #[case] gsm_access: bool,
+        #[case] data: &str,
+        #[case] expected: Result<&str, [u8; 2]>,
+    ) {
+        let mut store = SqnStore::default();
+        let command = AuthenticateCommand::parse(p2, &bytes(data)).unwrap();
+        let answer = execute(&command, &xor_card(), &mut store, gsm_access)
+            .map(|r| r.encode())
+            .map_err(|e| e.status_word());
+        assert_eq!(answer, expected.map(bytes));
+    }
+
+    #[test]
+    fn replayed_challenge_is_answered_with_auts_data() {
+        let mut store = SqnStore::default();
+        let data =
+            bytes("10 23553cbe9637a89d218ae64dae47bf35 10 bd9232ae9a098000 23543ebd92122e9a");
+        let command = AuthenticateCommand::parse(P2_3G_CONTEXT, &data).unwrap();
+        execute(&command, &xor_card(), &mut store, true).unwrap();
+        let again = execute(&command, &xor_card(), &mut store, true).unwrap();
+        assert_eq!(again.encode(), bytes("DC 0E bd9232ae9a09 23543ebd9212ae9a"));
     }
 
     fn any_response() -> impl Strategy<Value = (u8, AuthenticateResponse)> {

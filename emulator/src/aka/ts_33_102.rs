@@ -1,4 +1,5 @@
-//! The AKA procedure of 3GPP TS 33.102 V17.0.0, for both ends:
+//! The AKA procedure of 3GPP TS 33.102 (clause numbers as in Rel-17, unchanged since the
+//! early releases), for both ends:
 //!
 //! - the USIM (§6.3.3): verify MAC, then SQN freshness with the SEQ/IND array of Annex C.2,
 //!   answer RES/CK/IK (+ Kc), or a synchronisation failure carrying AUTS;
@@ -7,7 +8,8 @@
 //!
 //! Sequence numbers follow Annex C.1: SQN (48 bits) = SEQ || IND, IND being the low
 //! [`SqnStore::ind_bits`] bits (5 by default, i.e. an array of 32 entries as in SAIP's
-//! `sqnInit`).
+//! `sqnInit`). Δ and L are optional (`None` by default); a profile loader can set them from
+//! SAIP `sqnDelta`/`sqnAgeLimit` and the array from `sqnInit` ([`SqnStore::from_seq_ms`]).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -136,8 +138,8 @@ impl Default for SqnStore {
 }
 
 impl SqnStore {
-    /// IND length used by [`SqnStore::default`]: 5 bits, a = 32 array entries (the example
-    /// of TS 33.102 Annex C.3.4 and the size of SAIP `sqnInit`).
+    /// IND length used by [`SqnStore::default`]: 5 bits, a = 32 array entries, the usual
+    /// choice and the size of the `sqnInit` array in a SAIP profile's `akaParameter`.
     pub const DEFAULT_IND_BITS: u8 = 5;
     /// Largest IND length accepted (an array of 1024 entries).
     pub const MAX_IND_BITS: u8 = 10;

@@ -1,4 +1,4 @@
-//! The XOR test algorithm of test USIMs (3GPP TS 34.108 V15.2.0 §8.1.2), the algorithm of the
+//! The XOR test algorithm of test USIMs (3GPP TS 34.108 §8.1.2, Rel-15 text), the algorithm of the
 //! GSMA TS.48 generic eUICC test profiles (SAIP `algorithmID` 3, "usim-test-algorithm").
 //!
 //! Written by hand: no crate implements it, and it is a handful of XORs and byte rotations.
@@ -13,6 +13,11 @@
 //! §8.1.2.2: for resynchronisation f1* and f5* are the same functions as f1 and f5; MAC-S is
 //! computed over SQN_MS || AMF* where AMF* is all zeros (the same dummy AMF TS 33.102 §6.3.3
 //! prescribes for every algorithm).
+//!
+//! Not modelled: §8.1.2 describes a test USIM that takes SQN from each AUTN and starts
+//! resynchronisation only when AMF carries a special "AMF RESYNCH" value. simlab's card applies
+//! the normal SQN freshness check of TS 33.102 Annex C to every algorithm instead (see
+//! [`super::ts_33_102`]), so a resynchronisation is provoked by replaying or by an old SQN.
 //!
 //! RES length n: §8.1.2.1 lets RES be any prefix of XDOUT. This implementation returns the
 //! whole XDOUT (n = 128, [`XOR_RES_LEN`] = 16 bytes), as osmocom libosmogsm's `auth_xor.c` does

@@ -1,5 +1,5 @@
 //! MILENAGE, the example algorithm set for f1, f1*, f2, f3, f4, f5 and f5* (3GPP TS 35.206
-//! V17.0.0 §4), checked against the design conformance test data of TS 35.208 (sets 1–6 in
+//! §4), checked against the design conformance test data of TS 35.208 (sets 1–6 in
 //! `vectors/milenage/`).
 //!
 //! The arithmetic is the `milenage` crate's (0.3, RustCrypto `aes` underneath); it reproduces
@@ -11,7 +11,7 @@ use milenage::Milenage;
 
 use super::{F2345, RAND_LEN, SQN_LEN};
 
-/// OPc = OP ⊕ E[OP]K (TS 35.206 §4.1).
+/// OPc = OP ⊕ E\[OP\]K (TS 35.206 §4.1).
 pub fn opc_from_op(k: &[u8; 16], op: &[u8; 16]) -> [u8; 16] {
     *Milenage::new_with_op(*k, *op).opc()
 }
