@@ -98,7 +98,9 @@ pub const MAX_CHANNEL: usize = 19;
 impl<'a> Command<'a> {
     /// Parses and checks a command APDU; the error is the status word to answer.
     pub fn parse(apdu: &'a [u8]) -> Result<Self, StatusWord> {
-        let [cla, ins_byte, ..] = *apdu else { return Err(StatusWord::WrongLength) };
+        let [cla, ins_byte, ..] = *apdu else {
+            return Err(StatusWord::WrongLength);
+        };
         let view = CommandView::try_from(apdu).map_err(|e| match e {
             iso7816::command::FromSliceError::InvalidClass => StatusWord::ClassNotSupported,
             _ => StatusWord::WrongLength,
@@ -116,13 +118,25 @@ impl<'a> Command<'a> {
             0 => None,
             n => Some(n),
         };
-        Ok(Self { cla, ins, p1: view.p1, p2: view.p2, data: view.data(), ne, channel })
+        Ok(Self {
+            cla,
+            ins,
+            p1: view.p1,
+            p2: view.p2,
+            data: view.data(),
+            ne,
+            channel,
+        })
     }
 }
 
 /// Reads CLA per TS 102 221 §10.1.1: returns the family and the logical channel.
 fn decode_class(cla: u8) -> Result<(ClassFamily, usize), StatusWord> {
-    let family = if cla & 0x80 == 0 { ClassFamily::Interindustry } else { ClassFamily::Proprietary };
+    let family = if cla & 0x80 == 0 {
+        ClassFamily::Interindustry
+    } else {
+        ClassFamily::Proprietary
+    };
     match cla & 0x70 {
         // '0X' / '8X': b4-b3 secure messaging, b2-b1 channel 0–3.
         0x00 => {
@@ -165,7 +179,10 @@ mod tests {
     ) {
         let bytes = h(apdu);
         let cmd = Command::parse(&bytes).unwrap();
-        assert_eq!((cmd.ins, cmd.channel, cmd.data.len(), cmd.ne), (ins, channel, lc, ne));
+        assert_eq!(
+            (cmd.ins, cmd.channel, cmd.data.len(), cmd.ne),
+            (ins, channel, lc, ne)
+        );
     }
 
     #[rstest]

@@ -68,9 +68,18 @@ fn condition_holds(sc: &tlv::Tlv<'_>, satisfied: &dyn Fn(u8) -> bool) -> bool {
     match sc.tag {
         TAG_SC_ALWAYS => true,
         TAG_SC_NEVER => false,
-        TAG_SC_CRT => sc.find(TAG_KEY_REF).and_then(|k| k.value.first().copied()).is_some_and(satisfied),
-        TAG_SC_OR => sc.children().map_while(Result::ok).any(|c| condition_holds(&c, satisfied)),
-        TAG_SC_AND => sc.children().map_while(Result::ok).all(|c| condition_holds(&c, satisfied)),
+        TAG_SC_CRT => sc
+            .find(TAG_KEY_REF)
+            .and_then(|k| k.value.first().copied())
+            .is_some_and(satisfied),
+        TAG_SC_OR => sc
+            .children()
+            .map_while(Result::ok)
+            .any(|c| condition_holds(&c, satisfied)),
+        TAG_SC_AND => sc
+            .children()
+            .map_while(Result::ok)
+            .all(|c| condition_holds(&c, satisfied)),
         _ => false,
     }
 }
@@ -81,19 +90,35 @@ pub mod rule {
 
     /// `80 01 <am> 90 00`: the operations in `am` are always allowed.
     pub fn always(am: u8) -> Vec<u8> {
-        [tlv::encode(super::TAG_AM_DO, &[am]), tlv::encode(super::TAG_SC_ALWAYS, &[])].concat()
+        [
+            tlv::encode(super::TAG_AM_DO, &[am]),
+            tlv::encode(super::TAG_SC_ALWAYS, &[]),
+        ]
+        .concat()
     }
 
     /// `80 01 <am> 97 00`: never.
     pub fn never(am: u8) -> Vec<u8> {
-        [tlv::encode(super::TAG_AM_DO, &[am]), tlv::encode(super::TAG_SC_NEVER, &[])].concat()
+        [
+            tlv::encode(super::TAG_AM_DO, &[am]),
+            tlv::encode(super::TAG_SC_NEVER, &[]),
+        ]
+        .concat()
     }
 
     /// `80 01 <am> A4 06 83 01 <key> 95 01 08`: after user verification of `key`.
     pub fn key(am: u8, key_ref: u8) -> Vec<u8> {
         // '95 01 08': usage qualifier "user authentication, knowledge based" (TS 102 221 §9.5.1).
-        let crt = [tlv::encode(super::TAG_KEY_REF, &[key_ref]), tlv::encode(0x95, &[0x08])].concat();
-        [tlv::encode(super::TAG_AM_DO, &[am]), tlv::encode(super::TAG_SC_CRT, &crt)].concat()
+        let crt = [
+            tlv::encode(super::TAG_KEY_REF, &[key_ref]),
+            tlv::encode(0x95, &[0x08]),
+        ]
+        .concat();
+        [
+            tlv::encode(super::TAG_AM_DO, &[am]),
+            tlv::encode(super::TAG_SC_CRT, &crt),
+        ]
+        .concat()
     }
 }
 
@@ -104,7 +129,12 @@ mod tests {
     use rstest::rstest;
 
     fn pin1_read_adm_update() -> Vec<u8> {
-        [rule::key(0x01, KEY_PIN1), rule::key(0x1A, KEY_ADM1), vec![0xFF; 4]].concat()
+        [
+            rule::key(0x01, KEY_PIN1),
+            rule::key(0x1A, KEY_ADM1),
+            vec![0xFF; 4],
+        ]
+        .concat()
     }
 
     #[rstest]
@@ -113,7 +143,11 @@ mod tests {
     #[case::update_with_pin1(Operation::Update, &[KEY_PIN1], false)]
     #[case::update_with_adm(Operation::Update, &[KEY_ADM1], true)]
     #[case::deactivate_with_adm(Operation::Deactivate, &[KEY_ADM1], true)]
-    fn evaluates_key_conditions(#[case] op: Operation, #[case] verified: &[u8], #[case] expected: bool) {
+    fn evaluates_key_conditions(
+        #[case] op: Operation,
+        #[case] verified: &[u8],
+        #[case] expected: bool,
+    ) {
         let record = pin1_read_adm_update();
         assert_eq!(allows(&record, op, &|k| verified.contains(&k)), expected);
     }

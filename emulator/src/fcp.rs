@@ -39,7 +39,9 @@ const UICC_CHARACTERISTICS: u8 = 0x71;
 
 /// Encodes the FCP of file `id`; the PIN status template lists `pins` for DFs.
 pub fn encode(fs: &FileSystem, id: NodeId, pins: &PinStore) -> Vec<u8> {
-    let Some(node) = fs.node(id) else { return Vec::new() };
+    let Some(node) = fs.node(id) else {
+        return Vec::new();
+    };
     let mut body = Vec::with_capacity(48);
     body.extend(tlv::encode(TAG_FILE_DESCRIPTOR, &descriptor(node)));
     body.extend(tlv::encode(TAG_FILE_ID, &node.fid.to_be_bytes()));
@@ -47,7 +49,10 @@ pub fn encode(fs: &FileSystem, id: NodeId, pins: &PinStore) -> Vec<u8> {
         body.extend(tlv::encode(TAG_DF_NAME, aid));
     }
     if id == FileSystem::MF {
-        body.extend(tlv::encode(TAG_PROPRIETARY, &tlv::encode(0x80, &[UICC_CHARACTERISTICS])));
+        body.extend(tlv::encode(
+            TAG_PROPRIETARY,
+            &tlv::encode(0x80, &[UICC_CHARACTERISTICS]),
+        ));
     }
     let lcs = match node.life_cycle {
         LifeCycle::Activated => 0x05,
@@ -55,8 +60,13 @@ pub fn encode(fs: &FileSystem, id: NodeId, pins: &PinStore) -> Vec<u8> {
     };
     body.extend(tlv::encode(TAG_LIFE_CYCLE, &[lcs]));
     let [hi, lo] = node.arr.arr_fid.to_be_bytes();
-    body.extend(tlv::encode(TAG_SECURITY_REFERENCED, &[hi, lo, node.arr.record]));
-    let size = u16::try_from(fs.size_of(id)).unwrap_or(u16::MAX).to_be_bytes();
+    body.extend(tlv::encode(
+        TAG_SECURITY_REFERENCED,
+        &[hi, lo, node.arr.record],
+    ));
+    let size = u16::try_from(fs.size_of(id))
+        .unwrap_or(u16::MAX)
+        .to_be_bytes();
     if node.is_df() {
         body.extend(tlv::encode(TAG_PIN_STATUS, &pin_status_template(pins)));
         body.extend(tlv::encode(TAG_TOTAL_SIZE, &size));
@@ -73,20 +83,35 @@ fn descriptor(node: &FileNode) -> Vec<u8> {
     match &node.body {
         FileBody::Df { .. } => vec![DESC_DF, DATA_CODING],
         FileBody::Transparent(_) => vec![DESC_TRANSPARENT, DATA_CODING],
-        FileBody::LinearFixed { record_len, records } => record_descriptor(DESC_LINEAR_FIXED, *record_len, records.len()),
-        FileBody::Cyclic { record_len, records } => record_descriptor(DESC_CYCLIC, *record_len, records.len()),
+        FileBody::LinearFixed {
+            record_len,
+            records,
+        } => record_descriptor(DESC_LINEAR_FIXED, *record_len, records.len()),
+        FileBody::Cyclic {
+            record_len,
+            records,
+        } => record_descriptor(DESC_CYCLIC, *record_len, records.len()),
     }
 }
 
 fn record_descriptor(kind: u8, record_len: usize, count: usize) -> Vec<u8> {
     let [hi, lo] = u16::try_from(record_len).unwrap_or(u16::MAX).to_be_bytes();
-    vec![kind, DATA_CODING, hi, lo, u8::try_from(count).unwrap_or(u8::MAX)]
+    vec![
+        kind,
+        DATA_CODING,
+        hi,
+        lo,
+        u8::try_from(count).unwrap_or(u8::MAX),
+    ]
 }
 
 /// §9.5.2: PS_DO bitmap (bit 8 = first key listed) then each key reference.
 fn pin_status_template(pins: &PinStore) -> Vec<u8> {
     let keys: Vec<(u8, bool)> = pins.iter().take(8).map(|(k, p)| (k, p.enabled)).collect();
-    let ps_do = keys.iter().enumerate().fold(0u8, |acc, (i, (_, enabled))| if *enabled { acc | (0x80 >> i) } else { acc });
+    let ps_do = keys.iter().enumerate().fold(
+        0u8,
+        |acc, (i, (_, enabled))| if *enabled { acc | (0x80 >> i) } else { acc },
+    );
     let mut out = tlv::encode(0x90, &[ps_do]);
     for (key, _) in keys {
         out.extend(tlv::encode(0x83, &[key]));

@@ -37,13 +37,22 @@ pub struct ArrRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileBody {
     /// MF or DF: children by index. `aid` is set for an ADF (TS 102 221 §8.3).
-    Df { aid: Option<Vec<u8>>, children: Vec<NodeId> },
+    Df {
+        aid: Option<Vec<u8>>,
+        children: Vec<NodeId>,
+    },
     /// Transparent EF: a byte string.
     Transparent(Vec<u8>),
     /// Linear fixed EF: records of equal length, numbered from 1.
-    LinearFixed { record_len: usize, records: Vec<Vec<u8>> },
+    LinearFixed {
+        record_len: usize,
+        records: Vec<Vec<u8>>,
+    },
     /// Cyclic EF: `records[0]` is record 1, the most recently written.
-    Cyclic { record_len: usize, records: Vec<Vec<u8>> },
+    Cyclic {
+        record_len: usize,
+        records: Vec<Vec<u8>>,
+    },
 }
 
 /// One file.
@@ -72,9 +81,14 @@ impl FileNode {
     /// Records of a record-based EF.
     pub fn records(&self) -> Option<(usize, &Vec<Vec<u8>>)> {
         match &self.body {
-            FileBody::LinearFixed { record_len, records } | FileBody::Cyclic { record_len, records } => {
-                Some((*record_len, records))
+            FileBody::LinearFixed {
+                record_len,
+                records,
             }
+            | FileBody::Cyclic {
+                record_len,
+                records,
+            } => Some((*record_len, records)),
             _ => None,
         }
     }
@@ -88,7 +102,12 @@ pub enum FsError {
     #[error("file {fid:04X} already exists in that DF")]
     DuplicateFid { fid: u16 },
     #[error("record {index} of {fid:04X} is {got} bytes, the file's record length is {want}")]
-    RecordLength { fid: u16, index: usize, got: usize, want: usize },
+    RecordLength {
+        fid: u16,
+        index: usize,
+        got: usize,
+        want: usize,
+    },
     #[error("no file at path {0}")]
     NoSuchPath(String),
 }
@@ -108,7 +127,10 @@ impl FileSystem {
             parent: None,
             life_cycle: LifeCycle::Activated,
             arr,
-            body: FileBody::Df { aid: None, children: Vec::new() },
+            body: FileBody::Df {
+                aid: None,
+                children: Vec::new(),
+            },
         };
         Self { nodes: vec![mf] }
     }
@@ -133,9 +155,26 @@ impl FileSystem {
 
     /// Adds a file under `parent`; returns its id.
     pub fn add(&mut self, parent: NodeId, mut node: FileNode) -> Result<NodeId, FsError> {
-        if let FileBody::LinearFixed { record_len, records } | FileBody::Cyclic { record_len, records } = &node.body {
-            if let Some((index, r)) = records.iter().enumerate().find(|(_, r)| r.len() != *record_len) {
-                return Err(FsError::RecordLength { fid: node.fid, index: index + 1, got: r.len(), want: *record_len });
+        if let FileBody::LinearFixed {
+            record_len,
+            records,
+        }
+        | FileBody::Cyclic {
+            record_len,
+            records,
+        } = &node.body
+        {
+            if let Some((index, r)) = records
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.len() != *record_len)
+            {
+                return Err(FsError::RecordLength {
+                    fid: node.fid,
+                    index: index + 1,
+                    got: r.len(),
+                    want: *record_len,
+                });
             }
         }
         if self.child_by_fid(parent, node.fid).is_some() {
@@ -145,7 +184,12 @@ impl FileSystem {
         node.parent = Some(parent);
         match self.nodes.get_mut(parent).map(|p| &mut p.body) {
             Some(FileBody::Df { children, .. }) => children.push(id),
-            _ => return Err(FsError::ParentNotDf { fid: node.fid, parent }),
+            _ => {
+                return Err(FsError::ParentNotDf {
+                    fid: node.fid,
+                    parent,
+                })
+            }
         }
         self.nodes.push(node);
         Ok(id)
@@ -163,14 +207,18 @@ impl FileSystem {
     }
 
     pub fn child_by_fid(&self, df: NodeId, fid: u16) -> Option<NodeId> {
-        self.children(df).iter().copied().find(|c| self.nodes.get(*c).is_some_and(|n| n.fid == fid))
-    }
-
-    pub fn child_by_sfi(&self, df: NodeId, sfi: u8) -> Option<NodeId> {
         self.children(df)
             .iter()
             .copied()
-            .find(|c| self.nodes.get(*c).is_some_and(|n| n.sfi == Some(sfi) && !n.is_df()))
+            .find(|c| self.nodes.get(*c).is_some_and(|n| n.fid == fid))
+    }
+
+    pub fn child_by_sfi(&self, df: NodeId, sfi: u8) -> Option<NodeId> {
+        self.children(df).iter().copied().find(|c| {
+            self.nodes
+                .get(*c)
+                .is_some_and(|n| n.sfi == Some(sfi) && !n.is_df())
+        })
     }
 
     /// ADFs in creation order (they are children of the MF in this model).
@@ -180,7 +228,12 @@ impl FileSystem {
 
     /// The ADFs whose AID starts with `partial` (ISO 7816-4 §7.1.1: right-truncated DF names).
     pub fn adfs_matching<'a>(&'a self, partial: &'a [u8]) -> impl Iterator<Item = NodeId> + 'a {
-        self.adfs().filter(move |id| self.nodes.get(*id).and_then(|n| n.aid()).is_some_and(|a| a.starts_with(partial)))
+        self.adfs().filter(move |id| {
+            self.nodes
+                .get(*id)
+                .and_then(|n| n.aid())
+                .is_some_and(|a| a.starts_with(partial))
+        })
     }
 
     /// The nearest DF at or above `id` that is an ADF or the MF.
@@ -188,7 +241,9 @@ impl FileSystem {
         loop {
             match self.nodes.get(id) {
                 Some(n) if n.aid().is_some() => return id,
-                Some(FileNode { parent: Some(p), .. }) => id = *p,
+                Some(FileNode {
+                    parent: Some(p), ..
+                }) => id = *p,
                 _ => return Self::MF,
             }
         }
@@ -206,7 +261,9 @@ impl FileSystem {
             let next = if part.eq_ignore_ascii_case("ADF") || part.eq_ignore_ascii_case("7FFF") {
                 self.adfs().next()
             } else {
-                u16::from_str_radix(part, 16).ok().and_then(|fid| self.child_by_fid(at, fid))
+                u16::from_str_radix(part, 16)
+                    .ok()
+                    .and_then(|fid| self.child_by_fid(at, fid))
             };
             at = next.ok_or_else(|| FsError::NoSuchPath(path.to_string()))?;
         }
@@ -217,9 +274,16 @@ impl FileSystem {
     pub fn size_of(&self, id: NodeId) -> usize {
         match self.nodes.get(id).map(|n| &n.body) {
             Some(FileBody::Transparent(data)) => data.len(),
-            Some(FileBody::LinearFixed { record_len, records } | FileBody::Cyclic { record_len, records }) => {
-                record_len * records.len()
-            }
+            Some(
+                FileBody::LinearFixed {
+                    record_len,
+                    records,
+                }
+                | FileBody::Cyclic {
+                    record_len,
+                    records,
+                },
+            ) => record_len * records.len(),
             Some(FileBody::Df { children, .. }) => children.iter().map(|c| self.size_of(*c)).sum(),
             None => 0,
         }
@@ -228,7 +292,14 @@ impl FileSystem {
 
 /// Builds file nodes with the defaults most files use.
 pub fn ef(fid: u16, sfi: Option<u8>, arr: ArrRef, body: FileBody) -> FileNode {
-    FileNode { fid, sfi, parent: None, life_cycle: LifeCycle::Activated, arr, body }
+    FileNode {
+        fid,
+        sfi,
+        parent: None,
+        life_cycle: LifeCycle::Activated,
+        arr,
+        body,
+    }
 }
 
 /// A DF or ADF node.
@@ -239,6 +310,9 @@ pub fn df(fid: u16, aid: Option<Vec<u8>>, arr: ArrRef) -> FileNode {
         parent: None,
         life_cycle: LifeCycle::Activated,
         arr,
-        body: FileBody::Df { aid, children: Vec::new() },
+        body: FileBody::Df {
+            aid,
+            children: Vec::new(),
+        },
     }
 }

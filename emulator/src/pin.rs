@@ -116,7 +116,11 @@ impl PinStore {
             Ok(())
         } else {
             pin.attempts_left = pin.attempts_left.saturating_sub(1);
-            Err(if pin.attempts_left == 0 { PinError::Blocked } else { PinError::Wrong(pin.attempts_left) })
+            Err(if pin.attempts_left == 0 {
+                PinError::Blocked
+            } else {
+                PinError::Wrong(pin.attempts_left)
+            })
         }
     }
 
@@ -151,7 +155,11 @@ impl PinStore {
         }
         if puk != stored.value {
             stored.attempts_left = stored.attempts_left.saturating_sub(1);
-            return Err(if stored.attempts_left == 0 { PinError::Blocked } else { PinError::Wrong(stored.attempts_left) });
+            return Err(if stored.attempts_left == 0 {
+                PinError::Blocked
+            } else {
+                PinError::Wrong(stored.attempts_left)
+            });
         }
         let new = check_format(new)?;
         stored.attempts_left = stored.max_attempts;
@@ -162,7 +170,10 @@ impl PinStore {
 
     /// Retries left of the PUK of `key_ref`.
     pub fn puk_attempts(&self, key_ref: u8) -> Result<u8, PinError> {
-        self.get(key_ref).and_then(|p| p.puk.as_ref()).map(|p| p.attempts_left).ok_or(PinError::NotFound)
+        self.get(key_ref)
+            .and_then(|p| p.puk.as_ref())
+            .map(|p| p.attempts_left)
+            .ok_or(PinError::NotFound)
     }
 }
 
@@ -181,7 +192,11 @@ mod tests {
                 attempts_left: 3,
                 enabled: true,
                 can_disable: true,
-                puk: Some(Puk { value: pad("12345678").unwrap(), max_attempts: 10, attempts_left: 10 }),
+                puk: Some(Puk {
+                    value: pad("12345678").unwrap(),
+                    max_attempts: 10,
+                    attempts_left: 10,
+                }),
             },
         );
         s
@@ -204,8 +219,12 @@ mod tests {
         assert_eq!(s.verify(KEY_PIN1, &wrong), Err(PinError::Wrong(2)));
         assert_eq!(s.verify(KEY_PIN1, &wrong), Err(PinError::Wrong(1)));
         assert_eq!(s.verify(KEY_PIN1, &wrong), Err(PinError::Blocked));
-        assert_eq!(s.verify(KEY_PIN1, &pad("1234").unwrap()), Err(PinError::Blocked));
-        s.unblock(KEY_PIN1, &pad("12345678").unwrap(), &pad("4321").unwrap()).unwrap();
+        assert_eq!(
+            s.verify(KEY_PIN1, &pad("1234").unwrap()),
+            Err(PinError::Blocked)
+        );
+        s.unblock(KEY_PIN1, &pad("12345678").unwrap(), &pad("4321").unwrap())
+            .unwrap();
         s.verify(KEY_PIN1, &pad("4321").unwrap()).unwrap();
         assert_eq!(s.get(KEY_PIN1).unwrap().attempts_left, 3);
     }
@@ -221,7 +240,11 @@ mod tests {
     #[test]
     fn disabling_twice_is_refused() {
         let mut s = store();
-        s.set_enabled(KEY_PIN1, &pad("1234").unwrap(), false).unwrap();
-        assert_eq!(s.set_enabled(KEY_PIN1, &pad("1234").unwrap(), false), Err(PinError::NotAllowed));
+        s.set_enabled(KEY_PIN1, &pad("1234").unwrap(), false)
+            .unwrap();
+        assert_eq!(
+            s.set_enabled(KEY_PIN1, &pad("1234").unwrap(), false),
+            Err(PinError::NotAllowed)
+        );
     }
 }

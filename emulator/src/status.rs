@@ -149,7 +149,10 @@ impl StatusWord {
 
     /// SW1 `90`, `91` or `61`: the command completed (TS 102 221 §10.2.1.1).
     pub fn is_success(self) -> bool {
-        matches!(self, StatusWord::Success | StatusWord::ProactiveCommandPending(_) | StatusWord::MoreData(_))
+        matches!(
+            self,
+            StatusWord::Success | StatusWord::ProactiveCommandPending(_) | StatusWord::MoreData(_)
+        )
     }
 
     pub fn to_bytes(self) -> [u8; 2] {
@@ -177,7 +180,11 @@ mod tests {
 
     #[test]
     fn named_variants_map_back_to_themselves() {
-        for sw in [StatusWord::AuthenticationMacFailure, StatusWord::WrongLe(0x10), StatusWord::VerificationFailed(2)] {
+        for sw in [
+            StatusWord::AuthenticationMacFailure,
+            StatusWord::WrongLe(0x10),
+            StatusWord::VerificationFailed(2),
+        ] {
             assert_eq!(StatusWord::from_u16(sw.to_u16()), sw);
         }
     }

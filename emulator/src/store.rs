@@ -17,9 +17,15 @@ const TEMP_FILE: &str = "state.json.tmp";
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("state directory {dir}: {source}")]
-    Io { dir: PathBuf, source: std::io::Error },
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state file {file} is not a valid card state ({source}); move it away to start from the card definition again")]
-    Corrupt { file: PathBuf, source: serde_json::Error },
+    Corrupt {
+        file: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// A directory holding one card's persistent state.
@@ -32,7 +38,10 @@ impl StateStore {
     /// Uses `dir`, creating it if needed.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(|source| StoreError::Io { dir: dir.clone(), source })?;
+        fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            dir: dir.clone(),
+            source,
+        })?;
         Ok(Self { dir })
     }
 
@@ -41,7 +50,10 @@ impl StateStore {
     }
 
     fn io(&self, source: std::io::Error) -> StoreError {
-        StoreError::Io { dir: self.dir.clone(), source }
+        StoreError::Io {
+            dir: self.dir.clone(),
+            source,
+        }
     }
 
     /// The saved state, or `None` when nothing was saved yet.
@@ -52,7 +64,9 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::Corrupt { file, source })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { file, source })
     }
 
     /// Replaces the saved state with `state`, atomically.
@@ -65,7 +79,9 @@ impl StateStore {
         drop(file);
         fs::rename(&temp, self.dir.join(STATE_FILE)).map_err(|e| self.io(e))?;
         // The rename is durable only once the directory entry is.
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.io(e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io(e))?;
         Ok(())
     }
 }
@@ -97,7 +113,10 @@ mod tests {
     fn a_corrupt_state_file_is_reported_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(STATE_FILE), b"not json").unwrap();
-        let err = StateStore::open(dir.path()).unwrap().load::<Vec<u8>>().unwrap_err();
+        let err = StateStore::open(dir.path())
+            .unwrap()
+            .load::<Vec<u8>>()
+            .unwrap_err();
         assert!(err.to_string().contains("state.json"), "{err}");
     }
 }

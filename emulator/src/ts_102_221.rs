@@ -69,9 +69,21 @@ pub fn select_node(ctx: &mut Context<'_>, target: NodeId) {
 
 /// FCP (if asked) with 9000, or with the '62 83' warning for a deactivated file (§11.1.1.3).
 pub fn answer_select(ctx: &Context<'_>, target: NodeId, want_fcp: bool) -> CmdResult {
-    let data = if want_fcp { fcp::encode(&ctx.state.fs, target, &ctx.state.pins) } else { Vec::new() };
-    let deactivated = ctx.state.fs.node(target).is_some_and(|n| n.life_cycle == LifeCycle::Deactivated);
-    let sw = if deactivated { StatusWord::SelectedFileInvalidated } else { StatusWord::Success };
+    let data = if want_fcp {
+        fcp::encode(&ctx.state.fs, target, &ctx.state.pins)
+    } else {
+        Vec::new()
+    };
+    let deactivated = ctx
+        .state
+        .fs
+        .node(target)
+        .is_some_and(|n| n.life_cycle == LifeCycle::Deactivated);
+    let sw = if deactivated {
+        StatusWord::SelectedFileInvalidated
+    } else {
+        StatusWord::Success
+    };
     Ok(Response { data, sw })
 }
 
@@ -90,7 +102,9 @@ fn resolve(ctx: &Context<'_>, p1: u8, p2: u8, data: &[u8]) -> Result<NodeId, Sta
         }
         SELECT_CHILD_DF => {
             let fid = fid_of(data)?;
-            fs.child_by_fid(chan.df, fid).filter(|c| fs.node(*c).is_some_and(|n| n.is_df())).ok_or(StatusWord::FileNotFound)
+            fs.child_by_fid(chan.df, fid)
+                .filter(|c| fs.node(*c).is_some_and(|n| n.is_df()))
+                .ok_or(StatusWord::FileNotFound)
         }
         SELECT_PARENT_DF => {
             if !data.is_empty() {
@@ -103,7 +117,11 @@ fn resolve(ctx: &Context<'_>, p1: u8, p2: u8, data: &[u8]) -> Result<NodeId, Sta
             if data.is_empty() || data.len() % 2 != 0 {
                 return Err(StatusWord::WrongLength);
             }
-            let start = if p1 == SELECT_PATH_FROM_MF { FileSystem::MF } else { chan.df };
+            let start = if p1 == SELECT_PATH_FROM_MF {
+                FileSystem::MF
+            } else {
+                chan.df
+            };
             by_path(fs, &chan, start, data).ok_or(StatusWord::FileNotFound)
         }
         _ => Err(StatusWord::IncorrectP1P2),
@@ -137,7 +155,8 @@ fn by_fid(fs: &FileSystem, chan: &Channel, fid: u16) -> Option<NodeId> {
     if fs.node(parent).is_some_and(|p| p.fid == fid) {
         return Some(parent);
     }
-    fs.child_by_fid(parent, fid).filter(|s| fs.node(*s).is_some_and(|n| n.is_df()))
+    fs.child_by_fid(parent, fid)
+        .filter(|s| fs.node(*s).is_some_and(|n| n.is_df()))
 }
 
 /// Path selection (§8.4.2): FIDs after the start, '7FFF' first meaning the current ADF.
@@ -155,7 +174,12 @@ fn by_path(fs: &FileSystem, chan: &Channel, start: NodeId, path: &[u8]) -> Optio
 }
 
 /// Selection by DF name (ISO 7816-4 §7.1.1): full or right-truncated AID, first or next.
-fn by_aid(fs: &FileSystem, chan: &Channel, aid: &[u8], occurrence: u8) -> Result<NodeId, StatusWord> {
+fn by_aid(
+    fs: &FileSystem,
+    chan: &Channel,
+    aid: &[u8],
+    occurrence: u8,
+) -> Result<NodeId, StatusWord> {
     if aid.is_empty() || aid.len() > 16 {
         return Err(StatusWord::WrongLength);
     }
@@ -164,7 +188,11 @@ fn by_aid(fs: &FileSystem, chan: &Channel, aid: &[u8], occurrence: u8) -> Result
         0x00 => matches.next().ok_or(StatusWord::FileNotFound),
         P2_NEXT_OCCURRENCE => {
             let found: Vec<NodeId> = matches.collect();
-            let after = chan.adf.and_then(|cur| found.iter().position(|n| *n == cur)).map(|p| p + 1).unwrap_or(0);
+            let after = chan
+                .adf
+                .and_then(|cur| found.iter().position(|n| *n == cur))
+                .map(|p| p + 1)
+                .unwrap_or(0);
             found.get(after).copied().ok_or(StatusWord::FileNotFound)
         }
         _ => Err(StatusWord::IncorrectP1P2),
@@ -180,10 +208,18 @@ pub fn status(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     }
     let chan = ctx.chan();
     match cmd.p2 {
-        0x00 => Ok(Response::ok(fcp::encode(&ctx.state.fs, chan.df, &ctx.state.pins))),
+        0x00 => Ok(Response::ok(fcp::encode(
+            &ctx.state.fs,
+            chan.df,
+            &ctx.state.pins,
+        ))),
         // DF name (AID) of the current application, as TLV '84'.
         0x01 => {
-            let aid = chan.adf.and_then(|a| ctx.state.fs.node(a)).and_then(|n| n.aid()).unwrap_or_default();
+            let aid = chan
+                .adf
+                .and_then(|a| ctx.state.fs.node(a))
+                .and_then(|n| n.aid())
+                .unwrap_or_default();
             Ok(Response::ok(crate::tlv::encode(fcp::TAG_DF_NAME, aid)))
         }
         0x0C => Ok(Response::ok(Vec::new())),
@@ -199,7 +235,11 @@ fn target_ef(ctx: &mut Context<'_>, sfi: Option<u8>) -> Result<NodeId, StatusWor
     match sfi {
         Some(sfi) => {
             let chan = ctx.chan();
-            let ef = ctx.state.fs.child_by_sfi(chan.df, sfi).ok_or(StatusWord::FileNotFound)?;
+            let ef = ctx
+                .state
+                .fs
+                .child_by_sfi(chan.df, sfi)
+                .ok_or(StatusWord::FileNotFound)?;
             if chan.ef != Some(ef) {
                 select_node(ctx, ef);
             }
@@ -227,8 +267,14 @@ fn check_access(ctx: &Context<'_>, ef: NodeId, op: Operation) -> Result<(), Stat
 /// then upwards to the MF, as the referenced-format rules say.
 fn rule_allows(ctx: &Context<'_>, file: NodeId, op: Operation) -> bool {
     let fs = &ctx.state.fs;
-    let Some(node) = fs.node(file) else { return false };
-    let mut dir = if node.is_df() { Some(file) } else { node.parent };
+    let Some(node) = fs.node(file) else {
+        return false;
+    };
+    let mut dir = if node.is_df() {
+        Some(file)
+    } else {
+        node.parent
+    };
     while let Some(d) = dir {
         if let Some(arr_ef) = fs.child_by_fid(d, node.arr.arr_fid) {
             let record = fs
@@ -256,7 +302,9 @@ pub fn read_binary(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         return Err(StatusWord::IncorrectP1P2);
     }
     let ef = target_ef(ctx, sfi)?;
-    let FileBody::Transparent(content) = &ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?.body else {
+    let FileBody::Transparent(content) =
+        &ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?.body
+    else {
         return Err(StatusWord::IncompatibleFileStructure);
     };
     let content_len = content.len();
@@ -267,12 +315,18 @@ pub fn read_binary(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     // No Le on the wire is P3 = '00' in T=0 terms: up to 256 bytes.
     let ne = cmd.ne.unwrap_or(256);
     let end = offset.saturating_add(ne).min(content_len);
-    let FileBody::Transparent(content) = &ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?.body else {
+    let FileBody::Transparent(content) =
+        &ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?.body
+    else {
         return Err(StatusWord::IncompatibleFileStructure);
     };
     let data = content.get(offset..end).unwrap_or_default().to_vec();
     // Ne = 256 (Le '00') reads "up to the end"; an explicit longer Ne gets '62 82' (§11.1.3).
-    let sw = if offset + ne > content_len && ne < 256 { StatusWord::EndOfFileReached } else { StatusWord::Success };
+    let sw = if offset + ne > content_len && ne < 256 {
+        StatusWord::EndOfFileReached
+    } else {
+        StatusWord::Success
+    };
     Ok(Response { data, sw })
 }
 
@@ -317,7 +371,13 @@ fn record_sfi(p2: u8) -> Option<u8> {
 }
 
 /// Which record a READ/UPDATE RECORD addresses (1-based), given the count and the pointer.
-fn address_record(p1: u8, mode: u8, current: Option<usize>, count: usize, cyclic: bool) -> Result<usize, StatusWord> {
+fn address_record(
+    p1: u8,
+    mode: u8,
+    current: Option<usize>,
+    count: usize,
+    cyclic: bool,
+) -> Result<usize, StatusWord> {
     let n = match mode {
         MODE_ABSOLUTE if p1 == 0 => current.ok_or(StatusWord::RecordNotFound)?,
         MODE_ABSOLUTE => usize::from(p1),
@@ -345,7 +405,10 @@ pub fn read_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     let ef = target_ef(ctx, record_sfi(cmd.p2))?;
     let node = ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?;
     let cyclic = matches!(node.body, FileBody::Cyclic { .. });
-    let (record_len, count) = node.records().map(|(l, r)| (l, r.len())).ok_or(StatusWord::IncompatibleFileStructure)?;
+    let (record_len, count) = node
+        .records()
+        .map(|(l, r)| (l, r.len()))
+        .ok_or(StatusWord::IncompatibleFileStructure)?;
     check_access(ctx, ef, Operation::Read)?;
     let n = address_record(cmd.p1, cmd.p2 & 0x07, ctx.chan().record, count, cyclic)?;
     // Ne must be the record length; Le '00' (256) is accepted as "the whole record".
@@ -353,7 +416,14 @@ pub fn read_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     if ne != record_len && ne != 256 {
         return Err(StatusWord::WrongLe(u8::try_from(record_len).unwrap_or(0)));
     }
-    let data = ctx.state.fs.node(ef).and_then(|n| n.records()).and_then(|(_, r)| r.get(n - 1)).cloned().unwrap_or_default();
+    let data = ctx
+        .state
+        .fs
+        .node(ef)
+        .and_then(|n| n.records())
+        .and_then(|(_, r)| r.get(n - 1))
+        .cloned()
+        .unwrap_or_default();
     let mut chan = ctx.chan();
     chan.record = Some(n);
     ctx.set_chan(chan);
@@ -364,7 +434,10 @@ pub fn update_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     let ef = target_ef(ctx, record_sfi(cmd.p2))?;
     let node = ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?;
     let cyclic = matches!(node.body, FileBody::Cyclic { .. });
-    let (record_len, count) = node.records().map(|(l, r)| (l, r.len())).ok_or(StatusWord::IncompatibleFileStructure)?;
+    let (record_len, count) = node
+        .records()
+        .map(|(l, r)| (l, r.len()))
+        .ok_or(StatusWord::IncompatibleFileStructure)?;
     check_access(ctx, ef, Operation::Update)?;
     if cmd.data.len() != record_len {
         return Err(StatusWord::WrongLength);
@@ -376,7 +449,9 @@ pub fn update_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         if mode != MODE_PREVIOUS || cmd.p1 != 0 {
             return Err(StatusWord::IncorrectP1P2);
         }
-        if let Some(FileBody::Cyclic { records, .. }) = ctx.state.fs.node_mut(ef).map(|n| &mut n.body) {
+        if let Some(FileBody::Cyclic { records, .. }) =
+            ctx.state.fs.node_mut(ef).map(|n| &mut n.body)
+        {
             records.rotate_right(1);
         }
         1
@@ -401,7 +476,13 @@ pub fn update_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
 /// pattern, and makes the first of them the current record.
 pub fn search_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     let ef = target_ef(ctx, record_sfi(cmd.p2))?;
-    let (_, count) = ctx.state.fs.node(ef).and_then(|n| n.records()).map(|(l, r)| (l, r.len())).ok_or(StatusWord::IncompatibleFileStructure)?;
+    let (_, count) = ctx
+        .state
+        .fs
+        .node(ef)
+        .and_then(|n| n.records())
+        .map(|(l, r)| (l, r.len()))
+        .ok_or(StatusWord::IncompatibleFileStructure)?;
     check_access(ctx, ef, Operation::Read)?;
     if cmd.data.is_empty() {
         return Err(StatusWord::WrongLength);
@@ -418,10 +499,20 @@ pub fn search_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         0x05 => (1..=start).rev().collect(),
         _ => return Err(StatusWord::IncorrectP1P2),
     };
-    let records = ctx.state.fs.node(ef).and_then(|n| n.records()).map(|(_, r)| r.clone()).unwrap_or_default();
+    let records = ctx
+        .state
+        .fs
+        .node(ef)
+        .and_then(|n| n.records())
+        .map(|(_, r)| r.clone())
+        .unwrap_or_default();
     let found: Vec<u8> = order
         .into_iter()
-        .filter(|n| records.get(n - 1).is_some_and(|r| r.windows(cmd.data.len()).any(|w| w == cmd.data)))
+        .filter(|n| {
+            records
+                .get(n - 1)
+                .is_some_and(|r| r.windows(cmd.data.len()).any(|w| w == cmd.data))
+        })
         .filter_map(|n| u8::try_from(n).ok())
         .collect();
     if let Some(first) = found.first() {
@@ -450,7 +541,13 @@ pub fn pin_command(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     let key = cmd.p2;
     let pins = &mut ctx.state.pins;
     let pin = pins.get(key).ok_or(StatusWord::ReferencedDataNotFound)?;
-    let block = |d: &[u8]| -> Result<(), StatusWord> { if d.len() == 8 { Ok(()) } else { Err(StatusWord::WrongLength) } };
+    let block = |d: &[u8]| -> Result<(), StatusWord> {
+        if d.len() == 8 {
+            Ok(())
+        } else {
+            Err(StatusWord::WrongLength)
+        }
+    };
     let result = match cmd.ins {
         Instruction::Verify => {
             if cmd.p1 != 0 {
@@ -471,7 +568,11 @@ pub fn pin_command(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         }
         Instruction::ChangePin => {
             if cmd.data.len() != 16 || cmd.p1 != 0 {
-                return Err(if cmd.p1 != 0 { StatusWord::IncorrectP1P2 } else { StatusWord::WrongLength });
+                return Err(if cmd.p1 != 0 {
+                    StatusWord::IncorrectP1P2
+                } else {
+                    StatusWord::WrongLength
+                });
             }
             let (old, new) = cmd.data.split_at(8);
             pins.change(key, old, new)
@@ -489,7 +590,11 @@ pub fn pin_command(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
             }
             if cmd.data.is_empty() {
                 let left = pins.puk_attempts(key).map_err(pin_status)?;
-                return Err(if left == 0 { StatusWord::AuthenticationMethodBlocked } else { StatusWord::VerificationFailed(left) });
+                return Err(if left == 0 {
+                    StatusWord::AuthenticationMethodBlocked
+                } else {
+                    StatusWord::VerificationFailed(left)
+                });
             }
             if cmd.data.len() != 16 {
                 return Err(StatusWord::WrongLength);
@@ -548,7 +653,13 @@ pub fn set_life_cycle(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
 // MANAGE CHANNEL (§11.1.17)
 
 pub fn manage_channel(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
-    let origin = ctx.session.channels.get(ctx.channel).copied().flatten().ok_or(StatusWord::LogicalChannelNotSupported)?;
+    let origin = ctx
+        .session
+        .channels
+        .get(ctx.channel)
+        .copied()
+        .flatten()
+        .ok_or(StatusWord::LogicalChannelNotSupported)?;
     match cmd.p1 {
         0x00 => {
             let wanted = match cmd.p2 {
@@ -558,18 +669,34 @@ pub fn manage_channel(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
                 n if usize::from(n) <= MAX_CHANNEL => usize::from(n),
                 _ => return Err(StatusWord::IncorrectP1P2),
             };
-            let slot = ctx.session.channels.get_mut(wanted).ok_or(StatusWord::LogicalChannelNotSupported)?;
+            let slot = ctx
+                .session
+                .channels
+                .get_mut(wanted)
+                .ok_or(StatusWord::LogicalChannelNotSupported)?;
             if slot.is_some() {
                 return Err(StatusWord::LogicalChannelNotSupported);
             }
             // Opened from the basic channel: MF selected; from another channel: that
             // channel's selection is inherited (ISO 7816-4 §7.1.2).
-            *slot = Some(if ctx.channel == 0 { Channel::at_mf() } else { origin });
-            let data = if cmd.p2 == 0 { vec![u8::try_from(wanted).unwrap_or(0)] } else { Vec::new() };
+            *slot = Some(if ctx.channel == 0 {
+                Channel::at_mf()
+            } else {
+                origin
+            });
+            let data = if cmd.p2 == 0 {
+                vec![u8::try_from(wanted).unwrap_or(0)]
+            } else {
+                Vec::new()
+            };
             Ok(Response::ok(data))
         }
         0x80 => {
-            let target = if cmd.p2 == 0 { ctx.channel } else { usize::from(cmd.p2) };
+            let target = if cmd.p2 == 0 {
+                ctx.channel
+            } else {
+                usize::from(cmd.p2)
+            };
             if target == 0 {
                 return Err(StatusWord::IncorrectP1P2);
             }

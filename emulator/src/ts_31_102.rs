@@ -1,8 +1,8 @@
 //! 3GPP TS 31.102 (V17): the USIM application — its ADF and EFs (§4.2, contents encoded as
 //! §4.2.x says) and AUTHENTICATE (§7.1.2) in the 3G and GSM security contexts.
 
-use crate::aka::ts_31_102::{AuthenticateCommand, AuthenticateResponse};
-use crate::aka::{self, AkaAlgorithm, AkaFailure, SqnStore};
+use crate::aka::ts_31_102::AuthenticateCommand;
+use crate::aka::{self, AkaAlgorithm, SqnStore};
 use crate::apdu::Command;
 use crate::fs::{self, ArrRef, FileBody, FileSystem, FsError, LifeCycle, NodeId};
 use crate::status::StatusWord;
@@ -29,20 +29,13 @@ pub fn authenticate(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         .map_err(|e| StatusWord::from_u16(u16::from_be_bytes(e.status_word())))?;
     let adf = usable_usim(ctx)?;
     let gsm_access = service_available(&ctx.state.fs, adf, SERVICE_GSM_ACCESS);
-    let usim = ctx.state.usim.as_mut().ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
-    let answer = match challenge {
-        AuthenticateCommand::ThreeG { rand, autn } => {
-            match aka::authenticate_3g(&usim.algorithm, &mut usim.sqn, &rand, &autn) {
-                Ok(ok) => AuthenticateResponse::success(&ok, gsm_access),
-                Err(AkaFailure::SyncFailure { auts }) => AuthenticateResponse::SyncFailure { auts },
-                Err(AkaFailure::MacFailure) => return Err(StatusWord::AuthenticationMacFailure),
-            }
-        }
-        AuthenticateCommand::Gsm { rand } => {
-            let (sres, kc) = aka::authenticate_gsm(&usim.algorithm, &rand);
-            AuthenticateResponse::Gsm { sres, kc }
-        }
-    };
+    let usim = ctx
+        .state
+        .usim
+        .as_mut()
+        .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
+    let answer = aka::ts_31_102::execute(&challenge, &usim.algorithm, &mut usim.sqn, gsm_access)
+        .map_err(|e| StatusWord::from_u16(u16::from_be_bytes(e.status_word())))?;
     Ok(Response::ok(answer.encode()))
 }
 
@@ -51,8 +44,15 @@ pub fn authenticate(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
 /// An invalidated (deactivated) ADF refuses AUTHENTICATE with '69 85': this is how an
 /// operator disables an old card (TS 102 221 §11.1.14).
 fn usable_usim(ctx: &Context<'_>) -> Result<NodeId, StatusWord> {
-    let adf = ctx.chan().adf.ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
-    let node = ctx.state.fs.node(adf).ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
+    let adf = ctx
+        .chan()
+        .adf
+        .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
+    let node = ctx
+        .state
+        .fs
+        .node(adf)
+        .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
     if node.life_cycle == LifeCycle::Deactivated {
         return Err(StatusWord::ConditionsOfUseNotSatisfied);
     }
@@ -65,10 +65,15 @@ fn usable_usim(ctx: &Context<'_>) -> Result<NodeId, StatusWord> {
 
 /// Whether service `n` is set in EF.UST (TS 31.102 §4.2.8: bit (n-1) mod 8 of byte (n-1)/8).
 pub fn service_available(fs: &FileSystem, adf: NodeId, n: usize) -> bool {
-    let Some(ust) = fs.child_by_fid(adf, FID_UST) else { return false };
+    let Some(ust) = fs.child_by_fid(adf, FID_UST) else {
+        return false;
+    };
     match fs.node(ust).map(|u| &u.body) {
         Some(FileBody::Transparent(bytes)) => {
-            n > 0 && bytes.get((n - 1) / 8).is_some_and(|b| b & (1 << ((n - 1) % 8)) != 0)
+            n > 0
+                && bytes
+                    .get((n - 1) / 8)
+                    .is_some_and(|b| b & (1 << ((n - 1) % 8)) != 0)
         }
         _ => false,
     }
@@ -145,7 +150,11 @@ pub fn encode_swapped_bcd(digits: &str, len: usize) -> Option<Vec<u8>> {
     let mut out = vec![0xFF; len];
     for (i, d) in digits.bytes().map(|b| b - b'0').enumerate() {
         let byte = out.get_mut(i / 2)?;
-        *byte = if i % 2 == 0 { (*byte & 0xF0) | d } else { (*byte & 0x0F) | (d << 4) };
+        *byte = if i % 2 == 0 {
+            (*byte & 0xF0) | d
+        } else {
+            (*byte & 0x0F) | (d << 4)
+        };
     }
     Some(out)
 }
@@ -170,7 +179,11 @@ pub fn encode_msisdn_record(msisdn: &str) -> Option<Vec<u8>> {
 /// The name is limited to the GSM 7-bit characters that share ASCII codes.
 fn encode_spn(name: &str) -> Vec<u8> {
     let mut out = vec![0x01];
-    out.extend(name.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b' ').take(16));
+    out.extend(
+        name.bytes()
+            .filter(|b| b.is_ascii_alphanumeric() || *b == b' ')
+            .take(16),
+    );
     out.resize(17, 0xFF);
     out
 }
@@ -206,8 +219,16 @@ pub mod rules {
         let update_deact_act = 0x02 | 0x08 | 0x10;
         [
             [rule::always(0x01), rule::key(update_deact_act, KEY_ADM1)].concat(),
-            [rule::key(0x01 | 0x02, KEY_PIN1), rule::key(0x08 | 0x10, KEY_ADM1)].concat(),
-            [rule::key(0x01, KEY_PIN1), rule::key(update_deact_act, KEY_ADM1)].concat(),
+            [
+                rule::key(0x01 | 0x02, KEY_PIN1),
+                rule::key(0x08 | 0x10, KEY_ADM1),
+            ]
+            .concat(),
+            [
+                rule::key(0x01, KEY_PIN1),
+                rule::key(update_deact_act, KEY_ADM1),
+            ]
+            .concat(),
         ]
         .into_iter()
         .map(|mut r| {
@@ -220,40 +241,109 @@ pub mod rules {
 
 /// Creates ADF.USIM and its EFs under the MF; returns the ADF.
 pub fn build_usim(fs: &mut FileSystem, f: &UsimFiles<'_>) -> Result<NodeId, FsError> {
-    let at = |record| ArrRef { arr_fid: FID_ARR, record };
-    let adf = fs.add(FileSystem::MF, fs::df(FID_ADF_USIM, Some(f.aid.to_vec()), at(rules::READ_ALWAYS)))?;
-    let arr = FileBody::LinearFixed { record_len: rules::RECORD_LEN, records: rules::records() };
-    fs.add(adf, fs::ef(FID_ARR, Some(0x17), at(rules::READ_ALWAYS), arr))?;
-    let imsi = encode_imsi(f.imsi).map(|b| b.to_vec()).unwrap_or_else(|| vec![0xFF; 9]);
-    let transparent = |fid, sfi, rule, data: Vec<u8>| fs::ef(fid, sfi, at(rule), FileBody::Transparent(data));
-    fs.add(adf, transparent(FID_IMSI, Some(0x07), rules::PIN1_READ_ADM_UPDATE, imsi))?;
+    let at = |record| ArrRef {
+        arr_fid: FID_ARR,
+        record,
+    };
+    let adf = fs.add(
+        FileSystem::MF,
+        fs::df(FID_ADF_USIM, Some(f.aid.to_vec()), at(rules::READ_ALWAYS)),
+    )?;
+    let arr = FileBody::LinearFixed {
+        record_len: rules::RECORD_LEN,
+        records: rules::records(),
+    };
+    fs.add(
+        adf,
+        fs::ef(FID_ARR, Some(0x17), at(rules::READ_ALWAYS), arr),
+    )?;
+    let imsi = encode_imsi(f.imsi)
+        .map(|b| b.to_vec())
+        .unwrap_or_else(|| vec![0xFF; 9]);
+    let transparent =
+        |fid, sfi, rule, data: Vec<u8>| fs::ef(fid, sfi, at(rule), FileBody::Transparent(data));
+    fs.add(
+        adf,
+        transparent(FID_IMSI, Some(0x07), rules::PIN1_READ_ADM_UPDATE, imsi),
+    )?;
     // EF.Keys / EF.KeysPS (§4.2.4/5): KSI '07' = no key available, then CK and IK.
     let keys = [vec![0x07], vec![0xFF; 32]].concat();
-    fs.add(adf, transparent(FID_KEYS, Some(0x08), rules::PIN1_READ_UPDATE, keys.clone()))?;
-    fs.add(adf, transparent(FID_KEYS_PS, Some(0x09), rules::PIN1_READ_UPDATE, keys))?;
+    fs.add(
+        adf,
+        transparent(FID_KEYS, Some(0x08), rules::PIN1_READ_UPDATE, keys.clone()),
+    )?;
+    fs.add(
+        adf,
+        transparent(FID_KEYS_PS, Some(0x09), rules::PIN1_READ_UPDATE, keys),
+    )?;
     // EF.AD (§4.2.18): normal operation, no OFM, then the MNC length.
-    fs.add(adf, transparent(FID_AD, Some(0x03), rules::READ_ALWAYS, vec![0x00, 0x00, 0x00, f.mnc_length]))?;
+    fs.add(
+        adf,
+        transparent(
+            FID_AD,
+            Some(0x03),
+            rules::READ_ALWAYS,
+            vec![0x00, 0x00, 0x00, f.mnc_length],
+        ),
+    )?;
     let mut ust = vec![0u8; 8];
     for n in f.services.iter().filter(|n| (1..=64).contains(*n)) {
         if let Some(b) = ust.get_mut((n - 1) / 8) {
             *b |= 1 << ((n - 1) % 8);
         }
     }
-    fs.add(adf, transparent(FID_UST, Some(0x04), rules::PIN1_READ_ADM_UPDATE, ust))?;
-    fs.add(adf, transparent(FID_EST, Some(0x05), rules::PIN1_READ_UPDATE, vec![0x00]))?;
+    fs.add(
+        adf,
+        transparent(FID_UST, Some(0x04), rules::PIN1_READ_ADM_UPDATE, ust),
+    )?;
+    fs.add(
+        adf,
+        transparent(FID_EST, Some(0x05), rules::PIN1_READ_UPDATE, vec![0x00]),
+    )?;
     // EF.ACC (§4.2.15): access class = last IMSI digit.
-    let class = f.imsi.bytes().last().map(|d| d.wrapping_sub(b'0')).filter(|d| *d <= 9).unwrap_or(0);
-    fs.add(adf, transparent(FID_ACC, Some(0x06), rules::PIN1_READ_ADM_UPDATE, (1u16 << class).to_be_bytes().to_vec()))?;
+    let class = f
+        .imsi
+        .bytes()
+        .last()
+        .map(|d| d.wrapping_sub(b'0'))
+        .filter(|d| *d <= 9)
+        .unwrap_or(0);
+    fs.add(
+        adf,
+        transparent(
+            FID_ACC,
+            Some(0x06),
+            rules::PIN1_READ_ADM_UPDATE,
+            (1u16 << class).to_be_bytes().to_vec(),
+        ),
+    )?;
     // EF.LOCI (§4.2.17): no TMSI, no LAI, location update status "not updated".
-    let loci = vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0x01];
-    fs.add(adf, transparent(FID_LOCI, Some(0x0B), rules::PIN1_READ_UPDATE, loci))?;
+    let loci = vec![
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0x01,
+    ];
+    fs.add(
+        adf,
+        transparent(FID_LOCI, Some(0x0B), rules::PIN1_READ_UPDATE, loci),
+    )?;
     if let Some(spn) = f.spn {
-        fs.add(adf, transparent(FID_SPN, None, rules::READ_ALWAYS, encode_spn(spn)))?;
+        fs.add(
+            adf,
+            transparent(FID_SPN, None, rules::READ_ALWAYS, encode_spn(spn)),
+        )?;
     }
     let record_len = MSISDN_ALPHA_LEN + 14;
-    let first = f.msisdn.and_then(encode_msisdn_record).unwrap_or_else(|| vec![0xFF; record_len]);
-    let msisdn = FileBody::LinearFixed { record_len, records: vec![first, vec![0xFF; record_len]] };
-    fs.add(adf, fs::ef(FID_MSISDN, None, at(rules::PIN1_READ_UPDATE), msisdn))?;
+    let first = f
+        .msisdn
+        .and_then(encode_msisdn_record)
+        .unwrap_or_else(|| vec![0xFF; record_len]);
+    let msisdn = FileBody::LinearFixed {
+        record_len,
+        records: vec![first, vec![0xFF; record_len]],
+    };
+    fs.add(
+        adf,
+        fs::ef(FID_MSISDN, None, at(rules::PIN1_READ_UPDATE), msisdn),
+    )?;
     Ok(adf)
 }
 
@@ -281,6 +371,9 @@ mod tests {
     fn encodes_an_international_msisdn() {
         let rec = encode_msisdn_record("+4915112345678").unwrap();
         assert_eq!(rec.len(), 28);
-        assert_eq!(hex::encode_upper(&rec[14..]), "0891945111325476F8FFFFFFFFFF");
+        assert_eq!(
+            hex::encode_upper(&rec[14..]),
+            "0891945111325476F8FFFFFFFFFF"
+        );
     }
 }

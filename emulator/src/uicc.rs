@@ -36,7 +36,12 @@ pub struct Channel {
 
 impl Channel {
     pub fn at_mf() -> Self {
-        Self { df: FileSystem::MF, ef: None, record: None, adf: None }
+        Self {
+            df: FileSystem::MF,
+            ef: None,
+            record: None,
+            adf: None,
+        }
     }
 }
 
@@ -62,7 +67,11 @@ impl Default for Session {
         if let Some(basic) = channels.first_mut() {
             *basic = Some(Channel::at_mf());
         }
-        Self { channels, verified: BTreeSet::new(), pending: None }
+        Self {
+            channels,
+            verified: BTreeSet::new(),
+            pending: None,
+        }
     }
 }
 
@@ -75,11 +84,17 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: Vec<u8>) -> Self {
-        Self { data, sw: StatusWord::Success }
+        Self {
+            data,
+            sw: StatusWord::Success,
+        }
     }
 
     pub fn status(sw: StatusWord) -> Self {
-        Self { data: Vec::new(), sw }
+        Self {
+            data: Vec::new(),
+            sw,
+        }
     }
 }
 
@@ -97,7 +112,12 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// The selection of the command's channel (the pipeline checked it is open).
     pub fn chan(&self) -> Channel {
-        self.session.channels.get(self.channel).copied().flatten().unwrap_or_else(Channel::at_mf)
+        self.session
+            .channels
+            .get(self.channel)
+            .copied()
+            .flatten()
+            .unwrap_or_else(Channel::at_mf)
     }
 
     pub fn set_chan(&mut self, c: Channel) {
@@ -118,7 +138,8 @@ impl Context<'_> {
 /// 'C7' (clock stop allowed, classes A/B/C, as TS 102 221 §6.3.3 expects); seven historical
 /// bytes; TCK 'AE' (required once T=1 is offered).
 pub const DEFAULT_ATR: &[u8] = &[
-    0x3B, 0x97, 0x96, 0x80, 0xB1, 0xFE, 0x45, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE, 0x21, 0x00, 0xAE,
+    0x3B, 0x97, 0x96, 0x80, 0xB1, 0xFE, 0x45, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE, 0x21, 0x00,
+    0xAE,
 ];
 
 /// A UICC with its USIM.
@@ -133,12 +154,21 @@ pub struct Uicc {
 impl Uicc {
     /// A card with `state`, kept only in memory.
     pub fn new(atr: Vec<u8>, state: CardState) -> Self {
-        Self { atr, state, session: Session::default(), store: None }
+        Self {
+            atr,
+            state,
+            session: Session::default(),
+            store: None,
+        }
     }
 
     /// A card whose state lives in `store`: loaded from it when present, else `initial`
     /// is written there first.
-    pub fn with_store(atr: Vec<u8>, initial: CardState, store: StateStore) -> Result<Self, StoreError> {
+    pub fn with_store(
+        atr: Vec<u8>,
+        initial: CardState,
+        store: StateStore,
+    ) -> Result<Self, StoreError> {
         let state = match store.load::<CardState>()? {
             Some(saved) => saved,
             None => {
@@ -146,7 +176,12 @@ impl Uicc {
                 initial
             }
         };
-        Ok(Self { atr, state, session: Session::default(), store: Some(store) })
+        Ok(Self {
+            atr,
+            state,
+            session: Session::default(),
+            store: Some(store),
+        })
     }
 
     pub fn atr(&self) -> &[u8] {
@@ -178,7 +213,15 @@ impl Uicc {
             // Any other command discards answer data nobody fetched (ISO 7816-3 §10.3.3).
             self.session.pending = None;
         }
-        if cmd.ins != Instruction::ManageChannel && self.session.channels.get(cmd.channel).copied().flatten().is_none() {
+        if cmd.ins != Instruction::ManageChannel
+            && self
+                .session
+                .channels
+                .get(cmd.channel)
+                .copied()
+                .flatten()
+                .is_none()
+        {
             return StatusWord::LogicalChannelNotSupported.to_bytes().to_vec();
         }
         let response = match self.execute_persisting(&cmd) {
@@ -208,7 +251,11 @@ impl Uicc {
     }
 
     fn execute(&mut self, cmd: &Command<'_>) -> CmdResult {
-        let mut ctx = Context { state: &mut self.state, session: &mut self.session, channel: cmd.channel };
+        let mut ctx = Context {
+            state: &mut self.state,
+            session: &mut self.session,
+            channel: cmd.channel,
+        };
         use Instruction::*;
         match cmd.ins {
             Select => ts_102_221::select(&mut ctx, cmd),
@@ -218,7 +265,9 @@ impl Uicc {
             ReadRecord => ts_102_221::read_record(&mut ctx, cmd),
             UpdateRecord => ts_102_221::update_record(&mut ctx, cmd),
             SearchRecord => ts_102_221::search_record(&mut ctx, cmd),
-            Verify | ChangePin | DisablePin | EnablePin | UnblockPin => ts_102_221::pin_command(&mut ctx, cmd),
+            Verify | ChangePin | DisablePin | EnablePin | UnblockPin => {
+                ts_102_221::pin_command(&mut ctx, cmd)
+            }
             DeactivateFile | ActivateFile => ts_102_221::set_life_cycle(&mut ctx, cmd),
             Authenticate => ts_31_102::authenticate(&mut ctx, cmd),
             ManageChannel => ts_102_221::manage_channel(&mut ctx, cmd),
@@ -233,7 +282,11 @@ impl Uicc {
         if cmd.p1 != 0 || cmd.p2 != 0 {
             return Err(StatusWord::IncorrectP1P2);
         }
-        let pending = self.session.pending.take().ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
+        let pending = self
+            .session
+            .pending
+            .take()
+            .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
         let ne = cmd.ne.unwrap_or(256);
         // Le='00' (Ne=256) means "whatever is there"; an explicit larger Le is wrong.
         if ne > pending.data.len() && ne < 256 {
@@ -241,15 +294,23 @@ impl Uicc {
             self.session.pending = Some(pending);
             return Err(StatusWord::WrongLe(available));
         }
-        Ok(Response { data: pending.data, sw: pending.sw })
+        Ok(Response {
+            data: pending.data,
+            sw: pending.sw,
+        })
     }
 
     /// Fits an answer to what the client can take (ISO 7816-3 §12.2 T=0 rules): data beyond
     /// Ne, or any data for a command sent without Le, waits for GET RESPONSE behind '61 XX'.
     fn shape(&mut self, response: Response, ne: Option<usize>) -> Vec<u8> {
         let Response { mut data, sw } = response;
-        let carries_data = matches!(sw, StatusWord::Success | StatusWord::SelectedFileInvalidated)
-            || matches!(sw, StatusWord::EndOfFileReached | StatusWord::ProactiveCommandPending(_));
+        let carries_data = matches!(
+            sw,
+            StatusWord::Success | StatusWord::SelectedFileInvalidated
+        ) || matches!(
+            sw,
+            StatusWord::EndOfFileReached | StatusWord::ProactiveCommandPending(_)
+        );
         if data.is_empty() || !carries_data {
             return sw.to_bytes().to_vec();
         }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! APDU → answer tables for the UICC/USIM of `vectors/cards/uicc.toml`, driven only through
 //! `Uicc::transmit` as a terminal would. Scripts are one exchange a line: `> C-APDU` then
 //! `< R-APDU`; `*` in an answer matches any bytes.
@@ -15,7 +16,10 @@ fn card() -> Uicc {
 }
 
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase()
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase()
 }
 
 /// `pattern` with `*` wildcards against the hex of `got`.
@@ -24,12 +28,16 @@ fn matches(pattern: &str, got: &str) -> bool {
     let mut rest = got;
     for (i, part) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else { return false };
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(part);
         } else {
-            let Some(pos) = rest.find(part) else { return false };
+            let Some(pos) = rest.find(part) else {
+                return false;
+            };
             rest = &rest[pos + part.len()..];
         }
     }
@@ -47,7 +55,11 @@ fn run(card: &mut Uicc, script: &str) {
             LAST.with(|l| *l.borrow_mut() = got);
         } else if let Some(want) = line.strip_prefix('<') {
             let got = LAST.with(|l| l.borrow().clone());
-            assert!(matches(&clean(want), &got), "> {last_cmd}\n  expected < {}\n  got      < {got}", clean(want));
+            assert!(
+                matches(&clean(want), &got),
+                "> {last_cmd}\n  expected < {}\n  got      < {got}",
+                clean(want)
+            );
         }
     }
 }
@@ -65,7 +77,9 @@ const SELECT_USIM: &str = "> 00 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 
 #[case::select_without_le_waits_for_get_response(
     "> 00 A4 00 04 02 2FE2\n< 61 *\n> 00 C0 00 00 00\n< 62 * 83 02 2FE2 * 9000"
 )]
-#[case::get_response_with_proprietary_class_too("> 00 A4 00 04 02 2FE2\n< 61 *\n> 80 C0 00 00 00\n< 62 * 9000")]
+#[case::get_response_with_proprietary_class_too(
+    "> 00 A4 00 04 02 2FE2\n< 61 *\n> 80 C0 00 00 00\n< 62 * 9000"
+)]
 #[case::get_response_without_pending_data("> 00 C0 00 00 10\n< 6985")]
 #[case::read_iccid(
     "> 00 A4 00 0C 02 2FE2\n< 9000\n> 00 B0 00 00 0A\n< 98 94 00 01 01 00 00 00 10 F6 9000"
@@ -80,7 +94,9 @@ const SELECT_USIM: &str = "> 00 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 
 #[case::select_by_path_via_current_adf(&format!("{SELECT_USIM}\n> 00 A4 08 0C 04 7FFF 6FAD\n< 9000\n> 00 B0 00 00 00\n< 00 00 00 02 9000"))]
 #[case::select_unknown_fid("> 00 A4 00 04 02 6F99 00\n< 6A82")]
 #[case::select_unknown_aid("> 00 A4 04 04 05 A000000000 00\n< 6A82")]
-#[case::select_partial_aid("> 00 A4 04 04 07 A0000000871002 00\n< 62 * 84 0C A0000000871002FF49FF0589 * 9000")]
+#[case::select_partial_aid(
+    "> 00 A4 04 04 07 A0000000871002 00\n< 62 * 84 0C A0000000871002FF49FF0589 * 9000"
+)]
 #[case::select_next_occurrence_when_there_is_none(&format!("{SELECT_USIM}\n> 00 A4 04 06 07 A0000000871002 00\n< 6A82"))]
 #[case::select_bad_p2("> 00 A4 00 08 02 3F00\n< 6A86")]
 #[case::select_fid_with_wrong_length("> 00 A4 00 04 03 3F0000\n< 6700")]
@@ -121,7 +137,9 @@ const SELECT_USIM: &str = "> 00 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 
 )]
 #[case::read_record_by_sfi("> 00 B2 01 F4 20\n< 61 * 9000")]
 #[case::search_record("> 00 A4 00 0C 02 2F00\n< 9000\n> 00 A2 01 04 04 5553494D 00\n< 01 9000")]
-#[case::search_record_without_match("> 00 A4 00 0C 02 2F00\n< 9000\n> 00 A2 01 04 02 ABCD 00\n< 9000")]
+#[case::search_record_without_match(
+    "> 00 A4 00 0C 02 2F00\n< 9000\n> 00 A2 01 04 02 ABCD 00\n< 9000"
+)]
 #[case::update_needs_adm(&format!("{SELECT_USIM}\n> 00 A4 00 0C 02 6FAD\n< 9000\n> 00 D6 00 00 01 01\n< 6982"))]
 #[case::update_with_adm(&format!(
     "{SELECT_USIM}\n> 00 20 00 0A 08 3535353535353535\n< 9000\n> 00 A4 00 0C 02 6FAD\n< 9000\n\
@@ -133,19 +151,17 @@ const SELECT_USIM: &str = "> 00 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 
     "AB".repeat(28),
     "AB".repeat(28)
 ))]
-#[case::manage_channel_open_select_close(&format!(
-    "> 00 70 00 00 01\n< 01 9000\n> 01 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 9000\n\
-     > 01 70 80 00\n< 9000\n> 01 A4 00 0C 02 3F00\n< 6881"
-))]
-#[case::manage_channel_explicit_number("> 00 70 00 05\n< 9000\n> 41 A4 00 0C 02 3F00\n< 9000\n> 00 70 80 05\n< 9000")]
+#[case::manage_channel_open_select_close(&"> 00 70 00 00 01\n< 01 9000\n> 01 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 9000\n\
+     > 01 70 80 00\n< 9000\n> 01 A4 00 0C 02 3F00\n< 6881".to_string())]
+#[case::manage_channel_explicit_number(
+    "> 00 70 00 05\n< 9000\n> 41 A4 00 0C 02 3F00\n< 9000\n> 00 70 80 05\n< 9000"
+)]
 #[case::manage_channel_extended_class("> 00 70 00 13\n< 9000\n> 4F A4 00 0C 02 3F00\n< 9000")]
 #[case::manage_channel_twice("> 00 70 00 02\n< 9000\n> 00 70 00 02\n< 6881")]
 #[case::manage_channel_cannot_close_basic("> 00 70 80 00\n< 6A86")]
 #[case::unopened_channel("> 02 A4 00 0C 02 3F00\n< 6881")]
-#[case::channels_keep_their_own_selection(&format!(
-    "> 00 70 00 00 01\n< 01 9000\n> 01 A4 00 0C 02 2FE2\n< 9000\n> 00 A4 00 0C 02 2F05\n< 9000\n\
-     > 01 B0 00 00 02\n< 98 94 9000\n> 00 B0 00 00 02\n< 656E 9000"
-))]
+#[case::channels_keep_their_own_selection(&"> 00 70 00 00 01\n< 01 9000\n> 01 A4 00 0C 02 2FE2\n< 9000\n> 00 A4 00 0C 02 2F05\n< 9000\n\
+     > 01 B0 00 00 02\n< 98 94 9000\n> 00 B0 00 00 02\n< 656E 9000".to_string())]
 #[case::terminal_capability("> 80 AA 00 00 0A A9088100820101830107\n< 9000")]
 #[case::terminal_profile("> 80 10 00 00 03 FFFFFF\n< 9000")]
 #[case::wrong_class("> A0 A4 00 00 02 3F00\n< 6E00")]
@@ -157,7 +173,8 @@ fn answers_as_the_spec_says(#[case] script: &str) {
 }
 
 /// 3GPP TS 35.208 test set 1: RAND, AUTN = (SQN ⊕ AK) ‖ AMF ‖ MAC-A; RES, CK, IK, Kc = c3(CK, IK).
-const AUTH_SET1: &str = "> 00 88 00 81 22 10 23553cbe9637a89d218ae64dae47bf35 10 55f328b43577b9b94a9ffac354dfafb3 00";
+const AUTH_SET1: &str =
+    "> 00 88 00 81 22 10 23553cbe9637a89d218ae64dae47bf35 10 55f328b43577b9b94a9ffac354dfafb3 00";
 const AUTH_SET1_OK: &str = "< DB 08 a54211d5e3ba50bf 10 b40ba9a3c58b2a05bbf0d987b21bf8cb \
      10 f769bcd751044604127672711c6d3441 08 eae4be823af9a08b 9000";
 
@@ -201,7 +218,12 @@ fn long_answers_come_in_pieces_of_ne() {
     let mut c = card();
     let r = c.transmit(&hex::decode("00A4000402 3F00 05".replace(' ', "")).unwrap());
     assert_eq!(r.len(), 7);
-    assert_eq!(r[5], 0x61, "first five bytes then 61xx: {}", hex::encode(&r));
+    assert_eq!(
+        r[5],
+        0x61,
+        "first five bytes then 61xx: {}",
+        hex::encode(&r)
+    );
     let rest = usize::from(r[6]);
     let r2 = c.transmit(&[0x00, 0xC0, 0x00, 0x00, r[6]]);
     assert_eq!(r2.len(), rest + 2);
@@ -211,7 +233,13 @@ fn long_answers_come_in_pieces_of_ne() {
 #[test]
 fn power_cycle_forgets_verification_and_channels() {
     let mut c = card();
-    run(&mut c, &format!("{VERIFY_PIN1}\n> 00 70 00 00 01\n< 01 9000"));
+    run(
+        &mut c,
+        &format!("{VERIFY_PIN1}\n> 00 70 00 00 01\n< 01 9000"),
+    );
     c.power_on();
-    run(&mut c, "> 00 20 00 01\n< 63C3\n> 01 A4 00 0C 02 3F00\n< 6881");
+    run(
+        &mut c,
+        "> 00 20 00 01\n< 63C3\n> 01 A4 00 0C 02 3F00\n< 6881",
+    );
 }
