@@ -75,6 +75,9 @@ pub struct ServeOptions {
     /// How long a frame may stall half-read, and how long a write may block, before the
     /// connection is given up.
     pub io_timeout: Duration,
+    /// Set TCP_QUICKACK after each frame header (see the module doc). Only turn it off to
+    /// measure the vpcd 0.8 stall.
+    pub quickack: bool,
 }
 
 impl Default for ServeOptions {
@@ -85,6 +88,7 @@ impl Default for ServeOptions {
             backoff_max: Duration::from_secs(2),
             poll_interval: Duration::from_millis(100),
             io_timeout: Duration::from_secs(10),
+            quickack: true,
         }
     }
 }

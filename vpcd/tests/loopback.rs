@@ -1,5 +1,9 @@
 //! Card side and reader side talking over real loopback TCP (127.0.0.1, port 0).
 
+// This whole file is test code; clippy.toml's allow-*-in-tests only covers `#[test]` fns,
+// not the helpers beside them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::AtomicBool;
@@ -165,6 +169,17 @@ fn refuses_unsendable_apdus_and_keeps_the_connection() {
     assert_eq!(card.apdus, 1);
 }
 
+/// Binds `addr` again, retrying briefly in case the port is not yet free.
+fn rebind(addr: SocketAddr) -> ReaderListener {
+    for _ in 0..100 {
+        if let Ok(l) = ReaderListener::bind(addr) {
+            return l;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("could not bind {addr} again");
+}
+
 #[test]
 fn card_reconnects_after_the_reader_drops_and_listens_again() {
     let (l, addr) = listener();
@@ -175,7 +190,7 @@ fn card_reconnects_after_the_reader_drops_and_listens_again() {
     drop(r);
     drop(l);
     thread::sleep(Duration::from_millis(100));
-    let l = ReaderListener::bind(addr).unwrap();
+    let l = rebind(addr);
     let mut r = l.accept_timeout(PATIENCE).unwrap();
     assert_eq!(r.atr().unwrap(), [0x3B, 0x00]);
     r.power_on().unwrap();
