@@ -1,1 +1,6 @@
-//! harness
+//! The `simlab` harness: transports to cards, the vpcd adapter, and (in later issues) the
+//! LPA, the emulated operator network, flows, suites and reports.
+
+pub mod adapter;
+pub mod cards;
+pub mod transport;
