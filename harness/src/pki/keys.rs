@@ -217,36 +217,85 @@ pub(crate) fn pem_block<'a>(text: &'a str, label: &str) -> Option<&'a str> {
     Some(&text[start..stop])
 }
 
-/// brainpoolP256r1 ECDSA through RustCrypto `bp256`.
+/// brainpoolP256r1 ECDSA through RustCrypto `bp256` 0.14 (its arithmetic and ECDSA with
+/// RFC 6979 nonces; `ecdsa` 0.17, a different major version from the P-256 stack, which is
+/// why this backend is kept apart behind [`KeyPair`]).
 pub mod bp {
-    use super::{Curve, PkiError};
+    use bp256::r1::BrainpoolP256r1;
+    use ecdsa_bp256::signature::Signer;
+    use rand_core::{OsRng, RngCore};
 
-    /// A brainpoolP256r1 private key (placeholder until bp256 support lands).
-    #[derive(Clone, Debug)]
-    pub struct SigningKey(());
+    use super::{Curve, PkiError, SCALAR_LEN};
 
-    fn unsupported() -> PkiError {
-        PkiError::Unsupported {
+    /// Random scalars are drawn by rejection: about a third of 32-byte strings exceed the
+    /// brainpoolP256r1 group order (it starts A9FB…), so allow many draws before giving up.
+    const MAX_DRAWS: usize = 128;
+
+    /// A brainpoolP256r1 private key.
+    #[derive(Clone)]
+    pub struct SigningKey(ecdsa_bp256::SigningKey<BrainpoolP256r1>);
+
+    impl std::fmt::Debug for SigningKey {
+        // Never print the private scalar.
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "bp256::SigningKey(pub {})",
+                hex::encode(self.public_point())
+            )
+        }
+    }
+
+    fn bad(reason: impl Into<String>) -> PkiError {
+        PkiError::BadKey {
             curve: Curve::Brainpool,
-            what: "brainpoolP256r1 ECDSA signing is not built in".into(),
+            reason: reason.into(),
         }
     }
 
     impl SigningKey {
         pub(crate) fn generate() -> Result<Self, PkiError> {
-            Err(unsupported())
+            // Rejection sampling from the OS RNG keeps the key uniform in [1, n-1] without a
+            // second rand_core version in this crate.
+            let mut bytes = [0u8; SCALAR_LEN];
+            for _ in 0..MAX_DRAWS {
+                OsRng.fill_bytes(&mut bytes);
+                if let Ok(key) = ecdsa_bp256::SigningKey::from_slice(&bytes) {
+                    return Ok(SigningKey(key));
+                }
+            }
+            Err(bad("no valid scalar drawn from the OS RNG"))
         }
-        pub(crate) fn from_scalar(_scalar: &[u8]) -> Result<Self, PkiError> {
-            Err(unsupported())
+
+        pub(crate) fn from_scalar(scalar: &[u8]) -> Result<Self, PkiError> {
+            ecdsa_bp256::SigningKey::from_slice(scalar)
+                .map(SigningKey)
+                .map_err(|_| {
+                    bad(format!(
+                        "private scalar of {} bytes is not a valid brainpoolP256r1 key",
+                        scalar.len()
+                    ))
+                })
         }
+
         pub(crate) fn scalar(&self) -> Vec<u8> {
-            Vec::new()
+            self.0.to_bytes().to_vec()
         }
+
         pub(crate) fn public_point(&self) -> Vec<u8> {
-            Vec::new()
+            self.0
+                .verifying_key()
+                .to_sec1_point(false)
+                .as_bytes()
+                .to_vec()
         }
-        pub(crate) fn sign_der(&self, _message: &[u8]) -> Result<Vec<u8>, PkiError> {
-            Err(unsupported())
+
+        pub(crate) fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+            let signature: ecdsa_bp256::Signature<BrainpoolP256r1> = self
+                .0
+                .try_sign(message)
+                .map_err(|e| bad(format!("signing failed: {e}")))?;
+            Ok(signature.to_der().as_bytes().to_vec())
         }
     }
 }

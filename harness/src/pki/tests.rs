@@ -39,15 +39,23 @@ fn generated() -> (TempDir, PkiSummary) {
 
 /// Writes the DER certificate of `role` as PEM into `scratch` (openssl verify wants PEM).
 fn pem_of(dir: &Path, role: Role, scratch: &Path) -> String {
-    let der_bytes = fs::read(dir.join(cert_path(role, Curve::Nist))).unwrap();
+    pem_of_curve(dir, role, Curve::Nist, scratch)
+}
+
+fn pem_of_curve(dir: &Path, role: Role, curve: Curve, scratch: &Path) -> String {
+    let der_bytes = fs::read(dir.join(cert_path(role, curve))).unwrap();
     let pem = der::pem::encode_string("CERTIFICATE", LineEnding::LF, &der_bytes).unwrap();
-    let path = scratch.join(format!("{role:?}.pem"));
+    let path = scratch.join(format!("{role:?}_{curve:?}.pem"));
     fs::write(&path, pem).unwrap();
     path.to_str().unwrap().to_owned()
 }
 
 fn openssl_text(dir: &Path, role: Role) -> Option<String> {
-    let path = dir.join(cert_path(role, Curve::Nist));
+    openssl_text_curve(dir, role, Curve::Nist)
+}
+
+fn openssl_text_curve(dir: &Path, role: Role, curve: Curve) -> Option<String> {
+    let path = dir.join(cert_path(role, curve));
     let out = openssl(&[
         "x509",
         "-inform",
@@ -62,7 +70,11 @@ fn openssl_text(dir: &Path, role: Role) -> Option<String> {
 }
 
 fn cert(dir: &Path, role: Role) -> Certificate {
-    Certificate::from_der(&fs::read(dir.join(cert_path(role, Curve::Nist))).unwrap()).unwrap()
+    cert_curve(dir, role, Curve::Nist)
+}
+
+fn cert_curve(dir: &Path, role: Role, curve: Curve) -> Certificate {
+    Certificate::from_der(&fs::read(dir.join(cert_path(role, curve))).unwrap()).unwrap()
 }
 
 #[test]
@@ -509,18 +521,166 @@ fn euicc_certificate_as_openssl_shows_it() {
     insta::assert_snapshot!(masked.join("\n"));
 }
 
-#[test]
-fn brainpool_is_refused_with_unsupported_until_built_in() {
+/// Verifies `cert`'s signature with the issuer's brainpoolP256r1 key (bp256 crate).
+fn bp256_verifies(cert: &Certificate, issuer: &Certificate) -> bool {
+    use ecdsa_bp256::signature::Verifier as _;
+    let point = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    let key = ecdsa_bp256::VerifyingKey::<bp256::BrainpoolP256r1>::from_sec1_bytes(point).unwrap();
+    let sig =
+        ecdsa_bp256::Signature::<bp256::BrainpoolP256r1>::from_der(cert.signature.raw_bytes())
+            .unwrap();
+    key.verify(&cert.tbs_certificate.to_der().unwrap(), &sig)
+        .is_ok()
+}
+
+fn generated_both() -> (TempDir, PkiSummary) {
     let dir = TempDir::new().unwrap();
     let opts = PkiOptions {
-        curves: vec![Curve::Brainpool],
+        curves: vec![Curve::Nist, Curve::Brainpool],
         ..PkiOptions::default()
     };
-    match generate(dir.path(), &opts) {
-        Err(PkiError::Unsupported {
-            curve: Curve::Brainpool,
-            ..
-        }) => {}
-        other => panic!("expected Unsupported, got {other:?}"),
+    let summary = generate(dir.path(), &opts).unwrap();
+    (dir, summary)
+}
+
+#[test]
+fn generates_independent_nist_and_brainpool_sets() {
+    let (dir, summary) = generated_both();
+    assert_eq!(summary.sets.len(), 2);
+    assert_ne!(summary.sets[0].ci_ski, summary.sets[1].ci_ski);
+    assert!(summary.sets[1]
+        .files
+        .contains(&PathBuf::from("DPtls/CERT_S_SM_DP_TLS_BRP.der")));
+    let nist = Pki::load(dir.path(), Curve::Nist).unwrap();
+    let brp = Pki::load(dir.path(), Curve::Brainpool).unwrap();
+    assert_eq!(brp.ci_ski().unwrap(), summary.sets[1].ci_ski);
+    assert_eq!(nist.ci_ski().unwrap(), summary.sets[0].ci_ski);
+    assert!(brp
+        .euicc
+        .unwrap()
+        .key
+        .is_some_and(|k| k.curve() == Curve::Brainpool));
+}
+
+#[test]
+fn every_brainpool_signature_verifies_with_bp256() {
+    let (dir, _) = generated_both();
+    for role in Role::ALL {
+        let c = cert_curve(dir.path(), role, Curve::Brainpool);
+        let issuer = cert_curve(dir.path(), profiles::issuer_role(role), Curve::Brainpool);
+        assert!(bp256_verifies(&c, &issuer), "{role:?}");
     }
+    let euicc = cert_curve(dir.path(), Role::Euicc, Curve::Brainpool);
+    let ci = cert_curve(dir.path(), Role::Ci, Curve::Brainpool);
+    assert!(!bp256_verifies(&euicc, &ci), "wrong issuer key must fail");
+}
+
+#[rstest]
+#[case::dp_auth(Role::DpAuth)]
+#[case::dp_pb(Role::DpPb)]
+#[case::dp_tls(Role::DpTls)]
+#[case::eum(Role::Eum)]
+fn openssl_verifies_brainpool_ci_issued_certificates(#[case] role: Role) {
+    let (dir, _) = generated_both();
+    let scratch = TempDir::new().unwrap();
+    let ci = pem_of_curve(dir.path(), Role::Ci, Curve::Brainpool, scratch.path());
+    let leaf = pem_of_curve(dir.path(), role, Curve::Brainpool, scratch.path());
+    let Some(out) = openssl(&["verify", "-x509_strict", "-CAfile", &ci, &leaf]) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "openssl verify {role:?}: {}",
+        text(&out)
+    );
+    let shown = openssl_text_curve(dir.path(), role, Curve::Brainpool).unwrap();
+    assert!(shown.contains("ASN1 OID: brainpoolP256r1"), "{shown}");
+    assert!(
+        shown.contains(&format!("Policy: {}", role.policy_oid())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn openssl_reads_the_brainpool_private_key_files() {
+    let (dir, _) = generated_both();
+    for role in Role::ALL {
+        let key = dir.path().join(key_path(role, Curve::Brainpool));
+        let Some(out) = openssl(&["ec", "-check", "-noout", "-in", key.to_str().unwrap()]) else {
+            return;
+        };
+        assert!(out.status.success(), "{role:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn loads_the_gsma_sgp26_brainpool_files() {
+    let Some(dir) = sgp26_dir() else {
+        return;
+    };
+    let pki = Pki::load(&dir, Curve::Brainpool).unwrap();
+    let ci = Certificate::from_der(&pki.ci.cert_der).unwrap();
+    for ck in [&pki.dp_auth, &pki.dp_pb, &pki.dp_tls] {
+        assert!(ck
+            .key
+            .as_ref()
+            .is_some_and(|k| k.curve() == Curve::Brainpool));
+        assert!(bp256_verifies(
+            &Certificate::from_der(&ck.cert_der).unwrap(),
+            &ci
+        ));
+    }
+    // A brainpool key file is refused where a NIST key is expected.
+    let text = fs::read_to_string(dir.join("DPauth/SK_S_SM_DPauth_ECDSA_BRP.pem")).unwrap();
+    assert!(matches!(
+        KeyPair::from_sec1_pem(&text, Curve::Nist),
+        Err(PkiError::BadKey { .. })
+    ));
+}
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/pki")
+}
+
+/// Regenerates the shipped set: `cargo test -p simlab-harness --lib
+/// pki::tests::regenerate_vectors -- --ignored` (same as `simlab pki generate --out
+/// vectors/pki --curve both`).
+#[test]
+#[ignore = "rewrites vectors/pki; run by hand"]
+fn regenerate_vectors() {
+    let opts = PkiOptions {
+        curves: vec![Curve::Nist, Curve::Brainpool],
+        ..PkiOptions::default()
+    };
+    let summary = generate(&vectors_dir(), &opts).unwrap();
+    for set in &summary.sets {
+        println!("{:?} CI SKI {}", set.curve, hex::encode_upper(&set.ci_ski));
+    }
+}
+
+#[rstest]
+#[case::nist(Curve::Nist)]
+#[case::brainpool(Curve::Brainpool)]
+fn the_shipped_vector_set_loads_and_chains(#[case] curve: Curve) {
+    let pki = Pki::load(&vectors_dir(), curve).unwrap();
+    assert_eq!(pki.eid().unwrap().as_deref(), Some(DEFAULT_EID));
+    let parse = |ck: &CertAndKey| Certificate::from_der(&ck.cert_der).unwrap();
+    let ci = parse(&pki.ci);
+    let eum = parse(pki.eum.as_ref().unwrap());
+    let verifies = |c: &Certificate, i: &Certificate| match curve {
+        Curve::Nist => p256_verifies(c, i),
+        Curve::Brainpool => bp256_verifies(c, i),
+    };
+    assert!(verifies(&ci, &ci));
+    assert!(verifies(&eum, &ci));
+    assert!(verifies(&parse(pki.euicc.as_ref().unwrap()), &eum));
+    for ck in [&pki.dp_auth, &pki.dp_pb, &pki.dp_tls] {
+        assert!(verifies(&parse(ck), &ci));
+        assert!(ck.key.is_some());
+    }
+    assert!(pki.ci.key.is_some() && pki.eum.as_ref().unwrap().key.is_some());
 }
