@@ -1,5 +1,5 @@
-//! EID (eUICC identifier) check digits: GSMA SGP.29 v1.0 §2 ("EID definition and assignment
-//! process"), which takes the check over the 32 decimal digits from ISO/IEC 7064 MOD 97-10
+//! EID (eUICC identifier) check digits: GSMA SGP.29 ("EID Definition and Assignment
+//! Process"), which takes the check over the 32 decimal digits from ISO/IEC 7064 MOD 97-10
 //! (the same scheme as IBAN): the EID read as one decimal number is ≡ 1 (mod 97), the
 //! check digits being digits 31 and 32.
 //!
@@ -7,7 +7,7 @@
 
 use thiserror::Error;
 
-/// An EID has 32 decimal digits (SGP.29 §2: 16 bytes when BCD-packed).
+/// An EID has 32 decimal digits (SGP.29; 16 bytes when BCD-packed).
 pub const EID_DIGITS: usize = 32;
 /// The last two digits are the MOD 97-10 check digits.
 pub const EID_CHECK_DIGITS: usize = 2;

@@ -3,7 +3,7 @@
 //! private key files (SEC 1 v2 §C.4 `ECPrivateKey`, PEM label "EC PRIVATE KEY" as in the GSMA
 //! SGP.26 key files, preceded by an "EC PARAMETERS" block like those files).
 //!
-//! SGP.22 v2.5 §2.6.5 allows NIST P-256 and brainpoolP256r1; both are 256-bit curves whose
+//! SGP.22 v2.5 certificates use NIST P-256 or brainpoolP256r1 (the two SGP.26 sets); both are 256-bit curves whose
 //! private scalar is 32 bytes and whose uncompressed point is 65 bytes.
 
 use der::asn1::{Any, BitString, ObjectIdentifier};

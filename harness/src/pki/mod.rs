@@ -59,7 +59,7 @@ const SERIAL_POSITIVE_MASK: u8 = 0x7F;
 const SERIAL_NONZERO_BIT: u8 = 0x01;
 const SECONDS_PER_DAY: u64 = 86_400;
 
-/// Elliptic curve of a certificate set (SGP.22 v2.5 §2.6.5).
+/// Elliptic curve of a certificate set (the two curves of SGP.22 v2.5 / SGP.26).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Curve {
     /// NIST P-256; file suffix `NIST`.
@@ -76,6 +76,39 @@ impl Curve {
             Curve::Nist => "NIST",
             Curve::Brainpool => "BRP",
         }
+    }
+}
+
+/// The curves named by the CLI's `--curve nist|brainpool|both` (also `brp`, any case).
+pub fn curves_from_arg(arg: &str) -> Result<Vec<Curve>, PkiError> {
+    match arg.to_ascii_lowercase().as_str() {
+        "nist" | "p256" | "p-256" => Ok(vec![Curve::Nist]),
+        "brainpool" | "brp" | "bp256" => Ok(vec![Curve::Brainpool]),
+        "both" => Ok(vec![Curve::Nist, Curve::Brainpool]),
+        other => Err(PkiError::BadCurve(other.to_owned())),
+    }
+}
+
+impl std::fmt::Display for PkiSummary {
+    /// One line per curve, for the CLI.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "test PKI in {} (EID {}, SM-DP+ host {}; private keys are TEST keys)",
+            self.out.display(),
+            self.eid,
+            self.smdp_host
+        )?;
+        for set in &self.sets {
+            writeln!(
+                f,
+                "  {}: CI SKI {} ({} files)",
+                set.curve.suffix(),
+                hex::encode_upper(&set.ci_ski),
+                set.files.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +200,9 @@ pub enum PkiError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The curve argument is not one of nist, brainpool, both.
+    #[error("unknown curve {0:?}: expected nist, brainpool or both")]
+    BadCurve(String),
     /// Nothing to generate.
     #[error("no curve selected: ask for nist, brainpool or both")]
     NoCurve,
@@ -338,7 +374,8 @@ fn check_options(opts: &PkiOptions) -> Result<(), PkiError> {
     } else if !prefix.chars().all(|c| c.is_ascii_digit()) {
         Some("only decimal digits are allowed".to_owned())
     } else if !opts.eid.starts_with(prefix.as_str()) {
-        // SGP.22 v2.5 §4.5.2.1.0.3: the eUICC's EID must start with the EUM's permitted prefix.
+        // SGP.22 v2.5 §4.5.2.1.0 (EUM/eUICC profiles): the EID must start with the EUM's
+        // permitted prefix.
         Some(format!("EID {} does not start with it", opts.eid))
     } else {
         None
@@ -466,8 +503,13 @@ fn generate_curve(out: &Path, opts: &PkiOptions, curve: Curve) -> Result<CurveSe
 /// docs). Existing files of the same names are overwritten.
 pub fn generate(out: &Path, opts: &PkiOptions) -> Result<PkiSummary, PkiError> {
     check_options(opts)?;
-    let mut curves = opts.curves.clone();
-    curves.dedup();
+    // Each curve once, in the order asked.
+    let mut curves: Vec<Curve> = Vec::new();
+    for c in &opts.curves {
+        if !curves.contains(c) {
+            curves.push(*c);
+        }
+    }
     let sets = curves
         .into_iter()
         .map(|curve| generate_curve(out, opts, curve))

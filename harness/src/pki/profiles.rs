@@ -2,14 +2,19 @@
 //! the GSMA SGP.26 (v1.5/v3) test certificates: the role OIDs of §4.5.2.1 (id-rspRole-*),
 //! extension set and criticality per role, names as SGP.26 spells them.
 //!
-//! | role   | SGP.22 v2.5       | basicConstraints | keyUsage (critical)     | policy (critical?) | other |
-//! |--------|-------------------|------------------|-------------------------|--------------------|-------|
-//! | CI     | §4.5.2.1.0.1      | CA (critical)    | keyCertSign, cRLSign    | ci (yes)           | SKI only, SAN RID, CRL DP |
-//! | EUM    | §4.5.2.1.0.3      | CA, pathLen 0    | keyCertSign             | eum (yes)          | nameConstraints (critical) |
-//! | eUICC  | §4.5.2.1.0.2      | —                | digitalSignature        | euicc (yes)        | subject serialNumber = EID |
-//! | DPauth | §4.5.2.1.0.4      | —                | digitalSignature        | dp-auth (yes)      | SAN RID, CRL DP |
-//! | DPpb   | §4.5.2.1.0.5      | —                | digitalSignature        | dp-pb (yes)        | SAN RID, CRL DP |
-//! | DPtls  | §4.5.2.1.0.6      | —                | digitalSignature        | dp-tls (no)        | EKU serverAuth+clientAuth (critical), SAN DNS |
+//! | role   | basicConstraints | keyUsage (critical)     | policy (critical?) | other |
+//! |--------|------------------|-------------------------|--------------------|-------|
+//! | CI     | CA (critical)    | keyCertSign, cRLSign    | ci (yes)           | SKI only, SAN RID, CRL DP |
+//! | EUM    | CA, pathLen 0    | keyCertSign             | eum (yes)          | nameConstraints (critical) |
+//! | eUICC  | —                | digitalSignature        | euicc (yes)        | subject serialNumber = EID |
+//! | DPauth | —                | digitalSignature        | dp-auth (yes)      | SAN RID, CRL DP |
+//! | DPpb   | —                | digitalSignature        | dp-pb (yes)        | SAN RID, CRL DP |
+//! | DPtls  | —                | digitalSignature        | dp-tls (no)        | EKU serverAuth+clientAuth (critical), SAN DNS |
+//!
+//! The per-role profiles are the subclauses of SGP.22 v2.5 §4.5.2.1.0; criticality and names
+//! are copied from the SGP.26 certificates (CI, DPauth, DPpb, DPtls are in
+//! `shared/upstream/sgp26`; the EUM name constraint as SGP.26 prints it:
+//! `DirName: O = RSP Test EUM, serialNumber = 89049032`).
 //!
 //! Every certificate but the CI carries SKI and AKI (keyIdentifier = issuer SKI); SGP.22 v2.5
 //! §4.5.2.1.0 path validation walks AKI → SKI. Signatures: ecdsa-with-SHA256.
@@ -87,7 +92,7 @@ pub mod oid {
     pub const AT_OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
 }
 
-/// CRL distribution points of every SGP.26 CI-issued certificate (SGP.22 v2.5 §4.5.2.1.0.1
+/// CRL distribution points of every SGP.26 CI-issued certificate (SGP.22 v2.5 §4.5.2.1.0
 /// asks the CI certificate for them; SGP.26 puts them on the DP certificates as well).
 pub const SGP26_CRL_URLS: [&str; 2] = [
     "http://ci.test.example.com/CRL-A.crl",
@@ -160,7 +165,7 @@ pub fn rfc5280_time(at: SystemTime) -> Result<Time, PkiError> {
 
 /// RFC 5280 §4.1.2.5: 99991231235959Z, "no well-defined expiration date" — used for the eUICC
 /// certificate, which lives as long as the card and is checked by parties that may not know
-/// the time (SGP.22 v2.5 §4.5.2.1.0 lets the eUICC and LPA skip expiry checks).
+/// the time (SGP.22 v2.5 §4.5.2: the eUICC and the device may not know the current time).
 pub const NO_EXPIRY: Time = Time::INFINITY;
 
 /// Builds an extension with the given criticality (the criticality per role comes from
@@ -192,7 +197,7 @@ fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
 }
 
 fn key_usage_ext(usages: FlagSet<KeyUsages>) -> Result<Extension, PkiError> {
-    // SGP.22 v2.5 §4.5.2.1.0: keyUsage is critical in every RSP certificate.
+    // keyUsage is critical in every SGP.26 certificate (RFC 5280 §4.2.1.3: SHOULD).
     ext(&KeyUsage(usages), true)
 }
 
@@ -315,7 +320,7 @@ pub fn subject(role: Role, p: &ProfileParams<'_>) -> Result<Name, PkiError> {
             Attr::SerialNumber(p.eum_eid_prefix),
             Attr::Cn("simlab Test EUM"),
         ]),
-        // SGP.22 v2.5 §4.5.2.1.0.2: subject O and serialNumber (= EID) are required; O must be
+        // SGP.22 v2.5 §4.5.2.1.0 (eUICC): subject O and serialNumber (= EID) are required; O must be
         // one the EUM's name constraints permit.
         Role::Euicc => name(&[
             Attr::O(TEST_EUM_ORGANIZATION),
@@ -364,7 +369,7 @@ pub fn extensions(
             ski_ext(subject_ski)?,
             key_usage_ext(KeyUsages::KeyCertSign.into())?,
             policy_ext(role.policy_oid(), true)?,
-            // SGP.22 v2.5 §4.5.2.1.0.3: cA true, pathLenConstraint 0 (only eUICCs below).
+            // SGP.22 v2.5 §4.5.2.1.0 (EUM): cA true, pathLenConstraint 0 (only eUICCs below).
             ext(
                 &BasicConstraints {
                     ca: true,
@@ -372,7 +377,7 @@ pub fn extensions(
                 },
                 true,
             )?,
-            // SGP.22 v2.5 §4.5.2.1.0.3: permitted subtree directoryName {O, serialNumber =
+            // SGP.22 v2.5 §4.5.2.1.0 (EUM, eUICC): permitted subtree directoryName {O, serialNumber =
             // EID prefix}; the eUICC serialNumber must START WITH that prefix (not RFC 5280
             // exact RDN matching). RFC 5280 §4.2.1.10: nameConstraints MUST be critical.
             ext(
@@ -479,7 +484,7 @@ pub fn issue(req: CertRequest, issuer_key: &KeyPair) -> Result<Vec<u8>, PkiError
 }
 
 /// Does the EID fall under the EUM certificate's name constraints, with SGP.22 v2.5
-/// §4.5.2.1.0.3 semantics: some permitted directoryName whose O equals the eUICC subject's O
+/// §4.5.2.1.0 (EUM/eUICC) semantics: some permitted directoryName whose O equals the eUICC subject's O
 /// and whose serialNumber is a prefix of the EID.
 pub fn eum_permits(eum: &Certificate, euicc_subject: &Name) -> Result<bool, PkiError> {
     let Some((_, nc)) = eum.tbs_certificate.get::<NameConstraints>()? else {

@@ -182,7 +182,7 @@ fn openssl_accepts_the_tls_certificate_for_the_host_and_loopback() {
     assert!(!out.status.success(), "a foreign host name must not verify");
 }
 
-/// SGP.22 v2.5 §4.5.2.1.0.3 name constraints mean "the EID STARTS WITH serialNumber"; an
+/// SGP.22 v2.5 §4.5.2.1.0 (EUM) name constraints mean "the EID STARTS WITH serialNumber"; an
 /// RFC 5280 verifier such as OpenSSL compares whole RDNs and so rejects every SGP.22 eUICC
 /// (the GSMA SGP.26 ones too) with exactly "permitted subtree violation", error 47. We
 /// assert that this is the ONLY complaint and check the eUICC signature with openssl directly.
@@ -683,4 +683,67 @@ fn the_shipped_vector_set_loads_and_chains(#[case] curve: Curve) {
         assert!(ck.key.is_some());
     }
     assert!(pki.ci.key.is_some() && pki.eum.as_ref().unwrap().key.is_some());
+}
+
+#[rstest]
+#[case("nist", &[Curve::Nist][..])]
+#[case("BRP", &[Curve::Brainpool][..])]
+#[case("brainpool", &[Curve::Brainpool][..])]
+#[case("both", &[Curve::Nist, Curve::Brainpool][..])]
+fn parses_the_cli_curve_argument(#[case] arg: &str, #[case] curves: &[Curve]) {
+    assert_eq!(curves_from_arg(arg).unwrap(), curves);
+}
+
+#[test]
+fn rejects_an_unknown_curve_argument() {
+    let err = curves_from_arg("secp384r1").unwrap_err();
+    assert!(
+        err.to_string().contains("expected nist, brainpool or both"),
+        "{err}"
+    );
+}
+
+#[test]
+fn summary_names_each_curve_and_its_ci_ski() {
+    let (_dir, summary) = generated();
+    let shown = summary.to_string();
+    assert!(
+        shown.contains(&format!(
+            "NIST: CI SKI {}",
+            hex::encode_upper(&summary.sets[0].ci_ski)
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("EID 89049032123451234512345678901235"),
+        "{shown}"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn key_file_parsing_never_panics(text in "\\PC{0,300}") {
+        let _ = KeyPair::from_sec1_pem(&text, Curve::Nist);
+        let framed = format!("-----BEGIN EC PRIVATE KEY-----\n{text}\n-----END EC PRIVATE KEY-----\n");
+        let _ = KeyPair::from_sec1_pem(&framed, Curve::Brainpool);
+    }
+
+    #[test]
+    fn loading_garbage_certificates_fails_cleanly(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join(cert_path(Role::Ci, Curve::Nist));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &bytes).unwrap();
+        proptest::prop_assert!(Pki::load(dir.path(), Curve::Nist).is_err());
+    }
+}
+
+#[test]
+fn asking_for_a_curve_twice_generates_it_once() {
+    let dir = TempDir::new().unwrap();
+    let opts = PkiOptions {
+        curves: vec![Curve::Nist, Curve::Nist],
+        ..PkiOptions::default()
+    };
+    assert_eq!(generate(dir.path(), &opts).unwrap().sets.len(), 1);
 }
