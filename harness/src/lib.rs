@@ -2,6 +2,8 @@
 //! issues) the LPA, the emulated operator network, flows, suites and reports.
 
 pub mod adapter;
+pub mod bench;
 pub mod cards;
 pub mod pki;
+pub mod selftest;
 pub mod transport;

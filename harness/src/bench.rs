@@ -1,0 +1,226 @@
+//! `simlab bench`: APDU rates of the emulated card on three paths, each measured side by
+//! side with a null card (answers 90 00 to everything) on the same path in the same run,
+//! so the ratio says what the card itself costs:
+//! 1. in-process (`Uicc::transmit` vs `NullCard::transmit`), one core;
+//! 2. over vpcd's wire protocol on loopback TCP (reader side ↔ card side), no pcscd;
+//! 3. through pcscd and vpcd ("Virtual PCD 00 00"), with `--pcscd`.
+//!
+//! The workload is the commonest read: SELECT EF.ICCID by FID, then READ BINARY.
+
+use crate::adapter::VpcdCard;
+use crate::selftest;
+use crate::transport::{PcscReader, Transport, TransportError};
+use anyhow::{ensure, Context as _};
+use clap::Args;
+use simlab_vpcd::reader::ReaderListener;
+use simlab_vpcd::{NullCard, VirtualCard};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// APDUs per in-process measurement.
+    #[arg(long, default_value_t = 400_000)]
+    pub in_process: usize,
+    /// APDUs per loopback TCP measurement.
+    #[arg(long, default_value_t = 40_000)]
+    pub tcp: usize,
+    /// Also measure through pcscd (needs pcscd with vpcd listening on 127.0.0.1:35963).
+    #[arg(long)]
+    pub pcscd: bool,
+    /// APDUs per pcscd measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub pcscd_apdus: usize,
+    /// Repetitions of each measurement; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+}
+
+const SELECT_ICCID: [u8; 7] = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x2F, 0xE2];
+const READ_ICCID: [u8; 5] = [0x00, 0xB0, 0x00, 0x00, 0x0A];
+
+fn workload(i: usize) -> &'static [u8] {
+    if i % 2 == 0 {
+        &SELECT_ICCID
+    } else {
+        &READ_ICCID
+    }
+}
+
+/// One line of the report: the card's rate, the null card's, and their ratio.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub path: &'static str,
+    pub card: f64,
+    pub null: f64,
+}
+
+impl Row {
+    pub fn ratio(&self) -> f64 {
+        self.card / self.null
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn rate(n: usize, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    f()?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn drive(card: &mut dyn VirtualCard, n: usize) -> anyhow::Result<()> {
+    card.power_on();
+    for i in 0..n {
+        let answer = card.transmit(workload(i));
+        ensure!(
+            answer.ends_with(&[0x90, 0x00]),
+            "card answered {}",
+            hex::encode(&answer)
+        );
+    }
+    Ok(())
+}
+
+fn in_process(n: usize) -> anyhow::Result<(f64, f64)> {
+    let (uicc, _) = selftest::load(None)?;
+    let mut card = VpcdCard::new(uicc);
+    let card_rate = rate(n, || drive(&mut card, n))?;
+    let mut null = NullCard::default();
+    let null_rate = rate(n, || drive(&mut null, n))?;
+    Ok((card_rate, null_rate))
+}
+
+fn over_tcp<C: VirtualCard + 'static>(card: C, n: usize) -> anyhow::Result<f64> {
+    let listener = ReaderListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let thread = simlab_vpcd::card::spawn(card, addr, Default::default())?;
+    let mut conn = listener.accept_timeout(Duration::from_secs(10))?;
+    conn.power_on()?;
+    let r = rate(n, || {
+        for i in 0..n {
+            let answer = conn.transmit(workload(i))?;
+            ensure!(
+                answer.ends_with(&[0x90, 0x00]),
+                "card answered {}",
+                hex::encode(&answer)
+            );
+        }
+        Ok(())
+    });
+    drop(conn);
+    thread.stop()?;
+    r
+}
+
+/// Waits until pcscd shows a card in the reader and connects to it.
+fn connect_pcscd(reader: &str) -> anyhow::Result<PcscReader> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match PcscReader::connect(reader) {
+            Ok(r) => return Ok(r),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!("waiting for the card in {reader}: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(e).context("pcscd never showed the card; is pcscd running with vpcd?")
+            }
+        }
+    }
+}
+
+fn through_pcscd<C: VirtualCard + 'static>(card: C, n: usize) -> anyhow::Result<f64> {
+    let thread =
+        simlab_vpcd::card::spawn(card, simlab_vpcd::DEFAULT_VPCD_ADDR, Default::default())?;
+    let result = (|| {
+        let mut reader = connect_pcscd("Virtual PCD 00 00")?;
+        rate(n, || {
+            for i in 0..n {
+                let answer = reader
+                    .transmit_raw(workload(i))
+                    .map_err(|e: TransportError| anyhow::anyhow!(e))?;
+                ensure!(
+                    answer.ends_with(&[0x90, 0x00]),
+                    "card answered {}",
+                    hex::encode(&answer)
+                );
+            }
+            Ok(())
+        })
+    })();
+    thread.stop()?;
+    // pcscd notices the removal at its next poll; let the slot empty before the next card.
+    std::thread::sleep(Duration::from_millis(900));
+    result
+}
+
+/// Runs the measurements and returns the rows.
+pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
+    let repeat = a.repeat.max(1);
+    let mut rows = Vec::new();
+    let (mut c, mut z) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let (card, null) = in_process(a.in_process)?;
+        c.push(card);
+        z.push(null);
+    }
+    rows.push(Row {
+        path: "in-process",
+        card: median(c),
+        null: median(z),
+    });
+
+    let (mut c, mut z) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        c.push(over_tcp(VpcdCard::new(selftest::load(None)?.0), a.tcp)?);
+        z.push(over_tcp(NullCard::default(), a.tcp)?);
+    }
+    rows.push(Row {
+        path: "vpcd TCP (loopback)",
+        card: median(c),
+        null: median(z),
+    });
+
+    if a.pcscd {
+        let (mut c, mut z) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            c.push(through_pcscd(
+                VpcdCard::new(selftest::load(None)?.0),
+                a.pcscd_apdus,
+            )?);
+            z.push(through_pcscd(NullCard::default(), a.pcscd_apdus)?);
+        }
+        rows.push(Row {
+            path: "pcscd + vpcd",
+            card: median(c),
+            null: median(z),
+        });
+    }
+    Ok(rows)
+}
+
+/// `simlab bench`: measures and prints the table.
+pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    let rows = measure(a)?;
+    println!(
+        "workload: SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A), median of {}",
+        a.repeat.max(1)
+    );
+    println!(
+        "{:<22} {:>14} {:>14} {:>8}",
+        "path", "card APDU/s", "null APDU/s", "ratio"
+    );
+    for r in &rows {
+        println!(
+            "{:<22} {:>14.0} {:>14.0} {:>7.1}%",
+            r.path,
+            r.card,
+            r.null,
+            100.0 * r.ratio()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! `simlab card selftest`: the read-back session a terminal runs against a fresh card —
+//! ICCID, PIN1, USIM selection, IMSI, AUTHENTICATE with a vector the network side computes
+//! from the card's keys, and resynchronisation — once in-process and once over the vpcd
+//! wire protocol (card side and reader side on loopback). Every step checks the card's
+//! answer against the definition; the first mismatch is an error.
+
+use crate::adapter::VpcdCard;
+use crate::transport::{split_sw, InProcess, Transport, VpcdReader};
+use anyhow::{bail, ensure, Context as _};
+use simlab_emulator::aka::{self, ts_31_102::AuthenticateResponse, AkaAlgorithm};
+use simlab_emulator::ts_31_102::decode_imsi;
+use simlab_emulator::{CardDefinition, Uicc};
+use simlab_vpcd::reader::ReaderListener;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// The built-in card (`vectors/cards/uicc.toml`), so the self-test runs anywhere.
+pub const BUILTIN_CARD: &str = include_str!("../../vectors/cards/uicc.toml");
+
+/// What the session checks the card against.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub iccid: String,
+    pub imsi: String,
+    pub aid: Vec<u8>,
+    pub pin1: String,
+    pub algorithm: AkaAlgorithm,
+}
+
+/// Loads a definition (or the built-in one) and the values to expect from it.
+pub fn load(card: Option<&Path>) -> anyhow::Result<(Uicc, Expected)> {
+    let def = match card {
+        Some(p) => CardDefinition::load(p)?,
+        None => CardDefinition::from_toml(BUILTIN_CARD)?,
+    };
+    let (atr, state) = def.build()?;
+    let algorithm = state
+        .usim
+        .as_ref()
+        .map(|u| u.algorithm.clone())
+        .context("card has no USIM")?;
+    let expected = Expected {
+        iccid: def.card.iccid.clone(),
+        imsi: def.usim.imsi.clone(),
+        aid: hex::decode(&def.usim.aid)?,
+        pin1: def.pins.pin1.clone(),
+        algorithm,
+    };
+    Ok((Uicc::new(atr, state), expected))
+}
+
+/// Runs the session in-process and over vpcd; returns the transcript.
+pub fn run(card: Option<&Path>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let (uicc, expected) = load(card)?;
+    writeln!(out, "== in-process")?;
+    session(&mut InProcess::new(uicc), &expected, &mut out)?;
+
+    let (uicc, expected) = load(card)?;
+    let listener = ReaderListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let card_thread = simlab_vpcd::card::spawn(VpcdCard::new(uicc), addr, Default::default())?;
+    writeln!(out, "== over the vpcd wire protocol ({addr})")?;
+    let conn = listener.accept_timeout(Duration::from_secs(10))?;
+    let result = session(&mut VpcdReader::start(conn)?, &expected, &mut out);
+    card_thread.stop()?;
+    result?;
+    writeln!(out, "selftest: PASS")?;
+    Ok(out)
+}
+
+fn exchange(t: &mut dyn Transport, apdu: &str, out: &mut String) -> anyhow::Result<(Vec<u8>, u16)> {
+    let bytes = hex::decode(apdu.replace(' ', ""))?;
+    let answer = t.transmit(&bytes)?;
+    writeln!(
+        out,
+        "> {}\n< {}",
+        hex::encode_upper(&bytes),
+        hex::encode_upper(&answer)
+    )?;
+    let (data, sw) = split_sw(&answer);
+    Ok((data.to_vec(), sw))
+}
+
+fn expect_ok(t: &mut dyn Transport, apdu: &str, out: &mut String) -> anyhow::Result<Vec<u8>> {
+    let (data, sw) = exchange(t, apdu, out)?;
+    ensure!(
+        sw == 0x9000,
+        "{apdu}: card answered {sw:04X}, expected 9000"
+    );
+    Ok(data)
+}
+
+/// One terminal session; `out` receives the transcript.
+pub fn session(t: &mut dyn Transport, e: &Expected, out: &mut String) -> anyhow::Result<()> {
+    writeln!(out, "ATR {}", hex::encode_upper(t.atr()?))?;
+    expect_ok(t, "00A4000C023F00", out)?;
+    expect_ok(t, "00A4000C022FE2", out)?;
+    let iccid = expect_ok(t, "00B000000A", out)?;
+    let want = simlab_emulator::ts_31_102::encode_swapped_bcd(&e.iccid, 10).context("ICCID")?;
+    ensure!(
+        iccid == want,
+        "EF.ICCID holds {}, expected {}",
+        hex::encode_upper(&iccid),
+        hex::encode_upper(&want)
+    );
+    writeln!(out, "   ICCID {} ok", e.iccid)?;
+
+    let pin = simlab_emulator::pin::pad(&e.pin1).map_err(|err| anyhow::anyhow!("PIN1: {err}"))?;
+    expect_ok(t, &format!("0020000108{}", hex::encode(pin)), out)?;
+    expect_ok(
+        t,
+        &format!("00A4040C{:02X}{}", e.aid.len(), hex::encode(&e.aid)),
+        out,
+    )?;
+    expect_ok(t, "00A4000C026F07", out)?;
+    let imsi = expect_ok(t, "00B0000009", out)?;
+    let got = decode_imsi(&imsi).context("EF.IMSI is not an IMSI")?;
+    ensure!(got == e.imsi, "EF.IMSI holds {got}, expected {}", e.imsi);
+    writeln!(out, "   IMSI {got} ok")?;
+
+    // The network side: a fresh vector from the card's own keys (TS 33.102 §6.3.2).
+    let rand: [u8; 16] = rand::random();
+    let sqn = 0x20 + u64::from(rand[0]);
+    let v = aka::generate_vector(&e.algorithm, sqn, [0x80, 0x00], &rand);
+    let auth = format!(
+        "0088008122 10{} 10{} 00",
+        hex::encode(v.rand),
+        hex::encode(v.autn)
+    );
+    let data = expect_ok(t, &auth, out)?;
+    match AuthenticateResponse::parse(0x81, &data) {
+        Ok(AuthenticateResponse::Success3g { res, ck, ik, .. }) => {
+            ensure!(
+                res == v.xres && ck == v.ck && ik == v.ik,
+                "RES/CK/IK differ from the network's XRES/CK/IK"
+            );
+        }
+        other => bail!("AUTHENTICATE answer {other:?}, expected success"),
+    }
+    writeln!(out, "   AUTHENTICATE: RES = XRES, CK and IK match")?;
+
+    // Replaying the same AUTN must fail with AUTS, which resynchronises the network.
+    let data = expect_ok(t, &auth, out)?;
+    match AuthenticateResponse::parse(0x81, &data) {
+        Ok(AuthenticateResponse::SyncFailure { auts }) => {
+            let sqn_ms = aka::resynchronise(&e.algorithm, &v.rand, &auts)?;
+            ensure!(
+                sqn_ms == sqn,
+                "AUTS carries SQN_MS {sqn_ms}, expected {sqn}"
+            );
+        }
+        other => bail!("replayed AUTHENTICATE answered {other:?}, expected a sync failure"),
+    }
+    writeln!(out, "   replay refused; AUTS resynchronises to SQN {sqn}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_builtin_card_passes_its_selftest() {
+        let report = super::run(None).unwrap();
+        assert!(report.ends_with("selftest: PASS\n"), "{report}");
+        assert!(report.contains("== over the vpcd wire protocol"));
+    }
+}
