@@ -1,0 +1,149 @@
+//! Elliptic-curve key agreement of the profile download (SGP.22 v2.5 §2.6.5.1, §3.1.3 and
+//! Annex G; ECKA-DH as BSI TR-03111 §4.3.1 defines it): the eUICC (in PrepareDownload) and the
+//! SM-DP+ (in the bound profile package) each make a one-time key pair on the curve of the
+//! DPpb certificate; the shared secret ShS is the x-coordinate of `otSK · otPK(peer)`.
+//!
+//! Arithmetic is RustCrypto's (`p256` ECDH, `elliptic-curve` 0.14 ECDH for `bp256`).
+
+use super::{Curve, FIELD_LEN, UNCOMPRESSED_POINT_LEN};
+use bp256::r1::BrainpoolP256r1;
+use rand::{CryptoRng, RngCore};
+use thiserror::Error;
+
+/// First byte of an uncompressed SEC 1 point.
+const UNCOMPRESSED_POINT_PREFIX: u8 = 0x04;
+/// How many random scalars to draw before giving up on a broken RNG (each draw is below the
+/// brainpoolP256r1 order with probability ≈ 0.66, so 128 failures in a row do not happen).
+const MAX_SCALAR_DRAWS: usize = 128;
+
+/// Why a key agreement step failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EckaError {
+    #[error("ECKA: peer key is not an uncompressed {curve} point on the curve (04‖X‖Y, 65 bytes)")]
+    BadPeerKey { curve: Curve },
+    #[error("ECKA: private scalar is not in [1, n-1] for {curve}")]
+    BadScalar { curve: Curve },
+    #[error("ECKA: the random source gave no usable scalar for {curve}")]
+    RandomSourceExhausted { curve: Curve },
+}
+
+/// The ECKA shared secret ShS: the 32-byte x-coordinate of the ECDH point.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedSecret([u8; FIELD_LEN]);
+
+impl SharedSecret {
+    pub fn as_bytes(&self) -> &[u8; FIELD_LEN] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SharedSecret {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSecret(..)")
+    }
+}
+
+/// A one-time key pair (otSK/otPK) for one download session.
+#[derive(Clone)]
+pub struct OneTimeKeyPair {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    P256(p256::SecretKey),
+    Bp256(bp256::r1::SecretKey),
+}
+
+impl std::fmt::Debug for OneTimeKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OneTimeKeyPair({}, {})", self.curve(), hex::encode_upper(self.public_key()))
+    }
+}
+
+impl OneTimeKeyPair {
+    /// Draws a fresh key pair on `curve`.
+    pub fn generate<R: RngCore + CryptoRng>(curve: Curve, rng: &mut R) -> Result<Self, EckaError> {
+        match curve {
+            Curve::NistP256 => Ok(Self { inner: Inner::P256(p256::SecretKey::random(rng)) }),
+            // bp256 draws from the rand_core 0.10 traits; ours are 0.6, so draw bytes here and
+            // keep those that are a valid scalar (rejection sampling, FIPS 186-5 §A.3.2).
+            Curve::BrainpoolP256r1 => {
+                for _ in 0..MAX_SCALAR_DRAWS {
+                    let mut d = [0u8; FIELD_LEN];
+                    rng.fill_bytes(&mut d);
+                    if let Ok(sk) = bp256::r1::SecretKey::from_slice(&d) {
+                        return Ok(Self { inner: Inner::Bp256(sk) });
+                    }
+                }
+                Err(EckaError::RandomSourceExhausted { curve })
+            }
+        }
+    }
+
+    /// A key pair from a known 32-byte big-endian scalar (test vectors, replays).
+    pub fn from_scalar(curve: Curve, d: &[u8]) -> Result<Self, EckaError> {
+        let bad = EckaError::BadScalar { curve };
+        if d.len() != FIELD_LEN {
+            return Err(bad);
+        }
+        let inner = match curve {
+            Curve::NistP256 => Inner::P256(p256::SecretKey::from_slice(d).map_err(|_| bad)?),
+            Curve::BrainpoolP256r1 => {
+                Inner::Bp256(bp256::r1::SecretKey::from_slice(d).map_err(|_| bad)?)
+            }
+        };
+        Ok(Self { inner })
+    }
+
+    pub fn curve(&self) -> Curve {
+        match self.inner {
+            Inner::P256(_) => Curve::NistP256,
+            Inner::Bp256(_) => Curve::BrainpoolP256r1,
+        }
+    }
+
+    /// otPK as an uncompressed point `04‖X‖Y` (what goes into `5F49`).
+    pub fn public_key(&self) -> [u8; UNCOMPRESSED_POINT_LEN] {
+        let mut out = [0u8; UNCOMPRESSED_POINT_LEN];
+        match &self.inner {
+            Inner::P256(sk) => {
+                use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+                let point = sk.public_key().to_encoded_point(false);
+                out.iter_mut().zip(point.as_bytes()).for_each(|(d, s)| *d = *s);
+            }
+            Inner::Bp256(sk) => {
+                let point = sk.public_key().to_sec1_bytes();
+                out.iter_mut().zip(point.iter()).for_each(|(d, s)| *d = *s);
+            }
+        }
+        out
+    }
+
+    /// ShS = x-coordinate of `otSK · peer` (BSI TR-03111 §4.3.1 ECKA-DH); `peer` must be an
+    /// uncompressed point on this key pair's curve (not the identity).
+    pub fn shared_secret(&self, peer: &[u8]) -> Result<SharedSecret, EckaError> {
+        let bad = EckaError::BadPeerKey { curve: self.curve() };
+        if peer.len() != UNCOMPRESSED_POINT_LEN || peer.first() != Some(&UNCOMPRESSED_POINT_PREFIX)
+        {
+            return Err(bad);
+        }
+        let mut out = [0u8; FIELD_LEN];
+        match &self.inner {
+            Inner::P256(sk) => {
+                let pk = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| bad)?;
+                let shared = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                out.iter_mut().zip(shared.raw_secret_bytes()).for_each(|(d, s)| *d = *s);
+            }
+            Inner::Bp256(sk) => {
+                let pk = bp256_elliptic_curve::PublicKey::<BrainpoolP256r1>::from_sec1_bytes(peer)
+                    .map_err(|_| bad)?;
+                let shared =
+                    bp256_elliptic_curve::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                out.iter_mut().zip(shared.raw_secret_bytes()).for_each(|(d, s)| *d = *s);
+            }
+        }
+        Ok(SharedSecret(out))
+    }
+}
