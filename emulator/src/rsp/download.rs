@@ -257,3 +257,127 @@ fn one_byte(tag: u32, value: &[u8], what: &'static str) -> Result<u8, DownloadEr
         _ => Err(DownloadError::BadLength { what, tag, found: value.len(), expected: "1" }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ecdsa::VerifyingKey;
+    use super::super::vectors::{self, hex, CERT_DPPB_NIST, SK_DPPB_NIST};
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    #[test]
+    fn hash_cc_matches_pyca_vectors() {
+        let v = vectors::load("download");
+        let cases = v["hash_cc"].as_array().unwrap();
+        assert_eq!(cases.len(), 3);
+        for case in cases {
+            let got = hash_cc(&hex(&case["code"]), &hex(&case["transaction_id"]));
+            assert_eq!(got.to_vec(), hex(&case["hash_cc"]));
+        }
+    }
+
+    #[test]
+    fn parses_a_bf23_signed_by_pyca_and_rebuilds_its_signature_input() {
+        let v = vectors::load("download");
+        let bf23 = &v["bf23"];
+        let der = hex(&bf23["der"]);
+        let isc = InitialiseSecureChannel::parse(&der).unwrap();
+        assert_eq!(isc.remote_op_id, REMOTE_OP_INSTALL_BPP);
+        assert_eq!(isc.transaction_id, hex(&bf23["transaction_id"]));
+        assert_eq!((isc.key_type, isc.key_len), (KEY_TYPE_AES, KEY_LENGTH_AES128));
+        assert_eq!(isc.host_id, hex(&bf23["host_id"]));
+        assert_eq!(isc.smdp_otpk, hex(&bf23["smdp_otpk"]));
+        assert_eq!(isc.smdp_sign, hex(&bf23["smdp_sign"]));
+        let input = isc.signature_input(&hex(&bf23["euicc_otpk"]));
+        assert_eq!(input, hex(&bf23["signature_input"]));
+        let dp_pb = VerifyingKey::from_certificate_der(CERT_DPPB_NIST).unwrap();
+        dp_pb.verify(&input, isc.smdp_sign).unwrap();
+        // Another eUICC key: the signature no longer covers it.
+        assert!(dp_pb.verify(&isc.signature_input(&[0x04; 65]), isc.smdp_sign).is_err());
+    }
+
+    #[test]
+    fn builds_the_same_bf23_as_pyca_up_to_the_signature() {
+        let v = vectors::load("download");
+        let bf23 = &v["bf23"];
+        let key = SigningKey::from_pem(SK_DPPB_NIST).unwrap();
+        let ours = build_initialise_secure_channel(
+            &hex(&bf23["transaction_id"]),
+            &hex(&bf23["host_id"]),
+            &hex(&bf23["smdp_otpk"]),
+            &hex(&bf23["euicc_otpk"]),
+            &key,
+        );
+        let theirs = hex(&bf23["der"]);
+        // Same length, same bytes up to the 64 signature bytes at the end (nonces differ).
+        assert_eq!(ours.len(), theirs.len());
+        assert_eq!(ours[..ours.len() - 64], theirs[..theirs.len() - 64]);
+        let parsed = InitialiseSecureChannel::parse(&ours).unwrap();
+        key.verifying_key()
+            .verify(&parsed.signature_input(&hex(&bf23["euicc_otpk"])), parsed.smdp_sign)
+            .unwrap();
+    }
+
+    fn signed_part() -> Vec<u8> {
+        initialise_secure_channel_signed_part(&[1; 16], b"h", &[4; 65])
+    }
+
+    #[rstest]
+    #[case::wrong_outer_tag(
+        tlv::encode(0xBF24, &[signed_part(), tlv::encode(TAG_SIGNATURE, &[0; 64])].concat()),
+        DownloadError::UnexpectedTag { what: "InitialiseSecureChannelRequest", expected: 0xBF23, found: 0xBF24 }
+    )]
+    #[case::no_signature(
+        tlv::encode(0xBF23, &signed_part()),
+        DownloadError::Missing { what: "InitialiseSecureChannelRequest", tag: TAG_SIGNATURE }
+    )]
+    #[case::short_signature(
+        tlv::encode(0xBF23, &[signed_part(), tlv::encode(TAG_SIGNATURE, &[0; 63])].concat()),
+        DownloadError::BadLength { what: "InitialiseSecureChannelRequest", tag: TAG_SIGNATURE, found: 63, expected: "64" }
+    )]
+    #[case::field_after_signature(
+        tlv::encode(0xBF23, &[signed_part(), tlv::encode(TAG_SIGNATURE, &[0; 64]), tlv::encode(0x81, &[])].concat()),
+        DownloadError::FieldAfterSignature { what: "InitialiseSecureChannelRequest", tag: 0x81 }
+    )]
+    #[case::no_crt(
+        tlv::encode(0xBF23, &[tlv::encode(0x82, &[1]), tlv::encode(TAG_SIGNATURE, &[0; 64])].concat()),
+        DownloadError::Missing { what: "InitialiseSecureChannelRequest", tag: TAG_CONTROL_REF_TEMPLATE }
+    )]
+    fn rejects_malformed_bf23(#[case] bytes: Vec<u8>, #[case] err: DownloadError) {
+        assert_eq!(InitialiseSecureChannel::parse(&bytes), Err(err));
+    }
+
+    #[test]
+    fn replace_session_keys_round_trips_through_der() {
+        let keys = SessionKeys { initial_mcv: [1; 16], s_enc: [2; 16], s_mac: [3; 16] };
+        let der = ReplaceSessionKeys { keys: keys.clone() }.to_der();
+        let expected = format!("BF2636 8010{} 8110{} 8210{}", "01".repeat(16), "02".repeat(16), "03".repeat(16));
+        assert_eq!(hex::encode_upper(&der), expected.replace(' ', ""));
+        assert_eq!(ReplaceSessionKeys::from_der(&der).unwrap().keys, keys);
+    }
+
+    #[test]
+    fn rejects_replace_session_keys_with_a_short_key() {
+        let der = tlv::encode(
+            TAG_REPLACE_SESSION_KEYS,
+            &[tlv::encode(0x80, &[0; 16]), tlv::encode(0x81, &[0; 15]), tlv::encode(0x82, &[0; 16])].concat(),
+        );
+        assert_eq!(
+            ReplaceSessionKeys::from_der(&der).unwrap_err(),
+            DownloadError::BadLength { what: "ReplaceSessionKeysRequest", tag: 0x81, found: 15, expected: "16" }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = InitialiseSecureChannel::parse(&bytes);
+            let _ = ReplaceSessionKeys::from_der(&bytes);
+            let mut bf23 = vec![0xBF, 0x23];
+            tlv::push_length(&mut bf23, bytes.len());
+            bf23.extend_from_slice(&bytes);
+            let _ = InitialiseSecureChannel::parse(&bf23);
+        }
+    }
+}

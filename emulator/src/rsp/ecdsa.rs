@@ -476,3 +476,213 @@ fn ec_algorithm_curve(algorithm: Tlv<'_>, what: &'static str) -> Result<Curve, E
     let named = next_child(&mut children, TAG_OID, what)?;
     curve_of(named.value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::vectors::{self, *};
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    #[rstest]
+    #[case::nist_sec1_with_ec_parameters(SK_DPAUTH_NIST, CERT_DPAUTH_NIST, Curve::NistP256)]
+    #[case::brainpool_sec1_with_ec_parameters(SK_DPAUTH_BRP, CERT_DPAUTH_BRP, Curve::BrainpoolP256r1)]
+    #[case::nist_pkcs8(SK_DPAUTH_NIST_PKCS8, CERT_DPAUTH_NIST, Curve::NistP256)]
+    #[case::brainpool_pkcs8(SK_DPAUTH_BRP_PKCS8, CERT_DPAUTH_BRP, Curve::BrainpoolP256r1)]
+    #[case::dppb_nist(SK_DPPB_NIST, CERT_DPPB_NIST, Curve::NistP256)]
+    fn sgp26_private_key_matches_its_certificate(
+        #[case] pem: &str,
+        #[case] cert: &[u8],
+        #[case] curve: Curve,
+    ) {
+        let key = SigningKey::from_pem(pem).unwrap();
+        assert_eq!(key.curve(), curve);
+        let from_cert = VerifyingKey::from_certificate_der(cert).unwrap();
+        assert_eq!(key.verifying_key(), from_cert);
+        let sig = key.sign(b"AuthenticateServer");
+        from_cert.verify(b"AuthenticateServer", &sig).unwrap();
+    }
+
+    #[test]
+    fn sgp26_dpauth_public_key_is_the_one_openssl_prints() {
+        // `openssl x509 -inform der -in CERT_S_SM_DPauth_ECDSA_NIST.der -noout -pubkey`, the
+        // BIT STRING of the SPKI; same as the publicKey [1] of SK_S_SM_DPauth_ECDSA_NIST.pem.
+        let expected = h(concat!(
+            "04 ",
+            "4DFED4F4694791BF1695CEA0307A35B418019695387BB75B7D2447B6B5209F04 ",
+            "45AE4E5E521CD13888D75FE07C8580222AE20DBAAC1D77CD76304993421BD739"
+        ));
+        let key = VerifyingKey::from_certificate_der(CERT_DPAUTH_NIST).unwrap();
+        assert_eq!(key.to_uncompressed().to_vec(), expected);
+    }
+
+    #[rstest]
+    #[case::nist(CERT_CI_NIST, CERT_DPAUTH_NIST)]
+    #[case::brainpool(CERT_CI_BRP, CERT_DPAUTH_BRP)]
+    fn sgp26_dpauth_certificate_is_signed_by_the_test_ci(#[case] ci: &[u8], #[case] dpauth: &[u8]) {
+        let ci_key = VerifyingKey::from_certificate_der(ci).unwrap();
+        let parts = CertificateParts::parse(dpauth).unwrap();
+        ci_key.verify_der(parts.tbs, parts.signature).unwrap();
+        let mut tampered = parts.tbs.to_vec();
+        tampered[20] ^= 1;
+        assert_eq!(ci_key.verify_der(&tampered, parts.signature), Err(EcdsaError::InvalidSignature));
+    }
+
+    #[test]
+    fn verifies_signatures_made_by_pyca_cryptography_in_raw_and_der_form() {
+        let v = vectors::load("ecdsa");
+        let cases = v["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 6);
+        for case in cases {
+            let curve = vectors::curve(&case["curve"]);
+            let (msg, raw, der) = (hex(&case["msg"]), hex(&case["raw"]), hex(&case["der"]));
+            let key = SigningKey::from_scalar(curve, &hex(&case["sk"])).unwrap();
+            let public = VerifyingKey::from_uncompressed(curve, &hex(&case["pk"])).unwrap();
+            assert_eq!(key.verifying_key(), public);
+            public.verify(&msg, &raw).unwrap();
+            public.verify_der(&msg, &der).unwrap();
+            assert_eq!(der_to_raw(curve, &der).unwrap().to_vec(), raw);
+            assert_eq!(raw_to_der(curve, &raw).unwrap(), der);
+            assert_eq!(public.verify(b"other message", &raw), Err(EcdsaError::InvalidSignature));
+        }
+    }
+
+    #[rstest]
+    fn signs_and_verifies_on_every_curve(
+        #[values(Curve::NistP256, Curve::BrainpoolP256r1)] curve: Curve,
+    ) {
+        let key = SigningKey::from_scalar(curve, &[0x11; 32]).unwrap();
+        let sig = key.sign(b"euiccSigned1");
+        assert_eq!(sig, key.sign(b"euiccSigned1"), "RFC 6979 signatures are deterministic");
+        let public = key.verifying_key();
+        public.verify(b"euiccSigned1", &sig).unwrap();
+        let again = VerifyingKey::from_uncompressed(curve, &public.to_uncompressed()).unwrap();
+        again.verify(b"euiccSigned1", &sig).unwrap();
+        let mut bad = sig;
+        bad[40] ^= 0x80;
+        assert_eq!(public.verify(b"euiccSigned1", &bad), Err(EcdsaError::InvalidSignature));
+        let der = raw_to_der(curve, &sig).unwrap();
+        assert_eq!(der_to_raw(curve, &der).unwrap(), sig);
+    }
+
+    #[test]
+    fn accepts_high_s_signatures() {
+        // (r, n − s) is as valid as (r, s); peers do not all normalise s.
+        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32]).unwrap();
+        let sig = P256Signature::from_slice(&key.sign(b"msg")).unwrap();
+        let (r, s) = sig.split_scalars();
+        let flipped = P256Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+        assert_ne!(flipped.to_bytes(), sig.to_bytes());
+        key.verifying_key().verify(b"msg", &flipped.to_bytes()).unwrap();
+    }
+
+    #[rstest]
+    #[case::too_short(63)]
+    #[case::der_sized(70)]
+    fn rejects_raw_signatures_of_the_wrong_length(#[case] len: usize) {
+        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32]).unwrap().verifying_key();
+        assert_eq!(key.verify(b"m", &vec![1; len]), Err(EcdsaError::BadSignatureLength { found: len }));
+    }
+
+    #[test]
+    fn rejects_zero_r_and_s_as_invalid() {
+        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32]).unwrap().verifying_key();
+        assert_eq!(key.verify(b"m", &[0; 64]), Err(EcdsaError::InvalidSignature));
+        assert!(matches!(raw_to_der(Curve::NistP256, &[0; 64]), Err(EcdsaError::BadDerSignature { .. })));
+    }
+
+    #[rstest]
+    #[case::point_off_the_curve(|p: &mut Vec<u8>| p[64] ^= 1)]
+    #[case::compressed_prefix(|p: &mut Vec<u8>| p[0] = 0x02)]
+    #[case::truncated(|p: &mut Vec<u8>| { p.pop(); })]
+    fn rejects_bad_public_keys(
+        #[values(Curve::NistP256, Curve::BrainpoolP256r1)] curve: Curve,
+        #[case] spoil: fn(&mut Vec<u8>),
+    ) {
+        let mut point = SigningKey::from_scalar(curve, &[0x33; 32])
+            .unwrap()
+            .verifying_key()
+            .to_uncompressed()
+            .to_vec();
+        spoil(&mut point);
+        assert_eq!(VerifyingKey::from_uncompressed(curve, &point), Err(EcdsaError::BadPublicKey { curve }));
+    }
+
+    #[test]
+    fn a_nist_point_is_not_a_brainpool_point() {
+        let nist = SigningKey::from_scalar(Curve::NistP256, &[0x33; 32]).unwrap().verifying_key();
+        assert!(VerifyingKey::from_uncompressed(Curve::BrainpoolP256r1, &nist.to_uncompressed()).is_err());
+    }
+
+    #[test]
+    fn rejects_pem_without_a_private_key() {
+        let params_only = SK_DPAUTH_NIST.split("-----BEGIN EC PRIVATE KEY").next().unwrap();
+        assert_eq!(SigningKey::from_pem(params_only).unwrap_err(), EcdsaError::NoPrivateKey);
+        assert_eq!(SigningKey::from_pem("").unwrap_err(), EcdsaError::NoPrivateKey);
+    }
+
+    #[test]
+    fn rejects_ec_parameters_that_contradict_the_key() {
+        let brp_params = SK_DPAUTH_BRP.split("-----BEGIN EC PRIVATE KEY").next().unwrap();
+        let nist_key = &SK_DPAUTH_NIST[SK_DPAUTH_NIST.find("-----BEGIN EC PRIVATE KEY").unwrap()..];
+        let mixed = format!("{brp_params}{nist_key}");
+        assert_eq!(
+            SigningKey::from_pem(&mixed).unwrap_err(),
+            EcdsaError::CurveConflict { params: Curve::BrainpoolP256r1, key: Curve::NistP256 }
+        );
+    }
+
+    #[test]
+    fn rejects_scalars_out_of_range() {
+        assert!(SigningKey::from_scalar(Curve::NistP256, &[0; 32]).is_err());
+        assert!(SigningKey::from_scalar(Curve::BrainpoolP256r1, &[0xFF; 32]).is_err());
+        assert!(SigningKey::from_scalar(Curve::NistP256, &[1; 31]).is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_private_keys() {
+        let key = SigningKey::from_pem(SK_DPAUTH_NIST).unwrap();
+        assert_eq!(format!("{key:?}"), "SigningKey(NIST P-256)");
+    }
+
+    #[test]
+    fn certificate_parts_are_the_exact_input_bytes() {
+        let parts = CertificateParts::parse(CERT_DPAUTH_NIST).unwrap();
+        // The TBSCertificate starts right after the outer SEQUENCE header (30 82 LL LL).
+        assert_eq!(parts.tbs, &CERT_DPAUTH_NIST[4..4 + parts.tbs.len()]);
+        assert_eq!(parts.spki[0], 0x30);
+        assert_eq!(parts.signature[0], 0x30);
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = CertificateParts::parse(&bytes);
+            let _ = VerifyingKey::from_spki_der(&bytes);
+            let _ = SigningKey::from_sec1_der(&bytes, Some(Curve::NistP256));
+            let _ = SigningKey::from_pkcs8_der(&bytes);
+            for curve in Curve::ALL {
+                let _ = der_to_raw(curve, &bytes);
+                let _ = VerifyingKey::from_uncompressed(curve, &bytes);
+            }
+        }
+
+        #[test]
+        fn raw_and_der_convert_both_ways(r in 1u8..=0x7F, s in any::<[u8; 32]>(), lead in 0usize..32) {
+            // r with `lead` leading zero bytes exercises DER's minimal INTEGER encoding.
+            let mut raw = [0u8; 64];
+            raw[lead] = r;
+            raw[32..].copy_from_slice(&s);
+            raw[32] &= 0x7F;
+            prop_assume!(raw[32..].iter().any(|b| *b != 0));
+            for curve in Curve::ALL {
+                let der = raw_to_der(curve, &raw).unwrap();
+                prop_assert_eq!(der_to_raw(curve, &der).unwrap(), raw);
+            }
+        }
+    }
+}

@@ -147,3 +147,94 @@ impl OneTimeKeyPair {
         Ok(SharedSecret(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::kdf::derive_session_keys;
+    use super::super::vectors::{self, hex};
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn matches_pyca_ecdh_and_session_key_vectors() {
+        let v = vectors::load("session_keys");
+        let cases = v["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 6);
+        for case in cases {
+            let curve = vectors::curve(&case["curve"]);
+            let euicc = OneTimeKeyPair::from_scalar(curve, &hex(&case["euicc_ot_sk"])).unwrap();
+            let smdp = OneTimeKeyPair::from_scalar(curve, &hex(&case["smdp_ot_sk"])).unwrap();
+            assert_eq!(euicc.public_key().to_vec(), hex(&case["euicc_ot_pk"]));
+            assert_eq!(smdp.public_key().to_vec(), hex(&case["smdp_ot_pk"]));
+            let shs = euicc.shared_secret(&smdp.public_key()).unwrap();
+            assert_eq!(shs.as_bytes().to_vec(), hex(&case["shs"]));
+            assert_eq!(smdp.shared_secret(&euicc.public_key()).unwrap(), shs);
+            let eid: [u8; 16] = hex(&case["eid"]).try_into().unwrap();
+            let keys =
+                derive_session_keys(shs.as_bytes(), 0x88, 0x10, &hex(&case["host_id"]), &eid).unwrap();
+            assert_eq!(keys.initial_mcv.to_vec(), hex(&case["initial_mcv"]));
+            assert_eq!(keys.s_enc.to_vec(), hex(&case["s_enc"]));
+            assert_eq!(keys.s_mac.to_vec(), hex(&case["s_mac"]));
+        }
+    }
+
+    #[test]
+    fn generated_key_pairs_agree_on_every_curve() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for curve in Curve::ALL {
+            let a = OneTimeKeyPair::generate(curve, &mut rng).unwrap();
+            let b = OneTimeKeyPair::generate(curve, &mut rng).unwrap();
+            assert_eq!(a.curve(), curve);
+            assert_ne!(a.public_key(), b.public_key());
+            assert_eq!(a.shared_secret(&b.public_key()).unwrap(), b.shared_secret(&a.public_key()).unwrap());
+        }
+    }
+
+    #[test]
+    fn rejects_a_peer_key_from_the_other_curve() {
+        let nist = OneTimeKeyPair::from_scalar(Curve::NistP256, &[5; 32]).unwrap();
+        let brp = OneTimeKeyPair::from_scalar(Curve::BrainpoolP256r1, &[5; 32]).unwrap();
+        assert_eq!(
+            nist.shared_secret(&brp.public_key()),
+            Err(EckaError::BadPeerKey { curve: Curve::NistP256 })
+        );
+        assert_eq!(
+            brp.shared_secret(&nist.public_key()),
+            Err(EckaError::BadPeerKey { curve: Curve::BrainpoolP256r1 })
+        );
+    }
+
+    #[test]
+    fn rejects_compressed_or_short_peer_keys() {
+        let a = OneTimeKeyPair::from_scalar(Curve::NistP256, &[5; 32]).unwrap();
+        let b = OneTimeKeyPair::from_scalar(Curve::NistP256, &[6; 32]).unwrap().public_key();
+        let bad = Err(EckaError::BadPeerKey { curve: Curve::NistP256 });
+        let mut compressed = b[..33].to_vec();
+        compressed[0] = 0x02 | (b[64] & 1);
+        assert_eq!(a.shared_secret(&compressed), bad);
+        assert_eq!(a.shared_secret(&b[..64]), bad);
+    }
+
+    #[test]
+    fn rejects_scalars_of_zero_or_wrong_length() {
+        assert!(OneTimeKeyPair::from_scalar(Curve::NistP256, &[0; 32]).is_err());
+        assert!(OneTimeKeyPair::from_scalar(Curve::BrainpoolP256r1, &[0xFF; 32]).is_err());
+        assert!(OneTimeKeyPair::from_scalar(Curve::NistP256, &[1; 24]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn shared_secret_never_panics_on_arbitrary_peer_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            for curve in Curve::ALL {
+                let a = OneTimeKeyPair::from_scalar(curve, &[9; 32]).unwrap();
+                let mut point = bytes.clone();
+                if let Some(first) = point.first_mut() { *first = 0x04; }
+                let _ = a.shared_secret(&point);
+                let _ = a.shared_secret(&bytes);
+            }
+        }
+    }
+}
