@@ -332,3 +332,287 @@ fn tlv_error(e: TlvError) -> BspError {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::vectors::{self, hex};
+    use super::*;
+    use aes::cipher::block_padding::NoPadding;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn keys(enc: u8, mac: u8, mcv: u8) -> SessionKeys {
+        SessionKeys { initial_mcv: [mcv; 16], s_enc: [enc; 16], s_mac: [mac; 16] }
+    }
+
+    fn key16(v: &serde_json::Value) -> [u8; 16] {
+        hex(v).try_into().unwrap()
+    }
+
+    /// The pyca sequence: session keys, then (after the `A2` segment) the PPKs.
+    fn vector_keys() -> (serde_json::Value, SessionKeys, SessionKeys) {
+        let v = vectors::load("scp03t");
+        let session =
+            SessionKeys { initial_mcv: key16(&v["initial_mcv"]), s_enc: key16(&v["s_enc"]), s_mac: key16(&v["s_mac"]) };
+        let ppk = SessionKeys {
+            initial_mcv: key16(&v["ppk_initial_mcv"]),
+            s_enc: key16(&v["ppk_enc"]),
+            s_mac: key16(&v["ppk_mac"]),
+        };
+        (v, session, ppk)
+    }
+
+    #[test]
+    fn writer_reproduces_the_pyca_segment_sequence() {
+        let (v, session, ppk) = vector_keys();
+        let mut writer = BspWriter::new(&session);
+        let mut checked = 0;
+        for seg in v["segments"].as_array().unwrap() {
+            if seg["replace_session_keys"].as_bool() == Some(true) {
+                writer.replace_session_keys(&ppk);
+                continue;
+            }
+            assert_eq!(writer.counter(), u128::from(seg["counter"].as_u64().unwrap()));
+            assert_eq!(writer.mcv().to_vec(), hex(&seg["mcv_in"]));
+            let tag = u8::from_str_radix(seg["tag"].as_str().unwrap(), 16).unwrap();
+            let wire = match seg["protection"].as_str().unwrap() {
+                "encrypt" => writer.encrypt_and_mac(tag, &hex(&seg["data"])).unwrap(),
+                _ => writer.mac_only(tag, &hex(&seg["data"])).unwrap(),
+            };
+            assert_eq!(hex::encode_upper(wire), seg["wire"].as_str().unwrap());
+            checked += 1;
+        }
+        assert_eq!(checked, 7);
+    }
+
+    #[test]
+    fn reader_opens_the_pyca_segment_sequence() {
+        let (v, session, ppk) = vector_keys();
+        let mut reader = BspReader::new(&session);
+        for seg in v["segments"].as_array().unwrap() {
+            if seg["replace_session_keys"].as_bool() == Some(true) {
+                reader.replace_session_keys(&ppk);
+                continue;
+            }
+            assert_eq!(reader.counter(), u128::from(seg["counter"].as_u64().unwrap()));
+            let opened = reader.open(&hex(&seg["wire"])).unwrap();
+            assert_eq!(format!("{:02X}", opened.tag), seg["tag"].as_str().unwrap());
+            assert_eq!(opened.data, hex(&seg["data"]));
+        }
+    }
+
+    #[test]
+    fn segments_after_replace_session_keys_need_the_new_keys() {
+        let (v, session, _) = vector_keys();
+        let segs: Vec<Vec<u8>> = v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["wire"].is_string())
+            .map(|s| hex(&s["wire"]))
+            .collect();
+        let mut reader = BspReader::new(&session);
+        for seg in &segs[..3] {
+            reader.open(seg).unwrap();
+        }
+        assert_eq!(reader.open(&segs[3]), Err(BspError::MacMismatch));
+    }
+
+    #[rstest]
+    #[case::empty(0, "one whole padding block")]
+    #[case::one_byte(1, "")]
+    #[case::fifteen_bytes(15, "")]
+    #[case::one_block(16, "a whole padding block more")]
+    fn padding_always_adds_at_least_one_byte(#[case] len: usize, #[case] _why: &str) {
+        let mut writer = BspWriter::new(&keys(1, 2, 3));
+        let segment = writer.encrypt_and_mac(0x86, &vec![0xAB; len]).unwrap();
+        let ciphertext_len = (len / 16 + 1) * 16;
+        assert_eq!(segment.len(), 2 + ciphertext_len + MAC_LEN);
+        assert_eq!(usize::from(segment[1]), ciphertext_len + MAC_LEN);
+        let mut reader = BspReader::new(&keys(1, 2, 3));
+        assert_eq!(reader.open(&segment).unwrap().data, vec![0xAB; len]);
+    }
+
+    #[test]
+    fn mac_only_segments_use_up_a_counter_value() {
+        let mut a = BspWriter::new(&keys(1, 2, 3));
+        a.mac_only(0x88, b"meta").unwrap();
+        assert_eq!(a.counter(), 2);
+        // Same chaining, no MAC-only segment counted: the IV differs, so the ciphertext does.
+        let mut b = BspWriter::new(&keys(1, 2, 3));
+        b.channel.mcv = a.mcv();
+        let sa = a.encrypt_and_mac(0x86, b"profile").unwrap();
+        let sb = b.encrypt_and_mac(0x86, b"profile").unwrap();
+        assert_ne!(sa[2..18], sb[2..18]);
+    }
+
+    #[test]
+    fn chunks_fill_segments_up_to_1020_bytes() {
+        let data = vec![0x11u8; 3000];
+        for (tag, full_chunks) in [(0x86, 2), (0x88, 2)] {
+            let mut writer = BspWriter::new(&keys(1, 2, 3));
+            let segments = writer.protect_chunked(tag, &data).unwrap();
+            assert_eq!(segments.len(), 3);
+            for s in &segments[..full_chunks] {
+                assert_eq!(s.len(), MAX_SEGMENT_LEN);
+            }
+            let mut reader = BspReader::new(&keys(1, 2, 3));
+            let joined: Vec<u8> =
+                segments.iter().flat_map(|s| reader.open_expecting(tag, s).unwrap()).collect();
+            assert_eq!(joined, data);
+        }
+        let mut writer = BspWriter::new(&keys(1, 2, 3));
+        assert_eq!(writer.protect_chunked(0x87, &[]).unwrap().len(), 1);
+    }
+
+    /// A segment sealed with a correct MAC around an arbitrary payload: tests what the reader
+    /// does after the MAC check passes.
+    fn sealed(tag: u8, payload: &[u8], encrypt_raw: bool) -> Vec<u8> {
+        let mut writer = BspWriter::new(&keys(1, 2, 3));
+        let mut body = payload.to_vec();
+        if encrypt_raw {
+            let icv = writer.channel.icv();
+            let len = body.len();
+            cbc::Encryptor::<Aes128>::new(&[1; 16].into(), &icv.into())
+                .encrypt_padded_mut::<NoPadding>(&mut body, len)
+                .unwrap();
+        }
+        writer.seal(tag, &body)
+    }
+
+    #[rstest]
+    #[case::no_80_marker(sealed(0x86, b"sixteen bytes!!!", true), BspError::BadPadding)]
+    #[case::all_zero_block(sealed(0x86, &[0; 16], true), BspError::BadPadding)]
+    #[case::ciphertext_not_whole_blocks(sealed(0x86, &[0; 15], false), BspError::BadCiphertextLength { len: 15 })]
+    #[case::empty_ciphertext(sealed(0x87, &[], false), BspError::BadCiphertextLength { len: 0 })]
+    #[case::unknown_tag(sealed(0x89, b"x", false), BspError::UnknownTag { found: 0x89 })]
+    #[case::mac_cut_short(vec![0x88, 0x03, 1, 2, 3], BspError::Truncated)]
+    #[case::value_cut_short(vec![0x88, 0x10, 1, 2, 3], BspError::Truncated)]
+    #[case::indefinite_length(vec![0x88, 0x80, 0, 0], BspError::Malformed(TlvError::BadLength))]
+    #[case::trailing_bytes([sealed(0x88, b"x", false), vec![0]].concat(), BspError::TrailingBytes { extra: 1 })]
+    #[case::empty(vec![], BspError::Truncated)]
+    fn rejects_bad_segments(#[case] segment: Vec<u8>, #[case] err: BspError) {
+        let mut reader = BspReader::new(&keys(1, 2, 3));
+        assert_eq!(reader.open(&segment), Err(err));
+        assert_eq!(reader.counter(), 1, "a rejected segment leaves the reader as it was");
+    }
+
+    #[test]
+    fn bad_padding_is_only_reported_after_the_mac_check() {
+        let mut segment = sealed(0x86, b"sixteen bytes!!!", true);
+        segment[5] ^= 1;
+        assert_eq!(BspReader::new(&keys(1, 2, 3)).open(&segment), Err(BspError::MacMismatch));
+    }
+
+    #[test]
+    fn rejects_segments_out_of_order_and_keeps_state_after_an_error() {
+        let mut writer = BspWriter::new(&keys(4, 5, 6));
+        let first = writer.protect(0x87, b"ConfigureISDP").unwrap();
+        let second = writer.protect(0x88, b"StoreMetadata").unwrap();
+        let mut reader = BspReader::new(&keys(4, 5, 6));
+        assert_eq!(reader.open(&second), Err(BspError::MacMismatch));
+        assert_eq!(reader.open(&first).unwrap().data, b"ConfigureISDP");
+        assert_eq!(reader.open(&first), Err(BspError::MacMismatch), "no replay");
+        assert_eq!(reader.open(&second).unwrap().data, b"StoreMetadata");
+    }
+
+    #[test]
+    fn open_expecting_rejects_another_tag_before_touching_state() {
+        let segment = BspWriter::new(&keys(1, 2, 3)).protect(0x88, b"meta").unwrap();
+        let mut reader = BspReader::new(&keys(1, 2, 3));
+        assert_eq!(
+            reader.open_expecting(0x87, &segment),
+            Err(BspError::UnexpectedTag { expected: 0x87, found: 0x88 })
+        );
+        assert_eq!(reader.open_expecting(0x88, &segment).unwrap(), b"meta");
+    }
+
+    #[rstest]
+    #[case::multi_byte_tag(0x9F)]
+    #[case::bf_class(0xBF)]
+    fn writer_refuses_tags_that_are_not_one_byte(#[case] tag: u8) {
+        let mut writer = BspWriter::new(&keys(1, 2, 3));
+        assert_eq!(writer.mac_only(tag, b""), Err(BspError::BadTag { tag }));
+        assert_eq!(writer.encrypt_and_mac(tag, b""), Err(BspError::BadTag { tag }));
+        assert_eq!(writer.counter(), 1);
+    }
+
+    fn step() -> impl Strategy<Value = (u8, Vec<u8>)> {
+        (
+            prop_oneof![Just(0x86u8), Just(0x87), Just(0x88)],
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+    }
+
+    fn write_all(steps: &[(u8, Vec<u8>)], replace_at: Option<usize>) -> Vec<Vec<u8>> {
+        let mut writer = BspWriter::new(&keys(7, 8, 9));
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, (tag, data))| {
+                if replace_at == Some(i) {
+                    writer.replace_session_keys(&keys(10, 11, 12));
+                }
+                writer.protect(*tag, data).unwrap()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn reader_recovers_what_the_writer_protected(
+            steps in proptest::collection::vec(step(), 1..8),
+            replace in proptest::option::of(0usize..8),
+        ) {
+            let segments = write_all(&steps, replace);
+            let mut reader = BspReader::new(&keys(7, 8, 9));
+            for (i, ((tag, data), segment)) in steps.iter().zip(&segments).enumerate() {
+                if replace == Some(i) {
+                    reader.replace_session_keys(&keys(10, 11, 12));
+                }
+                let opened = reader.open(segment).unwrap();
+                prop_assert_eq!(opened.tag, *tag);
+                prop_assert_eq!(&opened.data, data);
+            }
+        }
+
+        #[test]
+        fn any_single_bit_flip_is_rejected(
+            steps in proptest::collection::vec(step(), 1..5),
+            which in any::<prop::sample::Index>(),
+            bit in any::<prop::sample::Index>(),
+        ) {
+            let mut segments = write_all(&steps, None);
+            let target = which.index(segments.len());
+            let bit = bit.index(segments[target].len() * 8);
+            segments[target][bit / 8] ^= 1 << (bit % 8);
+            let mut reader = BspReader::new(&keys(7, 8, 9));
+            for segment in &segments[..target] {
+                reader.open(segment).unwrap();
+            }
+            prop_assert!(reader.open(&segments[target]).is_err());
+        }
+
+        #[test]
+        fn reader_never_panics_on_arbitrary_bytes(
+            segments in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..4),
+        ) {
+            let mut reader = BspReader::new(&keys(1, 2, 3));
+            for segment in &segments {
+                let _ = reader.open(segment);
+                let _ = reader.open_expecting(0x86, segment);
+            }
+        }
+
+        #[test]
+        fn reader_never_panics_on_well_framed_garbage(
+            tag in prop_oneof![Just(0x86u8), Just(0x87), Just(0x88)],
+            value in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            // Right tag and length, random contents: always a MAC mismatch, never a panic.
+            let segment = tlv::encode(u32::from(tag), &value);
+            let result = BspReader::new(&keys(1, 2, 3)).open(&segment);
+            prop_assert!(result.is_err());
+        }
+    }
+}
