@@ -45,13 +45,25 @@ pub const REMOTE_OP_INSTALL_BPP: u8 = 0x01;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DownloadError {
     #[error("{what}: not BER-TLV: {source}")]
-    Tlv { what: &'static str, source: TlvError },
+    Tlv {
+        what: &'static str,
+        source: TlvError,
+    },
     #[error("{what}: tag {found:#x}, expected {expected:#x}")]
-    UnexpectedTag { what: &'static str, expected: u32, found: u32 },
+    UnexpectedTag {
+        what: &'static str,
+        expected: u32,
+        found: u32,
+    },
     #[error("{what}: field {tag:#x} missing")]
     Missing { what: &'static str, tag: u32 },
     #[error("{what}: field {tag:#x} is {found} bytes, expected {expected}")]
-    BadLength { what: &'static str, tag: u32, found: usize, expected: &'static str },
+    BadLength {
+        what: &'static str,
+        tag: u32,
+        found: usize,
+        expected: &'static str,
+    },
     #[error("{what}: field {tag:#x} after smdpSign, expected smdpSign last")]
     FieldAfterSignature { what: &'static str, tag: u32 },
 }
@@ -59,7 +71,11 @@ pub enum DownloadError {
 /// hashCc = SHA-256(SHA-256(confirmation code) ‖ transactionId) (SGP.22 §3.1.3.1).
 pub fn hash_cc(code: &[u8], transaction_id: &[u8]) -> [u8; 32] {
     let inner = Sha256::digest(code);
-    Sha256::new().chain_update(inner).chain_update(transaction_id).finalize().into()
+    Sha256::new()
+        .chain_update(inner)
+        .chain_update(transaction_id)
+        .finalize()
+        .into()
 }
 
 /// A parsed `InitialiseSecureChannelRequest` (`BF23`), borrowing the received bytes.
@@ -86,7 +102,8 @@ impl<'a> InitialiseSecureChannel<'a> {
     /// [`derive_session_keys`](super::kdf::derive_session_keys).
     pub fn parse(bf23: &'a [u8]) -> Result<Self, DownloadError> {
         const WHAT: &str = InitialiseSecureChannel::WHAT;
-        let outer = tlv::parse_one(bf23).map_err(|source| DownloadError::Tlv { what: WHAT, source })?;
+        let outer =
+            tlv::parse_one(bf23).map_err(|source| DownloadError::Tlv { what: WHAT, source })?;
         if outer.tag != TAG_INITIALISE_SECURE_CHANNEL {
             return Err(DownloadError::UnexpectedTag {
                 what: WHAT,
@@ -94,13 +111,17 @@ impl<'a> InitialiseSecureChannel<'a> {
                 found: outer.tag,
             });
         }
-        let (mut remote_op_id, mut transaction_id, mut crt, mut smdp_otpk) = (None, None, None, None);
+        let (mut remote_op_id, mut transaction_id, mut crt, mut smdp_otpk) =
+            (None, None, None, None);
         let mut signature: Option<(&[u8], usize)> = None;
         let mut offset = 0;
         for child in outer.children() {
             let child = child.map_err(|source| DownloadError::Tlv { what: WHAT, source })?;
             if signature.is_some() {
-                return Err(DownloadError::FieldAfterSignature { what: WHAT, tag: child.tag });
+                return Err(DownloadError::FieldAfterSignature {
+                    what: WHAT,
+                    tag: child.tag,
+                });
             }
             match child.tag {
                 TAG_REMOTE_OP_ID => remote_op_id = Some(one_byte(child.tag, child.value, WHAT)?),
@@ -221,7 +242,8 @@ impl ReplaceSessionKeys {
     /// SGP.22 v2.5).
     pub fn from_der(der: &[u8]) -> Result<Self, DownloadError> {
         const WHAT: &str = ReplaceSessionKeys::WHAT;
-        let outer = tlv::parse_one(der).map_err(|source| DownloadError::Tlv { what: WHAT, source })?;
+        let outer =
+            tlv::parse_one(der).map_err(|source| DownloadError::Tlv { what: WHAT, source })?;
         if outer.tag != TAG_REPLACE_SESSION_KEYS {
             return Err(DownloadError::UnexpectedTag {
                 what: WHAT,
@@ -233,7 +255,10 @@ impl ReplaceSessionKeys {
             return Err(DownloadError::Tlv { what: WHAT, source });
         }
         let key = |tag| -> Result<[u8; SESSION_KEY_LEN], DownloadError> {
-            let value = outer.find(tag).ok_or(DownloadError::Missing { what: WHAT, tag })?.value;
+            let value = outer
+                .find(tag)
+                .ok_or(DownloadError::Missing { what: WHAT, tag })?
+                .value;
             value.try_into().map_err(|_| DownloadError::BadLength {
                 what: WHAT,
                 tag,
@@ -254,7 +279,12 @@ impl ReplaceSessionKeys {
 fn one_byte(tag: u32, value: &[u8], what: &'static str) -> Result<u8, DownloadError> {
     match value {
         [b] => Ok(*b),
-        _ => Err(DownloadError::BadLength { what, tag, found: value.len(), expected: "1" }),
+        _ => Err(DownloadError::BadLength {
+            what,
+            tag,
+            found: value.len(),
+            expected: "1",
+        }),
     }
 }
 
@@ -285,7 +315,10 @@ mod tests {
         let isc = InitialiseSecureChannel::parse(&der).unwrap();
         assert_eq!(isc.remote_op_id, REMOTE_OP_INSTALL_BPP);
         assert_eq!(isc.transaction_id, hex(&bf23["transaction_id"]));
-        assert_eq!((isc.key_type, isc.key_len), (KEY_TYPE_AES, KEY_LENGTH_AES128));
+        assert_eq!(
+            (isc.key_type, isc.key_len),
+            (KEY_TYPE_AES, KEY_LENGTH_AES128)
+        );
         assert_eq!(isc.host_id, hex(&bf23["host_id"]));
         assert_eq!(isc.smdp_otpk, hex(&bf23["smdp_otpk"]));
         assert_eq!(isc.smdp_sign, hex(&bf23["smdp_sign"]));
@@ -294,7 +327,9 @@ mod tests {
         let dp_pb = VerifyingKey::from_certificate_der(CERT_DPPB_NIST).unwrap();
         dp_pb.verify(&input, isc.smdp_sign).unwrap();
         // Another eUICC key: the signature no longer covers it.
-        assert!(dp_pb.verify(&isc.signature_input(&[0x04; 65]), isc.smdp_sign).is_err());
+        assert!(dp_pb
+            .verify(&isc.signature_input(&[0x04; 65]), isc.smdp_sign)
+            .is_err());
     }
 
     #[test]
@@ -315,7 +350,10 @@ mod tests {
         assert_eq!(ours[..ours.len() - 64], theirs[..theirs.len() - 64]);
         let parsed = InitialiseSecureChannel::parse(&ours).unwrap();
         key.verifying_key()
-            .verify(&parsed.signature_input(&hex(&bf23["euicc_otpk"])), parsed.smdp_sign)
+            .verify(
+                &parsed.signature_input(&hex(&bf23["euicc_otpk"])),
+                parsed.smdp_sign,
+            )
             .unwrap();
     }
 
@@ -350,9 +388,18 @@ mod tests {
 
     #[test]
     fn replace_session_keys_round_trips_through_der() {
-        let keys = SessionKeys { initial_mcv: [1; 16], s_enc: [2; 16], s_mac: [3; 16] };
+        let keys = SessionKeys {
+            initial_mcv: [1; 16],
+            s_enc: [2; 16],
+            s_mac: [3; 16],
+        };
         let der = ReplaceSessionKeys { keys: keys.clone() }.to_der();
-        let expected = format!("BF2636 8010{} 8110{} 8210{}", "01".repeat(16), "02".repeat(16), "03".repeat(16));
+        let expected = format!(
+            "BF2636 8010{} 8110{} 8210{}",
+            "01".repeat(16),
+            "02".repeat(16),
+            "03".repeat(16)
+        );
         assert_eq!(hex::encode_upper(&der), expected.replace(' ', ""));
         assert_eq!(ReplaceSessionKeys::from_der(&der).unwrap().keys, keys);
     }
@@ -361,11 +408,21 @@ mod tests {
     fn rejects_replace_session_keys_with_a_short_key() {
         let der = tlv::encode(
             TAG_REPLACE_SESSION_KEYS,
-            &[tlv::encode(0x80, &[0; 16]), tlv::encode(0x81, &[0; 15]), tlv::encode(0x82, &[0; 16])].concat(),
+            &[
+                tlv::encode(0x80, &[0; 16]),
+                tlv::encode(0x81, &[0; 15]),
+                tlv::encode(0x82, &[0; 16]),
+            ]
+            .concat(),
         );
         assert_eq!(
             ReplaceSessionKeys::from_der(&der).unwrap_err(),
-            DownloadError::BadLength { what: "ReplaceSessionKeysRequest", tag: 0x81, found: 15, expected: "16" }
+            DownloadError::BadLength {
+                what: "ReplaceSessionKeysRequest",
+                tag: 0x81,
+                found: 15,
+                expected: "16"
+            }
         );
     }
 

@@ -65,9 +65,15 @@ pub enum EcdsaError {
     #[error("ECDSA: signature does not verify")]
     InvalidSignature,
     #[error("ECDSA: {what} is not well-formed DER: expected {expected}")]
-    Malformed { what: &'static str, expected: &'static str },
+    Malformed {
+        what: &'static str,
+        expected: &'static str,
+    },
     #[error("ECDSA: {what} is not BER-TLV: {source}")]
-    Tlv { what: &'static str, source: TlvError },
+    Tlv {
+        what: &'static str,
+        source: TlvError,
+    },
 }
 
 type P256Signature = p256::ecdsa::Signature;
@@ -95,7 +101,10 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// A key from its 32-byte big-endian private scalar `d` (1 ≤ d < n).
     pub fn from_scalar(curve: Curve, d: &[u8]) -> Result<Self, EcdsaError> {
-        let bad = |reason: &str| EcdsaError::BadPrivateKey { curve, reason: reason.to_owned() };
+        let bad = |reason: &str| EcdsaError::BadPrivateKey {
+            curve,
+            reason: reason.to_owned(),
+        };
         if d.len() != FIELD_LEN {
             return Err(bad("the scalar must be 32 bytes"));
         }
@@ -120,7 +129,11 @@ impl SigningKey {
                 .map_err(|e| EcdsaError::Pem(e.to_string()))?;
             match label {
                 PEM_LABEL_EC_PARAMETERS => {
-                    let oid = expect(parse_whole(&der, "EC PARAMETERS")?, TAG_OID, "EC PARAMETERS")?;
+                    let oid = expect(
+                        parse_whole(&der, "EC PARAMETERS")?,
+                        TAG_OID,
+                        "EC PARAMETERS",
+                    )?;
                     params_curve = Some(curve_of(oid.value)?);
                 }
                 PEM_LABEL_EC_PRIVATE_KEY => return Self::from_sec1_der(&der, params_curve),
@@ -157,7 +170,8 @@ impl SigningKey {
                 SigningInner::P256(p256::ecdsa::SigningKey::from(sk))
             }
             Curve::BrainpoolP256r1 => {
-                let sk = bp256::r1::SecretKey::from_sec1_der(der).map_err(|e| bad(e.to_string()))?;
+                let sk =
+                    bp256::r1::SecretKey::from_sec1_der(der).map_err(|e| bad(e.to_string()))?;
                 SigningInner::Bp256(bp256_ecdsa::SigningKey::from(sk))
             }
         };
@@ -172,7 +186,10 @@ impl SigningKey {
             .children()
             .map_while(Result::ok)
             .find(|t| t.tag == TAG_SEQUENCE)
-            .ok_or(EcdsaError::Malformed { what: WHAT, expected: "an AlgorithmIdentifier" })?;
+            .ok_or(EcdsaError::Malformed {
+                what: WHAT,
+                expected: "an AlgorithmIdentifier",
+            })?;
         let curve = ec_algorithm_curve(algorithm, WHAT)?;
         let bad = |e: String| EcdsaError::BadPrivateKey { curve, reason: e };
         let inner = match curve {
@@ -240,7 +257,12 @@ enum VerifyingInner {
 
 impl std::fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "VerifyingKey({}, {})", self.curve(), hex::encode_upper(self.to_uncompressed()))
+        write!(
+            f,
+            "VerifyingKey({}, {})",
+            self.curve(),
+            hex::encode_upper(self.to_uncompressed())
+        )
     }
 }
 
@@ -277,7 +299,10 @@ impl VerifyingKey {
         // X.690 §8.6.2: the first content byte counts unused bits; a point uses whole bytes.
         match bits.value.split_first() {
             Some((0, point)) => Self::from_uncompressed(curve, point),
-            _ => Err(EcdsaError::Malformed { what: WHAT, expected: "a BIT STRING of whole bytes" }),
+            _ => Err(EcdsaError::Malformed {
+                what: WHAT,
+                expected: "a BIT STRING of whole bytes",
+            }),
         }
     }
 
@@ -300,11 +325,15 @@ impl VerifyingKey {
         match &self.inner {
             VerifyingInner::P256(k) => {
                 let point = k.to_encoded_point(false);
-                out.iter_mut().zip(point.as_bytes()).for_each(|(d, s)| *d = *s);
+                out.iter_mut()
+                    .zip(point.as_bytes())
+                    .for_each(|(d, s)| *d = *s);
             }
             VerifyingInner::Bp256(k) => {
                 let point = k.to_sec1_point(false);
-                out.iter_mut().zip(point.as_bytes()).for_each(|(d, s)| *d = *s);
+                out.iter_mut()
+                    .zip(point.as_bytes())
+                    .for_each(|(d, s)| *d = *s);
             }
         }
         out
@@ -340,12 +369,16 @@ pub fn raw_to_der(curve: Curve, raw: &[u8]) -> Result<Vec<u8>, EcdsaError> {
     }
     let bad = EcdsaError::BadDerSignature { curve };
     match curve {
-        Curve::NistP256 => {
-            Ok(P256Signature::from_slice(raw).map_err(|_| bad)?.to_der().as_bytes().to_vec())
-        }
-        Curve::BrainpoolP256r1 => {
-            Ok(Bp256Signature::from_slice(raw).map_err(|_| bad)?.to_der().as_bytes().to_vec())
-        }
+        Curve::NistP256 => Ok(P256Signature::from_slice(raw)
+            .map_err(|_| bad)?
+            .to_der()
+            .as_bytes()
+            .to_vec()),
+        Curve::BrainpoolP256r1 => Ok(Bp256Signature::from_slice(raw)
+            .map_err(|_| bad)?
+            .to_der()
+            .as_bytes()
+            .to_vec()),
     }
 }
 
@@ -391,7 +424,10 @@ impl<'a> CertificateParts<'a> {
         let signature = match bits.value.split_first() {
             Some((0, sig)) => sig,
             _ => {
-                return Err(EcdsaError::Malformed { what: WHAT, expected: "a whole-byte BIT STRING" })
+                return Err(EcdsaError::Malformed {
+                    what: WHAT,
+                    expected: "a whole-byte BIT STRING",
+                })
             }
         };
         // TBSCertificate: [0] version (optional), serialNumber, signature, issuer, validity,
@@ -400,11 +436,20 @@ impl<'a> CertificateParts<'a> {
         if fields.peek().is_some_and(|t| t.tag == TAG_TBS_VERSION) {
             fields.next();
         }
-        let spki = fields
-            .nth(5)
-            .filter(|t| t.tag == TAG_SEQUENCE)
-            .ok_or(EcdsaError::Malformed { what: WHAT, expected: "a subjectPublicKeyInfo" })?;
-        Ok(Self { tbs: tbs.raw, spki: spki.raw, signature_algorithm: algorithm.raw, signature })
+        let spki =
+            fields
+                .nth(5)
+                .filter(|t| t.tag == TAG_SEQUENCE)
+                .ok_or(EcdsaError::Malformed {
+                    what: WHAT,
+                    expected: "a subjectPublicKeyInfo",
+                })?;
+        Ok(Self {
+            tbs: tbs.raw,
+            spki: spki.raw,
+            signature_algorithm: algorithm.raw,
+            signature,
+        })
     }
 }
 
@@ -435,7 +480,10 @@ fn expect<'a>(t: Tlv<'a>, tag: u32, what: &'static str) -> Result<Tlv<'a>, Ecdsa
     if t.tag == tag {
         Ok(t)
     } else {
-        Err(EcdsaError::Malformed { what, expected: expected_name(tag) })
+        Err(EcdsaError::Malformed {
+            what,
+            expected: expected_name(tag),
+        })
     }
 }
 
@@ -447,7 +495,10 @@ fn next_child<'a>(
     match children.next() {
         Some(Ok(t)) => expect(t, tag, what),
         Some(Err(source)) => Err(EcdsaError::Tlv { what, source }),
-        None => Err(EcdsaError::Malformed { what, expected: expected_name(tag) }),
+        None => Err(EcdsaError::Malformed {
+            what,
+            expected: expected_name(tag),
+        }),
     }
 }
 
@@ -463,7 +514,9 @@ fn expected_name(tag: u32) -> &'static str {
 }
 
 fn curve_of(oid: &[u8]) -> Result<Curve, EcdsaError> {
-    Curve::from_oid(oid).ok_or_else(|| EcdsaError::UnsupportedCurve { oid: hex::encode_upper(oid) })
+    Curve::from_oid(oid).ok_or_else(|| EcdsaError::UnsupportedCurve {
+        oid: hex::encode_upper(oid),
+    })
 }
 
 /// `AlgorithmIdentifier { id-ecPublicKey, namedCurve }` (RFC 5480 §2.1.1) → the curve.
@@ -471,7 +524,10 @@ fn ec_algorithm_curve(algorithm: Tlv<'_>, what: &'static str) -> Result<Curve, E
     let mut children = algorithm.children();
     let kind = next_child(&mut children, TAG_OID, what)?;
     if kind.value != OID_EC_PUBLIC_KEY {
-        return Err(EcdsaError::Malformed { what, expected: "algorithm id-ecPublicKey" });
+        return Err(EcdsaError::Malformed {
+            what,
+            expected: "algorithm id-ecPublicKey",
+        });
     }
     let named = next_child(&mut children, TAG_OID, what)?;
     curve_of(named.value)
@@ -490,7 +546,11 @@ mod tests {
 
     #[rstest]
     #[case::nist_sec1_with_ec_parameters(SK_DPAUTH_NIST, CERT_DPAUTH_NIST, Curve::NistP256)]
-    #[case::brainpool_sec1_with_ec_parameters(SK_DPAUTH_BRP, CERT_DPAUTH_BRP, Curve::BrainpoolP256r1)]
+    #[case::brainpool_sec1_with_ec_parameters(
+        SK_DPAUTH_BRP,
+        CERT_DPAUTH_BRP,
+        Curve::BrainpoolP256r1
+    )]
     #[case::nist_pkcs8(SK_DPAUTH_NIST_PKCS8, CERT_DPAUTH_NIST, Curve::NistP256)]
     #[case::brainpool_pkcs8(SK_DPAUTH_BRP_PKCS8, CERT_DPAUTH_BRP, Curve::BrainpoolP256r1)]
     #[case::dppb_nist(SK_DPPB_NIST, CERT_DPPB_NIST, Curve::NistP256)]
@@ -529,7 +589,10 @@ mod tests {
         ci_key.verify_der(parts.tbs, parts.signature).unwrap();
         let mut tampered = parts.tbs.to_vec();
         tampered[20] ^= 1;
-        assert_eq!(ci_key.verify_der(&tampered, parts.signature), Err(EcdsaError::InvalidSignature));
+        assert_eq!(
+            ci_key.verify_der(&tampered, parts.signature),
+            Err(EcdsaError::InvalidSignature)
+        );
     }
 
     #[test]
@@ -547,7 +610,10 @@ mod tests {
             public.verify_der(&msg, &der).unwrap();
             assert_eq!(der_to_raw(curve, &der).unwrap().to_vec(), raw);
             assert_eq!(raw_to_der(curve, &raw).unwrap(), der);
-            assert_eq!(public.verify(b"other message", &raw), Err(EcdsaError::InvalidSignature));
+            assert_eq!(
+                public.verify(b"other message", &raw),
+                Err(EcdsaError::InvalidSignature)
+            );
         }
     }
 
@@ -557,14 +623,21 @@ mod tests {
     ) {
         let key = SigningKey::from_scalar(curve, &[0x11; 32]).unwrap();
         let sig = key.sign(b"euiccSigned1");
-        assert_eq!(sig, key.sign(b"euiccSigned1"), "RFC 6979 signatures are deterministic");
+        assert_eq!(
+            sig,
+            key.sign(b"euiccSigned1"),
+            "RFC 6979 signatures are deterministic"
+        );
         let public = key.verifying_key();
         public.verify(b"euiccSigned1", &sig).unwrap();
         let again = VerifyingKey::from_uncompressed(curve, &public.to_uncompressed()).unwrap();
         again.verify(b"euiccSigned1", &sig).unwrap();
         let mut bad = sig;
         bad[40] ^= 0x80;
-        assert_eq!(public.verify(b"euiccSigned1", &bad), Err(EcdsaError::InvalidSignature));
+        assert_eq!(
+            public.verify(b"euiccSigned1", &bad),
+            Err(EcdsaError::InvalidSignature)
+        );
         let der = raw_to_der(curve, &sig).unwrap();
         assert_eq!(der_to_raw(curve, &der).unwrap(), sig);
     }
@@ -577,22 +650,37 @@ mod tests {
         let (r, s) = sig.split_scalars();
         let flipped = P256Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
         assert_ne!(flipped.to_bytes(), sig.to_bytes());
-        key.verifying_key().verify(b"msg", &flipped.to_bytes()).unwrap();
+        key.verifying_key()
+            .verify(b"msg", &flipped.to_bytes())
+            .unwrap();
     }
 
     #[rstest]
     #[case::too_short(63)]
     #[case::der_sized(70)]
     fn rejects_raw_signatures_of_the_wrong_length(#[case] len: usize) {
-        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32]).unwrap().verifying_key();
-        assert_eq!(key.verify(b"m", &vec![1; len]), Err(EcdsaError::BadSignatureLength { found: len }));
+        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32])
+            .unwrap()
+            .verifying_key();
+        assert_eq!(
+            key.verify(b"m", &vec![1; len]),
+            Err(EcdsaError::BadSignatureLength { found: len })
+        );
     }
 
     #[test]
     fn rejects_zero_r_and_s_as_invalid() {
-        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32]).unwrap().verifying_key();
-        assert_eq!(key.verify(b"m", &[0; 64]), Err(EcdsaError::InvalidSignature));
-        assert!(matches!(raw_to_der(Curve::NistP256, &[0; 64]), Err(EcdsaError::BadDerSignature { .. })));
+        let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32])
+            .unwrap()
+            .verifying_key();
+        assert_eq!(
+            key.verify(b"m", &[0; 64]),
+            Err(EcdsaError::InvalidSignature)
+        );
+        assert!(matches!(
+            raw_to_der(Curve::NistP256, &[0; 64]),
+            Err(EcdsaError::BadDerSignature { .. })
+        ));
     }
 
     #[rstest]
@@ -609,30 +697,53 @@ mod tests {
             .to_uncompressed()
             .to_vec();
         spoil(&mut point);
-        assert_eq!(VerifyingKey::from_uncompressed(curve, &point), Err(EcdsaError::BadPublicKey { curve }));
+        assert_eq!(
+            VerifyingKey::from_uncompressed(curve, &point),
+            Err(EcdsaError::BadPublicKey { curve })
+        );
     }
 
     #[test]
     fn a_nist_point_is_not_a_brainpool_point() {
-        let nist = SigningKey::from_scalar(Curve::NistP256, &[0x33; 32]).unwrap().verifying_key();
-        assert!(VerifyingKey::from_uncompressed(Curve::BrainpoolP256r1, &nist.to_uncompressed()).is_err());
+        let nist = SigningKey::from_scalar(Curve::NistP256, &[0x33; 32])
+            .unwrap()
+            .verifying_key();
+        assert!(
+            VerifyingKey::from_uncompressed(Curve::BrainpoolP256r1, &nist.to_uncompressed())
+                .is_err()
+        );
     }
 
     #[test]
     fn rejects_pem_without_a_private_key() {
-        let params_only = SK_DPAUTH_NIST.split("-----BEGIN EC PRIVATE KEY").next().unwrap();
-        assert_eq!(SigningKey::from_pem(params_only).unwrap_err(), EcdsaError::NoPrivateKey);
-        assert_eq!(SigningKey::from_pem("").unwrap_err(), EcdsaError::NoPrivateKey);
+        let params_only = SK_DPAUTH_NIST
+            .split("-----BEGIN EC PRIVATE KEY")
+            .next()
+            .unwrap();
+        assert_eq!(
+            SigningKey::from_pem(params_only).unwrap_err(),
+            EcdsaError::NoPrivateKey
+        );
+        assert_eq!(
+            SigningKey::from_pem("").unwrap_err(),
+            EcdsaError::NoPrivateKey
+        );
     }
 
     #[test]
     fn rejects_ec_parameters_that_contradict_the_key() {
-        let brp_params = SK_DPAUTH_BRP.split("-----BEGIN EC PRIVATE KEY").next().unwrap();
+        let brp_params = SK_DPAUTH_BRP
+            .split("-----BEGIN EC PRIVATE KEY")
+            .next()
+            .unwrap();
         let nist_key = &SK_DPAUTH_NIST[SK_DPAUTH_NIST.find("-----BEGIN EC PRIVATE KEY").unwrap()..];
         let mixed = format!("{brp_params}{nist_key}");
         assert_eq!(
             SigningKey::from_pem(&mixed).unwrap_err(),
-            EcdsaError::CurveConflict { params: Curve::BrainpoolP256r1, key: Curve::NistP256 }
+            EcdsaError::CurveConflict {
+                params: Curve::BrainpoolP256r1,
+                key: Curve::NistP256
+            }
         );
     }
 

@@ -58,7 +58,12 @@ enum Inner {
 
 impl std::fmt::Debug for OneTimeKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OneTimeKeyPair({}, {})", self.curve(), hex::encode_upper(self.public_key()))
+        write!(
+            f,
+            "OneTimeKeyPair({}, {})",
+            self.curve(),
+            hex::encode_upper(self.public_key())
+        )
     }
 }
 
@@ -66,7 +71,9 @@ impl OneTimeKeyPair {
     /// Draws a fresh key pair on `curve`.
     pub fn generate<R: RngCore + CryptoRng>(curve: Curve, rng: &mut R) -> Result<Self, EckaError> {
         match curve {
-            Curve::NistP256 => Ok(Self { inner: Inner::P256(p256::SecretKey::random(rng)) }),
+            Curve::NistP256 => Ok(Self {
+                inner: Inner::P256(p256::SecretKey::random(rng)),
+            }),
             // bp256 draws from the rand_core 0.10 traits; ours are 0.6, so draw bytes here and
             // keep those that are a valid scalar (rejection sampling, FIPS 186-5 §A.3.2).
             Curve::BrainpoolP256r1 => {
@@ -74,7 +81,9 @@ impl OneTimeKeyPair {
                     let mut d = [0u8; FIELD_LEN];
                     rng.fill_bytes(&mut d);
                     if let Ok(sk) = bp256::r1::SecretKey::from_slice(&d) {
-                        return Ok(Self { inner: Inner::Bp256(sk) });
+                        return Ok(Self {
+                            inner: Inner::Bp256(sk),
+                        });
                     }
                 }
                 Err(EckaError::RandomSourceExhausted { curve })
@@ -111,7 +120,9 @@ impl OneTimeKeyPair {
             Inner::P256(sk) => {
                 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
                 let point = sk.public_key().to_encoded_point(false);
-                out.iter_mut().zip(point.as_bytes()).for_each(|(d, s)| *d = *s);
+                out.iter_mut()
+                    .zip(point.as_bytes())
+                    .for_each(|(d, s)| *d = *s);
             }
             Inner::Bp256(sk) => {
                 let point = sk.public_key().to_sec1_bytes();
@@ -124,7 +135,9 @@ impl OneTimeKeyPair {
     /// ShS = x-coordinate of `otSK · peer` (BSI TR-03111 §4.3.1 ECKA-DH); `peer` must be an
     /// uncompressed point on this key pair's curve (not the identity).
     pub fn shared_secret(&self, peer: &[u8]) -> Result<SharedSecret, EckaError> {
-        let bad = EckaError::BadPeerKey { curve: self.curve() };
+        let bad = EckaError::BadPeerKey {
+            curve: self.curve(),
+        };
         if peer.len() != UNCOMPRESSED_POINT_LEN || peer.first() != Some(&UNCOMPRESSED_POINT_PREFIX)
         {
             return Err(bad);
@@ -134,14 +147,20 @@ impl OneTimeKeyPair {
             Inner::P256(sk) => {
                 let pk = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| bad)?;
                 let shared = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
-                out.iter_mut().zip(shared.raw_secret_bytes()).for_each(|(d, s)| *d = *s);
+                out.iter_mut()
+                    .zip(shared.raw_secret_bytes())
+                    .for_each(|(d, s)| *d = *s);
             }
             Inner::Bp256(sk) => {
                 let pk = bp256_elliptic_curve::PublicKey::<BrainpoolP256r1>::from_sec1_bytes(peer)
                     .map_err(|_| bad)?;
-                let shared =
-                    bp256_elliptic_curve::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
-                out.iter_mut().zip(shared.raw_secret_bytes()).for_each(|(d, s)| *d = *s);
+                let shared = bp256_elliptic_curve::ecdh::diffie_hellman(
+                    sk.to_nonzero_scalar(),
+                    pk.as_affine(),
+                );
+                out.iter_mut()
+                    .zip(shared.raw_secret_bytes())
+                    .for_each(|(d, s)| *d = *s);
             }
         }
         Ok(SharedSecret(out))
@@ -172,7 +191,8 @@ mod tests {
             assert_eq!(smdp.shared_secret(&euicc.public_key()).unwrap(), shs);
             let eid: [u8; 16] = hex(&case["eid"]).try_into().unwrap();
             let keys =
-                derive_session_keys(shs.as_bytes(), 0x88, 0x10, &hex(&case["host_id"]), &eid).unwrap();
+                derive_session_keys(shs.as_bytes(), 0x88, 0x10, &hex(&case["host_id"]), &eid)
+                    .unwrap();
             assert_eq!(keys.initial_mcv.to_vec(), hex(&case["initial_mcv"]));
             assert_eq!(keys.s_enc.to_vec(), hex(&case["s_enc"]));
             assert_eq!(keys.s_mac.to_vec(), hex(&case["s_mac"]));
@@ -187,7 +207,10 @@ mod tests {
             let b = OneTimeKeyPair::generate(curve, &mut rng).unwrap();
             assert_eq!(a.curve(), curve);
             assert_ne!(a.public_key(), b.public_key());
-            assert_eq!(a.shared_secret(&b.public_key()).unwrap(), b.shared_secret(&a.public_key()).unwrap());
+            assert_eq!(
+                a.shared_secret(&b.public_key()).unwrap(),
+                b.shared_secret(&a.public_key()).unwrap()
+            );
         }
     }
 
@@ -197,19 +220,27 @@ mod tests {
         let brp = OneTimeKeyPair::from_scalar(Curve::BrainpoolP256r1, &[5; 32]).unwrap();
         assert_eq!(
             nist.shared_secret(&brp.public_key()),
-            Err(EckaError::BadPeerKey { curve: Curve::NistP256 })
+            Err(EckaError::BadPeerKey {
+                curve: Curve::NistP256
+            })
         );
         assert_eq!(
             brp.shared_secret(&nist.public_key()),
-            Err(EckaError::BadPeerKey { curve: Curve::BrainpoolP256r1 })
+            Err(EckaError::BadPeerKey {
+                curve: Curve::BrainpoolP256r1
+            })
         );
     }
 
     #[test]
     fn rejects_compressed_or_short_peer_keys() {
         let a = OneTimeKeyPair::from_scalar(Curve::NistP256, &[5; 32]).unwrap();
-        let b = OneTimeKeyPair::from_scalar(Curve::NistP256, &[6; 32]).unwrap().public_key();
-        let bad = Err(EckaError::BadPeerKey { curve: Curve::NistP256 });
+        let b = OneTimeKeyPair::from_scalar(Curve::NistP256, &[6; 32])
+            .unwrap()
+            .public_key();
+        let bad = Err(EckaError::BadPeerKey {
+            curve: Curve::NistP256,
+        });
         let mut compressed = b[..33].to_vec();
         compressed[0] = 0x02 | (b[64] & 1);
         assert_eq!(a.shared_secret(&compressed), bad);

@@ -41,7 +41,9 @@ pub fn x963_kdf_sha256(z: &[u8], shared_info: &[u8], out: &mut [u8]) -> Result<(
     let blocks = out.len().div_ceil(32);
     // SEC 1 §3.6.1 step 2: keydatalen must be below hashlen × (2^32 − 1).
     if u32::try_from(blocks).is_err() {
-        return Err(KdfError::OutputTooLong { requested: out.len() });
+        return Err(KdfError::OutputTooLong {
+            requested: out.len(),
+        });
     }
     let requested = out.len();
     for (i, chunk) in out.chunks_mut(32).enumerate() {
@@ -82,7 +84,9 @@ pub fn session_shared_info(
     eid: &[u8; EID_LEN],
 ) -> Result<Vec<u8>, KdfError> {
     if host_id.len() > MAX_HOST_ID_LEN {
-        return Err(KdfError::HostIdTooLong { found: host_id.len() });
+        return Err(KdfError::HostIdTooLong {
+            found: host_id.len(),
+        });
     }
     let mut info = Vec::with_capacity(4 + host_id.len() + EID_LEN);
     info.push(key_type);
@@ -156,7 +160,11 @@ mod tests {
     #[test]
     fn matches_every_nist_cavp_x963_sha256_vector() {
         let vectors = cavp_vectors();
-        assert_eq!(vectors.len(), 20, "the file holds 2 groups of 10 SHA-256 vectors");
+        assert_eq!(
+            vectors.len(),
+            20,
+            "the file holds 2 groups of 10 SHA-256 vectors"
+        );
         for (z, info, expected) in vectors {
             let mut out = vec![0u8; expected.len()];
             x963_kdf_sha256(&z, &info, &mut out).unwrap();
@@ -193,7 +201,10 @@ mod tests {
         #[case] key_len: u8,
         #[case] err: KdfError,
     ) {
-        assert_eq!(derive_session_keys(&[1; 32], key_type, key_len, b"h", &[0; 16]), Err(err));
+        assert_eq!(
+            derive_session_keys(&[1; 32], key_type, key_len, b"h", &[0; 16]),
+            Err(err)
+        );
     }
 
     #[test]
@@ -201,8 +212,12 @@ mod tests {
         let eid = [0x89; 16];
         let keys = derive_session_keys(&[7; 32], 0x88, 0x10, b"host", &eid).unwrap();
         let mut out = [0u8; 48];
-        x963_kdf_sha256(&[7; 32], &session_shared_info(0x88, 0x10, b"host", &eid).unwrap(), &mut out)
-            .unwrap();
+        x963_kdf_sha256(
+            &[7; 32],
+            &session_shared_info(0x88, 0x10, b"host", &eid).unwrap(),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(keys.initial_mcv, out[..16]);
         assert_eq!(keys.s_enc, out[16..32]);
         assert_eq!(keys.s_mac, out[32..]);

@@ -146,7 +146,9 @@ mod end_to_end {
     //! public API: one-time keys, BF23 signed and checked, keys derived on both sides,
     //! segments written, replaced keys, segments read.
     use super::download::{build_initialise_secure_channel, InitialiseSecureChannel};
-    use super::scp03t::{TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, TAG_LOAD_PROFILE_ELEMENTS, TAG_STORE_METADATA};
+    use super::scp03t::{
+        TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, TAG_LOAD_PROFILE_ELEMENTS, TAG_STORE_METADATA,
+    };
     use super::vectors::{CERT_DPPB_NIST, SK_DPPB_NIST};
     use super::*;
     use rand::SeedableRng;
@@ -154,7 +156,9 @@ mod end_to_end {
     #[test]
     fn smdp_and_euicc_agree_on_a_whole_bound_profile_package() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(22);
-        let eid = [0x89, 0x04, 0x90, 0x32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
+        let eid = [
+            0x89, 0x04, 0x90, 0x32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34,
+        ];
         let tx = [0xA5; 16];
         let dp_pb = SigningKey::from_pem(SK_DPPB_NIST).unwrap();
 
@@ -170,29 +174,47 @@ mod end_to_end {
             &dp_pb,
         );
         let smdp_shs = smdp_ot.shared_secret(&euicc_ot.public_key()).unwrap();
-        let smdp_keys = derive_session_keys(smdp_shs.as_bytes(), 0x88, 0x10, b"host", &eid).unwrap();
-        let ppk = SessionKeys { initial_mcv: [1; 16], s_enc: [2; 16], s_mac: [3; 16] };
+        let smdp_keys =
+            derive_session_keys(smdp_shs.as_bytes(), 0x88, 0x10, b"host", &eid).unwrap();
+        let ppk = SessionKeys {
+            initial_mcv: [1; 16],
+            s_enc: [2; 16],
+            s_mac: [3; 16],
+        };
         let upp = vec![0x5Au8; 2500];
         let mut writer = BspWriter::new(&smdp_keys);
-        let a0 = writer.protect(TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, &[0xBF, 0x24, 0x00]).unwrap();
+        let a0 = writer
+            .protect(TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, &[0xBF, 0x24, 0x00])
+            .unwrap();
         let a1 = writer.protect(TAG_STORE_METADATA, b"metadata").unwrap();
         let rsk = ReplaceSessionKeys { keys: ppk.clone() }.to_der();
-        let a2 = writer.protect(TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, &rsk).unwrap();
+        let a2 = writer
+            .protect(TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, &rsk)
+            .unwrap();
         writer.replace_session_keys(&ppk);
-        let a3 = writer.protect_chunked(TAG_LOAD_PROFILE_ELEMENTS, &upp).unwrap();
+        let a3 = writer
+            .protect_chunked(TAG_LOAD_PROFILE_ELEMENTS, &upp)
+            .unwrap();
 
         // eUICC: check BF23 with the DPpb certificate's key, derive, read.
         let isc = InitialiseSecureChannel::parse(&bf23).unwrap();
         let dp_pb_cert = VerifyingKey::from_certificate_der(CERT_DPPB_NIST).unwrap();
-        dp_pb_cert.verify(&isc.signature_input(&euicc_ot.public_key()), isc.smdp_sign).unwrap();
+        dp_pb_cert
+            .verify(&isc.signature_input(&euicc_ot.public_key()), isc.smdp_sign)
+            .unwrap();
         let shs = euicc_ot.shared_secret(isc.smdp_otpk).unwrap();
         assert_eq!(shs, smdp_shs);
         let keys =
-            derive_session_keys(shs.as_bytes(), isc.key_type, isc.key_len, isc.host_id, &eid).unwrap();
+            derive_session_keys(shs.as_bytes(), isc.key_type, isc.key_len, isc.host_id, &eid)
+                .unwrap();
         let mut reader = BspReader::new(&keys);
-        assert_eq!(reader.open_expecting(0x87, &a0).unwrap(), [0xBF, 0x24, 0x00]);
+        assert_eq!(
+            reader.open_expecting(0x87, &a0).unwrap(),
+            [0xBF, 0x24, 0x00]
+        );
         assert_eq!(reader.open_expecting(0x88, &a1).unwrap(), b"metadata");
-        let replaced = ReplaceSessionKeys::from_der(&reader.open_expecting(0x87, &a2).unwrap()).unwrap();
+        let replaced =
+            ReplaceSessionKeys::from_der(&reader.open_expecting(0x87, &a2).unwrap()).unwrap();
         reader.replace_session_keys(&replaced.keys);
         let mut got = Vec::new();
         for segment in &a3 {

@@ -108,7 +108,12 @@ struct Channel {
 
 impl Channel {
     fn new(keys: &SessionKeys) -> Self {
-        Self { s_enc: keys.s_enc, s_mac: keys.s_mac, mcv: keys.initial_mcv, counter: 1 }
+        Self {
+            s_enc: keys.s_enc,
+            s_mac: keys.s_mac,
+            mcv: keys.initial_mcv,
+            counter: 1,
+        }
     }
 
     /// SGP.22 §2.6.6 (GP SCP03 §6.2.6): ICV = AES-ECB(S-ENC, counter left-padded to a block).
@@ -128,7 +133,9 @@ impl Channel {
     }
 
     fn next_counter(&self) -> Result<u128, BspError> {
-        self.counter.checked_add(1).ok_or(BspError::CounterExhausted)
+        self.counter
+            .checked_add(1)
+            .ok_or(BspError::CounterExhausted)
     }
 }
 
@@ -147,7 +154,9 @@ impl std::fmt::Debug for BspWriter {
 impl BspWriter {
     /// A writer with fresh session keys: MCV = initial MCV, counter 1.
     pub fn new(keys: &SessionKeys) -> Self {
-        Self { channel: Channel::new(keys) }
+        Self {
+            channel: Channel::new(keys),
+        }
     }
 
     /// Switches to the keys of a ReplaceSessionKeysRequest (PPK-ENC, PPK-MAC, their initial
@@ -172,7 +181,9 @@ impl BspWriter {
         let next = self.channel.next_counter()?;
         let icv = self.channel.icv();
         let mut buf = vec![0u8; (data.len() / BLOCK_LEN + 1) * BLOCK_LEN];
-        buf.get_mut(..data.len()).ok_or(BspError::Truncated)?.copy_from_slice(data);
+        buf.get_mut(..data.len())
+            .ok_or(BspError::Truncated)?
+            .copy_from_slice(data);
         let len = cbc::Encryptor::<Aes128>::new(&self.channel.s_enc.into(), &icv.into())
             .encrypt_padded_mut::<Iso7816>(&mut buf, data.len())
             // Cannot happen: the buffer has room for a whole block of padding.
@@ -198,7 +209,9 @@ impl BspWriter {
         match Protection::of_tag(tag) {
             Some(Protection::EncryptAndMac) => self.encrypt_and_mac(tag, data),
             Some(Protection::MacOnly) => self.mac_only(tag, data),
-            None => Err(BspError::UnknownTag { found: u32::from(tag) }),
+            None => Err(BspError::UnknownTag {
+                found: u32::from(tag),
+            }),
         }
     }
 
@@ -206,12 +219,15 @@ impl BspWriter {
     /// (at least one segment, even for empty data). The chunks are not aligned to anything
     /// inside `data` (SGP.22 §2.5.4: profile elements may span segments).
     pub fn protect_chunked(&mut self, tag: u8, data: &[u8]) -> Result<Vec<Vec<u8>>, BspError> {
-        let protection =
-            Protection::of_tag(tag).ok_or(BspError::UnknownTag { found: u32::from(tag) })?;
+        let protection = Protection::of_tag(tag).ok_or(BspError::UnknownTag {
+            found: u32::from(tag),
+        })?;
         if data.is_empty() {
             return Ok(vec![self.protect(tag, data)?]);
         }
-        data.chunks(protection.max_chunk_len()).map(|c| self.protect(tag, c)).collect()
+        data.chunks(protection.max_chunk_len())
+            .map(|c| self.protect(tag, c))
+            .collect()
     }
 
     /// Adds tag, length and MAC around `payload` and advances the MCV.
@@ -249,7 +265,9 @@ impl std::fmt::Debug for BspReader {
 impl BspReader {
     /// A reader with fresh session keys: MCV = initial MCV, counter 1.
     pub fn new(keys: &SessionKeys) -> Self {
-        Self { channel: Channel::new(keys) }
+        Self {
+            channel: Channel::new(keys),
+        }
     }
 
     /// Switches to the keys a ReplaceSessionKeysRequest carried; the counter restarts at 1.
@@ -271,9 +289,15 @@ impl BspReader {
         }
         let tag = u8::try_from(tlv.tag).map_err(|_| BspError::UnknownTag { found: tlv.tag })?;
         let protection = Protection::of_tag(tag).ok_or(BspError::UnknownTag { found: tlv.tag })?;
-        let mac_at = tlv.value.len().checked_sub(MAC_LEN).ok_or(BspError::Truncated)?;
+        let mac_at = tlv
+            .value
+            .len()
+            .checked_sub(MAC_LEN)
+            .ok_or(BspError::Truncated)?;
         let (payload, mac) = tlv.value.split_at(mac_at);
-        let header = segment.get(..segment.len() - tlv.value.len()).ok_or(BspError::Truncated)?;
+        let header = segment
+            .get(..segment.len() - tlv.value.len())
+            .ok_or(BspError::Truncated)?;
         let next = self.channel.next_counter()?;
         let full = self.channel.cmac(header, payload);
         if !constant_time_eq(full.get(..MAC_LEN).unwrap_or(&full), mac) {
@@ -292,14 +316,19 @@ impl BspReader {
     pub fn open_expecting(&mut self, tag: u8, segment: &[u8]) -> Result<Vec<u8>, BspError> {
         let (found, _) = tlv::parse(segment).map_err(tlv_error)?;
         if found.tag != u32::from(tag) {
-            return Err(BspError::UnexpectedTag { expected: tag, found: found.tag });
+            return Err(BspError::UnexpectedTag {
+                expected: tag,
+                found: found.tag,
+            });
         }
         Ok(self.open(segment)?.data)
     }
 
     fn decrypt(&self, ciphertext: &[u8]) -> Result<Vec<u8>, BspError> {
         if ciphertext.is_empty() || ciphertext.len() % BLOCK_LEN != 0 {
-            return Err(BspError::BadCiphertextLength { len: ciphertext.len() });
+            return Err(BspError::BadCiphertextLength {
+                len: ciphertext.len(),
+            });
         }
         let mut buf = ciphertext.to_vec();
         let icv = self.channel.icv();
@@ -342,7 +371,11 @@ mod tests {
     use rstest::rstest;
 
     fn keys(enc: u8, mac: u8, mcv: u8) -> SessionKeys {
-        SessionKeys { initial_mcv: [mcv; 16], s_enc: [enc; 16], s_mac: [mac; 16] }
+        SessionKeys {
+            initial_mcv: [mcv; 16],
+            s_enc: [enc; 16],
+            s_mac: [mac; 16],
+        }
     }
 
     fn key16(v: &serde_json::Value) -> [u8; 16] {
@@ -352,8 +385,11 @@ mod tests {
     /// The pyca sequence: session keys, then (after the `A2` segment) the PPKs.
     fn vector_keys() -> (serde_json::Value, SessionKeys, SessionKeys) {
         let v = vectors::load("scp03t");
-        let session =
-            SessionKeys { initial_mcv: key16(&v["initial_mcv"]), s_enc: key16(&v["s_enc"]), s_mac: key16(&v["s_mac"]) };
+        let session = SessionKeys {
+            initial_mcv: key16(&v["initial_mcv"]),
+            s_enc: key16(&v["s_enc"]),
+            s_mac: key16(&v["s_mac"]),
+        };
         let ppk = SessionKeys {
             initial_mcv: key16(&v["ppk_initial_mcv"]),
             s_enc: key16(&v["ppk_enc"]),
@@ -372,7 +408,10 @@ mod tests {
                 writer.replace_session_keys(&ppk);
                 continue;
             }
-            assert_eq!(writer.counter(), u128::from(seg["counter"].as_u64().unwrap()));
+            assert_eq!(
+                writer.counter(),
+                u128::from(seg["counter"].as_u64().unwrap())
+            );
             assert_eq!(writer.mcv().to_vec(), hex(&seg["mcv_in"]));
             let tag = u8::from_str_radix(seg["tag"].as_str().unwrap(), 16).unwrap();
             let wire = match seg["protection"].as_str().unwrap() {
@@ -394,7 +433,10 @@ mod tests {
                 reader.replace_session_keys(&ppk);
                 continue;
             }
-            assert_eq!(reader.counter(), u128::from(seg["counter"].as_u64().unwrap()));
+            assert_eq!(
+                reader.counter(),
+                u128::from(seg["counter"].as_u64().unwrap())
+            );
             let opened = reader.open(&hex(&seg["wire"])).unwrap();
             assert_eq!(format!("{:02X}", opened.tag), seg["tag"].as_str().unwrap());
             assert_eq!(opened.data, hex(&seg["data"]));
@@ -457,8 +499,10 @@ mod tests {
                 assert_eq!(s.len(), MAX_SEGMENT_LEN);
             }
             let mut reader = BspReader::new(&keys(1, 2, 3));
-            let joined: Vec<u8> =
-                segments.iter().flat_map(|s| reader.open_expecting(tag, s).unwrap()).collect();
+            let joined: Vec<u8> = segments
+                .iter()
+                .flat_map(|s| reader.open_expecting(tag, s).unwrap())
+                .collect();
             assert_eq!(joined, data);
         }
         let mut writer = BspWriter::new(&keys(1, 2, 3));
@@ -494,14 +538,21 @@ mod tests {
     fn rejects_bad_segments(#[case] segment: Vec<u8>, #[case] err: BspError) {
         let mut reader = BspReader::new(&keys(1, 2, 3));
         assert_eq!(reader.open(&segment), Err(err));
-        assert_eq!(reader.counter(), 1, "a rejected segment leaves the reader as it was");
+        assert_eq!(
+            reader.counter(),
+            1,
+            "a rejected segment leaves the reader as it was"
+        );
     }
 
     #[test]
     fn bad_padding_is_only_reported_after_the_mac_check() {
         let mut segment = sealed(0x86, b"sixteen bytes!!!", true);
         segment[5] ^= 1;
-        assert_eq!(BspReader::new(&keys(1, 2, 3)).open(&segment), Err(BspError::MacMismatch));
+        assert_eq!(
+            BspReader::new(&keys(1, 2, 3)).open(&segment),
+            Err(BspError::MacMismatch)
+        );
     }
 
     #[test]
@@ -518,11 +569,16 @@ mod tests {
 
     #[test]
     fn open_expecting_rejects_another_tag_before_touching_state() {
-        let segment = BspWriter::new(&keys(1, 2, 3)).protect(0x88, b"meta").unwrap();
+        let segment = BspWriter::new(&keys(1, 2, 3))
+            .protect(0x88, b"meta")
+            .unwrap();
         let mut reader = BspReader::new(&keys(1, 2, 3));
         assert_eq!(
             reader.open_expecting(0x87, &segment),
-            Err(BspError::UnexpectedTag { expected: 0x87, found: 0x88 })
+            Err(BspError::UnexpectedTag {
+                expected: 0x87,
+                found: 0x88
+            })
         );
         assert_eq!(reader.open_expecting(0x88, &segment).unwrap(), b"meta");
     }
@@ -533,7 +589,10 @@ mod tests {
     fn writer_refuses_tags_that_are_not_one_byte(#[case] tag: u8) {
         let mut writer = BspWriter::new(&keys(1, 2, 3));
         assert_eq!(writer.mac_only(tag, b""), Err(BspError::BadTag { tag }));
-        assert_eq!(writer.encrypt_and_mac(tag, b""), Err(BspError::BadTag { tag }));
+        assert_eq!(
+            writer.encrypt_and_mac(tag, b""),
+            Err(BspError::BadTag { tag })
+        );
         assert_eq!(writer.counter(), 1);
     }
 
