@@ -90,7 +90,9 @@ fn read_length(input: &[u8]) -> Result<(usize, usize), TlvError> {
         0x81..=0x84 => {
             let n = usize::from(first & 0x7F);
             let bytes = input.get(1..=n).ok_or(TlvError::Truncated)?;
-            let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
             Ok((len, n + 1))
         }
         // 0x80 is the indefinite form, which DER and the card's messages never use.
@@ -107,7 +109,10 @@ pub struct TlvIter<'a> {
 
 impl<'a> TlvIter<'a> {
     pub fn new(input: &'a [u8]) -> Self {
-        Self { rest: input, failed: false }
+        Self {
+            rest: input,
+            failed: false,
+        }
     }
 }
 

@@ -1,1 +1,7 @@
-//! harness
+//! The `simlab` harness: transports to cards, the vpcd adapter, the test PKI, and (in later
+//! issues) the LPA, the emulated operator network, flows, suites and reports.
+
+pub mod adapter;
+pub mod cards;
+pub mod pki;
+pub mod transport;

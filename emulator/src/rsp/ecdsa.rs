@@ -77,7 +77,7 @@ pub enum EcdsaError {
 }
 
 type P256Signature = p256::ecdsa::Signature;
-type Bp256Signature = bp256_ecdsa::Signature<BrainpoolP256r1>;
+type Bp256Signature = ecdsa_bp256::Signature<BrainpoolP256r1>;
 
 /// A private signing key on one of the SGP.22 curves.
 #[derive(Clone)]
@@ -88,7 +88,7 @@ pub struct SigningKey {
 #[derive(Clone)]
 enum SigningInner {
     P256(p256::ecdsa::SigningKey),
-    Bp256(bp256_ecdsa::SigningKey<BrainpoolP256r1>),
+    Bp256(ecdsa_bp256::SigningKey<BrainpoolP256r1>),
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -113,7 +113,7 @@ impl SigningKey {
                 p256::ecdsa::SigningKey::from_slice(d).map_err(|_| bad("scalar out of range"))?,
             ),
             Curve::BrainpoolP256r1 => SigningInner::Bp256(
-                bp256_ecdsa::SigningKey::from_slice(d).map_err(|_| bad("scalar out of range"))?,
+                ecdsa_bp256::SigningKey::from_slice(d).map_err(|_| bad("scalar out of range"))?,
             ),
         };
         Ok(Self { inner })
@@ -172,7 +172,7 @@ impl SigningKey {
             Curve::BrainpoolP256r1 => {
                 let sk =
                     bp256::r1::SecretKey::from_sec1_der(der).map_err(|e| bad(e.to_string()))?;
-                SigningInner::Bp256(bp256_ecdsa::SigningKey::from(sk))
+                SigningInner::Bp256(ecdsa_bp256::SigningKey::from(sk))
             }
         };
         Ok(Self { inner })
@@ -202,7 +202,7 @@ impl SigningKey {
             Curve::BrainpoolP256r1 => {
                 use bp256::pkcs8::DecodePrivateKey as _;
                 SigningInner::Bp256(
-                    bp256_ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(e.to_string()))?,
+                    ecdsa_bp256::SigningKey::from_pkcs8_der(der).map_err(|e| bad(e.to_string()))?,
                 )
             }
         };
@@ -226,7 +226,7 @@ impl SigningKey {
                 out.copy_from_slice(&sig.to_bytes());
             }
             SigningInner::Bp256(k) => {
-                let sig: Bp256Signature = bp256_ecdsa::signature::Signer::sign(k, msg);
+                let sig: Bp256Signature = ecdsa_bp256::signature::Signer::sign(k, msg);
                 out.copy_from_slice(&sig.to_bytes());
             }
         }
@@ -252,7 +252,7 @@ pub struct VerifyingKey {
 #[derive(Clone, PartialEq, Eq)]
 enum VerifyingInner {
     P256(p256::ecdsa::VerifyingKey),
-    Bp256(bp256_ecdsa::VerifyingKey<BrainpoolP256r1>),
+    Bp256(ecdsa_bp256::VerifyingKey<BrainpoolP256r1>),
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -281,7 +281,7 @@ impl VerifyingKey {
                 p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad)?,
             ),
             Curve::BrainpoolP256r1 => VerifyingInner::Bp256(
-                bp256_ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad)?,
+                ecdsa_bp256::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad)?,
             ),
         };
         Ok(Self { inner })
@@ -349,7 +349,7 @@ impl VerifyingKey {
             VerifyingInner::P256(k) => P256Signature::from_slice(raw)
                 .is_ok_and(|s| p256::ecdsa::signature::Verifier::verify(k, msg, &s).is_ok()),
             VerifyingInner::Bp256(k) => Bp256Signature::from_slice(raw)
-                .is_ok_and(|s| bp256_ecdsa::signature::Verifier::verify(k, msg, &s).is_ok()),
+                .is_ok_and(|s| ecdsa_bp256::signature::Verifier::verify(k, msg, &s).is_ok()),
         };
         ok.then_some(()).ok_or(EcdsaError::InvalidSignature)
     }

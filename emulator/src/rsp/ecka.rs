@@ -3,7 +3,7 @@
 //! SM-DP+ (in the bound profile package) each make a one-time key pair on the curve of the
 //! DPpb certificate; the shared secret ShS is the x-coordinate of `otSK · otPK(peer)`.
 //!
-//! Arithmetic is RustCrypto's (`p256` ECDH, `elliptic-curve` 0.14 ECDH for `bp256`).
+//! Arithmetic is RustCrypto's (`p256` ECDH; `bp256` point multiplication).
 
 use super::{Curve, FIELD_LEN, UNCOMPRESSED_POINT_LEN};
 use bp256::r1::BrainpoolP256r1;
@@ -152,15 +152,14 @@ impl OneTimeKeyPair {
                     .for_each(|(d, s)| *d = *s);
             }
             Inner::Bp256(sk) => {
-                let pk = bp256_elliptic_curve::PublicKey::<BrainpoolP256r1>::from_sec1_bytes(peer)
+                use bp256::elliptic_curve::point::AffineCoordinates as _;
+                let pk = bp256::elliptic_curve::PublicKey::<BrainpoolP256r1>::from_sec1_bytes(peer)
                     .map_err(|_| bad)?;
-                let shared = bp256_elliptic_curve::ecdh::diffie_hellman(
-                    sk.to_nonzero_scalar(),
-                    pk.as_affine(),
-                );
-                out.iter_mut()
-                    .zip(shared.raw_secret_bytes())
-                    .for_each(|(d, s)| *d = *s);
+                // ECDH by hand: bp256 does not enable elliptic-curve's `ecdh` module. The
+                // product is never the identity (prime order group, non-zero scalar, valid
+                // point), and its affine x is ShS.
+                let product = (pk.to_projective() * *sk.to_nonzero_scalar()).to_affine();
+                out.iter_mut().zip(product.x()).for_each(|(d, s)| *d = s);
             }
         }
         Ok(SharedSecret(out))

@@ -1,0 +1,346 @@
+//! The card: ATR, the command pipeline (parse → class/channel check → one `match` on the
+//! instruction → response shaping for T=0 clients) and persistence of what must survive a
+//! power cycle.
+//!
+//! Persistent state ([`CardState`]: files, PINs, USIM sequence numbers) and volatile state
+//! ([`Session`]: open channels, their selections, verified PINs, a pending GET RESPONSE) are
+//! separate types; a power cycle drops the second and keeps the first.
+
+use crate::apdu::{Command, Instruction, MAX_CHANNEL};
+use crate::fs::{FileSystem, NodeId};
+use crate::pin::PinStore;
+use crate::status::StatusWord;
+use crate::store::{StateStore, StoreError};
+use crate::{ts_102_221, ts_31_102};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// What a card keeps across power cycles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardState {
+    pub fs: FileSystem,
+    pub pins: PinStore,
+    pub usim: Option<ts_31_102::UsimState>,
+}
+
+/// The selection state of one logical channel (TS 102 221 §8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    pub df: NodeId,
+    pub ef: Option<NodeId>,
+    /// Current record number (1-based) of the current EF.
+    pub record: Option<usize>,
+    /// The ADF of the application selected on this channel.
+    pub adf: Option<NodeId>,
+}
+
+impl Channel {
+    pub fn at_mf() -> Self {
+        Self {
+            df: FileSystem::MF,
+            ef: None,
+            record: None,
+            adf: None,
+        }
+    }
+}
+
+/// Answer data waiting for GET RESPONSE, with the status word that ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    data: Vec<u8>,
+    sw: StatusWord,
+}
+
+/// What a power cycle forgets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub channels: Vec<Option<Channel>>,
+    /// Key references verified since power-on (TS 102 221 §9.5.1).
+    pub verified: BTreeSet<u8>,
+    pending: Option<Pending>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        let mut channels = vec![None; MAX_CHANNEL + 1];
+        if let Some(basic) = channels.first_mut() {
+            *basic = Some(Channel::at_mf());
+        }
+        Self {
+            channels,
+            verified: BTreeSet::new(),
+            pending: None,
+        }
+    }
+}
+
+/// A command's result before it is shaped for the transport: data and status word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub data: Vec<u8>,
+    pub sw: StatusWord,
+}
+
+impl Response {
+    pub fn ok(data: Vec<u8>) -> Self {
+        Self {
+            data,
+            sw: StatusWord::Success,
+        }
+    }
+
+    pub fn status(sw: StatusWord) -> Self {
+        Self {
+            data: Vec::new(),
+            sw,
+        }
+    }
+}
+
+/// What a command handler returns: an answer, or the status word of its failure.
+pub type CmdResult = Result<Response, StatusWord>;
+
+/// Everything a command handler may touch.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub state: &'a mut CardState,
+    pub session: &'a mut Session,
+    pub channel: usize,
+}
+
+impl Context<'_> {
+    /// The selection of the command's channel (the pipeline checked it is open).
+    pub fn chan(&self) -> Channel {
+        self.session
+            .channels
+            .get(self.channel)
+            .copied()
+            .flatten()
+            .unwrap_or_else(Channel::at_mf)
+    }
+
+    pub fn set_chan(&mut self, c: Channel) {
+        if let Some(slot) = self.session.channels.get_mut(self.channel) {
+            *slot = Some(c);
+        }
+    }
+
+    /// A key reference counts as satisfied when verified in this session or disabled.
+    pub fn key_satisfied(&self, key: u8) -> bool {
+        self.session.verified.contains(&key) || self.state.pins.get(key).is_some_and(|p| !p.enabled)
+    }
+}
+
+/// The default ATR, offering T=0 and T=1 (ISO 7816-3 §8.2): `3B 97 96 80 B1 FE 45 1F C7
+/// 80 31 E0 73 FE 21 00 AE`. TA1 '96' (Fi=512, Di=32); TD1 '80': T=0, TD2 follows; TD2 'B1':
+/// T=1 with TA3 'FE' (IFSC 254) and TB3 '45' (BWI 4, CWI 5); TD3 '1F': T=15 global with TA4
+/// 'C7' (clock stop allowed, classes A/B/C, as TS 102 221 §6.3.3 expects); seven historical
+/// bytes; TCK 'AE' (required once T=1 is offered).
+pub const DEFAULT_ATR: &[u8] = &[
+    0x3B, 0x97, 0x96, 0x80, 0xB1, 0xFE, 0x45, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE, 0x21, 0x00,
+    0xAE,
+];
+
+/// A UICC with its USIM.
+#[derive(Debug)]
+pub struct Uicc {
+    atr: Vec<u8>,
+    state: CardState,
+    session: Session,
+    store: Option<StateStore>,
+}
+
+impl Uicc {
+    /// A card with `state`, kept only in memory.
+    pub fn new(atr: Vec<u8>, state: CardState) -> Self {
+        Self {
+            atr,
+            state,
+            session: Session::default(),
+            store: None,
+        }
+    }
+
+    /// A card whose state lives in `store`: loaded from it when present, else `initial`
+    /// is written there first.
+    pub fn with_store(
+        atr: Vec<u8>,
+        initial: CardState,
+        store: StateStore,
+    ) -> Result<Self, StoreError> {
+        let state = match store.load::<CardState>()? {
+            Some(saved) => saved,
+            None => {
+                store.save(&initial)?;
+                initial
+            }
+        };
+        Ok(Self {
+            atr,
+            state,
+            session: Session::default(),
+            store: Some(store),
+        })
+    }
+
+    pub fn atr(&self) -> &[u8] {
+        &self.atr
+    }
+
+    pub fn state(&self) -> &CardState {
+        &self.state
+    }
+
+    /// Cold reset: volatile state is lost, persistent state stays. Returns the ATR.
+    pub fn power_on(&mut self) -> Vec<u8> {
+        self.session = Session::default();
+        self.atr.clone()
+    }
+
+    /// Warm reset; same effect on state as a power cycle.
+    pub fn reset(&mut self) -> Vec<u8> {
+        self.power_on()
+    }
+
+    /// One command APDU in, one response APDU (data ‖ SW1 SW2) out. Never panics.
+    pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let cmd = match Command::parse(apdu) {
+            Ok(cmd) => cmd,
+            Err(sw) => return sw.to_bytes().to_vec(),
+        };
+        if cmd.ins != Instruction::GetResponse {
+            // Any other command discards answer data nobody fetched (ISO 7816-3 §10.3.3).
+            self.session.pending = None;
+        }
+        if cmd.ins != Instruction::ManageChannel
+            && self
+                .session
+                .channels
+                .get(cmd.channel)
+                .copied()
+                .flatten()
+                .is_none()
+        {
+            return StatusWord::LogicalChannelNotSupported.to_bytes().to_vec();
+        }
+        let response = match self.execute_persisting(&cmd) {
+            Ok(r) => r,
+            Err(sw) => Response::status(sw),
+        };
+        self.shape(response, cmd.ne)
+    }
+
+    /// Runs a command; when it changed persistent state, saves it before answering.
+    /// If the save fails, the change is undone and the card answers '65 81'.
+    fn execute_persisting(&mut self, cmd: &Command<'_>) -> CmdResult {
+        if !mutates(cmd.ins) || self.store.is_none() {
+            return self.execute(cmd);
+        }
+        let before = self.state.clone();
+        let result = self.execute(cmd);
+        if self.state != before {
+            if let Some(store) = &self.store {
+                if store.save(&self.state).is_err() {
+                    self.state = before;
+                    return Err(StatusWord::MemoryProblem);
+                }
+            }
+        }
+        result
+    }
+
+    fn execute(&mut self, cmd: &Command<'_>) -> CmdResult {
+        let mut ctx = Context {
+            state: &mut self.state,
+            session: &mut self.session,
+            channel: cmd.channel,
+        };
+        use Instruction::*;
+        match cmd.ins {
+            Select => ts_102_221::select(&mut ctx, cmd),
+            Status => ts_102_221::status(&mut ctx, cmd),
+            ReadBinary => ts_102_221::read_binary(&mut ctx, cmd),
+            UpdateBinary => ts_102_221::update_binary(&mut ctx, cmd),
+            ReadRecord => ts_102_221::read_record(&mut ctx, cmd),
+            UpdateRecord => ts_102_221::update_record(&mut ctx, cmd),
+            SearchRecord => ts_102_221::search_record(&mut ctx, cmd),
+            Verify | ChangePin | DisablePin | EnablePin | UnblockPin => {
+                ts_102_221::pin_command(&mut ctx, cmd)
+            }
+            DeactivateFile | ActivateFile => ts_102_221::set_life_cycle(&mut ctx, cmd),
+            Authenticate => ts_31_102::authenticate(&mut ctx, cmd),
+            ManageChannel => ts_102_221::manage_channel(&mut ctx, cmd),
+            GetResponse => self.get_response(cmd),
+            TerminalProfile | TerminalCapability => ts_102_221::terminal_capabilities(cmd),
+            StoreData => Err(StatusWord::ConditionsOfUseNotSatisfied),
+        }
+    }
+
+    /// GET RESPONSE: hands out pending data, Ne bytes at a time (ISO 7816-4 §7.6.1).
+    fn get_response(&mut self, cmd: &Command<'_>) -> CmdResult {
+        if cmd.p1 != 0 || cmd.p2 != 0 {
+            return Err(StatusWord::IncorrectP1P2);
+        }
+        let pending = self
+            .session
+            .pending
+            .take()
+            .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
+        let ne = cmd.ne.unwrap_or(256);
+        // Le='00' (Ne=256) means "whatever is there"; an explicit larger Le is wrong.
+        if ne > pending.data.len() && ne < 256 {
+            let available = u8::try_from(pending.data.len()).unwrap_or(0);
+            self.session.pending = Some(pending);
+            return Err(StatusWord::WrongLe(available));
+        }
+        Ok(Response {
+            data: pending.data,
+            sw: pending.sw,
+        })
+    }
+
+    /// Fits an answer to what the client can take (ISO 7816-3 §12.2 T=0 rules): data beyond
+    /// Ne, or any data for a command sent without Le, waits for GET RESPONSE behind '61 XX'.
+    fn shape(&mut self, response: Response, ne: Option<usize>) -> Vec<u8> {
+        let Response { mut data, sw } = response;
+        let carries_data = matches!(
+            sw,
+            StatusWord::Success | StatusWord::SelectedFileInvalidated
+        ) || matches!(
+            sw,
+            StatusWord::EndOfFileReached | StatusWord::ProactiveCommandPending(_)
+        );
+        if data.is_empty() || !carries_data {
+            return sw.to_bytes().to_vec();
+        }
+        let limit = ne.unwrap_or(0);
+        if data.len() <= limit {
+            data.extend_from_slice(&sw.to_bytes());
+            return data;
+        }
+        let rest = data.split_off(limit);
+        let announce = u8::try_from(rest.len()).unwrap_or(0); // '00' = 256 or more
+        self.session.pending = Some(Pending { data: rest, sw });
+        data.extend_from_slice(&StatusWord::MoreData(announce).to_bytes());
+        data
+    }
+}
+
+/// Instructions that can change persistent state (and so trigger a save).
+fn mutates(ins: Instruction) -> bool {
+    use Instruction::*;
+    matches!(
+        ins,
+        UpdateBinary
+            | UpdateRecord
+            | Verify
+            | ChangePin
+            | DisablePin
+            | EnablePin
+            | UnblockPin
+            | DeactivateFile
+            | ActivateFile
+            | Authenticate
+    )
+}

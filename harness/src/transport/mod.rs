@@ -1,0 +1,81 @@
+//! How the harness reaches a card: the [`Transport`] trait and its three implementations —
+//! the card in-process, a card behind vpcd's wire protocol (reader side, no pcscd), and any
+//! PC/SC reader (real or virtual).
+//!
+//! Every error says what has already happened on the card: see each implementation.
+
+mod in_process;
+mod pcsc_reader;
+mod vpcd_reader;
+
+pub use in_process::InProcess;
+pub use pcsc_reader::PcscReader;
+pub use vpcd_reader::VpcdReader;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error("PC/SC: {0}")]
+    Pcsc(String),
+    #[error("no PC/SC reader named {wanted:?}; readers present: {present}")]
+    NoSuchReader { wanted: String, present: String },
+    #[error("vpcd: {0}")]
+    Vpcd(#[from] simlab_vpcd::reader::ReaderError),
+    #[error("card answered {got} bytes; an answer needs at least SW1 SW2")]
+    ShortAnswer { got: usize },
+}
+
+/// A card connection: APDUs in, answers out.
+pub trait Transport {
+    /// Sends one command APDU, returns the answer with its status word (61xx not handled).
+    fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError>;
+    /// Resets the card and returns its ATR. Volatile card state (selections, channels,
+    /// verified PINs) is lost.
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError>;
+    /// The ATR of the current session.
+    fn atr(&mut self) -> Result<Vec<u8>, TransportError>;
+
+    /// Sends one APDU and fetches every '61 XX' continuation with GET RESPONSE, as a T=0
+    /// terminal does (ISO 7816-3 §10.3.3); a '6C XX' answer is re-sent with Le = XX.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let mut answer = self.transmit_raw(apdu)?;
+        if let [.., 0x6C, xx] = answer[..] {
+            if apdu.len() >= 5 {
+                let mut again = apdu.to_vec();
+                if let Some(le) = again.last_mut() {
+                    *le = xx;
+                }
+                answer = self.transmit_raw(&again)?;
+            }
+        }
+        let cla = apdu.first().copied().unwrap_or(0) & 0x03;
+        let mut data = Vec::new();
+        loop {
+            let n = answer.len();
+            if n < 2 {
+                return Err(TransportError::ShortAnswer { got: n });
+            }
+            let (body, sw) = answer.split_at(n - 2);
+            data.extend_from_slice(body);
+            match *sw {
+                [0x61, xx] => answer = self.transmit_raw(&[cla, 0xC0, 0x00, 0x00, xx])?,
+                _ => {
+                    data.extend_from_slice(sw);
+                    return Ok(data);
+                }
+            }
+        }
+    }
+}
+
+/// Splits an answer into data and status word.
+pub fn split_sw(answer: &[u8]) -> (&[u8], u16) {
+    match answer.len() {
+        n if n >= 2 => {
+            let (data, sw) = answer.split_at(n - 2);
+            (data, u16::from_be_bytes([sw[0], sw[1]]))
+        }
+        _ => (answer, 0),
+    }
+}
