@@ -78,6 +78,13 @@ pub fn hash_cc(code: &[u8], transaction_id: &[u8]) -> [u8; 32] {
         .into()
 }
 
+/// A raw signature as the ASN.1 messages carry it: `5F37 40 ‖ r‖s`. Several signatures cover
+/// another one in this form (smdpSignature2 covers `5F37 40 ‖ euiccSignature1`,
+/// euiccSignature2 covers the whole smdpSignature2 field; SGP.22 §5.6.2, §5.7.5).
+pub fn signature_field(signature: &[u8]) -> Vec<u8> {
+    tlv::encode(TAG_SIGNATURE, signature)
+}
+
 /// A parsed `InitialiseSecureChannelRequest` (`BF23`), borrowing the received bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitialiseSecureChannel<'a> {
@@ -208,7 +215,7 @@ pub fn build_initialise_secure_channel(
     let signed = initialise_secure_channel_signed_part(transaction_id, host_id, smdp_otpk);
     let to_sign = [signed.as_slice(), &tlv::encode(TAG_OTPK, euicc_otpk)].concat();
     let signature: RawSignature = dp_pb.sign(&to_sign);
-    let value = [signed, tlv::encode(TAG_SIGNATURE, &signature)].concat();
+    let value = [signed, signature_field(&signature)].concat();
     tlv::encode(TAG_INITIALISE_SECURE_CHANNEL, &value)
 }
 
@@ -384,6 +391,13 @@ mod tests {
     )]
     fn rejects_malformed_bf23(#[case] bytes: Vec<u8>, #[case] err: DownloadError) {
         assert_eq!(InitialiseSecureChannel::parse(&bytes), Err(err));
+    }
+
+    #[test]
+    fn signature_field_is_5f37_40_and_the_raw_signature() {
+        let field = signature_field(&[0xAA; 64]);
+        assert_eq!(field[..3], [0x5F, 0x37, 0x40]);
+        assert_eq!(field[3..], [0xAA; 64]);
     }
 
     #[test]

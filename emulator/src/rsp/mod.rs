@@ -20,7 +20,7 @@ pub mod ecka;
 pub mod kdf;
 pub mod scp03t;
 
-pub use download::{hash_cc, InitialiseSecureChannel, ReplaceSessionKeys};
+pub use download::{hash_cc, signature_field, InitialiseSecureChannel, ReplaceSessionKeys};
 pub use ecdsa::{RawSignature, SigningKey, VerifyingKey};
 pub use ecka::{OneTimeKeyPair, SharedSecret};
 pub use kdf::{derive_session_keys, SessionKeys};

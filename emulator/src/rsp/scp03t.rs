@@ -12,6 +12,9 @@
 //! The block counter starts at 1, counts every segment (MAC-only ones too), and restarts at 1
 //! with the keys of a ReplaceSessionKeysRequest (SGP.22 §2.5.4 step on `A2`).
 //!
+//! Section numbers are v2.5's as far as known here; SGP.22 v3.0 (which pySim cites) has the
+//! same text in §2.5.3 (segment size), §2.6.4.2 (key derivation) and §2.6.4.4 (padding).
+//!
 //! [`BspWriter`] is the SM-DP+ side, [`BspReader`] the eUICC side (the LPA only forwards).
 //! A reader rejects a segment without changing its state, so the caller decides to abort.
 
@@ -36,7 +39,8 @@ pub const TAG_STORE_METADATA: u8 = 0x88;
 pub const MAC_LEN: usize = 8;
 /// AES block length.
 pub const BLOCK_LEN: usize = 16;
-/// Largest segment, tag, length and MAC included (SGP.22 §2.5.4: 1020 bytes).
+/// Largest segment, tag, length and MAC included (SGP.22 v3.0 §2.5.3, same in v2.x: 1020
+/// bytes). Readers accept larger ones: one open-source SM-DP+ sends 1036-byte `86` segments.
 pub const MAX_SEGMENT_LEN: usize = 1020;
 /// Largest data per encrypted segment so the segment fits [`MAX_SEGMENT_LEN`]:
 /// 1 (tag) + 3 (`82 xx xx`) + 1008 (63 blocks, padding included) + 8 (MAC).
