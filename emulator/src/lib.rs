@@ -11,6 +11,7 @@ pub mod definition;
 pub mod fcp;
 pub mod fs;
 pub mod pin;
+pub mod rsp;
 pub mod status;
 pub mod store;
 pub mod tlv;
