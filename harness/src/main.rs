@@ -117,13 +117,21 @@ struct PkiArgs {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // A benchmark's output is its table; connection logs would only interleave with it.
+    let default_log = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(Cli::parse()) {
+    if let Err(e) = run(cli) {
         eprintln!("simlab: error: {e:#}");
         std::process::exit(1);
     }
