@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod bench;
 pub mod cards;
+pub mod lpa;
 pub mod pki;
 pub mod selftest;
 pub mod transport;
