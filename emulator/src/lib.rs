@@ -2,3 +2,4 @@
 //! No sockets, no pcscd, no async: transports live in the harness.
 
 pub mod tlv;
+pub mod saip;
