@@ -27,9 +27,10 @@ const TON_NPI_UNKNOWN: u8 = 0x81;
 const UNUSED: u8 = 0xFF;
 
 fn digit_value(c: char, what: &'static str) -> Result<u8, SaipError> {
-    c.to_digit(10)
-        .map(|d| d as u8)
-        .ok_or_else(|| SaipError::BadDigits { what, reason: format!("'{c}' is not a decimal digit") })
+    c.to_digit(10).map(|d| d as u8).ok_or_else(|| SaipError::BadDigits {
+        what,
+        reason: format!("'{c}' is not a decimal digit"),
+    })
 }
 
 fn check_len(digits: &str, max: usize, what: &'static str) -> Result<(), SaipError> {
@@ -46,7 +47,8 @@ fn check_len(digits: &str, max: usize, what: &'static str) -> Result<(), SaipErr
 /// `ProfileHeader.iccid` uses this order (SAIP §8.1.1).
 pub fn encode_bcd(digits: &str, len: usize, what: &'static str) -> Result<Vec<u8>, SaipError> {
     check_len(digits, len * 2, what)?;
-    let mut nibbles = digits.chars().map(|c| digit_value(c, what)).collect::<Result<Vec<_>, _>>()?;
+    let mut nibbles =
+        digits.chars().map(|c| digit_value(c, what)).collect::<Result<Vec<_>, _>>()?;
     nibbles.resize(len * 2, PAD_NIBBLE);
     Ok(nibbles.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
 }
@@ -58,7 +60,11 @@ pub fn decode_bcd(bytes: &[u8], what: &'static str) -> Result<String, SaipError>
 
 /// Nibble-swapped BCD ("semi-octets"), first digit in the LOW nibble, padded with 'F' to `len`
 /// bytes: EF.ICCID (TS 102 221 §13.2) and dialling numbers (TS 24.008 §10.5.4.7).
-pub fn encode_bcd_swapped(digits: &str, len: usize, what: &'static str) -> Result<Vec<u8>, SaipError> {
+pub fn encode_bcd_swapped(
+    digits: &str,
+    len: usize,
+    what: &'static str,
+) -> Result<Vec<u8>, SaipError> {
     let plain = encode_bcd(digits, len, what)?;
     Ok(plain.iter().map(|b| b.rotate_left(4)).collect())
 }
@@ -68,13 +74,21 @@ pub fn decode_bcd_swapped(bytes: &[u8], what: &'static str) -> Result<String, Sa
     nibbles_to_digits(bytes.iter().flat_map(|b| [b & 0x0F, b >> 4]), what)
 }
 
-fn nibbles_to_digits(nibbles: impl Iterator<Item = u8>, what: &'static str) -> Result<String, SaipError> {
+fn nibbles_to_digits(
+    nibbles: impl Iterator<Item = u8>,
+    what: &'static str,
+) -> Result<String, SaipError> {
     let mut out = String::new();
     for n in nibbles {
         match n {
             0..=9 => out.push(char::from(b'0' + n)),
             PAD_NIBBLE => break,
-            _ => return Err(SaipError::BadDigits { what, reason: format!("nibble {n:X} is not a digit") }),
+            _ => {
+                return Err(SaipError::BadDigits {
+                    what,
+                    reason: format!("nibble {n:X} is not a digit"),
+                })
+            }
         }
     }
     Ok(out)
@@ -147,7 +161,10 @@ pub fn decode_imsi(content: &[u8]) -> Result<String, SaipError> {
         .split_first()
         .ok_or_else(|| SaipError::BadDigits { what: "IMSI", reason: "EF.IMSI is empty".into() })?;
     if len == UNUSED || len == 0 || usize::from(len) > rest.len() {
-        return Err(SaipError::BadDigits { what: "IMSI", reason: format!("length byte {len:02X} is not 1..8") });
+        return Err(SaipError::BadDigits {
+            what: "IMSI",
+            reason: format!("length byte {len:02X} is not 1..8"),
+        });
     }
     let used = &rest[..usize::from(len)];
     // Skip the parity nibble (low nibble of the first byte).
@@ -166,7 +183,9 @@ pub fn encode_msisdn_record(msisdn: &str, record_len: usize) -> Result<Vec<u8>, 
     if record_len < ADN_TAIL_LEN {
         return Err(SaipError::BadDigits {
             what: "MSISDN",
-            reason: format!("EF.MSISDN record of {record_len} bytes is shorter than {ADN_TAIL_LEN}"),
+            reason: format!(
+                "EF.MSISDN record of {record_len} bytes is shorter than {ADN_TAIL_LEN}"
+            ),
         });
     }
     let (ton_npi, digits) = match msisdn.strip_prefix('+') {
@@ -186,7 +205,10 @@ pub fn encode_msisdn_record(msisdn: &str, record_len: usize) -> Result<Vec<u8>, 
 /// The number in an EF.MSISDN record, `None` when the record is unused (all 'FF').
 pub fn decode_msisdn_record(record: &[u8]) -> Result<Option<String>, SaipError> {
     let Some(tail_start) = record.len().checked_sub(ADN_TAIL_LEN) else {
-        return Err(SaipError::BadDigits { what: "MSISDN", reason: "record shorter than 14 bytes".into() });
+        return Err(SaipError::BadDigits {
+            what: "MSISDN",
+            reason: "record shorter than 14 bytes".into(),
+        });
     };
     let tail = &record[tail_start..];
     let len = usize::from(tail[0]);
@@ -194,7 +216,10 @@ pub fn decode_msisdn_record(record: &[u8]) -> Result<Option<String>, SaipError> 
         return Ok(None);
     }
     if len > 1 + ADN_NUMBER_BYTES {
-        return Err(SaipError::BadDigits { what: "MSISDN", reason: format!("BCD length {len} exceeds 11") });
+        return Err(SaipError::BadDigits {
+            what: "MSISDN",
+            reason: format!("BCD length {len} exceeds 11"),
+        });
     }
     let number = decode_bcd_swapped(&tail[2..1 + len], "MSISDN")?;
     let plus = if tail[1] & 0x70 == TON_NPI_INTERNATIONAL & 0x70 { "+" } else { "" };
@@ -212,9 +237,21 @@ mod tests {
     }
 
     #[rstest]
-    #[case::ts48_unique("8949449999999990163", "89 49 44 99 99 99 99 90 16 3F", "98 94 44 99 99 99 99 09 61 F3")]
-    #[case::twenty_digits("89000123456789012341", "89 00 01 23 45 67 89 01 23 41", "98 00 10 32 54 76 98 10 32 14")]
-    fn encodes_iccid_for_header_and_ef(#[case] iccid: &str, #[case] header: &str, #[case] ef: &str) {
+    #[case::ts48_unique(
+        "8949449999999990163",
+        "89 49 44 99 99 99 99 90 16 3F",
+        "98 94 44 99 99 99 99 09 61 F3"
+    )]
+    #[case::twenty_digits(
+        "89000123456789012341",
+        "89 00 01 23 45 67 89 01 23 41",
+        "98 00 10 32 54 76 98 10 32 14"
+    )]
+    fn encodes_iccid_for_header_and_ef(
+        #[case] iccid: &str,
+        #[case] header: &str,
+        #[case] ef: &str,
+    ) {
         assert_eq!(encode_iccid_header(iccid).unwrap().to_vec(), h(header));
         assert_eq!(encode_iccid_ef(iccid).unwrap().to_vec(), h(ef));
         assert_eq!(decode_bcd(&h(header), "ICCID").unwrap(), iccid);
@@ -244,7 +281,11 @@ mod tests {
     }
 
     #[rstest]
-    #[case::international("+491701234567", 24, "FFFFFFFFFFFFFFFFFFFF 07 91 947110325476 FFFFFFFF FF FF")]
+    #[case::international(
+        "+491701234567",
+        24,
+        "FFFFFFFFFFFFFFFFFFFF 07 91 947110325476 FFFFFFFF FF FF"
+    )]
     #[case::national("0123", 14, "03 81 1032 FFFFFFFFFFFFFFFF FF FF")]
     fn encodes_msisdn_record_like_adn(#[case] number: &str, #[case] len: usize, #[case] rec: &str) {
         let r = encode_msisdn_record(number, len).unwrap();

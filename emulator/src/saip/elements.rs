@@ -115,7 +115,11 @@ pub struct MandatoryService(pub u32);
 impl MandatoryService {
     /// The ServicesList identifier (`usim`, `usim-test-algorithm`, …) or `unknown`.
     pub fn name(self) -> &'static str {
-        usize::try_from(self.0).ok().and_then(|i| SERVICE_NAMES.get(i)).copied().unwrap_or("unknown")
+        usize::try_from(self.0)
+            .ok()
+            .and_then(|i| SERVICE_NAMES.get(i))
+            .copied()
+            .unwrap_or("unknown")
     }
 }
 
@@ -298,8 +302,11 @@ fn uint_u8(value: &[u8]) -> Option<u8> {
 
 /// `PEHeader` of a PE: (identification, mandated).
 pub(super) fn pe_header(pe: &Tlv<'_>) -> (Option<u16>, bool) {
-    let Some(h) = pe.find(TAG_PE_HEADER) else { return (None, false) };
-    let id = h.find(TAG_IDENTIFICATION).and_then(|t| uint(t.value)).and_then(|v| u16::try_from(v).ok());
+    let Some(h) = pe.find(TAG_PE_HEADER) else {
+        return (None, false);
+    };
+    let id =
+        h.find(TAG_IDENTIFICATION).and_then(|t| uint(t.value)).and_then(|v| u16::try_from(v).ok());
     (id, h.find(TAG_MANDATED).is_some())
 }
 
@@ -308,20 +315,31 @@ pub(super) fn parse_header(pe: &Tlv<'_>) -> Result<ProfileHeader, SaipError> {
         pe.find(tag).ok_or(SaipError::Header { field: name, reason: "absent".into() })
     };
     let version = |tag: u32, name: &'static str| -> Result<u8, SaipError> {
-        uint_u8(field(tag, name)?.value).ok_or(SaipError::Header { field: name, reason: "not a UInt8".into() })
+        uint_u8(field(tag, name)?.value)
+            .ok_or(SaipError::Header { field: name, reason: "not a UInt8".into() })
     };
     let major_version = version(TAG_MAJOR_VERSION, "major-version")?;
     let minor_version = version(TAG_MINOR_VERSION, "minor-version")?;
-    let iccid_bcd: [u8; ICCID_LEN] = field(TAG_HEADER_ICCID, "iccid")?.value.try_into().map_err(|_| {
-        SaipError::Header { field: "iccid", reason: format!("expected {ICCID_LEN} bytes") }
-    })?;
+    let iccid_bcd: [u8; ICCID_LEN] =
+        field(TAG_HEADER_ICCID, "iccid")?.value.try_into().map_err(|_| SaipError::Header {
+            field: "iccid",
+            reason: format!("expected {ICCID_LEN} bytes"),
+        })?;
     let iccid = decode_bcd(&iccid_bcd, "ICCID")
         .map_err(|e| SaipError::Header { field: "iccid", reason: e.to_string() })?;
-    let ef_iccid = encode_iccid_ef(&iccid).map_err(|e| SaipError::Header { field: "iccid", reason: e.to_string() })?;
-    let profile_type = pe.find(TAG_PROFILE_TYPE).map(|t| String::from_utf8_lossy(t.value).into_owned());
+    let ef_iccid = encode_iccid_ef(&iccid)
+        .map_err(|e| SaipError::Header { field: "iccid", reason: e.to_string() })?;
+    let profile_type =
+        pe.find(TAG_PROFILE_TYPE).map(|t| String::from_utf8_lossy(t.value).into_owned());
     let mandatory_services = pe
         .find(TAG_MANDATORY_SERVICES)
-        .map(|l| l.children().map_while(Result::ok).filter_map(|t| super::context_number(t.tag)).map(MandatoryService).collect())
+        .map(|l| {
+            l.children()
+                .map_while(Result::ok)
+                .filter_map(|t| super::context_number(t.tag))
+                .map(MandatoryService)
+                .collect()
+        })
         .unwrap_or_default();
     let mandatory_gfste = pe
         .find(TAG_MANDATORY_GFSTE)
@@ -379,7 +397,8 @@ pub(super) fn parse_pins(
         return;
     };
     if let Some(path) = codes.find(TAG_PIN_FILE_PATH) {
-        let shared_with = path.value.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+        let shared_with =
+            path.value.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
         shares.push(PinShare { pe_index, context: context.to_vec(), shared_with });
         return;
     }
@@ -391,10 +410,15 @@ pub(super) fn parse_pins(
         let key = cfg.find(TAG_KEY_REFERENCE).and_then(|t| uint_u8(t.value));
         let value = code_value(cfg.find(TAG_CODE_VALUE));
         let (Some(key_reference), Some(value)) = (key, value) else {
-            warnings.push(format!("PE #{pe_index} pinCodes: PINConfiguration without keyReference or 8-byte pinValue"));
+            warnings.push(format!(
+                "PE #{pe_index} pinCodes: PINConfiguration without keyReference or 8-byte pinValue"
+            ));
             continue;
         };
-        let tries = cfg.find(TAG_PIN_ATTEMPTS).and_then(|t| uint_u8(t.value)).unwrap_or(DEFAULT_PIN_ATTEMPTS);
+        let tries = cfg
+            .find(TAG_PIN_ATTEMPTS)
+            .and_then(|t| uint_u8(t.value))
+            .unwrap_or(DEFAULT_PIN_ATTEMPTS);
         let (max_attempts, retries_left) = attempts(tries);
         pins.push(PinCode {
             pe_index,
@@ -402,14 +426,22 @@ pub(super) fn parse_pins(
             key_reference,
             value,
             unblocking_reference: cfg.find(TAG_UNBLOCKING_REFERENCE).and_then(|t| uint_u8(t.value)),
-            attributes: cfg.find(TAG_PIN_ATTRIBUTES).and_then(|t| uint_u8(t.value)).unwrap_or(DEFAULT_PIN_ATTRIBUTES),
+            attributes: cfg
+                .find(TAG_PIN_ATTRIBUTES)
+                .and_then(|t| uint_u8(t.value))
+                .unwrap_or(DEFAULT_PIN_ATTRIBUTES),
             max_attempts,
             retries_left,
         });
     }
 }
 
-pub(super) fn parse_puks(pe_index: usize, pe: &Tlv<'_>, puks: &mut Vec<PukCode>, warnings: &mut Vec<String>) {
+pub(super) fn parse_puks(
+    pe_index: usize,
+    pe: &Tlv<'_>,
+    puks: &mut Vec<PukCode>,
+    warnings: &mut Vec<String>,
+) {
     let Some(list) = pe.find(TAG_CODES) else {
         warnings.push(format!("PE #{pe_index} pukCodes: no pukCodes field"));
         return;
@@ -418,16 +450,25 @@ pub(super) fn parse_puks(pe_index: usize, pe: &Tlv<'_>, puks: &mut Vec<PukCode>,
         let key = cfg.find(TAG_KEY_REFERENCE).and_then(|t| uint_u8(t.value));
         let value = code_value(cfg.find(TAG_CODE_VALUE));
         let (Some(key_reference), Some(value)) = (key, value) else {
-            warnings.push(format!("PE #{pe_index} pukCodes: PUKConfiguration without keyReference or 8-byte pukValue"));
+            warnings.push(format!(
+                "PE #{pe_index} pukCodes: PUKConfiguration without keyReference or 8-byte pukValue"
+            ));
             continue;
         };
-        let tries = cfg.find(TAG_PUK_ATTEMPTS).and_then(|t| uint_u8(t.value)).unwrap_or(DEFAULT_PUK_ATTEMPTS);
+        let tries = cfg
+            .find(TAG_PUK_ATTEMPTS)
+            .and_then(|t| uint_u8(t.value))
+            .unwrap_or(DEFAULT_PUK_ATTEMPTS);
         let (max_attempts, retries_left) = attempts(tries);
         puks.push(PukCode { pe_index, key_reference, value, max_attempts, retries_left });
     }
 }
 
-pub(super) fn parse_aka(pe_index: usize, pe: &Tlv<'_>, context: &[u16]) -> Result<AkaParameter, String> {
+pub(super) fn parse_aka(
+    pe_index: usize,
+    pe: &Tlv<'_>,
+    context: &[u16],
+) -> Result<AkaParameter, String> {
     let config = pe
         .find(TAG_ALGO_CONFIGURATION)
         .ok_or_else(|| format!("PE #{pe_index} akaParameter: no algoConfiguration"))?;
@@ -444,22 +485,31 @@ pub(super) fn parse_aka(pe_index: usize, pe: &Tlv<'_>, context: &[u16]) -> Resul
         auth_counter_max: None,
         number_of_keccak: 1,
         mapping: None,
-        sqn_options: pe.find(TAG_SQN_OPTIONS).and_then(|t| t.value.first().copied()).unwrap_or(DEFAULT_SQN_OPTIONS),
+        sqn_options: pe
+            .find(TAG_SQN_OPTIONS)
+            .and_then(|t| t.value.first().copied())
+            .unwrap_or(DEFAULT_SQN_OPTIONS),
         sqn_delta: bytes(pe.find(TAG_SQN_DELTA)).unwrap_or(DEFAULT_SQN_DELTA.to_vec()),
         sqn_age_limit: bytes(pe.find(TAG_SQN_AGE_LIMIT)).unwrap_or(DEFAULT_SQN_AGE_LIMIT.to_vec()),
         sqn_init: pe
             .find(TAG_SQN_INIT)
-            .map(|l| l.children().map_while(Result::ok).filter(|t| t.tag == TAG_OCTET_STRING).map(|t| t.value.to_vec()).collect())
+            .map(|l| {
+                l.children()
+                    .map_while(Result::ok)
+                    .filter(|t| t.tag == TAG_OCTET_STRING)
+                    .map(|t| t.value.to_vec())
+                    .collect()
+            })
             .unwrap_or_else(|| vec![vec![0; SQN_LEN]; SQN_INIT_COUNT]),
         raw: pe.raw.to_vec(),
     };
     if let Some(p) = config.find(TAG_ALGO_PARAMETER) {
-        let id = p
-            .find(TAG_ALGORITHM_ID)
-            .and_then(|t| uint_u8(t.value))
-            .ok_or_else(|| format!("PE #{pe_index} akaParameter: algoParameter without algorithmID"))?;
+        let id = p.find(TAG_ALGORITHM_ID).and_then(|t| uint_u8(t.value)).ok_or_else(|| {
+            format!("PE #{pe_index} akaParameter: algoParameter without algorithmID")
+        })?;
         aka.algorithm = Some(AkaAlgorithm::from_id(id));
-        aka.algorithm_options = p.find(TAG_ALGORITHM_OPTIONS).and_then(|t| t.value.first().copied());
+        aka.algorithm_options =
+            p.find(TAG_ALGORITHM_OPTIONS).and_then(|t| t.value.first().copied());
         aka.k = bytes(p.find(TAG_KEY));
         aka.opc = bytes(p.find(TAG_OPC));
         if let Some(r) = p.find(TAG_ROTATION_CONSTANTS) {
@@ -478,7 +528,9 @@ pub(super) fn parse_aka(pe_index: usize, pe: &Tlv<'_>, context: &[u16]) -> Resul
             source_aid: bytes(m.find(TAG_MAPPING_SOURCE)).unwrap_or_default(),
         });
     } else {
-        return Err(format!("PE #{pe_index} akaParameter: algoConfiguration is neither mapping nor algoParameter"));
+        return Err(format!(
+            "PE #{pe_index} akaParameter: algoConfiguration is neither mapping nor algoParameter"
+        ));
     }
     Ok(aka)
 }
@@ -504,9 +556,15 @@ mod tests {
         parse_pins(3, &t, &[0x3F00], &mut pins, &mut shares, &mut warnings);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(pins.len(), 2);
-        assert_eq!((pins[0].key_reference, pins[0].value_text().as_str(), pins[0].enabled()), (1, "0000", false));
+        assert_eq!(
+            (pins[0].key_reference, pins[0].value_text().as_str(), pins[0].enabled()),
+            (1, "0000", false)
+        );
         assert_eq!(pins[0].unblocking_reference, Some(1));
-        assert_eq!((pins[1].key_reference, pins[1].attributes, pins[1].max_attempts, pins[1].retries_left), (0x0A, 7, 3, 3));
+        assert_eq!(
+            (pins[1].key_reference, pins[1].attributes, pins[1].max_attempts, pins[1].retries_left),
+            (0x0A, 7, 3, 3)
+        );
         assert!(pins[1].enabled());
         assert_eq!(pe_header(&t), (Some(2), true));
     }

@@ -67,12 +67,24 @@ pub enum FileKind {
     /// A DF (the MF is the DF with path `[3F00]`).
     Df,
     /// An ADF; its path is its temporary FID from the package.
-    Adf { aid: Vec<u8> },
-    Transparent { size: usize },
-    LinearFixed { record_len: usize, records: usize },
-    Cyclic { record_len: usize, records: usize },
+    Adf {
+        aid: Vec<u8>,
+    },
+    Transparent {
+        size: usize,
+    },
+    LinearFixed {
+        record_len: usize,
+        records: usize,
+    },
+    Cyclic {
+        record_len: usize,
+        records: usize,
+    },
     /// A BER-TLV EF (TS 102 221 §11.3); content is the concatenated TLV objects.
-    BerTlv { max_size: Option<usize> },
+    BerTlv {
+        max_size: Option<usize>,
+    },
 }
 
 impl FileKind {
@@ -86,7 +98,9 @@ impl FileKind {
             Self::Df => "DF".into(),
             Self::Adf { aid } => format!("ADF {}", hex::encode(aid)),
             Self::Transparent { size } => format!("transparent {size}"),
-            Self::LinearFixed { record_len, records } => format!("linear fixed {records}x{record_len}"),
+            Self::LinearFixed { record_len, records } => {
+                format!("linear fixed {records}x{record_len}")
+            }
             Self::Cyclic { record_len, records } => format!("cyclic {records}x{record_len}"),
             Self::BerTlv { max_size } => match max_size {
                 Some(m) => format!("BER-TLV max {m}"),
@@ -137,7 +151,9 @@ impl SaipFile {
     /// The records of a record EF (one element for other files).
     pub fn records(&self) -> std::slice::Chunks<'_, u8> {
         match self.kind {
-            FileKind::LinearFixed { record_len, .. } | FileKind::Cyclic { record_len, .. } if record_len > 0 => {
+            FileKind::LinearFixed { record_len, .. } | FileKind::Cyclic { record_len, .. }
+                if record_len > 0 =>
+            {
                 self.content.chunks(record_len)
             }
             _ => self.content.chunks(self.content.len().max(1)),
@@ -200,7 +216,9 @@ fn parse_fcp(t: &Tlv<'_>) -> Fcp {
                 for p in c.children().map_while(Result::ok) {
                     match p.tag {
                         TAG_SPECIAL_FILE_INFORMATION => f.special = p.value.first().copied(),
-                        TAG_FILL_PATTERN if !p.value.is_empty() => f.pattern = Some(Pattern::Fill(p.value.to_vec())),
+                        TAG_FILL_PATTERN if !p.value.is_empty() => {
+                            f.pattern = Some(Pattern::Fill(p.value.to_vec()))
+                        }
                         TAG_REPEAT_PATTERN if !p.value.is_empty() => {
                             f.pattern = Some(Pattern::Repeat(p.value.to_vec()));
                         }
@@ -319,20 +337,30 @@ impl Builder {
     /// their target: copy them so the list is self-contained (`link_path` says it is shared).
     fn resolve_links(&mut self) {
         for i in 0..self.files.len() {
-            let Some(link) = self.files.get(i).and_then(|f| f.link_path.clone()) else { continue };
+            let Some(link) = self.files.get(i).and_then(|f| f.link_path.clone()) else {
+                continue;
+            };
             // SAIP: an empty linkPath turns a template link file into an independent file.
             if link.is_empty() {
                 continue;
             }
             let target = self.resolve_path(&link);
-            let found = self.files.iter().find(|f| f.path == target && f.kind.is_ef()).map(|t| (t.kind.clone(), t.content.clone()));
+            let found = self
+                .files
+                .iter()
+                .find(|f| f.path == target && f.kind.is_ef())
+                .map(|t| (t.kind.clone(), t.content.clone()));
             match (found, self.files.get_mut(i)) {
                 (Some((kind, content)), Some(f)) => {
                     f.kind = kind;
                     f.content = content;
                 }
                 (None, Some(f)) => {
-                    let msg = format!("{} links to {}, which the package does not create", path_text(&f.path), path_text(&target));
+                    let msg = format!(
+                        "{} links to {}, which the package does not create",
+                        path_text(&f.path),
+                        path_text(&target)
+                    );
                     self.warnings.push(msg);
                 }
                 _ => {}
@@ -352,7 +380,13 @@ impl Builder {
         })
     }
 
-    pub(super) fn template_pe(&mut self, pe_index: usize, kind: PeKind, pe: &Tlv<'_>, template_oid: &str) {
+    pub(super) fn template_pe(
+        &mut self,
+        pe_index: usize,
+        kind: PeKind,
+        pe: &Tlv<'_>,
+        template_oid: &str,
+    ) {
         let layout = templates::layout(kind);
         let (parent, base) = match layout.base {
             Base::Mf | Base::AdfRoot => (Vec::new(), None),
@@ -383,7 +417,9 @@ impl Builder {
                     break;
                 }
             };
-            let Some(n) = context_number(child.tag).filter(|n| *n >= 2) else { continue };
+            let Some(n) = context_number(child.tag).filter(|n| *n >= 2) else {
+                continue;
+            };
             listed.push(n);
             let tf = layout.file(n);
             self.template_file(pe_index, kind, &child, tf, template_oid, &mut place);
@@ -414,7 +450,9 @@ impl Builder {
         template_oid: &str,
         place: &mut Placement,
     ) {
-        let what = || format!("PE #{pe_index} {} field [{}]", kind.name(), context_number(t.tag).unwrap_or(0));
+        let what = || {
+            format!("PE #{pe_index} {} field [{}]", kind.name(), context_number(t.tag).unwrap_or(0))
+        };
         let mut fcp = None;
         let mut ops = Vec::new();
         let mut do_not_create = false;
@@ -429,10 +467,12 @@ impl Builder {
             match item.tag {
                 TAG_DO_NOT_CREATE => do_not_create = true,
                 TAG_FILE_DESCRIPTOR if fcp.is_none() => fcp = Some(parse_fcp(&item)),
-                TAG_FILL_FILE_OFFSET => match super::elements::uint(item.value).and_then(|v| usize::try_from(v).ok()) {
-                    Some(n) => ops.push(FillOp::Offset(n)),
-                    None => self.warnings.push(format!("{}: bad fillFileOffset", what())),
-                },
+                TAG_FILL_FILE_OFFSET => {
+                    match super::elements::uint(item.value).and_then(|v| usize::try_from(v).ok()) {
+                        Some(n) => ops.push(FillOp::Offset(n)),
+                        None => self.warnings.push(format!("{}: bad fillFileOffset", what())),
+                    }
+                }
                 TAG_FILL_FILE_CONTENT => ops.push(FillOp::Content(item.value.to_vec())),
                 _ => {}
             }
@@ -443,7 +483,8 @@ impl Builder {
         }
         let fcp = fcp.unwrap_or_default();
         let Some(resolved) = resolve(&fcp, tf) else {
-            self.warnings.push(format!("{}: neither an FCP file descriptor nor a template entry", what()));
+            self.warnings
+                .push(format!("{}: neither an FCP file descriptor nor a template entry", what()));
             return;
         };
         let fid = fcp.fid.or(tf.and_then(|t| t.fid));
@@ -482,7 +523,10 @@ impl Builder {
             }
             Resolved::Ef(_) => {
                 let Some(fid) = fid else {
-                    self.warnings.push(format!("{}: EF without a file ID (template leaves it open)", what()));
+                    self.warnings.push(format!(
+                        "{}: EF without a file ID (template leaves it open)",
+                        what()
+                    ));
                     return;
                 };
                 let mut p = place.dir.clone();
@@ -490,15 +534,33 @@ impl Builder {
                 p
             }
         };
-        let file = self.make_file(pe_index, &fcp, tf, template_oid, resolved, path, name, &ops, SfiRule::Template);
+        let file = self.make_file(
+            pe_index,
+            &fcp,
+            tf,
+            template_oid,
+            resolved,
+            path,
+            name,
+            &ops,
+            SfiRule::Template,
+        );
         if let Some(f) = file {
             self.push(f);
         }
     }
 
-    fn implicit_file(&mut self, pe_index: usize, tf: &'static TemplateFile, template_oid: &str, place: &Placement) {
+    fn implicit_file(
+        &mut self,
+        pe_index: usize,
+        tf: &'static TemplateFile,
+        template_oid: &str,
+        place: &Placement,
+    ) {
         // Only EFs the template fully defines (FID and size) can be created without the PE.
-        let (Some(fid), Resolved::Ef(_)) = (tf.fid, from_shape(tf.shape)) else { return };
+        let (Some(fid), Resolved::Ef(_)) = (tf.fid, from_shape(tf.shape)) else {
+            return;
+        };
         let sized = match tf.shape {
             Shape::Transparent { size } => size.is_some(),
             Shape::LinearFixed { records, record_len } | Shape::Cyclic { records, record_len } => {
@@ -530,7 +592,10 @@ impl Builder {
 
     fn push(&mut self, f: SaipFile) {
         if let Some(old) = self.files.iter_mut().find(|o| o.path == f.path) {
-            self.warnings.push(format!("file {} created twice; the later definition wins", path_text(&f.path)));
+            self.warnings.push(format!(
+                "file {} created twice; the later definition wins",
+                path_text(&f.path)
+            ));
             *old = f;
         } else {
             self.files.push(f);
@@ -554,10 +619,7 @@ impl Builder {
         let kind = match resolved {
             Resolved::Mf | Resolved::Df { .. } => FileKind::Df,
             Resolved::Adf => FileKind::Adf { aid: fcp.df_name.clone().unwrap_or_default() },
-            Resolved::Ef(ef) => match self.ef_kind(ef, fcp, tf, template_oid, ops, &where_) {
-                Some(k) => k,
-                None => return None,
-            },
+            Resolved::Ef(ef) => self.ef_kind(ef, fcp, tf, template_oid, ops, &where_)?,
         };
         let sfi = match (kind.is_ef(), fcp.sfi) {
             (false, _) => None,
@@ -569,7 +631,8 @@ impl Builder {
                 SfiRule::FromFid => path.last().map(|f| (f & 0x1F) as u8),
             },
         };
-        let pattern = fcp.pattern.clone().or_else(|| tf.and_then(|t| t.default).map(Pattern::Template));
+        let pattern =
+            fcp.pattern.clone().or_else(|| tf.and_then(|t| t.default).map(Pattern::Template));
         let content = initial_content(&kind, pattern.as_ref());
         let adf_aid = self.adf_aid(&path);
         let name = name.or_else(|| well_known_name(&path));
@@ -608,7 +671,8 @@ impl Builder {
             Some(v) => match be_usize(v) {
                 Some(s) => Some(s),
                 None => {
-                    self.warnings.push(format!("{where_}: efFileSize of {} bytes ignored", v.len()));
+                    self.warnings
+                        .push(format!("{where_}: efFileSize of {} bytes ignored", v.len()));
                     None
                 }
             },
@@ -645,22 +709,29 @@ impl Builder {
                     }
                 };
                 if size > MAX_EF_SIZE {
-                    self.warnings.push(format!("{where_}: size {size} exceeds {MAX_EF_SIZE}; file skipped"));
+                    self.warnings
+                        .push(format!("{where_}: size {size} exceeds {MAX_EF_SIZE}; file skipped"));
                     return None;
                 }
                 FileKind::Transparent { size }
             }
             EfType::LinearFixed | EfType::Cyclic => {
                 let (tpl_records, tpl_len) = match shape {
-                    Some(Shape::LinearFixed { records, record_len } | Shape::Cyclic { records, record_len }) => {
-                        (records.map(usize::from), record_len.map(usize::from))
-                    }
+                    Some(
+                        Shape::LinearFixed { records, record_len }
+                        | Shape::Cyclic { records, record_len },
+                    ) => (records.map(usize::from), record_len.map(usize::from)),
                     _ => (None, None),
                 };
                 // TS 102 221 §11.1.1.4.3: bytes 3–4 of the descriptor are the record length.
-                let fcp_len = fcp.descriptor.as_deref().and_then(|d| d.get(2..4)).and_then(be_usize);
-                let Some(record_len) = fcp_len.or(tpl_len).filter(|l| (1..=MAX_RECORD_LEN).contains(l)) else {
-                    self.warnings.push(format!("{where_}: record EF without a usable record length; file skipped"));
+                let fcp_len =
+                    fcp.descriptor.as_deref().and_then(|d| d.get(2..4)).and_then(be_usize);
+                let Some(record_len) =
+                    fcp_len.or(tpl_len).filter(|l| (1..=MAX_RECORD_LEN).contains(l))
+                else {
+                    self.warnings.push(format!(
+                        "{where_}: record EF without a usable record length; file skipped"
+                    ));
                     return None;
                 };
                 let records = match fcp_size {
@@ -668,7 +739,9 @@ impl Builder {
                     None => tpl_records.unwrap_or_else(|| content_len.div_ceil(record_len).max(1)),
                 };
                 if records == 0 || records > MAX_RECORDS {
-                    self.warnings.push(format!("{where_}: {records} records is not 1..{MAX_RECORDS}; file skipped"));
+                    self.warnings.push(format!(
+                        "{where_}: {records} records is not 1..{MAX_RECORDS}; file skipped"
+                    ));
                     return None;
                 }
                 if ef == EfType::Cyclic {
@@ -699,7 +772,9 @@ impl Builder {
                 }
                 let start = (*cursor).min(file.content.len());
                 let stop = end.min(file.content.len());
-                if let (Some(dst), Some(src)) = (file.content.get_mut(start..stop), c.get(..stop - start)) {
+                if let (Some(dst), Some(src)) =
+                    (file.content.get_mut(start..stop), c.get(..stop - start))
+                {
                     dst.copy_from_slice(src);
                 }
                 *cursor = end;
@@ -712,7 +787,8 @@ impl Builder {
     /// selected DF; fill commands write into the last created or selected EF.
     pub(super) fn generic_file_management(&mut self, pe_index: usize, pe: &Tlv<'_>) {
         let Some(cmds) = pe.find(TAG_FILE_MANAGEMENT_CMD) else {
-            self.warnings.push(format!("PE #{pe_index} genericFileManagement: no fileManagementCMD"));
+            self.warnings
+                .push(format!("PE #{pe_index} genericFileManagement: no fileManagementCMD"));
             return;
         };
         for fm in cmds.children().map_while(Result::ok) {
@@ -745,13 +821,17 @@ impl Builder {
                         let op = if item.tag == TAG_GFM_FILL_CONTENT {
                             FillOp::Content(item.value.to_vec())
                         } else {
-                            match super::elements::uint(item.value).and_then(|v| usize::try_from(v).ok()) {
+                            match super::elements::uint(item.value)
+                                .and_then(|v| usize::try_from(v).ok())
+                            {
                                 Some(n) => FillOp::Offset(n),
                                 None => continue,
                             }
                         };
                         let Some(i) = target else {
-                            self.warnings.push(format!("PE #{pe_index} genericFileManagement: fill without a file"));
+                            self.warnings.push(format!(
+                                "PE #{pe_index} genericFileManagement: fill without a file"
+                            ));
                             continue;
                         };
                         if let Some(mut f) = self.files.get(i).cloned() {
@@ -782,12 +862,15 @@ impl Builder {
             Some(Resolved::Df { .. }) if fcp.df_name.is_some() => Resolved::Adf,
             Some(r) => r,
             None => {
-                self.warnings.push(format!("PE #{pe_index} genericFileManagement: createFCP without a file descriptor"));
+                self.warnings.push(format!(
+                    "PE #{pe_index} genericFileManagement: createFCP without a file descriptor"
+                ));
                 return None;
             }
         };
         let Some(fid) = fcp.fid else {
-            self.warnings.push(format!("PE #{pe_index} genericFileManagement: createFCP without a file ID"));
+            self.warnings
+                .push(format!("PE #{pe_index} genericFileManagement: createFCP without a file ID"));
             return None;
         };
         let path = if resolved == Resolved::Adf {
@@ -799,7 +882,8 @@ impl Builder {
             p
         };
         let name = well_known_name(&path);
-        let f = self.make_file(pe_index, &fcp, None, "", resolved, path, name, &[], SfiRule::FromFid)?;
+        let f =
+            self.make_file(pe_index, &fcp, None, "", resolved, path, name, &[], SfiRule::FromFid)?;
         let path = f.path.clone();
         self.push(f);
         self.files.iter().position(|x| x.path == path)
@@ -820,7 +904,10 @@ fn resolve(fcp: &Fcp, tf: Option<&TemplateFile>) -> Option<Resolved> {
     let from_tpl = tf.map(|t| from_shape(t.shape));
     let r = match (from_fcp, from_tpl) {
         // The template knows MF/ADF/depth; the FCP only says "a DF".
-        (Some(Resolved::Df { .. }) | None, Some(t @ (Resolved::Mf | Resolved::Adf | Resolved::Df { .. }))) => t,
+        (
+            Some(Resolved::Df { .. }) | None,
+            Some(t @ (Resolved::Mf | Resolved::Adf | Resolved::Df { .. })),
+        ) => t,
         (Some(f), _) => f,
         (None, Some(t)) => t,
         (None, None) if fcp.df_name.is_some() => Resolved::Adf,
@@ -850,7 +937,8 @@ fn well_known_name(path: &[u16]) -> Option<&'static str> {
 fn initial_content(kind: &FileKind, pattern: Option<&Pattern>) -> Vec<u8> {
     let (unit, count) = match kind {
         FileKind::Transparent { size } => (*size, 1),
-        FileKind::LinearFixed { record_len, records } | FileKind::Cyclic { record_len, records } => (*record_len, *records),
+        FileKind::LinearFixed { record_len, records }
+        | FileKind::Cyclic { record_len, records } => (*record_len, *records),
         _ => return Vec::new(),
     };
     let one = match pattern {
@@ -892,7 +980,11 @@ mod tests {
     #[case::keys_default(FileKind::Transparent { size: 4 }, Some(Pattern::Template(Fill { head: &[0x07], fill: &[0xFF], tail: &[] })), "07FFFFFF")]
     #[case::record_tail(FileKind::LinearFixed { record_len: 3, records: 2 }, Some(Pattern::Template(Fill { head: &[], fill: &[0xFF], tail: &[0x07] })), "FFFF07FFFF07")]
     #[case::no_pattern(FileKind::Cyclic { record_len: 2, records: 2 }, None, "FFFFFFFF")]
-    fn fills_initial_content_per_ts_102_222(#[case] kind: FileKind, #[case] p: Option<Pattern>, #[case] want: &str) {
+    fn fills_initial_content_per_ts_102_222(
+        #[case] kind: FileKind,
+        #[case] p: Option<Pattern>,
+        #[case] want: &str,
+    ) {
         assert_eq!(hex::encode_upper(initial_content(&kind, p.as_ref())), want);
     }
 

@@ -34,7 +34,8 @@ pub use digits::{
     luhn_check_digit, EF_IMSI_LEN, ICCID_LEN,
 };
 pub use elements::{
-    AkaAlgorithm, AkaMapping, AkaParameter, MandatoryService, PinCode, PinShare, ProfileHeader, PukCode,
+    AkaAlgorithm, AkaMapping, AkaParameter, MandatoryService, PinCode, PinShare, ProfileHeader,
+    PukCode,
 };
 pub use fs::{FileKind, SaipFile};
 pub use personalise::{personalise, Personalisation};
@@ -98,7 +99,9 @@ impl PeKind {
     /// The PE type of a top-level element's tag.
     pub fn from_tag(tag: u32) -> Self {
         use PeKind::*;
-        let Some(n) = context_constructed_number(tag) else { return Unknown(tag) };
+        let Some(n) = context_constructed_number(tag) else {
+            return Unknown(tag);
+        };
         match n {
             0 => Header,
             1 => GenericFileManagement,
@@ -267,13 +270,26 @@ pub fn decode(der: &[u8]) -> Result<ProfilePackage, SaipError> {
     for (index, pe) in raws.iter().enumerate() {
         let kind = PeKind::from_tag(pe.tag);
         let (identification, mandated) = elements::pe_header(pe);
-        let template_id = if kind.is_template() { pe.find(fs::TAG_TEMPLATE_ID).and_then(|t| oid_to_string(t.value)) } else { None };
+        let template_id = if kind.is_template() {
+            pe.find(fs::TAG_TEMPLATE_ID).and_then(|t| oid_to_string(t.value))
+        } else {
+            None
+        };
         match kind {
-            _ if kind.is_template() => builder.template_pe(index, kind, pe, template_id.as_deref().unwrap_or("")),
+            _ if kind.is_template() => {
+                builder.template_pe(index, kind, pe, template_id.as_deref().unwrap_or(""))
+            }
             PeKind::GenericFileManagement => builder.generic_file_management(index, pe),
             PeKind::PinCodes => {
                 let context = builder.context().to_vec();
-                elements::parse_pins(index, pe, &context, &mut pins, &mut pin_shares, &mut builder.warnings);
+                elements::parse_pins(
+                    index,
+                    pe,
+                    &context,
+                    &mut pins,
+                    &mut pin_shares,
+                    &mut builder.warnings,
+                );
             }
             PeKind::PukCodes => elements::parse_puks(index, pe, &mut puks, &mut builder.warnings),
             PeKind::AkaParameter => match elements::parse_aka(index, pe, builder.context()) {
@@ -282,7 +298,14 @@ pub fn decode(der: &[u8]) -> Result<ProfilePackage, SaipError> {
             },
             _ => {}
         }
-        elements.push(ProfileElement { kind, tag: pe.tag, identification, mandated, template_id, raw: pe.raw.to_vec() });
+        elements.push(ProfileElement {
+            kind,
+            tag: pe.tag,
+            identification,
+            mandated,
+            template_id,
+            raw: pe.raw.to_vec(),
+        });
     }
     let (files, warnings) = builder.finish();
     Ok(ProfilePackage { header, elements, files, pins, pin_shares, puks, aka, warnings })
@@ -353,14 +376,18 @@ impl ProfilePackage {
     /// The IMSI of the first USIM (from its EF.IMSI), if any.
     pub fn imsi(&self) -> Option<String> {
         let adf = self.adfs().find(|f| f.name == Some("ADF.USIM"))?;
-        let FileKind::Adf { aid } = &adf.kind else { return None };
+        let FileKind::Adf { aid } = &adf.kind else {
+            return None;
+        };
         decode_imsi(&self.file_named(Some(aid), "EF.IMSI")?.content).ok()
     }
 
     /// The MSISDN of the first USIM (first record of EF.MSISDN), if set.
     pub fn msisdn(&self) -> Option<String> {
         let adf = self.adfs().find(|f| f.name == Some("ADF.USIM"))?;
-        let FileKind::Adf { aid } = &adf.kind else { return None };
+        let FileKind::Adf { aid } = &adf.kind else {
+            return None;
+        };
         let ef = self.file_named(Some(aid), "EF.MSISDN")?;
         let rec = ef.records().next()?;
         decode_msisdn_record(rec).ok().flatten()
@@ -412,7 +439,14 @@ impl ProfilePackage {
             );
         }
         for p in &self.puks {
-            let _ = writeln!(s, "PUK {:02X} {:?} attempts {}/{}", p.key_reference, p.value_text(), p.retries_left, p.max_attempts);
+            let _ = writeln!(
+                s,
+                "PUK {:02X} {:?} attempts {}/{}",
+                p.key_reference,
+                p.value_text(),
+                p.retries_left,
+                p.max_attempts
+            );
         }
         for a in &self.aka {
             let _ = writeln!(

@@ -7,7 +7,9 @@
 use crate::tlv::{self, TlvError};
 
 use super::digits::{encode_iccid_ef, encode_iccid_header, encode_imsi, encode_msisdn_record};
-use super::elements::{TAG_ALGO_CONFIGURATION, TAG_ALGO_PARAMETER, TAG_HEADER_ICCID, TAG_KEY, TAG_OPC};
+use super::elements::{
+    TAG_ALGO_CONFIGURATION, TAG_ALGO_PARAMETER, TAG_HEADER_ICCID, TAG_KEY, TAG_OPC,
+};
 use super::fs::{FileKind, TAG_FILL_FILE_CONTENT};
 use super::{decode, split_elements, PeKind, SaipError};
 
@@ -44,10 +46,16 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
             let ef = pkg
                 .files
                 .iter()
-                .find(|f| f.name == Some("EF.MSISDN") && pkg.elements.get(f.pe_index).is_some_and(|e| e.kind == PeKind::OptUsim))
+                .find(|f| {
+                    f.name == Some("EF.MSISDN")
+                        && pkg.elements.get(f.pe_index).is_some_and(|e| e.kind == PeKind::OptUsim)
+                })
                 .ok_or(SaipError::Missing("EF.MSISDN in an opt-usim PE"))?;
             let FileKind::LinearFixed { record_len, .. } = ef.kind else {
-                return Err(SaipError::Rewrite(format!("EF.MSISDN is {}, expected linear fixed", ef.kind.describe())));
+                return Err(SaipError::Rewrite(format!(
+                    "EF.MSISDN is {}, expected linear fixed",
+                    ef.kind.describe()
+                )));
             };
             Some(encode_msisdn_record(m, record_len)?)
         }
@@ -60,8 +68,10 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
         let new = match kind {
             PeKind::Header => {
                 wrote.header = true;
-                rewrite(pe.raw, &[TAG_HEADER_ICCID], &mut |_| Ok(tlv::encode(TAG_HEADER_ICCID, &header_iccid)))?
-                    .ok_or(SaipError::Missing("ProfileHeader.iccid"))?
+                rewrite(pe.raw, &[TAG_HEADER_ICCID], &mut |_| {
+                    Ok(tlv::encode(TAG_HEADER_ICCID, &header_iccid))
+                })?
+                .ok_or(SaipError::Missing("ProfileHeader.iccid"))?
             }
             PeKind::Mf => {
                 wrote.ef_iccid = true;
@@ -86,7 +96,11 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
             }
             PeKind::AkaParameter if p.k.is_some() || p.opc.is_some() => {
                 let algo = [TAG_ALGO_CONFIGURATION, TAG_ALGO_PARAMETER];
-                if pe.find(TAG_ALGO_CONFIGURATION).and_then(|c| c.find(TAG_ALGO_PARAMETER)).is_none() {
+                if pe
+                    .find(TAG_ALGO_CONFIGURATION)
+                    .and_then(|c| c.find(TAG_ALGO_PARAMETER))
+                    .is_none()
+                {
                     // A mappingParameter PE reuses another NAA's algorithm: nothing to write.
                     pe.raw.to_vec()
                 } else {
@@ -94,8 +108,13 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
                     for (tag, value) in [(TAG_KEY, p.k), (TAG_OPC, p.opc)] {
                         let Some(v) = value else { continue };
                         let path = [algo[0], algo[1], tag];
-                        raw = rewrite(&raw, &path, &mut |_| Ok(tlv::encode(tag, &v)))?
-                            .ok_or(SaipError::Missing(if tag == TAG_KEY { "algoParameter.key" } else { "algoParameter.opc" }))?;
+                        raw = rewrite(&raw, &path, &mut |_| Ok(tlv::encode(tag, &v)))?.ok_or(
+                            SaipError::Missing(if tag == TAG_KEY {
+                                "algoParameter.key"
+                            } else {
+                                "algoParameter.opc"
+                            }),
+                        )?;
                     }
                     wrote.aka = true;
                     raw
@@ -138,14 +157,15 @@ fn tlv_err(e: TlvError) -> SaipError {
     SaipError::Rewrite(e.to_string())
 }
 
+/// Produces the new encoding of an element from its old one.
+type Rewriter<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, SaipError> + 'a;
+
 /// Rebuilds the element `raw` with its descendant at `path` (first child with each tag)
 /// replaced by `f(old raw)`; `None` when the path does not exist.
-fn rewrite(
-    raw: &[u8],
-    path: &[u32],
-    f: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>, SaipError>,
-) -> Result<Option<Vec<u8>>, SaipError> {
-    let Some((&first, rest)) = path.split_first() else { return f(raw).map(Some) };
+fn rewrite(raw: &[u8], path: &[u32], f: &mut Rewriter<'_>) -> Result<Option<Vec<u8>>, SaipError> {
+    let Some((&first, rest)) = path.split_first() else {
+        return f(raw).map(Some);
+    };
     let t = tlv::parse_one(raw).map_err(tlv_err)?;
     let mut value = Vec::with_capacity(t.value.len() + 16);
     let mut found = false;
@@ -192,7 +212,10 @@ mod tests {
         // B3 { A0 {81 01 05}, A3 { A1 {83 02 6F07}, 83 01 AA } }
         let pe = h("B3 10 A0 03 810105 A3 09 A1 04 83026F07 8301AA");
         let new = rewrite(&pe, &[0xA3], &mut |f| replace_fill(f, &[1, 2, 3])).unwrap().unwrap();
-        assert_eq!(hex::encode_upper(new), "B3 12 A0 03 810105 A3 0B A1 04 83026F07 83 03 010203".replace(' ', ""));
+        assert_eq!(
+            hex::encode_upper(new),
+            "B3 12 A0 03 810105 A3 0B A1 04 83026F07 83 03 010203".replace(' ', "")
+        );
     }
 
     #[test]

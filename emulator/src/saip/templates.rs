@@ -17,12 +17,22 @@ pub(super) enum Shape {
     /// The MF itself (`3F00`).
     Mf,
     /// A DF; depth 0 is the PE's own directory, depth 1 a child of it.
-    Df { depth: u8 },
+    Df {
+        depth: u8,
+    },
     /// An ADF; its FID is the temporary file ID from the PE.
     Adf,
-    Transparent { size: Option<u16> },
-    LinearFixed { records: Option<u8>, record_len: Option<u8> },
-    Cyclic { records: Option<u8>, record_len: Option<u8> },
+    Transparent {
+        size: Option<u16>,
+    },
+    LinearFixed {
+        records: Option<u8>,
+        record_len: Option<u8>,
+    },
+    Cyclic {
+        records: Option<u8>,
+        record_len: Option<u8>,
+    },
     BerTlv,
 }
 
@@ -83,7 +93,8 @@ impl Layout {
 const FF: Option<Fill> = Some(Fill { head: &[], fill: &[0xFF], tail: &[] });
 const ZERO: Option<Fill> = Some(Fill { head: &[], fill: &[0x00], tail: &[] });
 /// TS 31.102 §4.2.5: an unused PLMN/access-technology entry is `FFFFFF 0000`.
-const PLMN_WACT: Option<Fill> = Some(Fill { head: &[], fill: &[0xFF, 0xFF, 0xFF, 0x00, 0x00], tail: &[] });
+const PLMN_WACT: Option<Fill> =
+    Some(Fill { head: &[], fill: &[0xFF, 0xFF, 0xFF, 0x00, 0x00], tail: &[] });
 const fn head(head: &'static [u8]) -> Option<Fill> {
     Some(Fill { head, fill: &[0xFF], tail: &[] })
 }
@@ -95,11 +106,31 @@ const fn s(sfi: u8) -> Option<u8> {
     Some(sfi)
 }
 
-const fn tr(tag: u32, name: &'static str, fid: u16, size: u16, sfi: Option<u8>, default: Option<Fill>) -> TemplateFile {
-    TemplateFile { tag, name, fid: Some(fid), shape: Shape::Transparent { size: Some(size) }, sfi, default }
+const fn tr(
+    tag: u32,
+    name: &'static str,
+    fid: u16,
+    size: u16,
+    sfi: Option<u8>,
+    default: Option<Fill>,
+) -> TemplateFile {
+    TemplateFile {
+        tag,
+        name,
+        fid: Some(fid),
+        shape: Shape::Transparent { size: Some(size) },
+        sfi,
+        default,
+    }
 }
 /// Transparent EF whose size the PE must give.
-const fn trv(tag: u32, name: &'static str, fid: Option<u16>, sfi: Option<u8>, default: Option<Fill>) -> TemplateFile {
+const fn trv(
+    tag: u32,
+    name: &'static str,
+    fid: Option<u16>,
+    sfi: Option<u8>,
+    default: Option<Fill>,
+) -> TemplateFile {
     TemplateFile { tag, name, fid, shape: Shape::Transparent { size: None }, sfi, default }
 }
 const fn lf(
@@ -149,7 +180,14 @@ const fn n(v: u8) -> Option<u8> {
 
 /// SAIP §9.2, PE-MF (OID 2.23.143.1.2.1). SFIs per TS 102 221 §13.
 static MF: [TemplateFile; 6] = [
-    TemplateFile { tag: 2, name: "MF", fid: Some(0x3F00), shape: Shape::Mf, sfi: None, default: None },
+    TemplateFile {
+        tag: 2,
+        name: "MF",
+        fid: Some(0x3F00),
+        shape: Shape::Mf,
+        sfi: None,
+        default: None,
+    },
     tr(3, "EF.PL", 0x2F05, 2, s(0x05), FF),
     tr(4, "EF.ICCID", 0x2FE2, 10, s(0x02), None),
     lf(5, "EF.DIR", f(0x2F00), None, None, s(0x1E), None),
@@ -203,7 +241,14 @@ static TELECOM: [TemplateFile; 46] = {
         df(9, "DF.GRAPHICS", f(0x5F50), 1),
         lf(10, "EF.IMG", f(0x4F20), None, None, NO, head(&[0x00])),
         trv(11, "EF.IIDF", None, NO, FF),
-        TemplateFile { tag: 12, name: "EF.ICE_GRAPHICS", fid: Some(0x4F21), shape: Shape::BerTlv, sfi: NO, default: None },
+        TemplateFile {
+            tag: 12,
+            name: "EF.ICE_GRAPHICS",
+            fid: Some(0x4F21),
+            shape: Shape::BerTlv,
+            sfi: NO,
+            default: None,
+        },
         trv(13, "EF.LAUNCH_SCWS", f(0x4F01), NO, None),
         trv(14, "EF.ICON", None, NO, None),
         df(15, "DF.PHONEBOOK", f(0x5F3A), 1),
@@ -363,8 +408,22 @@ static OPT_USIM: [TemplateFile; 86] = [
     lf(83, "EF.3GPPPSDATAOFFservicelist", f(0x6FFA), None, None, NO, None),
     bt(84, "EF.XCAPConfigData", 0x6FFC, NO),
     trv(85, "EF.EARFCNList", f(0x6FFD), NO, None),
-    TemplateFile { tag: 86, name: "EF.MuDMiDConfigData", fid: None, shape: Shape::BerTlv, sfi: NO, default: None },
-    TemplateFile { tag: 87, name: "EF.eAKA", fid: None, shape: Shape::Transparent { size: None }, sfi: NO, default: None },
+    TemplateFile {
+        tag: 86,
+        name: "EF.MuDMiDConfigData",
+        fid: None,
+        shape: Shape::BerTlv,
+        sfi: NO,
+        default: None,
+    },
+    TemplateFile {
+        tag: 87,
+        name: "EF.eAKA",
+        fid: None,
+        shape: Shape::Transparent { size: None },
+        sfi: NO,
+        default: None,
+    },
 ];
 
 /// SAIP §9.5.3, PE-PHONEBOOK (2.6): DF.PHONEBOOK in ADF.USIM.
@@ -448,7 +507,14 @@ static OPT_ISIM: [TemplateFile; 14] = [
     bt(12, "EF.IMSConfigData", 0x6FF8, NO),
     bt(13, "EF.XCAPConfigData", 0x6FFC, NO),
     lf(14, "EF.WebRTCURI", f(0x6FFA), None, None, NO, None),
-    TemplateFile { tag: 15, name: "EF.MuDMiDConfigData", fid: None, shape: Shape::BerTlv, sfi: NO, default: None },
+    TemplateFile {
+        tag: 15,
+        name: "EF.MuDMiDConfigData",
+        fid: None,
+        shape: Shape::BerTlv,
+        sfi: NO,
+        default: None,
+    },
 ];
 
 /// SAIP §9.7, PE-CSIM (2.10): only the ADF is transcribed; its EFs carry their FCPs.
@@ -468,19 +534,27 @@ static EAP: [TemplateFile; 8] = [
 
 static L_MF: Layout = Layout { base: Base::Mf, created_by_default: true, files: &MF };
 static L_CD: Layout = Layout { base: Base::UnderMf, created_by_default: false, files: &CD };
-static L_TELECOM: Layout = Layout { base: Base::UnderMf, created_by_default: false, files: &TELECOM };
+static L_TELECOM: Layout =
+    Layout { base: Base::UnderMf, created_by_default: false, files: &TELECOM };
 static L_USIM: Layout = Layout { base: Base::AdfRoot, created_by_default: true, files: &USIM };
-static L_OPT_USIM: Layout = Layout { base: Base::InUsim, created_by_default: false, files: &OPT_USIM };
-static L_PHONEBOOK: Layout = Layout { base: Base::UnderUsim, created_by_default: false, files: &PHONEBOOK };
-static L_GSM_ACCESS: Layout = Layout { base: Base::UnderUsim, created_by_default: false, files: &GSM_ACCESS };
-static L_DF_5GS: Layout = Layout { base: Base::UnderUsim, created_by_default: false, files: &DF_5GS };
-static L_DF_SAIP: Layout = Layout { base: Base::UnderUsim, created_by_default: false, files: &DF_SAIP };
+static L_OPT_USIM: Layout =
+    Layout { base: Base::InUsim, created_by_default: false, files: &OPT_USIM };
+static L_PHONEBOOK: Layout =
+    Layout { base: Base::UnderUsim, created_by_default: false, files: &PHONEBOOK };
+static L_GSM_ACCESS: Layout =
+    Layout { base: Base::UnderUsim, created_by_default: false, files: &GSM_ACCESS };
+static L_DF_5GS: Layout =
+    Layout { base: Base::UnderUsim, created_by_default: false, files: &DF_5GS };
+static L_DF_SAIP: Layout =
+    Layout { base: Base::UnderUsim, created_by_default: false, files: &DF_SAIP };
 static L_ISIM: Layout = Layout { base: Base::AdfRoot, created_by_default: true, files: &ISIM };
-static L_OPT_ISIM: Layout = Layout { base: Base::InIsim, created_by_default: false, files: &OPT_ISIM };
+static L_OPT_ISIM: Layout =
+    Layout { base: Base::InIsim, created_by_default: false, files: &OPT_ISIM };
 static L_CSIM: Layout = Layout { base: Base::AdfRoot, created_by_default: false, files: &CSIM };
 static L_OPT_CSIM: Layout = Layout { base: Base::InCsim, created_by_default: false, files: &[] };
 static L_EAP: Layout = Layout { base: Base::Current, created_by_default: false, files: &EAP };
-static L_UNDER_USIM: Layout = Layout { base: Base::UnderUsim, created_by_default: false, files: &[] };
+static L_UNDER_USIM: Layout =
+    Layout { base: Base::UnderUsim, created_by_default: false, files: &[] };
 static L_UNKNOWN: Layout = Layout { base: Base::Current, created_by_default: false, files: &[] };
 
 /// The layout of a file-system PE; PE types without a transcribed template get an empty table
@@ -520,7 +594,19 @@ mod tests {
 
     #[test]
     fn template_tags_are_unique_and_ascending() {
-        for l in [&L_MF, &L_CD, &L_TELECOM, &L_USIM, &L_OPT_USIM, &L_PHONEBOOK, &L_GSM_ACCESS, &L_DF_5GS, &L_ISIM, &L_OPT_ISIM, &L_EAP] {
+        for l in [
+            &L_MF,
+            &L_CD,
+            &L_TELECOM,
+            &L_USIM,
+            &L_OPT_USIM,
+            &L_PHONEBOOK,
+            &L_GSM_ACCESS,
+            &L_DF_5GS,
+            &L_ISIM,
+            &L_OPT_ISIM,
+            &L_EAP,
+        ] {
             for w in l.files.windows(2) {
                 assert!(w[0].tag < w[1].tag, "{} then {}", w[0].name, w[1].name);
             }

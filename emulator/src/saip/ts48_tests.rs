@@ -14,7 +14,9 @@ const ISIM_AID: &str = "a0000000871004ff49ff0589";
 const K: &str = "000102030405060708090a0b0c0d0e0f";
 
 fn load(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles").join(format!("{name}.der"));
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../vectors/profiles")
+        .join(format!("{name}.der"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -59,7 +61,11 @@ fn pin(pkg: &ProfilePackage, key: u8) -> &PinCode {
 #[case("TS48v5_SAIP2.1B_NoBERTLV", 1, "89000123456789012341")]
 #[case("TS48v5_SAIP2.3_BERTLV_SUCI", 3, "89000123456789012341")]
 #[case("TS48v5_SAIP2.3_NoBERTLV", 3, "89000123456789012341")]
-fn decodes_ts48_profile_as_its_readme_says(#[case] name: &str, #[case] minor: u8, #[case] iccid: &str) {
+fn decodes_ts48_profile_as_its_readme_says(
+    #[case] name: &str,
+    #[case] minor: u8,
+    #[case] iccid: &str,
+) {
     let der = load(name);
     let pkg = decode(&der).unwrap();
 
@@ -85,12 +91,31 @@ fn decodes_ts48_profile_as_its_readme_says(#[case] name: &str, #[case] minor: u8
     let aids: Vec<_> = pkg.adfs().map(|f| (f.name, f.kind.clone())).collect();
     let usim_aid = hex::decode(USIM_AID).unwrap();
     let isim_aid = hex::decode(ISIM_AID).unwrap();
-    assert!(aids.contains(&(Some("ADF.USIM"), FileKind::Adf { aid: usim_aid.clone() })), "{aids:?}");
-    assert!(aids.contains(&(Some("ADF.ISIM"), FileKind::Adf { aid: isim_aid.clone() })), "{aids:?}");
+    assert!(
+        aids.contains(&(Some("ADF.USIM"), FileKind::Adf { aid: usim_aid.clone() })),
+        "{aids:?}"
+    );
+    assert!(
+        aids.contains(&(Some("ADF.ISIM"), FileKind::Adf { aid: isim_aid.clone() })),
+        "{aids:?}"
+    );
     assert_eq!(pkg.imsi().as_deref(), Some(IMSI));
     let imsi_ef = pkg.file_named(Some(&usim_aid), "EF.IMSI").unwrap();
-    assert_eq!((imsi_ef.fid(), imsi_ef.sfi, imsi_ef.kind.clone()), (0x6F07, Some(0x07), FileKind::Transparent { size: 9 }));
-    for name in ["EF.AD", "EF.UST", "EF.EST", "EF.SPN", "EF.ACC", "EF.LOCI", "EF.Keys", "EF.KeysPS", "EF.ARR"] {
+    assert_eq!(
+        (imsi_ef.fid(), imsi_ef.sfi, imsi_ef.kind.clone()),
+        (0x6F07, Some(0x07), FileKind::Transparent { size: 9 })
+    );
+    for name in [
+        "EF.AD",
+        "EF.UST",
+        "EF.EST",
+        "EF.SPN",
+        "EF.ACC",
+        "EF.LOCI",
+        "EF.Keys",
+        "EF.KeysPS",
+        "EF.ARR",
+    ] {
         assert!(pkg.file_named(Some(&usim_aid), name).is_some(), "{name} missing in ADF.USIM");
     }
     let msisdn = pkg.file_named(Some(&usim_aid), "EF.MSISDN").unwrap();
@@ -128,13 +153,21 @@ fn decodes_ts48_profile_as_its_readme_says(#[case] name: &str, #[case] minor: u8
     assert_eq!(pkg.elements_of(PeKind::SecurityDomain).count(), 1);
     assert!(pkg.elements_of(PeKind::Rfm).count() >= 1);
     // Only the CSIM's EFs (no transcribed template) may lack a size.
-    assert!(pkg.warnings.iter().all(|w| w.starts_with("7FC0/") && w.contains("no efFileSize")), "{:#?}", pkg.warnings);
+    assert!(
+        pkg.warnings.iter().all(|w| w.starts_with("7FC0/") && w.contains("no efFileSize")),
+        "{:#?}",
+        pkg.warnings
+    );
 }
 
 #[rstest]
 #[case::with_everything(Some("262011234567890"), Some("+4915112345678"), true)]
 #[case::iccid_only(None, None, false)]
-fn personalise_round_trips(#[case] imsi: Option<&str>, #[case] msisdn: Option<&str>, #[case] keys: bool) {
+fn personalise_round_trips(
+    #[case] imsi: Option<&str>,
+    #[case] msisdn: Option<&str>,
+    #[case] keys: bool,
+) {
     let der = load("TS48V5-SAIP2-3-BERTLV-SUCI-UNIQUE");
     let before = decode(&der).unwrap();
     let k = [0x11u8; 16];
@@ -154,8 +187,9 @@ fn personalise_round_trips(#[case] imsi: Option<&str>, #[case] msisdn: Option<&s
     assert_eq!(hex::encode_upper(&ef_iccid.content), "984421436587092143F7");
     assert_eq!(after.imsi().as_deref(), Some(imsi.unwrap_or(IMSI)));
     assert_eq!(after.msisdn().as_deref(), msisdn);
+    let old_k = before.aka[0].k.clone().unwrap();
     for a in &after.aka {
-        assert_eq!(a.k.as_deref(), Some(if keys { &k[..] } else { &before.aka[0].k.as_deref().unwrap()[..] }));
+        assert_eq!(a.k.as_deref(), Some(if keys { &k[..] } else { &old_k[..] }));
         assert_eq!(a.opc.as_deref(), Some(if keys { &opc[..] } else { &[0u8; 16][..] }));
     }
     // Nothing else moved: same PEs, same files (other than the rewritten ones), same PINs.
@@ -179,8 +213,13 @@ fn personalise_round_trips(#[case] imsi: Option<&str>, #[case] msisdn: Option<&s
         expected.extend(["EF.MSISDN", "3F00/7F10/6F40"]);
     }
     assert_eq!(changed, expected);
-    let unchanged = |k: PeKind| before.elements_of(k).map(|e| &e.raw).eq(after.elements_of(k).map(|e| &e.raw));
-    assert!(unchanged(PeKind::SecurityDomain) && unchanged(PeKind::Telecom) && unchanged(PeKind::PinCodes));
+    let unchanged =
+        |k: PeKind| before.elements_of(k).map(|e| &e.raw).eq(after.elements_of(k).map(|e| &e.raw));
+    assert!(
+        unchanged(PeKind::SecurityDomain)
+            && unchanged(PeKind::Telecom)
+            && unchanged(PeKind::PinCodes)
+    );
 }
 
 #[test]
