@@ -202,15 +202,15 @@ fn personalise_round_trips(
         .iter()
         .zip(&after.files)
         .filter(|(b, a)| b != a)
-        .map(|(b, _)| b.name.map_or_else(|| fs::path_text(&b.path), str::to_string))
+        .map(|(b, _)| fs::path_text(&b.path))
         .collect();
-    let mut expected = vec!["EF.ICCID"];
+    let mut expected = vec!["3F00/2FE2"];
     if imsi.is_some() {
-        expected.push("EF.IMSI");
+        expected.push("7FD0/6F07");
     }
     if msisdn.is_some() {
         // DF.TELECOM/EF.MSISDN (created by genericFileManagement) is linked to the USIM's.
-        expected.extend(["EF.MSISDN", "3F00/7F10/6F40"]);
+        expected.extend(["7FD0/6F40", "3F00/7F10/6F40"]);
     }
     assert_eq!(changed, expected);
     let unchanged =
@@ -354,4 +354,31 @@ fn generic_file_management_creates_files_and_fills_existing_ones() {
         "{:#?}",
         pkg.warnings
     );
+}
+
+#[test]
+fn personalises_every_ts48_profile() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".der").map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 36);
+    let p = Personalisation {
+        iccid: "89000999999999999995".into(),
+        imsi: Some("99999123456789".into()),
+        k: Some([0xA5; 16]),
+        opc: Some([0x5A; 16]),
+        msisdn: Some("+1555123".into()),
+    };
+    for name in names {
+        let pkg = decode(&personalise(&load(&name), &p).unwrap()).unwrap();
+        assert_eq!(pkg.header.iccid, p.iccid, "{name}");
+        assert_eq!(pkg.imsi(), p.imsi, "{name}");
+        assert_eq!(pkg.msisdn(), p.msisdn, "{name}");
+        assert!(pkg.aka.iter().all(|a| a.k.as_deref() == Some(&[0xA5; 16][..])), "{name}");
+        assert!(pkg.aka.iter().all(|a| a.opc.as_deref() == Some(&[0x5A; 16][..])), "{name}");
+    }
 }
