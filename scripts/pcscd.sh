@@ -4,14 +4,15 @@
 # Sourced by scripts/test.sh for its functions; also runnable by hand:
 #   scripts/pcscd.sh install   install what is missing (Debian/Ubuntu, as root)
 #   scripts/pcscd.sh start     start pcscd in the background unless one already serves vpcd
-#   scripts/pcscd.sh stop      stop the pcscd that `start` started (pid file under /tmp)
+#   scripts/pcscd.sh stop      stop the pcscd that `start` started (pid file under $TMPDIR)
 #   scripts/pcscd.sh status    say whether pcscd and vpcd's port are up
 #
 # No systemd: pcscd runs as `pcscd --foreground` in the background. vpcd's slot 0 listens
 # on TCP 35963 ("Virtual PCD 00 00"); we know pcscd is usable once that port listens.
 
+# vpcd slot 0 (the tests use it as is; overriding it only serves to test this script).
 SIMLAB_VPCD_PORT=${SIMLAB_VPCD_PORT:-35963}
-SIMLAB_VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+SIMLAB_VPCD_DRIVER=${SIMLAB_VPCD_DRIVER:-/usr/lib/pcsc/drivers/serial/libifdvpcd.so}
 SIMLAB_PCSCD_SOCKET=/run/pcscd/pcscd.comm
 SIMLAB_PCSCD_LOG=${SIMLAB_PCSCD_LOG:-${TMPDIR:-/tmp}/simlab-pcscd.log}
 SIMLAB_APT_LOG=${SIMLAB_APT_LOG:-${TMPDIR:-/tmp}/simlab-apt.log}
@@ -128,29 +129,29 @@ pcscd_start() {
     pcscd_log "started pcscd (pid $SIMLAB_PCSCD_STARTED_PID, log $SIMLAB_PCSCD_LOG); vpcd listens on $SIMLAB_VPCD_PORT"
 }
 
-# Stops the pcscd this shell started (or, run by hand, the one in the pid file).
+# Stops the pcscd this shell started (a reused one is left alone).
 pcscd_stop() {
     local pid=${SIMLAB_PCSCD_STARTED_PID:-}
-    if [ -z "$pid" ] && [ -f "$SIMLAB_PCSCD_PIDFILE" ]; then
-        pid=$(cat "$SIMLAB_PCSCD_PIDFILE")
-    fi
     [ -n "$pid" ] || return 0
-    # Only a pcscd: the pid may have been reused since.
-    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = pcscd ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            pcscd_log "pcscd (pid $pid) ignored SIGTERM for 5 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    fi
+    pcscd_kill "$pid"
     rm -f "$SIMLAB_PCSCD_PIDFILE"
     SIMLAB_PCSCD_STARTED_PID=""
+}
+
+# Stops pcscd `$1` (only if that pid still is a pcscd: pids get reused).
+pcscd_kill() {
+    local pid=$1 i
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = pcscd ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        pcscd_log "pcscd (pid $pid) ignored SIGTERM for 5 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
 }
 
 pcscd_status() {
@@ -176,7 +177,13 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
         # Run by hand, the pcscd must outlive this script.
         if [ -n "$SIMLAB_PCSCD_STARTED_PID" ]; then disown "$SIMLAB_PCSCD_STARTED_PID"; fi
         ;;
-    stop) pcscd_stop ;;
+    stop)
+        # The pcscd that `start` started, from its pid file.
+        if [ -f "$SIMLAB_PCSCD_PIDFILE" ]; then
+            pcscd_kill "$(cat "$SIMLAB_PCSCD_PIDFILE")"
+            rm -f "$SIMLAB_PCSCD_PIDFILE"
+        fi
+        ;;
     status) pcscd_status ;;
     *)
         echo "usage: $0 install|start|stop|status" >&2

@@ -53,7 +53,7 @@ rc=$?
 pcscd_stop
 elapsed=$(($(date +%s) - start))
 if [ "$rc" -eq 0 ]; then
-    say "PASS: all workspace tests passed in ${elapsed}s (pcscd lane: $lane)"
+    say "PASS: cargo test passed in ${elapsed}s (pcscd lane: $lane)"
 else
     say "FAIL: cargo test exited $rc after ${elapsed}s (pcscd lane: $lane)"
 fi
