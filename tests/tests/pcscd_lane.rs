@@ -389,3 +389,61 @@ fn scriptor_shows_9000_and_the_raw_61xx_of_a_select_asking_for_the_fcp() {
         "ICCID:\n{out}"
     );
 }
+
+/// `opensc-tool -s` output: per "Sending:" block, the SW ("SW1=0x90, SW2=0x00") and the data
+/// of its hex dump (16 bytes a line, 3 columns each, then an ASCII column).
+fn opensc_answers(out: &str) -> Vec<(String, String)> {
+    out.split("Sending:")
+        .skip(1)
+        .map(|block| {
+            let mut lines = block.lines().skip(1);
+            let received = lines.next().unwrap_or("");
+            let sw = received
+                .split("0x")
+                .skip(1)
+                .map(|part| part.chars().take(2).collect::<String>())
+                .collect::<String>()
+                .to_uppercase();
+            let data = lines
+                .map(|l| hex_digits(&l.chars().take(48).collect::<String>()))
+                .collect::<String>();
+            (sw, data)
+        })
+        .collect()
+}
+
+#[test]
+fn opensc_tool_sends_apdus_after_its_own_card_probing() {
+    let Some(_lane) = Lane::start("opensc_tool_sends_apdus_after_its_own_card_probing") else {
+        return;
+    };
+    // OpenSC first probes the card with APDUs of its own card drivers; the card must
+    // answer them sanely and still be usable (notes/vpcd.md).
+    let Some((ok, out, err)) = client(
+        "opensc-tool",
+        &[
+            "-r",
+            READER,
+            "-s",
+            "00A4000C023F00",
+            "-s",
+            "00A4000C022FE2",
+            "-s",
+            "00B000000A",
+            "-s",
+            "00A40004023F0000",
+        ],
+        "",
+    ) else {
+        return;
+    };
+    assert!(ok, "opensc-tool failed:\n{out}{err}");
+    let answers = opensc_answers(&out);
+    let sws: Vec<&str> = answers.iter().map(|(sw, _)| sw.as_str()).collect();
+    assert_eq!(sws, ["9000"; 4], "status words:\n{out}");
+    assert_eq!(answers[2].1, "989400010100000010F6", "ICCID:\n{out}");
+    assert!(
+        matches("62*83023F00*", &answers[3].1),
+        "FCP of the MF:\n{out}"
+    );
+}
