@@ -8,7 +8,10 @@
 //! (skipped); with it, a missing pcscd is a failure.
 //!
 //! vpcd has one card per slot and the tests of a binary run in parallel threads, so every
-//! test holds [`VPCD_SLOT`] from before its card connects until pcscd saw it removed.
+//! test holds [`VPCD_SLOT`] from before its card connects until pcscd saw it removed. Other
+//! processes (a second `cargo test`, say) are kept out by holding a listening socket on
+//! [`SLOT_LOCK_ADDR`] for as long: a port can have one listener only, and the OS frees it
+//! when a process dies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -18,6 +21,8 @@ use pcsc::{Card, Context, Disposition, Protocol, Protocols, ReaderState, Scope, 
 use simlab_harness::adapter::VpcdCard;
 use simlab_vpcd::card::{spawn, CardThread, ServeOptions};
 use std::ffi::CString;
+use std::io::ErrorKind;
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -36,10 +41,52 @@ const STATUS_POLL: Duration = Duration::from_millis(250);
 
 /// One card at a time in vpcd's slot 0.
 static VPCD_SLOT: Mutex<()> = Mutex::new(());
+/// Held (listening) by the process whose test uses vpcd's slot 0. Not vpcd's port.
+const SLOT_LOCK_ADDR: &str = "127.0.0.1:35960";
+/// How long a test waits for another process to free the slot.
+const SLOT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// The slot, for this thread and against other processes.
+struct SlotLock {
+    _listener: TcpListener,
+    _thread: MutexGuard<'static, ()>,
+}
+
+fn lock_slot() -> SlotLock {
+    // A test that failed while holding the slot still stopped its card (Lane's Drop).
+    let thread = VPCD_SLOT.lock().unwrap_or_else(|e| e.into_inner());
+    let deadline = Instant::now() + SLOT_LOCK_WAIT;
+    let mut said = false;
+    loop {
+        match TcpListener::bind(SLOT_LOCK_ADDR) {
+            Ok(listener) => {
+                return SlotLock {
+                    _listener: listener,
+                    _thread: thread,
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                if !said {
+                    eprintln!(
+                        "another process holds vpcd's slot 0 ({SLOT_LOCK_ADDR} in use); waiting"
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("cannot lock vpcd's slot 0 by listening on {SLOT_LOCK_ADDR}: {e}"),
+        }
+    }
+}
+
+/// scripts/test.sh promised pcscd with vpcd: its absence is a failure, not a skip.
+fn pcscd_required() -> bool {
+    std::env::var_os(PCSCD_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
 
 /// Whether pcscd with vpcd's reader is there; `None` (with the reason printed) to skip.
 fn pcscd_available(test: &str) -> Option<Context> {
-    let required = std::env::var_os(PCSCD_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    let required = pcscd_required();
     let found = Context::establish(Scope::User)
         .map_err(|e| format!("no PC/SC service ({e})"))
         .and_then(|ctx| {
@@ -112,15 +159,14 @@ struct Lane {
     ctx: Context,
     atr: Vec<u8>,
     card: Option<CardThread<VpcdCard>>,
-    _slot: MutexGuard<'static, ()>,
+    _slot: SlotLock,
 }
 
 impl Lane {
     /// Serves a fresh card from the repository's definition; `None` when skipped.
     fn start(test: &str) -> Option<Self> {
         let ctx = pcscd_available(test)?;
-        // A test that failed while holding the slot still stopped its card (Drop).
-        let slot = VPCD_SLOT.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = lock_slot();
         // Another card in the slot (say, a `simlab card serve` left running) would keep
         // ours queued in the kernel until it leaves.
         let (empty, rs) = wait_for(&ctx, is_empty);
@@ -307,7 +353,7 @@ fn client(program: &str, args: &[&str], stdin: &str) -> Option<(bool, String, St
         .spawn();
     let mut child = match child {
         Ok(child) => child,
-        Err(e) if std::env::var_os(PCSCD_ENV).is_none() => {
+        Err(e) if !pcscd_required() => {
             eprintln!("SKIPPED: {program} not runnable ({e}); scripts/test.sh installs it");
             return None;
         }
