@@ -21,10 +21,7 @@ fn load(name: &str) -> Vec<u8> {
 }
 
 fn pin(pkg: &ProfilePackage, key: u8) -> &PinCode {
-    pkg.pins
-        .iter()
-        .find(|p| p.key_reference == key)
-        .unwrap_or_else(|| panic!("no PIN {key:02X}"))
+    pkg.pins.iter().find(|p| p.key_reference == key).unwrap_or_else(|| panic!("no PIN {key:02X}"))
 }
 
 #[rstest]
@@ -73,25 +70,12 @@ fn decodes_ts48_profile_as_its_readme_says(
     let pkg = decode(&der).unwrap();
 
     // Header and the raw PEs, which must give the package back byte for byte.
-    assert_eq!(
-        (pkg.header.major_version, pkg.header.minor_version),
-        (2, minor)
-    );
+    assert_eq!((pkg.header.major_version, pkg.header.minor_version), (2, minor));
     assert_eq!(pkg.header.iccid, iccid);
-    assert_eq!(
-        pkg.elements
-            .iter()
-            .flat_map(|e| e.raw.clone())
-            .collect::<Vec<_>>(),
-        der
-    );
+    assert_eq!(pkg.elements.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(), der);
     assert_eq!(pkg.elements.first().map(|e| e.kind), Some(PeKind::Header));
     assert_eq!(pkg.elements.last().map(|e| e.kind), Some(PeKind::End));
-    assert!(pkg
-        .header
-        .mandatory_services
-        .iter()
-        .any(|s| s.name() == "usim-test-algorithm"));
+    assert!(pkg.header.mandatory_services.iter().any(|s| s.name() == "usim-test-algorithm"));
 
     // MF: EF.ICCID holds the nibble-swapped ICCID of the header.
     let ef_iccid = pkg.file(&[0x3F00, 0x2FE2]).unwrap();
@@ -108,21 +92,11 @@ fn decodes_ts48_profile_as_its_readme_says(
     let usim_aid = hex::decode(USIM_AID).unwrap();
     let isim_aid = hex::decode(ISIM_AID).unwrap();
     assert!(
-        aids.contains(&(
-            Some("ADF.USIM"),
-            FileKind::Adf {
-                aid: usim_aid.clone()
-            }
-        )),
+        aids.contains(&(Some("ADF.USIM"), FileKind::Adf { aid: usim_aid.clone() })),
         "{aids:?}"
     );
     assert!(
-        aids.contains(&(
-            Some("ADF.ISIM"),
-            FileKind::Adf {
-                aid: isim_aid.clone()
-            }
-        )),
+        aids.contains(&(Some("ADF.ISIM"), FileKind::Adf { aid: isim_aid.clone() })),
         "{aids:?}"
     );
     assert_eq!(pkg.imsi().as_deref(), Some(IMSI));
@@ -142,10 +116,7 @@ fn decodes_ts48_profile_as_its_readme_says(
         "EF.KeysPS",
         "EF.ARR",
     ] {
-        assert!(
-            pkg.file_named(Some(&usim_aid), name).is_some(),
-            "{name} missing in ADF.USIM"
-        );
+        assert!(pkg.file_named(Some(&usim_aid), name).is_some(), "{name} missing in ADF.USIM");
     }
     let msisdn = pkg.file_named(Some(&usim_aid), "EF.MSISDN").unwrap();
     assert!(matches!(msisdn.kind, FileKind::LinearFixed { .. }));
@@ -160,18 +131,8 @@ fn decodes_ts48_profile_as_its_readme_says(
         assert_eq!(a.k.as_deref().map(hex::encode).as_deref(), Some(K));
         assert_eq!(a.opc.as_deref(), Some(&[0u8; 16][..]));
     }
-    let usim_dir = pkg
-        .adfs()
-        .find(|f| f.name == Some("ADF.USIM"))
-        .unwrap()
-        .path
-        .clone();
-    let isim_dir = pkg
-        .adfs()
-        .find(|f| f.name == Some("ADF.ISIM"))
-        .unwrap()
-        .path
-        .clone();
+    let usim_dir = pkg.adfs().find(|f| f.name == Some("ADF.USIM")).unwrap().path.clone();
+    let isim_dir = pkg.adfs().find(|f| f.name == Some("ADF.ISIM")).unwrap().path.clone();
     assert_eq!(pkg.aka[0].context, usim_dir);
     assert_eq!(pkg.aka[1].context, isim_dir);
 
@@ -184,12 +145,7 @@ fn decodes_ts48_profile_as_its_readme_says(
     assert_eq!(pin(&pkg, 0x0B).value_text(), "66666666");
     assert!(pin(&pkg, 0x0A).enabled());
     assert_eq!(pin(&pkg, 0x01).context, vec![0x3F00]);
-    let puk = |k: u8| {
-        pkg.puks
-            .iter()
-            .find(|p| p.key_reference == k)
-            .map(|p| p.value_text())
-    };
+    let puk = |k: u8| pkg.puks.iter().find(|p| p.key_reference == k).map(|p| p.value_text());
     assert_eq!(puk(0x01).as_deref(), Some("11111111"));
     assert_eq!(puk(0x81).as_deref(), Some("22222222"));
 
@@ -198,9 +154,7 @@ fn decodes_ts48_profile_as_its_readme_says(
     assert!(pkg.elements_of(PeKind::Rfm).count() >= 1);
     // Only the CSIM's EFs (no transcribed template) may lack a size.
     assert!(
-        pkg.warnings
-            .iter()
-            .all(|w| w.starts_with("7FC0/") && w.contains("no efFileSize")),
+        pkg.warnings.iter().all(|w| w.starts_with("7FC0/") && w.contains("no efFileSize")),
         "{:#?}",
         pkg.warnings
     );
@@ -236,10 +190,7 @@ fn personalise_round_trips(
     let old_k = before.aka[0].k.clone().unwrap();
     for a in &after.aka {
         assert_eq!(a.k.as_deref(), Some(if keys { &k[..] } else { &old_k[..] }));
-        assert_eq!(
-            a.opc.as_deref(),
-            Some(if keys { &opc[..] } else { &[0u8; 16][..] })
-        );
+        assert_eq!(a.opc.as_deref(), Some(if keys { &opc[..] } else { &[0u8; 16][..] }));
     }
     // Nothing else moved: same PEs, same files (other than the rewritten ones), same PINs.
     assert_eq!(after.elements.len(), before.elements.len());
@@ -251,10 +202,7 @@ fn personalise_round_trips(
         .iter()
         .zip(&after.files)
         .filter(|(b, a)| b != a)
-        .map(|(b, _)| {
-            b.name
-                .map_or_else(|| fs::path_text(&b.path), str::to_string)
-        })
+        .map(|(b, _)| b.name.map_or_else(|| fs::path_text(&b.path), str::to_string))
         .collect();
     let mut expected = vec!["EF.ICCID"];
     if imsi.is_some() {
@@ -265,12 +213,8 @@ fn personalise_round_trips(
         expected.extend(["EF.MSISDN", "3F00/7F10/6F40"]);
     }
     assert_eq!(changed, expected);
-    let unchanged = |k: PeKind| {
-        before
-            .elements_of(k)
-            .map(|e| &e.raw)
-            .eq(after.elements_of(k).map(|e| &e.raw))
-    };
+    let unchanged =
+        |k: PeKind| before.elements_of(k).map(|e| &e.raw).eq(after.elements_of(k).map(|e| &e.raw));
     assert!(
         unchanged(PeKind::SecurityDomain)
             && unchanged(PeKind::Telecom)
@@ -281,14 +225,8 @@ fn personalise_round_trips(
 #[test]
 fn personalise_rejects_a_malformed_iccid_and_changes_nothing() {
     let der = load("TS48v1_A");
-    let p = Personalisation {
-        iccid: "89ABC".into(),
-        ..Default::default()
-    };
-    assert!(matches!(
-        personalise(&der, &p),
-        Err(SaipError::BadDigits { what: "ICCID", .. })
-    ));
+    let p = Personalisation { iccid: "89ABC".into(), ..Default::default() };
+    assert!(matches!(personalise(&der, &p), Err(SaipError::BadDigits { what: "ICCID", .. })));
 }
 
 #[test]
