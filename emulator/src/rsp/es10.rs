@@ -408,7 +408,9 @@ macro_rules! empty_request {
 // Common types
 
 /// An ICCID as `Iccid` carries it: the 10 bytes of EF.ICCID (nibble-swapped BCD, 'F' padded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Iccid(pub [u8; ICCID_LEN]);
 
 impl Iccid {
