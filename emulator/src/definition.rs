@@ -1,8 +1,12 @@
 //! Card definitions as data (`vectors/cards/*.toml`): identity, USIM keys, PINs and optional
 //! file contents. [`CardDefinition::build`] turns one into the card's initial state; every
 //! problem is reported with the field it concerns and what was expected.
+//!
+//! An `[euicc]` section makes the card an SGP.22 eUICC (identity files relative to the TOML
+//! file's directory); it then has no `[usim]`: its USIM comes from the enabled profile.
 
 use crate::aka::{AkaAlgorithm, SqnStore};
+use crate::euicc::{EuiccConfig, EuiccState, Identity, ProfileContent};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, FsError};
 use crate::pin::{self, Pin, PinStore, Puk};
 use crate::ts_31_102::{self, rules, UsimFiles, UsimState};
@@ -15,11 +19,44 @@ use thiserror::Error;
 #[serde(deny_unknown_fields)]
 pub struct CardDefinition {
     pub card: CardSection,
-    pub usim: UsimSection,
+    /// The USIM of a plain UICC (an eUICC takes it from its enabled profile).
+    pub usim: Option<UsimSection>,
     #[serde(default)]
     pub pins: PinSection,
     #[serde(default, rename = "file")]
     pub files: Vec<FileOverride>,
+    pub euicc: Option<EuiccSection>,
+    /// Where relative file paths start (the TOML file's directory), set by [`Self::load`].
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+/// The eUICC's identity and configuration (SGP.22 v2.5 §2.2.2, §5.7.8). File paths are
+/// relative to the card definition's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EuiccSection {
+    /// 32 digits (SGP.29), check digits included.
+    pub eid: String,
+    /// CERT.EUICC.ECDSA (DER).
+    pub certificate: String,
+    /// SK.EUICC.ECDSA (PEM, SEC 1 or PKCS#8).
+    pub private_key: String,
+    /// CERT.EUM.ECDSA (DER).
+    pub eum_certificate: String,
+    /// Trusted CI certificates (DER); their SKIs are the CI PKIDs of EUICCInfo1/2.
+    pub ci_certificates: Vec<String>,
+    pub default_smdp_address: Option<String>,
+    pub root_smds_address: Option<String>,
+    /// ISD-R AID in hex (default A0000005591010FFFFFFFF8900000100).
+    pub isd_r_aid: Option<String>,
+    pub ecasd_aid: Option<String>,
+    /// Versions as "major.minor.revision".
+    pub svn: Option<String>,
+    pub profile_version: Option<String>,
+    pub firmware_version: Option<String>,
+    pub sas_accreditation_number: Option<String>,
+    pub max_profiles: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,8 +67,9 @@ pub struct CardSection {
     pub name: String,
     /// ATR in hex; the default offers T=0 and T=1.
     pub atr: Option<String>,
-    /// ICCID digits (18–20), as printed on the card.
-    pub iccid: String,
+    /// ICCID digits (18–20), as printed on the card. Required for a UICC; an eUICC without
+    /// one has no EF.ICCID while no profile is enabled.
+    pub iccid: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,13 +230,84 @@ impl CardDefinition {
         Ok(toml::from_str(text)?)
     }
 
-    /// Reads and parses a definition file.
+    /// Reads and parses a definition file; relative paths in it start at its directory.
     pub fn load(path: &std::path::Path) -> Result<Self, DefinitionError> {
         let text = std::fs::read_to_string(path).map_err(|source| DefinitionError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text)
+        let mut def = Self::from_toml(&text)?;
+        def.base_dir = path.parent().map(std::path::Path::to_path_buf);
+        Ok(def)
+    }
+
+    fn read_file(&self, field_name: &'static str, rel: &str) -> Result<Vec<u8>, DefinitionError> {
+        let path = match &self.base_dir {
+            Some(dir) => dir.join(rel),
+            None => std::path::PathBuf::from(rel),
+        };
+        std::fs::read(&path).map_err(|e| {
+            field(field_name, format!("cannot read {}: {e}", path.display()))
+        })
+    }
+
+    /// The eUICC part of the state, from the `[euicc]` section.
+    fn euicc_state(&self, e: &EuiccSection, base: ProfileContent) -> Result<EuiccState, DefinitionError> {
+        let eid = hex_field::<16>("euicc.eid", &e.eid)?;
+        if !eid_check_digits_ok(&e.eid) {
+            return Err(field("euicc.eid", format!("{:?} fails the ISO 7064 MOD 97-10 check (SGP.29)", e.eid)));
+        }
+        let key = String::from_utf8(self.read_file("euicc.private_key", &e.private_key)?)
+            .map_err(|_| field("euicc.private_key", "expected PEM text"))?;
+        let mut ci_certificates = Vec::new();
+        for c in &e.ci_certificates {
+            ci_certificates.push(self.read_file("euicc.ci_certificates", c)?);
+        }
+        if ci_certificates.is_empty() {
+            return Err(field("euicc.ci_certificates", "expected at least one CI certificate"));
+        }
+        let identity = Identity {
+            eid,
+            euicc_certificate: self.read_file("euicc.certificate", &e.certificate)?,
+            euicc_private_key_pem: key,
+            eum_certificate: self.read_file("euicc.eum_certificate", &e.eum_certificate)?,
+            ci_certificates,
+        };
+        identity
+            .check()
+            .map_err(|err| field("euicc", err.to_string()))?;
+        let mut config = EuiccConfig::default();
+        let aid = |name: &'static str, v: &Option<String>, default: Vec<u8>| -> Result<Vec<u8>, DefinitionError> {
+            match v {
+                None => Ok(default),
+                Some(h) => {
+                    let a = hex::decode(h).map_err(|err| field(name, format!("expected hex ({err})")))?;
+                    if (5..=16).contains(&a.len()) { Ok(a) } else { Err(field(name, "expected 5 to 16 bytes")) }
+                }
+            }
+        };
+        config.isd_r_aid = aid("euicc.isd_r_aid", &e.isd_r_aid, config.isd_r_aid.clone())?;
+        config.ecasd_aid = aid("euicc.ecasd_aid", &e.ecasd_aid, config.ecasd_aid.clone())?;
+        config.default_dp_address = e.default_smdp_address.clone();
+        config.factory_dp_address = e.default_smdp_address.clone();
+        if let Some(ds) = &e.root_smds_address {
+            config.root_ds_address = ds.clone();
+        }
+        let version = |name: &'static str, v: &Option<String>, default: [u8; 3]| -> Result<[u8; 3], DefinitionError> {
+            let Some(text) = v else { return Ok(default) };
+            let parts: Vec<u8> = text.split('.').filter_map(|p| p.parse().ok()).collect();
+            parts.try_into().map_err(|_| field(name, format!("expected major.minor.revision, got {text:?}")))
+        };
+        config.svn = version("euicc.svn", &e.svn, config.svn)?;
+        config.profile_version = version("euicc.profile_version", &e.profile_version, config.profile_version)?;
+        config.firmware_version = version("euicc.firmware_version", &e.firmware_version, config.firmware_version)?;
+        if let Some(sas) = &e.sas_accreditation_number {
+            config.sas_accreditation_number = sas.clone();
+        }
+        if let Some(m) = e.max_profiles {
+            config.max_profiles = m;
+        }
+        Ok(EuiccState::new(identity, config, base))
     }
 
     /// The ATR and initial state this definition describes.
@@ -216,14 +325,29 @@ impl CardDefinition {
                 "expected 2 to 33 bytes starting with TS = 3B or 3F",
             ));
         }
-        let iccid = &self.card.iccid;
-        if !(18..=20).contains(&iccid.len()) || !iccid.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(field(
-                "card.iccid",
-                format!("expected 18 to 20 digits, got {iccid:?}"),
-            ));
+        if let Some(iccid) = &self.card.iccid {
+            if !(18..=20).contains(&iccid.len()) || !iccid.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(field(
+                    "card.iccid",
+                    format!("expected 18 to 20 digits, got {iccid:?}"),
+                ));
+            }
         }
-        let usim = &self.usim;
+        match (&self.euicc, &self.usim, &self.card.iccid) {
+            (Some(e), None, _) => return self.build_euicc(atr, e),
+            (Some(_), Some(_), _) => {
+                return Err(field(
+                    "usim",
+                    "an eUICC has no [usim] section: its USIM comes from the enabled profile",
+                ))
+            }
+            (None, None, _) => return Err(field("usim", "a UICC needs a [usim] section")),
+            (None, _, None) => return Err(field("card.iccid", "a UICC needs an ICCID")),
+            (None, Some(_), Some(_)) => {}
+        }
+        let Some(usim) = &self.usim else {
+            return Err(field("usim", "a UICC needs a [usim] section"));
+        };
         let aid =
             hex::decode(&usim.aid).map_err(|e| field("usim.aid", format!("expected hex ({e})")))?;
         if !(5..=16).contains(&aid.len()) {
@@ -254,7 +378,7 @@ impl CardDefinition {
             arr_fid: FID_ARR_MF,
             record: rules::READ_ALWAYS,
         });
-        self.build_mf_files(&mut fs, &aid)?;
+        self.build_mf_files(&mut fs, Some(&aid))?;
         ts_31_102::build_usim(
             &mut fs,
             &UsimFiles {
@@ -272,12 +396,39 @@ impl CardDefinition {
         let state = CardState {
             fs,
             pins: self.pins()?,
-            usim: Some(self.usim_state()?),
+            usim: Some(self.usim_state(usim)?),
+            euicc: None,
         };
         Ok((atr, state))
     }
 
-    fn build_mf_files(&self, fs: &mut FileSystem, aid: &[u8]) -> Result<(), DefinitionError> {
+    /// An eUICC with no profile: the MF files (EF.DIR listing no application) and PINs as
+    /// the content shown while no profile is enabled, and the eUICC identity.
+    fn build_euicc(&self, atr: Vec<u8>, e: &EuiccSection) -> Result<(Vec<u8>, CardState), DefinitionError> {
+        let mut fs = FileSystem::new(ArrRef {
+            arr_fid: FID_ARR_MF,
+            record: rules::READ_ALWAYS,
+        });
+        self.build_mf_files(&mut fs, None)?;
+        for o in &self.files {
+            apply_override(&mut fs, o)?;
+        }
+        let pins = self.pins()?;
+        let base = ProfileContent {
+            fs: fs.clone(),
+            pins: pins.clone(),
+            usim: None,
+        };
+        let state = CardState {
+            fs,
+            pins,
+            usim: None,
+            euicc: Some(Box::new(self.euicc_state(e, base)?)),
+        };
+        Ok((atr, state))
+    }
+
+    fn build_mf_files(&self, fs: &mut FileSystem, aid: Option<&[u8]>) -> Result<(), DefinitionError> {
         let at = |record| ArrRef {
             arr_fid: FID_ARR_MF,
             record,
@@ -291,13 +442,19 @@ impl CardDefinition {
             fs::ef(FID_ARR_MF, Some(0x06), at(rules::READ_ALWAYS), arr),
         )?;
         // EF.DIR record (TS 102 221 §13.1): application template '61' with AID '4F' and label '50'.
-        let template = [
-            crate::tlv::encode(0x4F, aid),
-            crate::tlv::encode(0x50, b"USIM"),
-        ]
-        .concat();
-        let mut record = crate::tlv::encode(0x61, &template);
-        record.resize(DIR_RECORD_LEN, 0xFF);
+        let record = match aid {
+            Some(aid) => {
+                let template = [
+                    crate::tlv::encode(0x4F, aid),
+                    crate::tlv::encode(0x50, b"USIM"),
+                ]
+                .concat();
+                let mut record = crate::tlv::encode(0x61, &template);
+                record.resize(DIR_RECORD_LEN, 0xFF);
+                record
+            }
+            None => vec![0xFF; DIR_RECORD_LEN],
+        };
         let dir = FileBody::LinearFixed {
             record_len: DIR_RECORD_LEN,
             records: vec![record, vec![0xFF; DIR_RECORD_LEN]],
@@ -306,17 +463,19 @@ impl CardDefinition {
             FileSystem::MF,
             fs::ef(FID_DIR, Some(0x1E), at(rules::READ_ALWAYS), dir),
         )?;
-        let iccid = ts_31_102::encode_swapped_bcd(&self.card.iccid, 10)
-            .ok_or_else(|| field("card.iccid", "not BCD"))?;
-        fs.add(
-            FileSystem::MF,
-            fs::ef(
-                FID_ICCID,
-                Some(0x02),
-                at(rules::READ_ALWAYS),
-                FileBody::Transparent(iccid),
-            ),
-        )?;
+        if let Some(iccid) = &self.card.iccid {
+            let iccid = ts_31_102::encode_swapped_bcd(iccid, 10)
+                .ok_or_else(|| field("card.iccid", "not BCD"))?;
+            fs.add(
+                FileSystem::MF,
+                fs::ef(
+                    FID_ICCID,
+                    Some(0x02),
+                    at(rules::READ_ALWAYS),
+                    FileBody::Transparent(iccid),
+                ),
+            )?;
+        }
         // EF.PL (§13.3): preferred languages, two bytes each, here English.
         let mut pl = b"en".to_vec();
         pl.resize(10, 0xFF);
@@ -383,8 +542,8 @@ impl CardDefinition {
         Ok(store)
     }
 
-    fn usim_state(&self) -> Result<UsimState, DefinitionError> {
-        let aka = &self.usim.aka;
+    fn usim_state(&self, usim: &UsimSection) -> Result<UsimState, DefinitionError> {
+        let aka = &usim.aka;
         let k = hex_field::<16>("usim.aka.k", &aka.k)?;
         let algorithm = match aka.algorithm.as_str() {
             "milenage" => match (&aka.opc, &aka.op) {
@@ -417,6 +576,16 @@ impl CardDefinition {
         }
         Ok(UsimState { algorithm, sqn })
     }
+}
+
+/// SGP.29 EID check: the 32 digits read as a number are 1 modulo 97 (ISO 7064 MOD 97-10).
+fn eid_check_digits_ok(eid: &str) -> bool {
+    eid.len() == 32
+        && eid.bytes().all(|b| b.is_ascii_digit())
+        && eid
+            .bytes()
+            .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97)
+            == 1
 }
 
 fn apply_override(fs: &mut FileSystem, o: &FileOverride) -> Result<(), DefinitionError> {

@@ -8,6 +8,7 @@ pub mod aka;
 pub mod apdu;
 pub mod arr;
 pub mod definition;
+pub mod euicc;
 pub mod fcp;
 pub mod fs;
 pub mod pin;

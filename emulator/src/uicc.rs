@@ -5,13 +5,20 @@
 //! Persistent state ([`CardState`]: files, PINs, USIM sequence numbers) and volatile state
 //! ([`Session`]: open channels, their selections, verified PINs, a pending GET RESPONSE) are
 //! separate types; a power cycle drops the second and keeps the first.
+//!
+//! An eUICC ([`CardState::euicc`]) adds the ISD-R and ECASD applications (SGP.22 v2.5 §2.2),
+//! selectable by AID on any logical channel, with ES10 over STORE DATA ([`crate::euicc`]); its
+//! enabled profile's content is the card's file system, PINs and USIM.
 
 use crate::apdu::{Command, Instruction, MAX_CHANNEL};
+use crate::euicc::{self, EuiccSession, EuiccState};
 use crate::fs::{FileSystem, NodeId};
 use crate::pin::PinStore;
 use crate::status::StatusWord;
 use crate::store::{StateStore, StoreError};
 use crate::{ts_102_221, ts_31_102};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -21,6 +28,16 @@ pub struct CardState {
     pub fs: FileSystem,
     pub pins: PinStore,
     pub usim: Option<ts_31_102::UsimState>,
+    /// The eUICC part (identity, profiles, notifications); `None` for a plain UICC.
+    #[serde(default)]
+    pub euicc: Option<Box<EuiccState>>,
+}
+
+/// An application selected by AID that is not a file-system ADF (SGP.22 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applet {
+    IsdR,
+    Ecasd,
 }
 
 /// The selection state of one logical channel (TS 102 221 §8.4).
@@ -32,6 +49,8 @@ pub struct Channel {
     pub record: Option<usize>,
     /// The ADF of the application selected on this channel.
     pub adf: Option<NodeId>,
+    /// The ISD-R or ECASD when one is selected on this channel (instead of a file).
+    pub applet: Option<Applet>,
 }
 
 impl Channel {
@@ -41,6 +60,7 @@ impl Channel {
             ef: None,
             record: None,
             adf: None,
+            applet: None,
         }
     }
 }
@@ -149,16 +169,44 @@ pub struct Uicc {
     state: CardState,
     session: Session,
     store: Option<StateStore>,
+    /// Volatile eUICC state: STORE DATA reassembly and the download session.
+    euicc_session: EuiccSession,
+    /// Randomness for challenges and one-time keys (seedable for reproducible transcripts).
+    rng: StdRng,
 }
 
 impl Uicc {
     /// A card with `state`, kept only in memory.
     pub fn new(atr: Vec<u8>, state: CardState) -> Self {
-        Self {
+        let mut card = Self {
             atr,
             state,
             session: Session::default(),
             store: None,
+            euicc_session: EuiccSession::default(),
+            rng: StdRng::from_entropy(),
+        };
+        card.refresh_profile();
+        card
+    }
+
+    /// Seeds the card's random source (challenges, one-time keys): same seed and same
+    /// commands give the same answers.
+    pub fn seed_rng(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
+    }
+
+    /// The eUICC's REFRESH: makes the enabled profile's content the card's (see
+    /// [`crate::euicc`]), saving the state if it changed.
+    fn refresh_profile(&mut self) {
+        let before = self.store.as_ref().map(|_| self.state.clone());
+        if euicc::refresh(&mut self.state) {
+            if let (Some(store), Some(before)) = (&self.store, before) {
+                if store.save(&self.state).is_err() {
+                    // Not saved: keep presenting what is on disk.
+                    self.state = before;
+                }
+            }
         }
     }
 
@@ -176,12 +224,16 @@ impl Uicc {
                 initial
             }
         };
-        Ok(Self {
+        let mut card = Self {
             atr,
             state,
             session: Session::default(),
             store: Some(store),
-        })
+            euicc_session: EuiccSession::default(),
+            rng: StdRng::from_entropy(),
+        };
+        card.refresh_profile();
+        Ok(card)
     }
 
     pub fn atr(&self) -> &[u8] {
@@ -195,6 +247,8 @@ impl Uicc {
     /// Cold reset: volatile state is lost, persistent state stays. Returns the ATR.
     pub fn power_on(&mut self) -> Vec<u8> {
         self.session = Session::default();
+        self.euicc_session = EuiccSession::default();
+        self.refresh_profile();
         self.atr.clone()
     }
 
@@ -251,6 +305,15 @@ impl Uicc {
     }
 
     fn execute(&mut self, cmd: &Command<'_>) -> CmdResult {
+        match cmd.ins {
+            Instruction::Select => {
+                if let Some(r) = self.select_applet(cmd) {
+                    return r;
+                }
+            }
+            Instruction::StoreData => return self.store_data(cmd),
+            _ => {}
+        }
         let mut ctx = Context {
             state: &mut self.state,
             session: &mut self.session,
@@ -258,7 +321,16 @@ impl Uicc {
         };
         use Instruction::*;
         match cmd.ins {
-            Select => ts_102_221::select(&mut ctx, cmd),
+            Select => {
+                let r = ts_102_221::select(&mut ctx, cmd);
+                if r.is_ok() {
+                    // A file (or USIM) selected: the channel no longer talks to an applet.
+                    let mut chan = ctx.chan();
+                    chan.applet = None;
+                    ctx.set_chan(chan);
+                }
+                r
+            }
             Status => ts_102_221::status(&mut ctx, cmd),
             ReadBinary => ts_102_221::read_binary(&mut ctx, cmd),
             UpdateBinary => ts_102_221::update_binary(&mut ctx, cmd),
@@ -274,6 +346,64 @@ impl Uicc {
             GetResponse => self.get_response(cmd),
             TerminalProfile | TerminalCapability => ts_102_221::terminal_capabilities(cmd),
             StoreData => Err(StatusWord::ConditionsOfUseNotSatisfied),
+        }
+    }
+
+    /// SELECT by AID of the ISD-R or ECASD (SGP.22 §2.2.1/§2.2.2); `None` when the command
+    /// is not about them (the file system handles it).
+    fn select_applet(&mut self, cmd: &Command<'_>) -> Option<CmdResult> {
+        const SELECT_BY_AID: u8 = 0x04;
+        const P2_NO_DATA: u8 = 0x0C;
+        let e = self.state.euicc.as_ref()?;
+        if cmd.p1 != SELECT_BY_AID || cmd.data.is_empty() {
+            return None;
+        }
+        let applet = if cmd.data == e.config.isd_r_aid.as_slice() {
+            Applet::IsdR
+        } else if cmd.data == e.config.ecasd_aid.as_slice() {
+            Applet::Ecasd
+        } else {
+            return None;
+        };
+        let answer = if cmd.p2 & P2_NO_DATA == P2_NO_DATA {
+            Vec::new()
+        } else {
+            euicc::isd_r::select_answer(cmd.data)
+        };
+        let slot = self.session.channels.get_mut(cmd.channel)?;
+        let mut chan = slot.unwrap_or_else(Channel::at_mf);
+        chan.applet = Some(applet);
+        *slot = Some(chan);
+        self.euicc_session.segments.remove(&cmd.channel);
+        Some(Ok(Response::ok(answer)))
+    }
+
+    /// STORE DATA: ES10 to the ISD-R selected on the channel.
+    fn store_data(&mut self, cmd: &Command<'_>) -> CmdResult {
+        let applet = self
+            .session
+            .channels
+            .get(cmd.channel)
+            .copied()
+            .flatten()
+            .and_then(|c| c.applet);
+        let Some(e) = self.state.euicc.as_deref_mut() else {
+            return Err(StatusWord::ConditionsOfUseNotSatisfied);
+        };
+        if applet != Some(Applet::IsdR) {
+            return Err(StatusWord::ConditionsOfUseNotSatisfied);
+        }
+        match euicc::isd_r::store_data(
+            e,
+            &mut self.euicc_session,
+            &mut self.rng,
+            cmd.channel,
+            cmd.p1,
+            cmd.p2,
+            cmd.data,
+        )? {
+            Some(answer) => Ok(Response::ok(answer)),
+            None => Ok(Response::ok(Vec::new())),
         }
     }
 
@@ -342,5 +472,6 @@ fn mutates(ins: Instruction) -> bool {
             | DeactivateFile
             | ActivateFile
             | Authenticate
+            | StoreData
     )
 }

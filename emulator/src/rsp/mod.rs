@@ -17,6 +17,7 @@
 pub mod download;
 pub mod ecdsa;
 pub mod ecka;
+pub mod es10;
 pub mod kdf;
 pub mod scp03t;
 
