@@ -12,6 +12,7 @@ pub mod fcp;
 pub mod fs;
 pub mod pin;
 pub mod rsp;
+pub mod saip;
 pub mod status;
 pub mod store;
 pub mod tlv;
