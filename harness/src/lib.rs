@@ -4,6 +4,8 @@
 pub mod adapter;
 pub mod bench;
 pub mod cards;
+pub mod es9p;
 pub mod pki;
 pub mod selftest;
+pub mod smdp;
 pub mod transport;
