@@ -230,7 +230,19 @@ impl Smdp {
         &self,
         req: &AuthenticateClientRequest,
     ) -> Result<AuthenticateClientResponse, FunctionError> {
-        self.function(|| {
+        let result = self.function(|| self.authenticate_client_checked(req));
+        if result.is_err() {
+            // SGP.22 §5.6.3: a refused authentication ends the RSP session.
+            let _ = self.end_session(&req.transaction_id);
+        }
+        result
+    }
+
+    fn authenticate_client_checked(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, FunctionError> {
+        {
             let tx = req.transaction_id.as_slice();
             let mut session = self.session_in(tx, SessionState::Initiated)?;
             let ok = match AuthenticateServerResponse::parse(&req.authenticate_server_response)
@@ -310,7 +322,7 @@ impl Smdp {
                 smdp_signature2: signature2,
                 smdp_certificate: self.dp_pb_cert.clone(),
             })
-        })
+        }
     }
 
     /// The order a matching ID (or, without one, the EID) selects (SGP.22 §5.6.3: matchingId
