@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod bench;
 pub mod cards;
 pub mod es9p;
+pub mod network;
 pub mod pki;
 pub mod selftest;
 pub mod smdp;

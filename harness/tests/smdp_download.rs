@@ -33,7 +33,10 @@ fn downloads_a_personalised_order_and_gets_exactly_the_personalised_package() {
     let got = download(&client(&s), &euicc, &s.address, Some(matching_id), None).unwrap();
 
     let expected = smdp.profile_package(&order).unwrap();
-    assert_eq!(got.upp, expected, "the decrypted 86 segments are the personalised package");
+    assert_eq!(
+        got.upp, expected,
+        "the decrypted 86 segments are the personalised package"
+    );
     let pkg = saip::decode(&got.upp).unwrap();
     assert_eq!(pkg.header.iccid, order.iccid);
     assert_eq!(pkg.imsi(), order.imsi);
@@ -46,7 +49,10 @@ fn downloads_a_personalised_order_and_gets_exactly_the_personalised_package() {
     // Metadata: ICCID (EF form), SPN, profile name, notification address.
     let md = simlab_emulator::tlv::parse_one(&got.metadata).unwrap();
     assert_eq!(md.tag, 0xBF25);
-    assert_eq!(md.find(0x5A).unwrap().value, saip::encode_iccid_ef(&order.iccid).unwrap());
+    assert_eq!(
+        md.find(0x5A).unwrap().value,
+        saip::encode_iccid_ef(&order.iccid).unwrap()
+    );
     assert_eq!(md.find(0x92).unwrap().value, TEMPLATE.as_bytes());
 
     let after = smdp.order_by_iccid(&order.iccid).unwrap().unwrap();
@@ -56,20 +62,38 @@ fn downloads_a_personalised_order_and_gets_exactly_the_personalised_package() {
     // Installation result, then enable / disable / delete notifications.
     let iccid_ef = saip::encode_iccid_ef(&order.iccid).unwrap();
     let c = client(&s);
-    notify(&c, euicc.installation_result(&got.transaction_id, &s.address, &iccid_ef, true)).unwrap();
-    assert_eq!(smdp.order_by_iccid(&order.iccid).unwrap().unwrap().state, OrderState::Installed);
+    notify(
+        &c,
+        euicc.installation_result(&got.transaction_id, &s.address, &iccid_ef, true),
+    )
+    .unwrap();
+    assert_eq!(
+        smdp.order_by_iccid(&order.iccid).unwrap().unwrap().state,
+        OrderState::Installed
+    );
     for (bits, state) in [
         ("0640", OrderState::Enabled),
         ("0520", OrderState::Disabled),
         ("0410", OrderState::Deleted),
     ] {
         notify(&c, euicc.other_notification(bits, &s.address, &iccid_ef)).unwrap();
-        assert_eq!(smdp.order_by_iccid(&order.iccid).unwrap().unwrap().state, state);
+        assert_eq!(
+            smdp.order_by_iccid(&order.iccid).unwrap().unwrap().state,
+            state
+        );
     }
     let notes = smdp.notifications().unwrap();
     assert_eq!(
-        notes.iter().map(|n| (n.operation.as_str(), n.result.as_str())).collect::<Vec<_>>(),
-        vec![("install", "success"), ("enable", "success"), ("disable", "success"), ("delete", "success")]
+        notes
+            .iter()
+            .map(|n| (n.operation.as_str(), n.result.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("install", "success"),
+            ("enable", "success"),
+            ("disable", "success"),
+            ("delete", "success")
+        ]
     );
     let points: Vec<u32> = smdp
         .progress_events()
@@ -105,14 +129,20 @@ fn downloads_with_a_brainpool_pki() {
     let s = smdp::start(opts).unwrap();
     let euicc = FakeEuicc::from_pki(&pki_dir(), Curve::Brainpool);
     let got = download(&client(&s), &euicc, &s.address, Some(TEMPLATE), None).unwrap();
-    assert_eq!(got.upp, std::fs::read(templates_dir().join(format!("{TEMPLATE}.der"))).unwrap());
+    assert_eq!(
+        got.upp,
+        std::fs::read(templates_dir().join(format!("{TEMPLATE}.der"))).unwrap()
+    );
 }
 
 #[test]
 fn downloads_with_a_confirmation_code() {
     let s = server(true);
     let euicc = FakeEuicc::nist();
-    let (_, ac) = s.smdp().order_activation_code(TEMPLATE, Some(&euicc.eid_string()), Some("1234")).unwrap();
+    let (_, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, Some(&euicc.eid_string()), Some("1234"))
+        .unwrap();
     let mid = ac.rsplit('$').next().unwrap();
     download(&client(&s), &euicc, &s.address, Some(mid), Some("1234")).unwrap();
 }
@@ -121,7 +151,10 @@ fn downloads_with_a_confirmation_code() {
 fn downloads_the_released_order_of_its_eid_without_a_matching_id() {
     let s = server(true);
     let euicc = FakeEuicc::nist();
-    let (order, _) = s.smdp().order_activation_code(TEMPLATE, Some(&euicc.eid_string()), None).unwrap();
+    let (order, _) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, Some(&euicc.eid_string()), None)
+        .unwrap();
     let got = download(&client(&s), &euicc, &s.address, None, None).unwrap();
     assert_eq!(saip::decode(&got.upp).unwrap().header.iccid, order.iccid);
 }
@@ -135,7 +168,10 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
     let euicc = FakeEuicc::nist();
     let roots = {
         let mut r = rustls::RootCertStore::empty();
-        r.add(rustls::pki_types::CertificateDer::from(s.ca_cert_der.clone())).unwrap();
+        r.add(rustls::pki_types::CertificateDer::from(
+            s.ca_cert_der.clone(),
+        ))
+        .unwrap();
         r
     };
     let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
@@ -145,7 +181,9 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let agent = ureq::AgentBuilder::new().tls_config(std::sync::Arc::new(tls)).build();
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(tls))
+        .build();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let challenge = [7u8; 16];
     let body = format!(
@@ -155,7 +193,10 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
         s.address
     );
     let resp = agent
-        .post(&format!("{}/gsma/rsp2/es9plus/initiateAuthentication", s.url()))
+        .post(&format!(
+            "{}/gsma/rsp2/es9plus/initiateAuthentication",
+            s.url()
+        ))
         .set("User-Agent", "gsma-rsp-lpad")
         .set("X-Admin-Protocol", "gsma/rsp/v2.2.2")
         .set("Content-Type", "application/json")
@@ -165,10 +206,19 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
     assert_eq!(resp.header("X-Admin-Protocol"), Some(ADMIN_PROTOCOL));
     assert!(resp.content_type().starts_with("application/json"));
     let v: serde_json::Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
-    for key in ["transactionId", "serverSigned1", "serverSignature1", "euiccCiPKIdToBeUsed", "serverCertificate"] {
+    for key in [
+        "transactionId",
+        "serverSigned1",
+        "serverSignature1",
+        "euiccCiPKIdToBeUsed",
+        "serverCertificate",
+    ] {
         assert!(v[key].is_string(), "{key} missing in {v}");
     }
-    assert_eq!(v["header"]["functionExecutionStatus"]["status"], "Executed-Success");
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["status"],
+        "Executed-Success"
+    );
     // The signed serverAddress echoes the address as the LPA sent it, port included.
     let signed1 = base64::engine::general_purpose::STANDARD
         .decode(v["serverSigned1"].as_str().unwrap())
@@ -177,7 +227,8 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
     assert_eq!(t.find(0x83).unwrap().value, s.address.as_bytes());
 
     // authenticateClient with the card's answer (empty deviceCapabilities, no IMEI).
-    let init: simlab_harness::es9p::InitiateAuthenticationResponse = serde_json::from_value(v).unwrap();
+    let init: simlab_harness::es9p::InitiateAuthenticationResponse =
+        serde_json::from_value(v).unwrap();
     let asr = euicc.authenticate_server(&init, &challenge, Some(TEMPLATE));
     let body = format!(
         r#"{{"transactionId":"{}","authenticateServerResponse":"{}"}}"#,
@@ -192,7 +243,13 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
         .send_string(&body)
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
-    for key in ["transactionId", "profileMetadata", "smdpSigned2", "smdpSignature2", "smdpCertificate"] {
+    for key in [
+        "transactionId",
+        "profileMetadata",
+        "smdpSigned2",
+        "smdpSignature2",
+        "smdpCertificate",
+    ] {
         assert!(v[key].is_string(), "{key} missing in {v}");
     }
 }
@@ -200,11 +257,15 @@ fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {
 #[test]
 fn a_client_that_does_not_trust_the_ci_refuses_the_server() {
     let s = server(true);
-    let other_ci = std::fs::read(pki_dir().join("CertificateIssuer/CERT_CI_ECDSA_BRP.der")).unwrap();
+    let other_ci =
+        std::fs::read(pki_dir().join("CertificateIssuer/CERT_CI_ECDSA_BRP.der")).unwrap();
     let c = Es9pClient::new(&s.address, &[other_ci]).unwrap();
     let euicc = FakeEuicc::nist();
     let err = c
         .initiate_authentication(&euicc.initiate_request(&[1; 16], &s.address))
         .unwrap_err();
-    assert!(matches!(err, simlab_harness::es9p::Es9pError::Transport { .. }), "{err}");
+    assert!(
+        matches!(err, simlab_harness::es9p::Es9pError::Transport { .. }),
+        "{err}"
+    );
 }

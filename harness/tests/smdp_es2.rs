@@ -3,11 +3,11 @@
 
 mod smdp_support;
 
+use simlab_harness::es9p::Es9pClient;
 use simlab_harness::smdp::{
     self, CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, OrderState,
     ReleaseProfileRequest, RunningSmdp, SmdpOptions,
 };
-use simlab_harness::es9p::Es9pClient;
 use smdp_support::*;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
@@ -80,7 +80,10 @@ fn walks_an_order_through_allocated_confirmed_released_and_downloads_it() {
             final_profile_status_indicator: "Available".into(),
         })
         .unwrap_err();
-    assert!(err.to_string().contains("subject 8.2.1 reason 1.2"), "{err}");
+    assert!(
+        err.to_string().contains("subject 8.2.1 reason 1.2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -112,7 +115,13 @@ fn cancel_order_makes_the_profile_available_and_reusable() {
     assert_eq!(state(&s, &iccid), OrderState::Available);
     // The cancelled matching ID no longer downloads.
     let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
-    let r = download(&c, &FakeEuicc::nist(), &s.address, Some(&confirmed.matching_id), None);
+    let r = download(
+        &c,
+        &FakeEuicc::nist(),
+        &s.address,
+        Some(&confirmed.matching_id),
+        None,
+    );
     assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
     // An available profile can be ordered again by ICCID, linked to an EID.
     let again = op
@@ -201,7 +210,10 @@ fn refuses_es2_requests_with_the_spec_codes() {
 /// A one-shot HTTP server that records request bodies.
 fn operator_endpoint(expected: usize) -> (String, mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/es2plus/handleDownloadProgressInfo", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/es2plus/handleDownloadProgressInfo",
+        listener.local_addr().unwrap()
+    );
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(expected) {
@@ -234,12 +246,24 @@ fn reports_download_progress_to_the_operator() {
     let (url, bodies) = operator_endpoint(2);
     let s = server(Some(url));
     let euicc = FakeEuicc::nist();
-    let (order, ac) = s.smdp().order_activation_code(TEMPLATE, None, None).unwrap();
+    let (order, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
     let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
-    download(&c, &euicc, &s.address, Some(ac.rsplit('$').next().unwrap()), None).unwrap();
+    download(
+        &c,
+        &euicc,
+        &s.address,
+        Some(ac.rsplit('$').next().unwrap()),
+        None,
+    )
+    .unwrap();
     let timeout = std::time::Duration::from_secs(10);
-    let first: serde_json::Value = serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
-    let second: serde_json::Value = serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
+    let second: serde_json::Value =
+        serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
     assert_eq!(first["notificationPointId"], 1);
     assert_eq!(second["notificationPointId"], 3);
     for v in [&first, &second] {
@@ -251,4 +275,25 @@ fn reports_download_progress_to_the_operator() {
     }
     let events = s.smdp().progress_events().unwrap();
     assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn the_order_command_places_a_released_order_on_a_running_server() {
+    use simlab_harness::network::{run, NetworkCommand};
+    let s = server(None);
+    run(NetworkCommand::Order {
+        template: TEMPLATE.into(),
+        eid: None,
+        confirmation_code: Some("7777".into()),
+        server: Some(s.address.clone()),
+        db: None,
+        address: String::new(),
+        pki: pki_dir(),
+        templates: templates_dir(),
+    })
+    .unwrap();
+    let orders = s.smdp().orders().unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].state, OrderState::Released);
+    assert_eq!(orders[0].confirmation_code.as_deref(), Some("7777"));
 }

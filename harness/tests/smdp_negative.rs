@@ -91,8 +91,17 @@ fn a_call_out_of_order_ends_the_session() {
 fn refuses_a_missing_confirmation_code() {
     let s = server();
     let euicc = FakeEuicc::nist();
-    let (_, ac) = s.smdp().order_activation_code(TEMPLATE, None, Some("2468")).unwrap();
-    let r = download(&client(&s), &euicc, &s.address, Some(matching_id(&ac)), None);
+    let (_, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, Some("2468"))
+        .unwrap();
+    let r = download(
+        &client(&s),
+        &euicc,
+        &s.address,
+        Some(matching_id(&ac)),
+        None,
+    );
     assert_eq!(codes_of(r), pair("8.2.7", "2.2"));
 }
 
@@ -101,7 +110,10 @@ fn counts_wrong_confirmation_codes_and_stops_at_the_limit() {
     let s = server();
     let c = client(&s);
     let euicc = FakeEuicc::nist();
-    let (order, ac) = s.smdp().order_activation_code(TEMPLATE, None, Some("2468")).unwrap();
+    let (order, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, Some("2468"))
+        .unwrap();
     let mid = matching_id(&ac);
     for attempt in 1..smdp::DEFAULT_CC_RETRY_LIMIT {
         let r = download(&c, &euicc, &s.address, Some(mid), Some("0000"));
@@ -113,7 +125,11 @@ fn counts_wrong_confirmation_codes_and_stops_at_the_limit() {
     let r = download(&c, &euicc, &s.address, Some(mid), Some("0000"));
     assert_eq!(codes_of(r), pair("8.2.7", "6.4"));
     assert_eq!(
-        s.smdp().order_by_iccid(&order.iccid).unwrap().unwrap().state,
+        s.smdp()
+            .order_by_iccid(&order.iccid)
+            .unwrap()
+            .unwrap()
+            .state,
         OrderState::Error
     );
     // Even the right code is too late now: the order is used up.
@@ -126,7 +142,10 @@ fn refuses_a_matching_id_that_was_already_used() {
     let s = server();
     let c = client(&s);
     let euicc = FakeEuicc::nist();
-    let (_, ac) = s.smdp().order_activation_code(TEMPLATE, None, None).unwrap();
+    let (_, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
     download(&c, &euicc, &s.address, Some(matching_id(&ac)), None).unwrap();
     let r = download(&c, &euicc, &s.address, Some(matching_id(&ac)), None);
     assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
@@ -135,7 +154,13 @@ fn refuses_a_matching_id_that_was_already_used() {
 #[test]
 fn refuses_an_unknown_matching_id() {
     let s = server();
-    let r = download(&client(&s), &FakeEuicc::nist(), &s.address, Some("NO-SUCH-ID"), None);
+    let r = download(
+        &client(&s),
+        &FakeEuicc::nist(),
+        &s.address,
+        Some("NO-SUCH-ID"),
+        None,
+    );
     assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
 }
 
@@ -144,8 +169,17 @@ fn refuses_an_order_bound_to_another_eid() {
     let s = server();
     let other = simlab_harness::pki::complete_eid("890490320000000000000000000001").unwrap();
     assert_ne!(other, FakeEuicc::nist().eid_string());
-    let (_, ac) = s.smdp().order_activation_code(TEMPLATE, Some(&other), None).unwrap();
-    let r = download(&client(&s), &FakeEuicc::nist(), &s.address, Some(matching_id(&ac)), None);
+    let (_, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, Some(&other), None)
+        .unwrap();
+    let r = download(
+        &client(&s),
+        &FakeEuicc::nist(),
+        &s.address,
+        Some(matching_id(&ac)),
+        None,
+    );
     assert_eq!(codes_of(r), pair("8.1.1", "3.8"));
 }
 
@@ -167,7 +201,13 @@ fn refuses_an_order_that_is_not_released() {
             ..Default::default()
         })
         .unwrap();
-    let r = download(&client(&s), &FakeEuicc::nist(), &s.address, Some(&confirmed.matching_id), None);
+    let r = download(
+        &client(&s),
+        &FakeEuicc::nist(),
+        &s.address,
+        Some(&confirmed.matching_id),
+        None,
+    );
     assert_eq!(codes_of(r), pair("8.2", "1.2"));
 }
 
@@ -203,11 +243,24 @@ fn refuses_a_tampered_euicc_signature2() {
     let s = server();
     let mut euicc = FakeEuicc::nist();
     euicc.faults.tamper_signature2 = true;
-    let (order, ac) = s.smdp().order_activation_code(TEMPLATE, None, None).unwrap();
-    let r = download(&client(&s), &euicc, &s.address, Some(matching_id(&ac)), None);
+    let (order, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
+    let r = download(
+        &client(&s),
+        &euicc,
+        &s.address,
+        Some(matching_id(&ac)),
+        None,
+    );
     assert_eq!(codes_of(r), pair("8.1", "6.1"));
     assert_eq!(
-        s.smdp().order_by_iccid(&order.iccid).unwrap().unwrap().state,
+        s.smdp()
+            .order_by_iccid(&order.iccid)
+            .unwrap()
+            .unwrap()
+            .state,
         OrderState::Released,
         "nothing was handed out"
     );
@@ -216,9 +269,8 @@ fn refuses_a_tampered_euicc_signature2() {
 #[test]
 fn refuses_another_smdp_address() {
     let s = server();
-    let r = client(&s).initiate_authentication(
-        &FakeEuicc::nist().initiate_request(&[1; 16], "smdp.example.org"),
-    );
+    let r = client(&s)
+        .initiate_authentication(&FakeEuicc::nist().initiate_request(&[1; 16], "smdp.example.org"));
     assert_eq!(codes_of(r), pair("8.8.1", "3.8"));
 }
 
@@ -227,7 +279,10 @@ fn cancel_session_mid_download_returns_the_order_and_ends_the_session() {
     let s = server();
     let c = client(&s);
     let euicc = FakeEuicc::nist();
-    let (order, ac) = s.smdp().order_activation_code(TEMPLATE, None, None).unwrap();
+    let (order, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
     let auth = authenticate(&c, &euicc, &s.address, Some(matching_id(&ac))).unwrap();
     // A wrong smdpOid is refused.
     let r = c.cancel_session(&CancelSessionRequest {
@@ -244,7 +299,11 @@ fn cancel_session_mid_download_returns_the_order_and_ends_the_session() {
     })
     .unwrap();
     assert_eq!(
-        s.smdp().order_by_iccid(&order.iccid).unwrap().unwrap().state,
+        s.smdp()
+            .order_by_iccid(&order.iccid)
+            .unwrap()
+            .unwrap()
+            .state,
         OrderState::Released
     );
     let (pdr, _) = euicc.prepare_download(&auth.response, &auth.euicc_signature1, None);
@@ -263,7 +322,10 @@ fn ignores_an_installation_result_with_a_bad_signature() {
     let s = server();
     let c = client(&s);
     let mut euicc = FakeEuicc::nist();
-    let (order, ac) = s.smdp().order_activation_code(TEMPLATE, None, None).unwrap();
+    let (order, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
     let got = download(&c, &euicc, &s.address, Some(matching_id(&ac)), None).unwrap();
     let iccid_ef = saip::encode_iccid_ef(&order.iccid).unwrap();
     let mut pir = euicc.installation_result(&got.transaction_id, &s.address, &iccid_ef, true);
@@ -271,15 +333,26 @@ fn ignores_an_installation_result_with_a_bad_signature() {
     pir[last] ^= 1;
     notify(&c, pir).unwrap();
     assert_eq!(
-        s.smdp().order_by_iccid(&order.iccid).unwrap().unwrap().state,
+        s.smdp()
+            .order_by_iccid(&order.iccid)
+            .unwrap()
+            .unwrap()
+            .state,
         OrderState::Downloaded
     );
-    assert_eq!(s.smdp().notifications().unwrap()[0].result, "euiccSignPIR invalid");
+    assert_eq!(
+        s.smdp().notifications().unwrap()[0].result,
+        "euiccSignPIR invalid"
+    );
     // A failed installation puts the order back to released (attempts remain).
     let pir = euicc.installation_result(&got.transaction_id, &s.address, &iccid_ef, false);
     notify(&c, pir).unwrap();
     assert_eq!(
-        s.smdp().order_by_iccid(&order.iccid).unwrap().unwrap().state,
+        s.smdp()
+            .order_by_iccid(&order.iccid)
+            .unwrap()
+            .unwrap()
+            .state,
         OrderState::Released
     );
 }
@@ -291,7 +364,10 @@ fn stops_after_the_download_attempt_limit() {
     let s = smdp::start(opts).unwrap();
     let c = client(&s);
     let euicc = FakeEuicc::nist();
-    let (_, ac) = s.smdp().order_activation_code(TEMPLATE, None, None).unwrap();
+    let (_, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
     for _ in 0..2 {
         authenticate(&c, &euicc, &s.address, Some(matching_id(&ac))).unwrap();
     }
@@ -311,8 +387,10 @@ fn refuses_a_body_that_is_not_the_functions_json() {
             .unwrap()
             .with_root_certificates({
                 let mut r = rustls::RootCertStore::empty();
-                r.add(rustls::pki_types::CertificateDer::from(s.ca_cert_der.clone()))
-                    .unwrap();
+                r.add(rustls::pki_types::CertificateDer::from(
+                    s.ca_cert_der.clone(),
+                ))
+                .unwrap();
                 r
             })
             .with_no_client_auth(),
@@ -329,11 +407,17 @@ fn refuses_a_body_that_is_not_the_functions_json() {
             Err(e) => panic!("{e}"),
         }
     };
-    let (status, body) = post("/gsma/rsp2/es9plus/initiateAuthentication", r#"{"euiccChallenge":"AA=="}"#);
+    let (status, body) = post(
+        "/gsma/rsp2/es9plus/initiateAuthentication",
+        r#"{"euiccChallenge":"AA=="}"#,
+    );
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["header"]["functionExecutionStatus"]["status"], "Failed");
-    assert_eq!(v["header"]["functionExecutionStatus"]["statusCodeData"]["reasonCode"], "2.2");
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["statusCodeData"]["reasonCode"],
+        "2.2"
+    );
     let (status, _) = post("/gsma/rsp2/es9plus/noSuchFunction", "{}");
     assert_eq!(status, 404);
 }

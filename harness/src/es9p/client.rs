@@ -11,8 +11,7 @@ use super::{
     GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
     HeaderOnly, InitiateAuthenticationRequest, InitiateAuthenticationResponse, ADMIN_PROTOCOL,
     AUTHENTICATE_CLIENT, CANCEL_SESSION, CONTENT_TYPE_JSON, ES9P_PATH_PREFIX,
-    GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION, HEADER_ADMIN_PROTOCOL,
-    INITIATE_AUTHENTICATION,
+    GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION, HEADER_ADMIN_PROTOCOL, INITIATE_AUTHENTICATION,
 };
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -211,12 +210,10 @@ impl Es9pClient {
             }
         };
         let status = response.status();
-        let text = response
-            .into_string()
-            .map_err(|e| Es9pError::BadResponse {
-                function,
-                reason: format!("body unreadable: {e}"),
-            })?;
+        let text = response.into_string().map_err(|e| Es9pError::BadResponse {
+            function,
+            reason: format!("body unreadable: {e}"),
+        })?;
         Ok((status, text))
     }
 }

@@ -568,8 +568,13 @@ impl NotificationMetadata {
 /// `finalResult` of a ProfileInstallationResultData.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinalResult {
-    Success { isdp_aid: Vec<u8> },
-    Error { bpp_command_id: i64, error_reason: i64 },
+    Success {
+        isdp_aid: Vec<u8>,
+    },
+    Error {
+        bpp_command_id: i64,
+        error_reason: i64,
+    },
 }
 
 /// `PendingNotification` (§5.7.10 / §5.6.4): what handleNotification receives.
@@ -654,7 +659,12 @@ impl<'a> PendingNotification<'a> {
                 })
             }
             TAG_SEQUENCE => {
-                let tbs = field(&list, TAG_NOTIFICATION_METADATA, WHAT, "tbsOtherNotification")?;
+                let tbs = field(
+                    &list,
+                    TAG_NOTIFICATION_METADATA,
+                    WHAT,
+                    "tbsOtherNotification",
+                )?;
                 let certs: Vec<_> = list.iter().filter(|t| t.tag == TAG_SEQUENCE).collect();
                 let (Some(euicc), Some(eum)) = (certs.first(), certs.get(1)) else {
                     return Err(Asn1Error::Missing {
@@ -817,15 +827,19 @@ mod tests {
 
     #[test]
     fn reads_a_profile_installation_result() {
-        let metadata = tlv::encode(TAG_NOTIFICATION_METADATA, &h("8001 01 8102 0780 0C03 613A31"));
+        let metadata = tlv::encode(
+            TAG_NOTIFICATION_METADATA,
+            &h("8001 01 8102 0780 0C03 613A31"),
+        );
         let result = h("A20A A008 4F04 A0000005 0400");
         let data = tlv::encode(
             TAG_PROFILE_INSTALLATION_RESULT_DATA,
             &[h("8002 ABCD"), metadata, h("0603 2A0304"), result].concat(),
         );
-        let der = [
-            tlv::encode(TAG_PROFILE_INSTALLATION_RESULT, &[data.clone(), h("5F3702 0102")].concat()),
-        ]
+        let der = [tlv::encode(
+            TAG_PROFILE_INSTALLATION_RESULT,
+            &[data.clone(), h("5F3702 0102")].concat(),
+        )]
         .concat();
         match PendingNotification::parse(&der).unwrap() {
             PendingNotification::ProfileInstallationResult {

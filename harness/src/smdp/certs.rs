@@ -185,10 +185,10 @@ pub fn san_registered_id(cert_der: &[u8]) -> Option<Vec<u8>> {
     let cert = tlv::parse_one(cert_der).ok()?;
     let tbs = cert.children().next()?.ok()?;
     let extensions = tbs.find(TAG_TBS_EXTENSIONS)?.children().next()?.ok()?;
-    let san = extensions
-        .children()
-        .map_while(Result::ok)
-        .find(|ext| ext.find(TAG_OID).is_some_and(|o| o.value == OID_SUBJECT_ALT_NAME))?;
+    let san = extensions.children().map_while(Result::ok).find(|ext| {
+        ext.find(TAG_OID)
+            .is_some_and(|o| o.value == OID_SUBJECT_ALT_NAME)
+    })?;
     let value = san.find(TAG_OCTET_STRING)?;
     let names: Tlv<'_> = tlv::parse_one(value.value).ok()?;
     if names.tag != TAG_SEQUENCE {

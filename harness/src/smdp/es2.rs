@@ -8,9 +8,8 @@
 use super::store::{Order, OrderState, ProgressEvent};
 use super::{FunctionError, Smdp};
 use crate::es9p::{
-    codes, HeaderOnly, RequestHeader, ResponseHeader, StatusCode,
-    ADMIN_PROTOCOL, CONTENT_TYPE_JSON, HEADER_ADMIN_PROTOCOL, STATUS_EXECUTED_SUCCESS,
-    STATUS_FAILED,
+    codes, HeaderOnly, RequestHeader, ResponseHeader, StatusCode, ADMIN_PROTOCOL,
+    CONTENT_TYPE_JSON, HEADER_ADMIN_PROTOCOL, STATUS_EXECUTED_SUCCESS, STATUS_FAILED,
 };
 use rand::Rng as _;
 use rustls::pki_types::CertificateDer;
@@ -194,7 +193,10 @@ impl ProgressSink {
 
 /// `YYYY-MM-DDThh:mm:ssZ` for a Unix time (proleptic Gregorian, H. Hinnant's civil_from_days).
 fn timestamp(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -273,7 +275,8 @@ impl Smdp {
             notification_point_id: point,
             notification_point_status: status.clone(),
         };
-        let body = serde_json::to_string(&body).map_err(|e| err(codes::EXECUTION_ERROR, e.to_string()))?;
+        let body =
+            serde_json::to_string(&body).map_err(|e| err(codes::EXECUTION_ERROR, e.to_string()))?;
         let event = ProgressEvent {
             iccid: order.iccid.clone(),
             eid: order.eid.clone(),
@@ -303,10 +306,18 @@ impl Smdp {
         Ok(())
     }
 
+    /// ES2+.DownloadOrder (SGP.22 §5.3.1).
+    pub fn download_order(
+        &self,
+        req: &DownloadOrderRequest,
+    ) -> Result<DownloadOrderResponse, FunctionError> {
+        self.function(|| self.download_order_checked(req))
+    }
+
     /// ES2+.DownloadOrder (SGP.22 §5.3.1): reserves a profile of `profileType` (a template
     /// stem), personalised with a fresh ICCID, IMSI, K, OPc and (when the template has
     /// EF.MSISDN) MSISDN. State Allocated, or Linked when an EID is given.
-    pub fn download_order(
+    fn download_order_checked(
         &self,
         req: &DownloadOrderRequest,
     ) -> Result<DownloadOrderResponse, FunctionError> {
@@ -315,7 +326,12 @@ impl Smdp {
             let mut order = self
                 .with_store(|s| s.order_by_iccid(iccid))?
                 .filter(|o| o.state == OrderState::Available)
-                .ok_or_else(|| err(codes::ICCID_UNKNOWN, format!("no available profile {iccid}")))?;
+                .ok_or_else(|| {
+                    err(
+                        codes::ICCID_UNKNOWN,
+                        format!("no available profile {iccid}"),
+                    )
+                })?;
             order.eid = req.eid.clone();
             order.state = if order.eid.is_some() {
                 OrderState::Linked
@@ -328,14 +344,19 @@ impl Smdp {
                 iccid: order.iccid,
             });
         }
-        let template = req
-            .profile_type
-            .as_deref()
-            .ok_or_else(|| err(codes::MANDATORY_ELEMENT_MISSING, "profileType or iccid is required"))?;
+        let template = req.profile_type.as_deref().ok_or_else(|| {
+            err(
+                codes::MANDATORY_ELEMENT_MISSING,
+                "profileType or iccid is required",
+            )
+        })?;
         if !self.templates.contains_key(template) {
             return Err(err(
                 codes::PROFILE_TYPE_UNKNOWN,
-                format!("no template {template:?}; known: {}", self.templates().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "no template {template:?}; known: {}",
+                    self.templates().collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         if let Some(eid) = &req.eid {
@@ -347,7 +368,8 @@ impl Smdp {
             serial,
             width = ICCID_SERIAL_DIGITS
         );
-        let luhn = luhn_check_digit(&body).map_err(|e| err(codes::EXECUTION_ERROR, e.to_string()))?;
+        let luhn =
+            luhn_check_digit(&body).map_err(|e| err(codes::EXECUTION_ERROR, e.to_string()))?;
         let iccid = format!("{body}{luhn}");
         let mut k = [0u8; 16];
         let mut opc = [0u8; 16];
@@ -367,17 +389,22 @@ impl Smdp {
             confirmation_code: None,
             cc_attempts: 0,
             download_attempts: 0,
-            imsi: Some(format!("{IMSI_PREFIX}{}", random_digits(IMSI_SERIAL_DIGITS))),
+            imsi: Some(format!(
+                "{IMSI_PREFIX}{}",
+                random_digits(IMSI_SERIAL_DIGITS)
+            )),
             k: Some(k),
             opc: Some(opc),
-            msisdn: Some(format!("{MSISDN_PREFIX}{}", random_digits(MSISDN_SERIAL_DIGITS))),
+            msisdn: Some(format!(
+                "{MSISDN_PREFIX}{}",
+                random_digits(MSISDN_SERIAL_DIGITS)
+            )),
             personalised: true,
             last_transaction_id: None,
         };
         // Templates without EF.MSISDN in an opt-usim PE get no MSISDN.
-        if self.profile_package(&order).is_err() {
+        if !self.template_has_msisdn(&order)? {
             order.msisdn = None;
-            self.profile_package(&order)?;
         }
         order.id = self.with_store(|s| s.insert_order(&order))?;
         Ok(DownloadOrderResponse {
@@ -386,14 +413,50 @@ impl Smdp {
         })
     }
 
+    /// Whether personalising the order's template with an MSISDN works (checked once per
+    /// template, by personalising it).
+    fn template_has_msisdn(&self, order: &Order) -> Result<bool, FunctionError> {
+        if let Some(known) = self
+            .msisdn_capable
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&order.template).copied())
+        {
+            return Ok(known);
+        }
+        let capable = self.profile_package(order).is_ok();
+        if !capable {
+            let mut without = order.clone();
+            without.msisdn = None;
+            self.profile_package(&without)?;
+        }
+        if let Ok(mut m) = self.msisdn_capable.lock() {
+            m.insert(order.template.clone(), capable);
+        }
+        Ok(capable)
+    }
+
     fn es2_order(&self, iccid: &str) -> Result<Order, FunctionError> {
         self.with_store(|s| s.order_by_iccid(iccid))?
-            .ok_or_else(|| err(codes::ICCID_UNKNOWN, format!("no profile with ICCID {iccid}")))
+            .ok_or_else(|| {
+                err(
+                    codes::ICCID_UNKNOWN,
+                    format!("no profile with ICCID {iccid}"),
+                )
+            })
+    }
+
+    /// ES2+.ConfirmOrder (SGP.22 §5.3.2).
+    pub fn confirm_order(
+        &self,
+        req: &ConfirmOrderRequest,
+    ) -> Result<ConfirmOrderResponse, FunctionError> {
+        self.function(|| self.confirm_order_checked(req))
     }
 
     /// ES2+.ConfirmOrder (SGP.22 §5.3.2): binds the EID, sets matching ID (generated when not
     /// given) and confirmation code; Released with releaseFlag, else Confirmed.
-    pub fn confirm_order(
+    fn confirm_order_checked(
         &self,
         req: &ConfirmOrderRequest,
     ) -> Result<ConfirmOrderResponse, FunctionError> {
@@ -401,26 +464,38 @@ impl Smdp {
         if !matches!(order.state, OrderState::Allocated | OrderState::Linked) {
             return Err(err(
                 codes::ICCID_NOT_ALLOWED,
-                format!("profile {} is {}, expected allocated or linked", order.iccid, order.state),
+                format!(
+                    "profile {} is {}, expected allocated or linked",
+                    order.iccid, order.state
+                ),
             ));
         }
         match (&order.eid, &req.eid) {
             (Some(bound), Some(given)) if bound != given => {
                 return Err(err(
                     codes::EID_INVALID_ASSOCIATION,
-                    format!("profile {} is linked to EID {bound}, not {given}", order.iccid),
+                    format!(
+                        "profile {} is linked to EID {bound}, not {given}",
+                        order.iccid
+                    ),
                 ))
             }
             (None, Some(given)) => {
-                crate::pki::validate_eid(given).map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
+                crate::pki::validate_eid(given)
+                    .map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
                 order.eid = Some(given.clone());
             }
             _ => {}
         }
         let matching_id = match req.matching_id.as_deref().filter(|m| !m.is_empty()) {
             Some(m) => {
-                if self.with_store(|s| s.order_by_matching_id(m))?.is_some() || self.templates.contains_key(m) {
-                    return Err(err(codes::MATCHING_ID_IN_USE, format!("matching ID {m:?} is taken")));
+                if self.with_store(|s| s.order_by_matching_id(m))?.is_some()
+                    || self.templates.contains_key(m)
+                {
+                    return Err(err(
+                        codes::MATCHING_ID_IN_USE,
+                        format!("matching ID {m:?} is taken"),
+                    ));
                 }
                 m.to_owned()
             }
@@ -442,31 +517,43 @@ impl Smdp {
         })
     }
 
+    /// ES2+.CancelOrder (SGP.22 §5.3.3).
+    pub fn cancel_order(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
+        self.function(|| self.cancel_order_checked(req))
+    }
+
     /// ES2+.CancelOrder (SGP.22 §5.3.3): ends a pending order; the profile becomes Available or
     /// Unavailable as the operator says.
-    pub fn cancel_order(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
+    fn cancel_order_checked(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
         let mut order = self.es2_order(&req.iccid)?;
         if order.state.is_downloaded() {
             return Err(err(
                 codes::ICCID_NOT_ALLOWED,
-                format!("profile {} is {}: too late to cancel", order.iccid, order.state),
+                format!(
+                    "profile {} is {}: too late to cancel",
+                    order.iccid, order.state
+                ),
             ));
         }
         if let (Some(bound), Some(given)) = (&order.eid, &req.eid) {
             if bound != given {
-                return Err(err(codes::EID_INVALID_ASSOCIATION, format!("profile is linked to {bound}")));
+                return Err(err(
+                    codes::EID_INVALID_ASSOCIATION,
+                    format!("profile is linked to {bound}"),
+                ));
             }
         }
-        order.state = match req.final_profile_status_indicator.as_str() {
-            "Available" => OrderState::Available,
-            "Unavailable" => OrderState::Unavailable,
-            other => {
-                return Err(err(
+        order.state =
+            match req.final_profile_status_indicator.as_str() {
+                "Available" => OrderState::Available,
+                "Unavailable" => OrderState::Unavailable,
+                other => return Err(err(
                     codes::INVALID_INPUT,
-                    format!("finalProfileStatusIndicator {other:?}, expected Available or Unavailable"),
-                ))
-            }
-        };
+                    format!(
+                        "finalProfileStatusIndicator {other:?}, expected Available or Unavailable"
+                    ),
+                )),
+            };
         order.matching_id = None;
         order.eid = None;
         order.confirmation_code = None;
@@ -476,13 +563,27 @@ impl Smdp {
         })
     }
 
+    /// ES2+.ReleaseProfile (SGP.22 §5.3.4).
+    pub fn release_profile(
+        &self,
+        req: &ReleaseProfileRequest,
+    ) -> Result<HeaderOnly, FunctionError> {
+        self.function(|| self.release_profile_checked(req))
+    }
+
     /// ES2+.ReleaseProfile (SGP.22 §5.3.4): Confirmed → Released.
-    pub fn release_profile(&self, req: &ReleaseProfileRequest) -> Result<HeaderOnly, FunctionError> {
+    fn release_profile_checked(
+        &self,
+        req: &ReleaseProfileRequest,
+    ) -> Result<HeaderOnly, FunctionError> {
         let mut order = self.es2_order(&req.iccid)?;
         if order.state != OrderState::Confirmed {
             return Err(err(
                 codes::ICCID_NOT_ALLOWED,
-                format!("profile {} is {}, expected confirmed", order.iccid, order.state),
+                format!(
+                    "profile {} is {}, expected confirmed",
+                    order.iccid, order.state
+                ),
             ));
         }
         order.state = OrderState::Released;
@@ -588,7 +689,10 @@ impl Es2pClient {
         Ok(serde_json::from_str(&body)?)
     }
 
-    pub fn download_order(&self, req: &DownloadOrderRequest) -> anyhow::Result<DownloadOrderResponse> {
+    pub fn download_order(
+        &self,
+        req: &DownloadOrderRequest,
+    ) -> anyhow::Result<DownloadOrderResponse> {
         self.call(DOWNLOAD_ORDER, req)
     }
 
@@ -622,7 +726,9 @@ mod tests {
     fn matching_ids_use_only_the_allowed_characters() {
         let m = new_matching_id();
         assert_eq!(m.len(), 4 * 5 + 3);
-        assert!(m.bytes().all(|b| b == b'-' || b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert!(m
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_uppercase() || b.is_ascii_digit()));
         assert_ne!(new_matching_id(), m);
     }
 }

@@ -63,7 +63,10 @@ fn invalid(what: impl std::fmt::Display) -> FunctionError {
 fn unknown_transaction(tx: &[u8]) -> FunctionError {
     FunctionError::new(
         codes::TRANSACTION_ID_UNKNOWN,
-        format!("no RSP session {} in a state for this call", hex::encode_upper(tx)),
+        format!(
+            "no RSP session {} in a state for this call",
+            hex::encode_upper(tx)
+        ),
     )
 }
 
@@ -75,7 +78,10 @@ fn random<const N: usize>() -> [u8; N] {
 
 impl Smdp {
     /// Runs one ES9+ function body, timing it.
-    fn function<T>(&self, f: impl FnOnce() -> Result<T, FunctionError>) -> Result<T, FunctionError> {
+    pub(super) fn function<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, FunctionError>,
+    ) -> Result<T, FunctionError> {
         let started = Instant::now();
         let out = f();
         add(&self.timings.total, started.elapsed());
@@ -360,7 +366,10 @@ impl Smdp {
             other => {
                 return Err(FunctionError::new(
                     codes::MATCHING_ID_REFUSED,
-                    format!("order {} is {other}: its matching ID is used up", order.iccid),
+                    format!(
+                        "order {} is {other}: its matching ID is used up",
+                        order.iccid
+                    ),
                 ))
             }
         }
@@ -539,11 +548,17 @@ impl Smdp {
             self.progress_event(
                 order,
                 POINT_CONFIRMATION,
-                Some((codes::CONFIRMATION_CODE_RETRIES_EXCEEDED, "retries exceeded")),
+                Some((
+                    codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
+                    "retries exceeded",
+                )),
             )?;
             return Err(FunctionError::new(
                 codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
-                format!("wrong confirmation code, attempt {} of {}", order.cc_attempts, self.cc_retry_limit),
+                format!(
+                    "wrong confirmation code, attempt {} of {}",
+                    order.cc_attempts, self.cc_retry_limit
+                ),
             ));
         }
         self.update_order(order)?;
@@ -554,13 +569,19 @@ impl Smdp {
         )?;
         Err(FunctionError::new(
             codes::CONFIRMATION_CODE_REFUSED,
-            format!("wrong confirmation code, attempt {} of {}", order.cc_attempts, self.cc_retry_limit),
+            format!(
+                "wrong confirmation code, attempt {} of {}",
+                order.cc_attempts, self.cc_retry_limit
+            ),
         ))
     }
 
     /// ES9+.HandleNotification (SGP.22 §5.6.4). Notifications that do not verify are recorded
     /// and otherwise ignored (the function has no error output, §6.5.2.9).
-    pub fn handle_notification(&self, req: &HandleNotificationRequest) -> Result<(), FunctionError> {
+    pub fn handle_notification(
+        &self,
+        req: &HandleNotificationRequest,
+    ) -> Result<(), FunctionError> {
         self.function(|| {
             match PendingNotification::parse(&req.pending_notification).map_err(invalid)? {
                 PendingNotification::ProfileInstallationResult {
@@ -611,8 +632,9 @@ impl Smdp {
                             } else {
                                 OrderState::Error
                             };
-                            record.result =
-                                format!("error: bppCommandId {bpp_command_id}, errorReason {error_reason}");
+                            record.result = format!(
+                                "error: bppCommandId {bpp_command_id}, errorReason {error_reason}"
+                            );
                             Some((codes::EXECUTION_ERROR, record.result.as_str()))
                         }
                     };
@@ -632,11 +654,7 @@ impl Smdp {
                         .iccid_ef
                         .as_deref()
                         .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
-                    let operation = metadata
-                        .events
-                        .first()
-                        .map(|e| e.name())
-                        .unwrap_or("none");
+                    let operation = metadata.events.first().map(|e| e.name()).unwrap_or("none");
                     let mut record = NotificationRecord {
                         eid: None,
                         iccid: iccid.clone(),
@@ -669,7 +687,8 @@ impl Smdp {
                         Some(i) => self.with_store(|s| s.order_by_iccid(i))?,
                         None => None,
                     };
-                    if let Some(mut order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid)) {
+                    if let Some(mut order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid))
+                    {
                         let next = match metadata.events.first() {
                             Some(NotificationEvent::Enable) => Some(OrderState::Enabled),
                             Some(NotificationEvent::Disable) => Some(OrderState::Disabled),
@@ -746,7 +765,10 @@ impl Smdp {
                 self.progress_event(
                     &order,
                     POINT_SESSION_CANCELLED,
-                    Some((codes::TRANSACTION_ID_UNKNOWN, "session cancelled by the LPA")),
+                    Some((
+                        codes::TRANSACTION_ID_UNKNOWN,
+                        "session cancelled by the LPA",
+                    )),
                 )?;
             }
             Ok(HeaderOnly {

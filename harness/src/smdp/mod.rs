@@ -246,6 +246,8 @@ pub struct Smdp {
     cc_retry_limit: u32,
     download_retry_limit: u32,
     templates: BTreeMap<String, Arc<Vec<u8>>>,
+    /// Per template: whether it takes an MSISDN (has EF.MSISDN in an opt-usim PE).
+    msisdn_capable: Mutex<std::collections::HashMap<String, bool>>,
     store: Mutex<Store>,
     timings: Timings,
     progress: es2::ProgressSink,
@@ -317,7 +319,12 @@ impl Smdp {
         let (host, port) = split_address(address);
         let mut accepted_hosts = san_names(&tls_cert);
         accepted_hosts.extend(
-            [host.to_ascii_lowercase(), "localhost".into(), "127.0.0.1".into()].into_iter(),
+            [
+                host.to_ascii_lowercase(),
+                "localhost".into(),
+                "127.0.0.1".into(),
+            ]
+            .into_iter(),
         );
         let templates = load_templates(&opts.templates_dir)?;
         let store = Store::open(opts.db.as_deref())?;
@@ -335,6 +342,7 @@ impl Smdp {
             cc_retry_limit: opts.cc_retry_limit,
             download_retry_limit: opts.download_retry_limit,
             templates,
+            msisdn_capable: Mutex::new(std::collections::HashMap::new()),
             store: Mutex::new(store),
             timings: Timings::default(),
             progress: es2::ProgressSink::new(opts.es2_callback_url.clone()),

@@ -340,8 +340,13 @@ impl Store {
         Ok(())
     }
 
-    fn order_where(&self, clause: &str, value: &dyn rusqlite::ToSql) -> Result<Option<Order>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {clause} ORDER BY id DESC LIMIT 1");
+    fn order_where(
+        &self,
+        clause: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> Result<Option<Order>, StoreError> {
+        let sql =
+            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {clause} ORDER BY id DESC LIMIT 1");
         self.conn
             .query_row(&sql, [value], order_from_row)
             .optional()?
@@ -368,7 +373,11 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders WHERE eid = ?1 AND state = ?2 ORDER BY id DESC LIMIT 1"
         );
         self.conn
-            .query_row(&sql, params![eid, OrderState::Released.as_str()], order_from_row)
+            .query_row(
+                &sql,
+                params![eid, OrderState::Released.as_str()],
+                order_from_row,
+            )
             .optional()?
             .transpose()
     }
@@ -406,8 +415,10 @@ impl Store {
     }
 
     pub fn delete_session(&self, transaction_id: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM sessions WHERE transaction_id = ?1", [transaction_id])?;
+        self.conn.execute(
+            "DELETE FROM sessions WHERE transaction_id = ?1",
+            [transaction_id],
+        )?;
         Ok(())
     }
 
@@ -525,7 +536,10 @@ mod tests {
         o.eid = Some("89049032123451234512345678901235".into());
         o.cc_attempts = 2;
         store.update_order(&o).unwrap();
-        assert_eq!(store.order_by_matching_id("MID-1").unwrap(), Some(o.clone()));
+        assert_eq!(
+            store.order_by_matching_id("MID-1").unwrap(),
+            Some(o.clone())
+        );
         assert_eq!(
             store
                 .released_order_for_eid("89049032123451234512345678901235")

@@ -86,7 +86,8 @@ pub struct FakeEuicc {
 impl FakeEuicc {
     pub fn from_pki(dir: &Path, curve: Curve) -> Self {
         let p = Pki::load(dir, curve).unwrap();
-        let pem = std::fs::read_to_string(dir.join(pki::key_path(pki::Role::Euicc, curve))).unwrap();
+        let pem =
+            std::fs::read_to_string(dir.join(pki::key_path(pki::Role::Euicc, curve))).unwrap();
         let eid = p.eid().unwrap().unwrap();
         Self {
             key: SigningKey::from_pem(&pem).unwrap(),
@@ -113,11 +114,19 @@ impl FakeEuicc {
         let pkid = tlv::encode(0x04, &self.ci_ski);
         tlv::encode_constructed(
             0xBF20,
-            &[&h("82 03 020500"), &tlv::encode(0xA9, &pkid), &tlv::encode(0xAA, &pkid)],
+            &[
+                &h("82 03 020500"),
+                &tlv::encode(0xA9, &pkid),
+                &tlv::encode(0xAA, &pkid),
+            ],
         )
     }
 
-    pub fn initiate_request(&self, challenge: &[u8], address: &str) -> InitiateAuthenticationRequest {
+    pub fn initiate_request(
+        &self,
+        challenge: &[u8],
+        address: &str,
+    ) -> InitiateAuthenticationRequest {
         InitiateAuthenticationRequest {
             header: None,
             euicc_challenge: challenge.to_vec(),
@@ -140,7 +149,10 @@ impl FakeEuicc {
         let sig = tlv::parse_one(&resp.server_signature1).unwrap();
         assert_eq!(sig.tag, 0x5F37);
         dp_auth.verify(&resp.server_signed1, sig.value).unwrap();
-        assert_eq!(resp.euicc_ci_pkid_to_be_used, tlv::encode(0x04, &self.ci_ski));
+        assert_eq!(
+            resp.euicc_ci_pkid_to_be_used,
+            tlv::encode(0x04, &self.ci_ski)
+        );
         let signed1 = tlv::parse_one(&resp.server_signed1).unwrap();
         assert_eq!(child(&signed1, 0x80), resp.transaction_id);
         assert_eq!(child(&signed1, 0x81), challenge);
@@ -196,13 +208,18 @@ impl FakeEuicc {
         assert_eq!(tx, resp.transaction_id);
         let cc_required = child(&signed2, 0x01) != [0];
         let ot = OneTimeKeyPair::generate(dp_pb.curve(), &mut rand::thread_rng()).unwrap();
-        let mut fields = vec![tlv::encode(0x80, &tx), tlv::encode(0x5F49, &ot.public_key())];
+        let mut fields = vec![
+            tlv::encode(0x80, &tx),
+            tlv::encode(0x5F49, &ot.public_key()),
+        ];
         if let (true, Some(code)) = (cc_required, confirmation_code) {
             fields.push(tlv::encode(0x04, &hash_cc(code.as_bytes(), &tx)));
         }
         let euicc_signed2 = tlv::encode(0x30, &fields.concat());
-        let mut signature2 =
-            self.key.sign(&[euicc_signed2.as_slice(), &resp.smdp_signature2].concat()).to_vec();
+        let mut signature2 = self
+            .key
+            .sign(&[euicc_signed2.as_slice(), &resp.smdp_signature2].concat())
+            .to_vec();
         if self.faults.tamper_signature2 {
             signature2[3] ^= 0x40;
         }
@@ -212,7 +229,12 @@ impl FakeEuicc {
 
     /// Opens a bound profile package as the eUICC does: BF23 signature with the DPpb key, ECKA,
     /// KDF with this EID, every segment MAC-checked and decrypted in order.
-    pub fn open_bpp(&self, bpp: &[u8], ot: &OneTimeKeyPair, dp_pb_cert: &[u8]) -> (Vec<u8>, Vec<u8>, bool, usize) {
+    pub fn open_bpp(
+        &self,
+        bpp: &[u8],
+        ot: &OneTimeKeyPair,
+        dp_pb_cert: &[u8],
+    ) -> (Vec<u8>, Vec<u8>, bool, usize) {
         let outer = tlv::parse_one(bpp).unwrap();
         assert_eq!(outer.tag, 0xBF36);
         let parts: Vec<Tlv<'_>> = outer.children().map(Result::unwrap).collect();
@@ -222,7 +244,14 @@ impl FakeEuicc {
             .verify(&isc.signature_input(&ot.public_key()), isc.smdp_sign)
             .unwrap();
         let shs = ot.shared_secret(isc.smdp_otpk).unwrap();
-        let keys = derive_session_keys(shs.as_bytes(), isc.key_type, isc.key_len, isc.host_id, &self.eid).unwrap();
+        let keys = derive_session_keys(
+            shs.as_bytes(),
+            isc.key_type,
+            isc.key_len,
+            isc.host_id,
+            &self.eid,
+        )
+        .unwrap();
         let mut reader = BspReader::new(&keys);
         let mut metadata = Vec::new();
         let mut upp = Vec::new();
@@ -236,7 +265,10 @@ impl FakeEuicc {
                     }
                     (0xA1, 0x88) => metadata.extend(reader.open_expecting(0x88, seg.raw).unwrap()),
                     (0xA2, 0x87) => {
-                        let rsk = ReplaceSessionKeys::from_der(&reader.open_expecting(0x87, seg.raw).unwrap()).unwrap();
+                        let rsk = ReplaceSessionKeys::from_der(
+                            &reader.open_expecting(0x87, seg.raw).unwrap(),
+                        )
+                        .unwrap();
                         reader.replace_session_keys(&rsk.keys);
                         replaced = true;
                     }
@@ -251,7 +283,12 @@ impl FakeEuicc {
         (metadata, upp, replaced, n86)
     }
 
-    fn notification_metadata(&mut self, event_bits: &str, address: &str, iccid_ef: &[u8]) -> Vec<u8> {
+    fn notification_metadata(
+        &mut self,
+        event_bits: &str,
+        address: &str,
+        iccid_ef: &[u8],
+    ) -> Vec<u8> {
         self.seq += 1;
         tlv::encode_constructed(
             0xBF2F,
@@ -265,7 +302,13 @@ impl FakeEuicc {
     }
 
     /// `ProfileInstallationResult` (BF37) signed over its BF27.
-    pub fn installation_result(&mut self, tx: &[u8], address: &str, iccid_ef: &[u8], success: bool) -> Vec<u8> {
+    pub fn installation_result(
+        &mut self,
+        tx: &[u8],
+        address: &str,
+        iccid_ef: &[u8],
+        success: bool,
+    ) -> Vec<u8> {
         let metadata = self.notification_metadata("0780", address, iccid_ef);
         let result = if success {
             tlv::encode(0xA0, &h("4F 10 A0000005591010FFFFFFFF8900001100 04 00"))
@@ -276,14 +319,24 @@ impl FakeEuicc {
         };
         let data = tlv::encode_constructed(
             0xBF27,
-            &[&tlv::encode(0x80, tx), &metadata, &h("06 03 88370A"), &tlv::encode(0xA2, &result)],
+            &[
+                &tlv::encode(0x80, tx),
+                &metadata,
+                &h("06 03 88370A"),
+                &tlv::encode(0xA2, &result),
+            ],
         );
         let sig = self.key.sign(&data);
         tlv::encode_constructed(0xBF37, &[&data, &signature_field(&sig)])
     }
 
     /// `OtherSignedNotification` for enable ("0640"), disable ("0520") or delete ("0410").
-    pub fn other_notification(&mut self, event_bits: &str, address: &str, iccid_ef: &[u8]) -> Vec<u8> {
+    pub fn other_notification(
+        &mut self,
+        event_bits: &str,
+        address: &str,
+        iccid_ef: &[u8],
+    ) -> Vec<u8> {
         let tbs = self.notification_metadata(event_bits, address, iccid_ef);
         let sig = self.key.sign(&tbs);
         tlv::encode_constructed(0x30, &[&tbs, &signature_field(&sig), &self.cert, &self.eum])
@@ -293,10 +346,17 @@ impl FakeEuicc {
     pub fn cancel_session_response(&self, tx: &[u8], smdp_oid: &[u8], reason: u8) -> Vec<u8> {
         let signed = tlv::encode_constructed(
             0x30,
-            &[&tlv::encode(0x80, tx), &tlv::encode(0x81, smdp_oid), &tlv::encode(0x82, &[reason])],
+            &[
+                &tlv::encode(0x80, tx),
+                &tlv::encode(0x81, smdp_oid),
+                &tlv::encode(0x82, &[reason]),
+            ],
         );
         let sig = self.key.sign(&signed);
-        tlv::encode(0xBF41, &tlv::encode(0xA0, &[signed, signature_field(&sig)].concat()))
+        tlv::encode(
+            0xBF41,
+            &tlv::encode(0xA0, &[signed, signature_field(&sig)].concat()),
+        )
     }
 }
 
@@ -348,16 +408,23 @@ pub fn download(
     confirmation_code: Option<&str>,
 ) -> Result<Downloaded, Es9pError> {
     let auth = authenticate(client, euicc, address, matching_id)?;
-    let (pdr, ot) = euicc.prepare_download(&auth.response, &auth.euicc_signature1, confirmation_code);
+    let (pdr, ot) =
+        euicc.prepare_download(&auth.response, &auth.euicc_signature1, confirmation_code);
     let bpp = client.get_bound_profile_package(&GetBoundProfilePackageRequest {
         header: None,
         transaction_id: auth.transaction_id.clone(),
         prepare_download_response: pdr,
     })?;
     assert_eq!(bpp.transaction_id, auth.transaction_id);
-    let (metadata, upp, replaced_keys, segments_86) =
-        euicc.open_bpp(&bpp.bound_profile_package, &ot, &auth.response.smdp_certificate);
-    assert_eq!(metadata, auth.response.profile_metadata, "A1 carries the profile metadata");
+    let (metadata, upp, replaced_keys, segments_86) = euicc.open_bpp(
+        &bpp.bound_profile_package,
+        &ot,
+        &auth.response.smdp_certificate,
+    );
+    assert_eq!(
+        metadata, auth.response.profile_metadata,
+        "A1 carries the profile metadata"
+    );
     Ok(Downloaded {
         transaction_id: auth.transaction_id,
         metadata,
@@ -379,7 +446,9 @@ pub fn notify(client: &Es9pClient, pending: Vec<u8>) -> Result<(), Es9pError> {
 pub fn codes_of<T: std::fmt::Debug>(r: Result<T, Es9pError>) -> (String, String) {
     match r {
         Err(e) => {
-            let (s, r) = e.status_code().unwrap_or_else(|| panic!("not a function failure: {e}"));
+            let (s, r) = e
+                .status_code()
+                .unwrap_or_else(|| panic!("not a function failure: {e}"));
             (s.to_owned(), r.to_owned())
         }
         Ok(v) => panic!("expected a failure, got {v:?}"),
