@@ -4,8 +4,8 @@
 pub mod adapter;
 pub mod bench;
 pub mod cards;
-pub mod lpa;
 pub mod es9p;
+pub mod lpa;
 pub mod network;
 pub mod pki;
 pub mod selftest;

@@ -34,6 +34,9 @@ enum Command {
     Pki(PkiCommand),
     /// Measure APDU rates side by side with a null card baseline, and print the ratios.
     Bench(bench::BenchArgs),
+    /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
+    #[command(subcommand)]
+    Network(simlab_harness::network::NetworkCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&a),
+        Command::Network(cmd) => simlab_harness::network::run(cmd),
     }
 }
 

@@ -543,17 +543,18 @@ impl Smdp {
                 ));
             }
         }
-        order.state =
-            match req.final_profile_status_indicator.as_str() {
-                "Available" => OrderState::Available,
-                "Unavailable" => OrderState::Unavailable,
-                other => return Err(err(
+        order.state = match req.final_profile_status_indicator.as_str() {
+            "Available" => OrderState::Available,
+            "Unavailable" => OrderState::Unavailable,
+            other => {
+                return Err(err(
                     codes::INVALID_INPUT,
                     format!(
                         "finalProfileStatusIndicator {other:?}, expected Available or Unavailable"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         order.matching_id = None;
         order.eid = None;
         order.confirmation_code = None;
