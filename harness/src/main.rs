@@ -34,6 +34,8 @@ enum Command {
     Pki(PkiCommand),
     /// Measure APDU rates side by side with a null card baseline, and print the ratios.
     Bench(bench::BenchArgs),
+    /// The LPA: chip info, profiles, download, enable/disable/delete, notifications.
+    Lpa(simlab_harness::lpa::cli::LpaArgs),
     /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
     #[command(subcommand)]
     Network(simlab_harness::network::NetworkCommand),
@@ -170,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(a) => bench::run(&a),
         Command::Network(cmd) => simlab_harness::network::run(cmd),
+        Command::Lpa(a) => simlab_harness::lpa::cli::run(a),
     }
 }
 

@@ -69,6 +69,20 @@ pub trait Transport {
     }
 }
 
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        (**self).transmit_raw(apdu)
+    }
+
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        (**self).reset()
+    }
+
+    fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
+        (**self).atr()
+    }
+}
+
 /// Splits an answer into data and status word.
 pub fn split_sw(answer: &[u8]) -> (&[u8], u16) {
     match answer.len() {
