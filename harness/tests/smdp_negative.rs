@@ -1,5 +1,9 @@
 //! SM-DP+ refusals with the exact SGP.22 v2.5 §5.6 subject/reason codes, over loopback HTTPS.
 
+// This whole file is test code; clippy.toml's allow-*-in-tests only covers `#[test]` fns,
+// not the helpers beside them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod smdp_support;
 
 use simlab_emulator::saip;
@@ -15,7 +19,7 @@ fn server() -> RunningSmdp {
 }
 
 fn client(s: &RunningSmdp) -> Es9pClient {
-    Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap()
+    Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap()
 }
 
 fn matching_id(ac: &str) -> &str {

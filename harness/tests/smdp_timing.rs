@@ -3,6 +3,10 @@
 //! never asserts on speed. For meaningful numbers:
 //! `cargo test --release -p simlab-harness --test smdp_timing -- --nocapture`.
 
+// This whole file is test code; clippy.toml's allow-*-in-tests only covers `#[test]` fns,
+// not the helpers beside them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod smdp_support;
 
 use simlab_harness::es9p::{AuthenticateClientRequest, Es9pClient, GetBoundProfilePackageRequest};
@@ -81,7 +85,7 @@ fn prints_where_the_time_of_one_server_side_download_goes() {
 
     // The same over loopback HTTPS (TLS + JSON + HTTP on top).
     let s = smdp::start(SmdpOptions::new(pki_dir(), templates_dir())).unwrap();
-    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    let c = Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap();
     download(&c, &euicc, &s.address, Some(TEMPLATE), None).unwrap();
     s.smdp().timings().reset();
     let started = Instant::now();

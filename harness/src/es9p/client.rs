@@ -85,11 +85,11 @@ pub struct Es9pClient {
 impl Es9pClient {
     /// A client for `smdp_address` (`host` or `host:port`, as in an activation code) trusting
     /// only `roots` (DER certificates: the CI, or the DPtls certificate itself).
-    pub fn new(smdp_address: &str, roots: &[Vec<u8>]) -> Result<Self, Es9pError> {
+    pub fn new<R: AsRef<[u8]>>(smdp_address: &str, roots: &[R]) -> Result<Self, Es9pError> {
         let mut store = rustls::RootCertStore::empty();
         for der in roots {
             store
-                .add(CertificateDer::from(der.clone()))
+                .add(CertificateDer::from(der.as_ref().to_vec()))
                 .map_err(|e| Es9pError::Tls(format!("root certificate not usable: {e}")))?;
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -318,14 +318,11 @@ impl Smdp {
             .unwrap_or_else(|_| pki.dp_tls.cert_der.clone());
         let (host, port) = split_address(address);
         let mut accepted_hosts = san_names(&tls_cert);
-        accepted_hosts.extend(
-            [
-                host.to_ascii_lowercase(),
-                "localhost".into(),
-                "127.0.0.1".into(),
-            ]
-            .into_iter(),
-        );
+        accepted_hosts.extend([
+            host.to_ascii_lowercase(),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ]);
         let templates = load_templates(&opts.templates_dir)?;
         let store = Store::open(opts.db.as_deref())?;
         Ok(Smdp {

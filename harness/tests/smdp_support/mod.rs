@@ -2,7 +2,7 @@
 //! does in AuthenticateServer (§5.7.13), PrepareDownload (§5.7.5), the bound profile package
 //! (§5.5) and notifications (§5.7.10), with the shipped test PKI's eUICC key. Built only from
 //! `simlab_emulator::rsp` and BER-TLV, independent of the SM-DP+ code under test.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use simlab_emulator::rsp::download::{hash_cc, signature_field, InitialiseSecureChannel};
 use simlab_emulator::rsp::ecdsa::{CertificateParts, SigningKey, VerifyingKey};
