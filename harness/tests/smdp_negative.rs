@@ -425,3 +425,21 @@ fn refuses_a_body_that_is_not_the_functions_json() {
     let (status, _) = post("/gsma/rsp2/es9plus/noSuchFunction", "{}");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn in_process_calls_fail_with_the_same_codes_as_https() {
+    let opts = SmdpOptions::new(pki_dir(), templates_dir());
+    let smdp = smdp::Smdp::open(&opts, "127.0.0.1:8443").unwrap();
+    let mut euicc = FakeEuicc::nist();
+    let r = download(&smdp, &euicc, "127.0.0.1:8443", Some("NO-SUCH-ID"), None);
+    assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
+    euicc.faults.tamper_signature1 = true;
+    let r = download(&smdp, &euicc, "127.0.0.1:8443", Some(TEMPLATE), None);
+    assert_eq!(codes_of(r), pair("8.1", "6.1"));
+    euicc.faults.tamper_signature1 = false;
+    let got = download(&smdp, &euicc, "127.0.0.1:8443", Some(TEMPLATE), None).unwrap();
+    assert_eq!(
+        got.upp,
+        std::fs::read(templates_dir().join(format!("{TEMPLATE}.der"))).unwrap()
+    );
+}

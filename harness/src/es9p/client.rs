@@ -218,6 +218,37 @@ impl Es9pClient {
     }
 }
 
+impl super::Es9Plus for Es9pClient {
+    fn initiate_authentication(
+        &self,
+        req: &InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse, Es9pError> {
+        Es9pClient::initiate_authentication(self, req)
+    }
+
+    fn authenticate_client(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, Es9pError> {
+        Es9pClient::authenticate_client(self, req)
+    }
+
+    fn get_bound_profile_package(
+        &self,
+        req: &GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse, Es9pError> {
+        Es9pClient::get_bound_profile_package(self, req)
+    }
+
+    fn handle_notification(&self, req: &HandleNotificationRequest) -> Result<(), Es9pError> {
+        Es9pClient::handle_notification(self, req)
+    }
+
+    fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
+        Es9pClient::cancel_session(self, req)
+    }
+}
+
 fn parse<T: DeserializeOwned>(function: &'static str, body: &str) -> Result<T, Es9pError> {
     serde_json::from_str(body).map_err(|e| Es9pError::BadResponse {
         function,

@@ -110,6 +110,19 @@ impl FunctionError {
     }
 }
 
+impl FunctionError {
+    /// The error an ES9+ client sees for this failure (`function` is the ES9+ function name).
+    pub fn into_es9p(self, function: &'static str) -> crate::es9p::Es9pError {
+        crate::es9p::Es9pError::Failed {
+            function,
+            status: crate::es9p::STATUS_FAILED.into(),
+            subject_code: self.code.subject.into(),
+            reason_code: self.code.reason.into(),
+            message: Some(self.message),
+        }
+    }
+}
+
 impl std::fmt::Display for FunctionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
