@@ -2,6 +2,10 @@
 //! eUICC, the bound package opened and compared with the personalised SAIP package
 //! (SGP.22 v2.5 §3.1.3, §5.6), notifications, and requests shaped as real LPAs send them.
 
+// This whole file is test code; clippy.toml's allow-*-in-tests only covers `#[test]` fns,
+// not the helpers beside them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod smdp_support;
 
 use simlab_emulator::saip;
@@ -17,7 +21,7 @@ fn server(replace_session_keys: bool) -> smdp::RunningSmdp {
 }
 
 fn client(s: &smdp::RunningSmdp) -> Es9pClient {
-    Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap()
+    Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap()
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! ES2+ (SGP.22 v2.5 §5.3) over loopback HTTPS: the order lifecycle, its refusals, and
 //! HandleDownloadProgressInfo callbacks to an operator URL.
 
+// This whole file is test code; clippy.toml's allow-*-in-tests only covers `#[test]` fns,
+// not the helpers beside them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod smdp_support;
 
 use simlab_harness::es9p::Es9pClient;
@@ -20,7 +24,7 @@ fn server(callback: Option<String>) -> RunningSmdp {
 }
 
 fn es2(s: &RunningSmdp) -> Es2pClient {
-    Es2pClient::new(&s.url(), &[s.ca_cert_der.clone()]).unwrap()
+    Es2pClient::new(&s.url(), &[&s.ca_cert_der]).unwrap()
 }
 
 fn state(s: &RunningSmdp, iccid: &str) -> OrderState {
@@ -66,7 +70,7 @@ fn walks_an_order_through_allocated_confirmed_released_and_downloads_it() {
     .unwrap();
     assert_eq!(state(&s, &iccid), OrderState::Released);
 
-    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    let c = Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap();
     download(&c, &euicc, &s.address, Some("OPERATOR-CHOSEN-1"), None).unwrap();
     assert_eq!(state(&s, &iccid), OrderState::Downloaded);
 
@@ -114,7 +118,7 @@ fn cancel_order_makes_the_profile_available_and_reusable() {
     .unwrap();
     assert_eq!(state(&s, &iccid), OrderState::Available);
     // The cancelled matching ID no longer downloads.
-    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    let c = Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap();
     let r = download(
         &c,
         &FakeEuicc::nist(),
@@ -250,7 +254,7 @@ fn reports_download_progress_to_the_operator() {
         .smdp()
         .order_activation_code(TEMPLATE, None, None)
         .unwrap();
-    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    let c = Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap();
     download(
         &c,
         &euicc,

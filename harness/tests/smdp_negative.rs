@@ -1,5 +1,9 @@
 //! SM-DP+ refusals with the exact SGP.22 v2.5 §5.6 subject/reason codes, over loopback HTTPS.
 
+// This whole file is test code; clippy.toml's allow-*-in-tests only covers `#[test]` fns,
+// not the helpers beside them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod smdp_support;
 
 use simlab_emulator::saip;
@@ -15,7 +19,7 @@ fn server() -> RunningSmdp {
 }
 
 fn client(s: &RunningSmdp) -> Es9pClient {
-    Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap()
+    Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap()
 }
 
 fn matching_id(ac: &str) -> &str {
@@ -420,4 +424,22 @@ fn refuses_a_body_that_is_not_the_functions_json() {
     );
     let (status, _) = post("/gsma/rsp2/es9plus/noSuchFunction", "{}");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn in_process_calls_fail_with_the_same_codes_as_https() {
+    let opts = SmdpOptions::new(pki_dir(), templates_dir());
+    let smdp = smdp::Smdp::open(&opts, "127.0.0.1:8443").unwrap();
+    let mut euicc = FakeEuicc::nist();
+    let r = download(&smdp, &euicc, "127.0.0.1:8443", Some("NO-SUCH-ID"), None);
+    assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
+    euicc.faults.tamper_signature1 = true;
+    let r = download(&smdp, &euicc, "127.0.0.1:8443", Some(TEMPLATE), None);
+    assert_eq!(codes_of(r), pair("8.1", "6.1"));
+    euicc.faults.tamper_signature1 = false;
+    let got = download(&smdp, &euicc, "127.0.0.1:8443", Some(TEMPLATE), None).unwrap();
+    assert_eq!(
+        got.upp,
+        std::fs::read(templates_dir().join(format!("{TEMPLATE}.der"))).unwrap()
+    );
 }

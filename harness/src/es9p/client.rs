@@ -85,11 +85,11 @@ pub struct Es9pClient {
 impl Es9pClient {
     /// A client for `smdp_address` (`host` or `host:port`, as in an activation code) trusting
     /// only `roots` (DER certificates: the CI, or the DPtls certificate itself).
-    pub fn new(smdp_address: &str, roots: &[Vec<u8>]) -> Result<Self, Es9pError> {
+    pub fn new<R: AsRef<[u8]>>(smdp_address: &str, roots: &[R]) -> Result<Self, Es9pError> {
         let mut store = rustls::RootCertStore::empty();
         for der in roots {
             store
-                .add(CertificateDer::from(der.clone()))
+                .add(CertificateDer::from(der.as_ref().to_vec()))
                 .map_err(|e| Es9pError::Tls(format!("root certificate not usable: {e}")))?;
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -215,6 +215,37 @@ impl Es9pClient {
             reason: format!("body unreadable: {e}"),
         })?;
         Ok((status, text))
+    }
+}
+
+impl super::Es9Plus for Es9pClient {
+    fn initiate_authentication(
+        &self,
+        req: &InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse, Es9pError> {
+        Es9pClient::initiate_authentication(self, req)
+    }
+
+    fn authenticate_client(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, Es9pError> {
+        Es9pClient::authenticate_client(self, req)
+    }
+
+    fn get_bound_profile_package(
+        &self,
+        req: &GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse, Es9pError> {
+        Es9pClient::get_bound_profile_package(self, req)
+    }
+
+    fn handle_notification(&self, req: &HandleNotificationRequest) -> Result<(), Es9pError> {
+        Es9pClient::handle_notification(self, req)
+    }
+
+    fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
+        Es9pClient::cancel_session(self, req)
     }
 }
 

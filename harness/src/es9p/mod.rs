@@ -280,6 +280,31 @@ pub struct CancelSessionRequest {
     pub cancel_session_response: Vec<u8>,
 }
 
+/// The five ES9+ functions, as the LPA calls them: over HTTPS ([`Es9pClient`]) or in process
+/// (`impl Es9Plus for simlab_harness::smdp::Smdp`, for benchmarks and tests without TLS).
+/// Failures reported by the SM-DP+ are [`Es9pError::Failed`] with its subject/reason codes.
+pub trait Es9Plus {
+    /// ES9+.InitiateAuthentication (SGP.22 §5.6.1).
+    fn initiate_authentication(
+        &self,
+        req: &InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse, Es9pError>;
+    /// ES9+.AuthenticateClient (SGP.22 §5.6.3).
+    fn authenticate_client(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, Es9pError>;
+    /// ES9+.GetBoundProfilePackage (SGP.22 §5.6.2).
+    fn get_bound_profile_package(
+        &self,
+        req: &GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse, Es9pError>;
+    /// ES9+.HandleNotification (SGP.22 §5.6.4).
+    fn handle_notification(&self, req: &HandleNotificationRequest) -> Result<(), Es9pError>;
+    /// ES9+.CancelSession (SGP.22 §5.6.5).
+    fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError>;
+}
+
 /// A subject code and reason code pair (SGP.22 §5.1.6.3 / §5.1.6.4), as the function tables of
 /// §5.6 and §5.3 list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

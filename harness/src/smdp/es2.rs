@@ -628,10 +628,10 @@ pub struct Es2pClient {
 
 impl Es2pClient {
     /// A client for `https://host:port` (or `http://`), trusting only `roots` for TLS.
-    pub fn new(url: &str, roots: &[Vec<u8>]) -> anyhow::Result<Self> {
+    pub fn new<R: AsRef<[u8]>>(url: &str, roots: &[R]) -> anyhow::Result<Self> {
         let mut store = rustls::RootCertStore::empty();
         for der in roots {
-            store.add(CertificateDer::from(der.clone()))?;
+            store.add(CertificateDer::from(der.as_ref().to_vec()))?;
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),

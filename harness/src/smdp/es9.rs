@@ -17,9 +17,11 @@ use super::es2::{
 use super::store::{NotificationRecord, Order, OrderState};
 use super::{add, FunctionError, Smdp, HOST_ID, SERVICE_PROVIDER_NAME};
 use crate::es9p::{
-    codes, AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    codes, AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest, Es9pError,
     GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
     HeaderOnly, InitiateAuthenticationRequest, InitiateAuthenticationResponse, ResponseHeader,
+    AUTHENTICATE_CLIENT, CANCEL_SESSION, GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION,
+    INITIATE_AUTHENTICATION,
 };
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -775,5 +777,38 @@ impl Smdp {
                 header: ResponseHeader::success(),
             })
         })
+    }
+}
+
+/// The SM-DP+ called in process, as the LPA calls it over HTTPS (no TLS, no JSON).
+impl crate::es9p::Es9Plus for Smdp {
+    fn initiate_authentication(
+        &self,
+        req: &InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse, Es9pError> {
+        Smdp::initiate_authentication(self, req).map_err(|e| e.into_es9p(INITIATE_AUTHENTICATION))
+    }
+
+    fn authenticate_client(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, Es9pError> {
+        Smdp::authenticate_client(self, req).map_err(|e| e.into_es9p(AUTHENTICATE_CLIENT))
+    }
+
+    fn get_bound_profile_package(
+        &self,
+        req: &GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse, Es9pError> {
+        Smdp::get_bound_profile_package(self, req)
+            .map_err(|e| e.into_es9p(GET_BOUND_PROFILE_PACKAGE))
+    }
+
+    fn handle_notification(&self, req: &HandleNotificationRequest) -> Result<(), Es9pError> {
+        Smdp::handle_notification(self, req).map_err(|e| e.into_es9p(HANDLE_NOTIFICATION))
+    }
+
+    fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
+        Smdp::cancel_session(self, req).map_err(|e| e.into_es9p(CANCEL_SESSION))
     }
 }

@@ -110,6 +110,19 @@ impl FunctionError {
     }
 }
 
+impl FunctionError {
+    /// The error an ES9+ client sees for this failure (`function` is the ES9+ function name).
+    pub fn into_es9p(self, function: &'static str) -> crate::es9p::Es9pError {
+        crate::es9p::Es9pError::Failed {
+            function,
+            status: crate::es9p::STATUS_FAILED.into(),
+            subject_code: self.code.subject.into(),
+            reason_code: self.code.reason.into(),
+            message: Some(self.message),
+        }
+    }
+}
+
 impl std::fmt::Display for FunctionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
@@ -318,14 +331,11 @@ impl Smdp {
             .unwrap_or_else(|_| pki.dp_tls.cert_der.clone());
         let (host, port) = split_address(address);
         let mut accepted_hosts = san_names(&tls_cert);
-        accepted_hosts.extend(
-            [
-                host.to_ascii_lowercase(),
-                "localhost".into(),
-                "127.0.0.1".into(),
-            ]
-            .into_iter(),
-        );
+        accepted_hosts.extend([
+            host.to_ascii_lowercase(),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ]);
         let templates = load_templates(&opts.templates_dir)?;
         let store = Store::open(opts.db.as_deref())?;
         Ok(Smdp {

@@ -2,7 +2,7 @@
 //! does in AuthenticateServer (§5.7.13), PrepareDownload (§5.7.5), the bound profile package
 //! (§5.5) and notifications (§5.7.10), with the shipped test PKI's eUICC key. Built only from
 //! `simlab_emulator::rsp` and BER-TLV, independent of the SM-DP+ code under test.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use simlab_emulator::rsp::download::{hash_cc, signature_field, InitialiseSecureChannel};
 use simlab_emulator::rsp::ecdsa::{CertificateParts, SigningKey, VerifyingKey};
@@ -11,7 +11,7 @@ use simlab_emulator::rsp::kdf::derive_session_keys;
 use simlab_emulator::rsp::{BspReader, ReplaceSessionKeys};
 use simlab_emulator::tlv::{self, Tlv};
 use simlab_harness::es9p::{
-    AuthenticateClientRequest, AuthenticateClientResponse, Es9pClient, Es9pError,
+    AuthenticateClientRequest, AuthenticateClientResponse, Es9Plus, Es9pError,
     GetBoundProfilePackageRequest, HandleNotificationRequest, InitiateAuthenticationRequest,
     InitiateAuthenticationResponse,
 };
@@ -370,7 +370,7 @@ pub struct Authenticated {
 
 /// initiateAuthentication + AuthenticateServer + authenticateClient.
 pub fn authenticate(
-    client: &Es9pClient,
+    client: &impl Es9Plus,
     euicc: &FakeEuicc,
     address: &str,
     matching_id: Option<&str>,
@@ -401,7 +401,7 @@ pub fn authenticate(
 
 /// A whole download through the ES9+ client, the package opened by the fake eUICC.
 pub fn download(
-    client: &Es9pClient,
+    client: &impl Es9Plus,
     euicc: &FakeEuicc,
     address: &str,
     matching_id: Option<&str>,
@@ -435,7 +435,7 @@ pub fn download(
 }
 
 /// Sends a notification through the client.
-pub fn notify(client: &Es9pClient, pending: Vec<u8>) -> Result<(), Es9pError> {
+pub fn notify(client: &impl Es9Plus, pending: Vec<u8>) -> Result<(), Es9pError> {
     client.handle_notification(&HandleNotificationRequest {
         header: None,
         pending_notification: pending,
