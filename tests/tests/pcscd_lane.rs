@@ -165,6 +165,14 @@ struct Lane {
 impl Lane {
     /// Serves a fresh card from the repository's definition; `None` when skipped.
     fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, fresh_card)
+    }
+
+    /// Serves the card `make` builds; `None` when skipped.
+    fn start_with(
+        test: &str,
+        make: impl FnOnce() -> (Vec<u8>, simlab_emulator::Uicc),
+    ) -> Option<Self> {
         let ctx = pcscd_available(test)?;
         let slot = lock_slot();
         // Another card in the slot (say, a `simlab card serve` left running) would keep
@@ -176,7 +184,7 @@ impl Lane {
              stop whatever serves a card at {VPCD_ADDR}",
             describe(&rs)
         );
-        let (atr, uicc) = fresh_card();
+        let (atr, uicc) = make();
         let card = spawn(VpcdCard::new(uicc), VPCD_ADDR, ServeOptions::default())
             .expect("card thread starts");
         let lane = Self {
@@ -492,4 +500,75 @@ fn opensc_tool_sends_apdus_after_its_own_card_probing() {
         matches("62*83023F00*", &answers[3].1),
         "FCP of the MF:\n{out}"
     );
+}
+
+/// SGP.22 through the real pcscd: simlab's LPA, speaking PC/SC to the emulated eUICC in
+/// "Virtual PCD 00 00", downloads a TS.48 profile from simlab's SM-DP+ over HTTPS, enables
+/// it, and the card then authenticates as that profile's USIM.
+#[test]
+fn lpa_downloads_and_enables_a_profile_through_pcscd() {
+    use simlab_harness::lpa::{self, ActivationCode, DeviceInfo, Es10Client};
+    use simlab_harness::transport::{split_sw, PcscReader, Transport};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let Some(_lane) = Lane::start_with("lpa_downloads_and_enables_a_profile_through_pcscd", || {
+        let uicc =
+            simlab_harness::cards::load_card(&root.join("vectors/cards/euicc.toml"), None).unwrap();
+        (uicc.atr().to_vec(), uicc)
+    }) else {
+        return;
+    };
+    let server = simlab_harness::smdp::start(simlab_harness::smdp::SmdpOptions::new(
+        root.join("vectors/pki"),
+        root.join("vectors/profiles"),
+    ))
+    .unwrap();
+    let roots = vec![server.ca_cert_der.clone()];
+    let ac: ActivationCode = format!("LPA:1${}$TS48V4-SAIP2-3-BERTLV-UNIQUE", server.address)
+        .parse()
+        .unwrap();
+    let mut es10 = Es10Client::open(PcscReader::connect(READER).unwrap()).unwrap();
+    let done = lpa::download(
+        &mut es10,
+        &ac,
+        None,
+        &roots,
+        &DeviceInfo::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(done.iccid.as_deref(), Some("8949449999999990122"));
+    es10.enable("8949449999999990122").unwrap();
+    assert_eq!(
+        lpa::process_notifications(&mut es10, &roots, &mut |_| {}).unwrap(),
+        1
+    );
+    let mut t = es10.close();
+    t.reset().unwrap();
+    // The enabled profile is now the card's USIM: TS.48 XOR algorithm, K 000102…0f.
+    let select = t
+        .transmit(&bytes("00A4040C0CA0000000871002FF49FF0589"))
+        .unwrap();
+    assert_eq!(split_sw(&select).1, 0x9000);
+    let alg = simlab_emulator::aka::AkaAlgorithm::XorTest {
+        k: core::array::from_fn(|i| i as u8),
+    };
+    let v = simlab_emulator::aka::generate_vector(&alg, 0x60, [0x80, 0x00], &[0x33; 16]);
+    let auth = [
+        vec![0x00, 0x88, 0x00, 0x81, 0x22, 0x10],
+        v.rand.to_vec(),
+        vec![0x10],
+        v.autn.to_vec(),
+        vec![0x00],
+    ]
+    .concat();
+    let answer = t.transmit(&auth).unwrap();
+    let (data, sw) = split_sw(&answer);
+    assert_eq!(sw, 0x9000);
+    assert_eq!(data.get(1).copied(), Some(v.xres.len() as u8));
+    assert_eq!(
+        &data[2..2 + v.xres.len()],
+        v.xres.as_slice(),
+        "RES = XRES through pcscd"
+    );
+    server.stop();
 }
