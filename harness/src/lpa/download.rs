@@ -9,7 +9,7 @@ use super::es10::{Es10Client, LpaError};
 use super::ActivationCode;
 use crate::es9p::client::Es9pClient;
 use crate::es9p::{
-    AuthenticateClientRequest, CancelSessionRequest, GetBoundProfilePackageRequest,
+    AuthenticateClientRequest, Es9Plus, CancelSessionRequest, GetBoundProfilePackageRequest,
     HandleNotificationRequest, InitiateAuthenticationRequest,
 };
 use crate::transport::Transport;
@@ -53,8 +53,8 @@ fn value_of(field: &[u8], what: &str) -> Result<Vec<u8>, LpaError> {
         .map_err(|e| LpaError::Other(format!("{what} from the SM-DP+ is not one TLV: {e}")))
 }
 
-/// Downloads and installs the profile `ac` names. `roots` are the certificates the LPA
-/// trusts for the SM-DP+'s TLS (the CI of its DPtls certificate).
+/// Downloads and installs the profile `ac` names, over HTTPS. `roots` are the certificates
+/// the LPA trusts for the SM-DP+'s TLS (the CI of its DPtls certificate).
 pub fn download<T: Transport>(
     es10c: &mut Es10Client<T>,
     ac: &ActivationCode,
@@ -63,12 +63,25 @@ pub fn download<T: Transport>(
     device: &DeviceInfo,
     log: Log<'_>,
 ) -> Result<Downloaded, LpaError> {
+    let es9 = Es9pClient::new(&ac.smdp_address, roots)?;
+    download_via(es10c, &es9, ac, confirmation_code, device, log)
+}
+
+/// The same download through any ES9+ implementation (an HTTPS client, or an SM-DP+ in
+/// this process for benchmarks).
+pub fn download_via<T: Transport>(
+    es10c: &mut Es10Client<T>,
+    es9: &dyn Es9Plus,
+    ac: &ActivationCode,
+    confirmation_code: Option<&str>,
+    device: &DeviceInfo,
+    log: Log<'_>,
+) -> Result<Downloaded, LpaError> {
     if ac.confirmation_code_required && confirmation_code.is_none() {
         return Err(LpaError::Other(
             "this activation code requires a confirmation code: give --confirmation-code".into(),
         ));
     }
-    let es9 = Es9pClient::new(&ac.smdp_address, roots)?;
 
     // §3.1.3.1 step 1–7: challenge and info, then InitiateAuthentication.
     let challenge = es10c.challenge()?;
@@ -214,7 +227,7 @@ pub fn download<T: Transport>(
                 ..
             }
         ) {
-            cancel(es10c, &es9, &transaction_id, log);
+            cancel(es10c, es9, &transaction_id, log);
         }
     }
     result
@@ -226,7 +239,7 @@ pub fn download<T: Transport>(
 /// the download already failed for a reason the caller reports.
 fn cancel<T: Transport>(
     es10c: &mut Es10Client<T>,
-    es9: &Es9pClient,
+    es9: &dyn Es9Plus,
     transaction_id: &[u8],
     log: Log<'_>,
 ) {

@@ -8,6 +8,6 @@ pub mod es10;
 pub mod isd_r;
 
 pub use activation_code::ActivationCode;
-pub use download::{download, process_notifications, DeviceInfo, Downloaded};
+pub use download::{download, download_via, process_notifications, DeviceInfo, Downloaded};
 pub use es10::{Es10Client, LpaError, ProfileSummary};
 pub use isd_r::IsdR;
