@@ -246,16 +246,22 @@ impl CardDefinition {
             Some(dir) => dir.join(rel),
             None => std::path::PathBuf::from(rel),
         };
-        std::fs::read(&path).map_err(|e| {
-            field(field_name, format!("cannot read {}: {e}", path.display()))
-        })
+        std::fs::read(&path)
+            .map_err(|e| field(field_name, format!("cannot read {}: {e}", path.display())))
     }
 
     /// The eUICC part of the state, from the `[euicc]` section.
-    fn euicc_state(&self, e: &EuiccSection, base: ProfileContent) -> Result<EuiccState, DefinitionError> {
+    fn euicc_state(
+        &self,
+        e: &EuiccSection,
+        base: ProfileContent,
+    ) -> Result<EuiccState, DefinitionError> {
         let eid = hex_field::<16>("euicc.eid", &e.eid)?;
         if !eid_check_digits_ok(&e.eid) {
-            return Err(field("euicc.eid", format!("{:?} fails the ISO 7064 MOD 97-10 check (SGP.29)", e.eid)));
+            return Err(field(
+                "euicc.eid",
+                format!("{:?} fails the ISO 7064 MOD 97-10 check (SGP.29)", e.eid),
+            ));
         }
         let key = String::from_utf8(self.read_file("euicc.private_key", &e.private_key)?)
             .map_err(|_| field("euicc.private_key", "expected PEM text"))?;
@@ -264,7 +270,10 @@ impl CardDefinition {
             ci_certificates.push(self.read_file("euicc.ci_certificates", c)?);
         }
         if ci_certificates.is_empty() {
-            return Err(field("euicc.ci_certificates", "expected at least one CI certificate"));
+            return Err(field(
+                "euicc.ci_certificates",
+                "expected at least one CI certificate",
+            ));
         }
         let identity = Identity {
             eid,
@@ -277,12 +286,20 @@ impl CardDefinition {
             .check()
             .map_err(|err| field("euicc", err.to_string()))?;
         let mut config = EuiccConfig::default();
-        let aid = |name: &'static str, v: &Option<String>, default: Vec<u8>| -> Result<Vec<u8>, DefinitionError> {
+        let aid = |name: &'static str,
+                   v: &Option<String>,
+                   default: Vec<u8>|
+         -> Result<Vec<u8>, DefinitionError> {
             match v {
                 None => Ok(default),
                 Some(h) => {
-                    let a = hex::decode(h).map_err(|err| field(name, format!("expected hex ({err})")))?;
-                    if (5..=16).contains(&a.len()) { Ok(a) } else { Err(field(name, "expected 5 to 16 bytes")) }
+                    let a = hex::decode(h)
+                        .map_err(|err| field(name, format!("expected hex ({err})")))?;
+                    if (5..=16).contains(&a.len()) {
+                        Ok(a)
+                    } else {
+                        Err(field(name, "expected 5 to 16 bytes"))
+                    }
                 }
             }
         };
@@ -293,14 +310,27 @@ impl CardDefinition {
         if let Some(ds) = &e.root_smds_address {
             config.root_ds_address = ds.clone();
         }
-        let version = |name: &'static str, v: &Option<String>, default: [u8; 3]| -> Result<[u8; 3], DefinitionError> {
+        let version = |name: &'static str,
+                       v: &Option<String>,
+                       default: [u8; 3]|
+         -> Result<[u8; 3], DefinitionError> {
             let Some(text) = v else { return Ok(default) };
             let parts: Vec<u8> = text.split('.').filter_map(|p| p.parse().ok()).collect();
-            parts.try_into().map_err(|_| field(name, format!("expected major.minor.revision, got {text:?}")))
+            parts
+                .try_into()
+                .map_err(|_| field(name, format!("expected major.minor.revision, got {text:?}")))
         };
         config.svn = version("euicc.svn", &e.svn, config.svn)?;
-        config.profile_version = version("euicc.profile_version", &e.profile_version, config.profile_version)?;
-        config.firmware_version = version("euicc.firmware_version", &e.firmware_version, config.firmware_version)?;
+        config.profile_version = version(
+            "euicc.profile_version",
+            &e.profile_version,
+            config.profile_version,
+        )?;
+        config.firmware_version = version(
+            "euicc.firmware_version",
+            &e.firmware_version,
+            config.firmware_version,
+        )?;
         if let Some(sas) = &e.sas_accreditation_number {
             config.sas_accreditation_number = sas.clone();
         }
@@ -404,7 +434,11 @@ impl CardDefinition {
 
     /// An eUICC with no profile: the MF files (EF.DIR listing no application) and PINs as
     /// the content shown while no profile is enabled, and the eUICC identity.
-    fn build_euicc(&self, atr: Vec<u8>, e: &EuiccSection) -> Result<(Vec<u8>, CardState), DefinitionError> {
+    fn build_euicc(
+        &self,
+        atr: Vec<u8>,
+        e: &EuiccSection,
+    ) -> Result<(Vec<u8>, CardState), DefinitionError> {
         let mut fs = FileSystem::new(ArrRef {
             arr_fid: FID_ARR_MF,
             record: rules::READ_ALWAYS,
@@ -428,7 +462,11 @@ impl CardDefinition {
         Ok((atr, state))
     }
 
-    fn build_mf_files(&self, fs: &mut FileSystem, aid: Option<&[u8]>) -> Result<(), DefinitionError> {
+    fn build_mf_files(
+        &self,
+        fs: &mut FileSystem,
+        aid: Option<&[u8]>,
+    ) -> Result<(), DefinitionError> {
         let at = |record| ArrRef {
             arr_fid: FID_ARR_MF,
             record,

@@ -70,7 +70,10 @@ fn extensions(cert: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CertError> {
     let mut out = Vec::new();
     for e in list.children() {
         let e = e.map_err(|e| CertError::Malformed(e.to_string()))?;
-        let oid = e.find(TAG_OID).map(|t| t.value.to_vec()).unwrap_or_default();
+        let oid = e
+            .find(TAG_OID)
+            .map(|t| t.value.to_vec())
+            .unwrap_or_default();
         let value = e
             .children()
             .map_while(Result::ok)
@@ -182,17 +185,21 @@ pub fn crl_signed_by(crl: &[u8], cis: &[TrustedCi]) -> Result<bool, CertError> {
         .and_then(Result::ok)
         .and_then(|b| b.value.split_first().map(|(_, s)| s.to_vec()))
         .ok_or_else(|| CertError::Malformed("CRL without signature".into()))?;
-    Ok(cis.iter().any(|ci| ci.key.verify_der(tbs.raw, &sig).is_ok()))
+    Ok(cis
+        .iter()
+        .any(|ci| ci.key.verify_der(tbs.raw, &sig).is_ok()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const CI: &[u8] = include_bytes!("../../../vectors/pki/CertificateIssuer/CERT_CI_ECDSA_NIST.der");
+    const CI: &[u8] =
+        include_bytes!("../../../vectors/pki/CertificateIssuer/CERT_CI_ECDSA_NIST.der");
     const CI_BRP: &[u8] =
         include_bytes!("../../../vectors/pki/CertificateIssuer/CERT_CI_ECDSA_BRP.der");
-    const DPAUTH: &[u8] = include_bytes!("../../../vectors/pki/DPauth/CERT_S_SM_DPauth_ECDSA_NIST.der");
+    const DPAUTH: &[u8] =
+        include_bytes!("../../../vectors/pki/DPauth/CERT_S_SM_DPauth_ECDSA_NIST.der");
     const DPPB: &[u8] = include_bytes!("../../../vectors/pki/DPpb/CERT_S_SM_DPpb_ECDSA_NIST.der");
 
     #[test]

@@ -304,43 +304,45 @@ fn advance(state: &EuiccState, l: &mut Loading) -> Result<Option<install::Instal
                     remaining: len,
                 };
             }
-            Step::Segments { tag, remaining: 0 } => {
-                match tag {
-                    TAG_FIRST_87 => {
-                        ConfigureIsdpRequest::from_der(&l.configure_isdp)
-                            .map_err(|_| (BppCommandId::ConfigureIsdp, ErrorReason::IncorrectInputValues))?;
-                        if state.profiles.len() >= state.config.max_profiles {
-                            return Err((
-                                BppCommandId::ConfigureIsdp,
-                                ErrorReason::InstallFailedDueToInsufficientMemoryForProfile,
-                            ));
-                        }
-                        l.step = Step::ExpectContainer {
-                            tag: TAG_SEQUENCE_88,
-                            optional_a2: false,
-                        };
+            Step::Segments { tag, remaining: 0 } => match tag {
+                TAG_FIRST_87 => {
+                    ConfigureIsdpRequest::from_der(&l.configure_isdp).map_err(|_| {
+                        (
+                            BppCommandId::ConfigureIsdp,
+                            ErrorReason::IncorrectInputValues,
+                        )
+                    })?;
+                    if state.profiles.len() >= state.config.max_profiles {
+                        return Err((
+                            BppCommandId::ConfigureIsdp,
+                            ErrorReason::InstallFailedDueToInsufficientMemoryForProfile,
+                        ));
                     }
-                    TAG_SEQUENCE_88 => {
-                        l.metadata = Some(check_metadata(state, &l.metadata_der)?);
-                        l.step = Step::ExpectContainer {
-                            tag: TAG_SEQUENCE_86,
-                            optional_a2: true,
-                        };
-                    }
-                    TAG_SECOND_87 => {
-                        l.step = Step::ExpectContainer {
-                            tag: TAG_SEQUENCE_86,
-                            optional_a2: false,
-                        };
-                    }
-                    _ => {
-                        if l.bpp_remaining != 0 || !l.buffer.is_empty() {
-                            return Err(structure(TAG_SEQUENCE_86));
-                        }
-                        return install_checked(l).map(Some);
-                    }
+                    l.step = Step::ExpectContainer {
+                        tag: TAG_SEQUENCE_88,
+                        optional_a2: false,
+                    };
                 }
-            }
+                TAG_SEQUENCE_88 => {
+                    l.metadata = Some(check_metadata(state, &l.metadata_der)?);
+                    l.step = Step::ExpectContainer {
+                        tag: TAG_SEQUENCE_86,
+                        optional_a2: true,
+                    };
+                }
+                TAG_SECOND_87 => {
+                    l.step = Step::ExpectContainer {
+                        tag: TAG_SEQUENCE_86,
+                        optional_a2: false,
+                    };
+                }
+                _ => {
+                    if l.bpp_remaining != 0 || !l.buffer.is_empty() {
+                        return Err(structure(TAG_SEQUENCE_86));
+                    }
+                    return install_checked(l).map(Some);
+                }
+            },
             Step::Segments { tag, remaining } => {
                 let Some((found, len, hl)) = header(&l.buffer) else {
                     return Ok(None);
@@ -371,7 +373,10 @@ fn advance(state: &EuiccState, l: &mut Loading) -> Result<Option<install::Instal
                     TAG_SEQUENCE_88 => l.metadata_der.extend(data),
                     TAG_SECOND_87 => {
                         let rsk = ReplaceSessionKeys::from_der(&data).map_err(|_| {
-                            (BppCommandId::ReplaceSessionKeys, ErrorReason::IncorrectInputValues)
+                            (
+                                BppCommandId::ReplaceSessionKeys,
+                                ErrorReason::IncorrectInputValues,
+                            )
                         })?;
                         reader.replace_session_keys(&rsk.keys);
                     }
@@ -393,7 +398,8 @@ fn initialise_secure_channel(
     bf23: &[u8],
 ) -> Result<BspReader, Failure> {
     const ISC: BppCommandId = BppCommandId::InitialiseSecureChannel;
-    let isc = InitialiseSecureChannel::parse(bf23).map_err(|_| (ISC, ErrorReason::IncorrectInputValues))?;
+    let isc = InitialiseSecureChannel::parse(bf23)
+        .map_err(|_| (ISC, ErrorReason::IncorrectInputValues))?;
     if isc.remote_op_id != REMOTE_OP_INSTALL {
         return Err((ISC, ErrorReason::UnsupportedRemoteOperationType));
     }
@@ -422,7 +428,8 @@ fn initialise_secure_channel(
 /// profile policy rules the RAT allows for this owner.
 fn check_metadata(state: &EuiccState, der: &[u8]) -> Result<StoreMetadataRequest, Failure> {
     const SM: BppCommandId = BppCommandId::StoreMetadata;
-    let m = StoreMetadataRequest::from_der(der).map_err(|_| (SM, ErrorReason::IncorrectInputValues))?;
+    let m =
+        StoreMetadataRequest::from_der(der).map_err(|_| (SM, ErrorReason::IncorrectInputValues))?;
     if state.profiles.iter().any(|p| p.iccid == m.iccid) {
         return Err((SM, ErrorReason::InstallFailedDueToIccidAlreadyExistsOnEuicc));
     }
@@ -441,18 +448,19 @@ fn check_metadata(state: &EuiccState, der: &[u8]) -> Result<StoreMetadataRequest
 /// Every PPR set must be allowed by one RAT rule for the profile owner (§2.9.2.2; 'E' in
 /// mccMnc is a wildcard digit).
 fn ppr_allowed(state: &EuiccState, ppr: &PprIds, owner: Option<&OperatorId>) -> bool {
-    let wanted = [(ppr.ppr1, 1), (ppr.ppr2, 2)];
+    let wanted = [(ppr.ppr1, 1), (ppr.ppr2, 2), (ppr.ppr3, 3)];
     wanted.iter().filter(|(set, _)| *set).all(|(_, n)| {
         state.config.rat.iter().any(|rule| {
             let covers = match n {
                 1 => rule.ppr_ids.ppr1,
-                _ => rule.ppr_ids.ppr2,
+                2 => rule.ppr_ids.ppr2,
+                _ => rule.ppr_ids.ppr3,
             };
             covers
-                && rule
-                    .allowed_operators
-                    .iter()
-                    .any(|op| owner.is_some_and(|o| mcc_mnc_matches(&op.mcc_mnc, &o.mcc_mnc)) || op.mcc_mnc == [0xEE; 3])
+                && rule.allowed_operators.iter().any(|op| {
+                    owner.is_some_and(|o| mcc_mnc_matches(&op.mcc_mnc, &o.mcc_mnc))
+                        || op.mcc_mnc == [0xEE; 3]
+                })
         })
     })
 }
@@ -461,7 +469,9 @@ fn mcc_mnc_matches(pattern: &[u8], value: &[u8]) -> bool {
     pattern.len() == value.len()
         && pattern.iter().zip(value).all(|(p, v)| {
             let nib = |x: u8, s: u8| (x >> s) & 0x0F;
-            [0u8, 4].iter().all(|s| nib(*p, *s) == 0x0E || nib(*p, *s) == nib(*v, *s))
+            [0u8, 4]
+                .iter()
+                .all(|s| nib(*p, *s) == 0x0E || nib(*p, *s) == nib(*v, *s))
         })
 }
 
@@ -497,7 +507,9 @@ fn finish(
                 isdp_aid: aid.clone(),
                 enabled: false,
                 nickname: None,
-                service_provider_name: m.map(|m| m.service_provider_name.clone()).unwrap_or_default(),
+                service_provider_name: m
+                    .map(|m| m.service_provider_name.clone())
+                    .unwrap_or_default(),
                 profile_name: m.map(|m| m.profile_name.clone()).unwrap_or_default(),
                 icon_type: m.and_then(|m| m.icon_type).map(IconType::code),
                 icon: m.and_then(|m| m.icon.clone()),

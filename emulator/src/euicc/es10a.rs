@@ -2,8 +2,8 @@
 
 use super::EuiccState;
 use crate::rsp::es10::{
-    Der, EuiccConfiguredAddressesResponse, SetDefaultDpAddressRequest,
-    SetDefaultDpAddressResponse, SetDefaultDpAddressResult,
+    Der, EuiccConfiguredAddressesResponse, SetDefaultDpAddressRequest, SetDefaultDpAddressResponse,
+    SetDefaultDpAddressResult,
 };
 use crate::status::StatusWord;
 
@@ -25,8 +25,7 @@ pub fn set_default_dp_address(
     let result = if req.address.len() > 255 {
         SetDefaultDpAddressResult::UndefinedError
     } else {
-        state.config.default_dp_address =
-            (!req.address.is_empty()).then(|| req.address.clone());
+        state.config.default_dp_address = (!req.address.is_empty()).then(|| req.address.clone());
         SetDefaultDpAddressResult::Ok
     };
     Ok(SetDefaultDpAddressResponse { result }.to_der())

@@ -25,7 +25,12 @@ pub fn euicc_info1(state: &EuiccState) -> EuiccInfo1 {
 }
 
 fn ci_pkids(state: &EuiccState) -> Vec<Vec<u8>> {
-    state.identity.trusted_cis().into_iter().map(|c| c.ski).collect()
+    state
+        .identity
+        .trusted_cis()
+        .into_iter()
+        .map(|c| c.ski)
+        .collect()
 }
 
 /// GetEUICCInfo2 (§5.7.9).
@@ -61,7 +66,11 @@ pub fn get_challenge<R: RngCore + CryptoRng>(session: &mut DownloadState, rng: &
 
 /// The CI named by `pkid`, if trusted.
 fn trusted_ci(state: &EuiccState, pkid: &[u8]) -> Option<TrustedCi> {
-    state.identity.trusted_cis().into_iter().find(|c| c.ski == pkid)
+    state
+        .identity
+        .trusted_cis()
+        .into_iter()
+        .find(|c| c.ski == pkid)
 }
 
 fn auth_cert_error(e: &CertError) -> AuthenticateErrorCode {
@@ -95,7 +104,8 @@ pub fn authenticate_server(
     let Some(ci) = trusted_ci(state, &req.euicc_ci_pkid_to_be_used) else {
         return fail(session, AuthenticateErrorCode::CiPkUnknown);
     };
-    let dp_auth = match cert::verify_server_certificate(&req.server_certificate, &ci, Role::DpAuth) {
+    let dp_auth = match cert::verify_server_certificate(&req.server_certificate, &ci, Role::DpAuth)
+    {
         Ok(k) => k,
         Err(e) => return fail(session, auth_cert_error(&e)),
     };
@@ -189,11 +199,7 @@ pub fn prepare_download<R: RngCore + CryptoRng>(
         euicc_otpk: otk.public_key().to_vec(),
         hash_cc: req.hash_cc,
     });
-    let input = [
-        euicc_signed2.raw(),
-        &signature_field(&req.smdp_signature2),
-    ]
-    .concat();
+    let input = [euicc_signed2.raw(), &signature_field(&req.smdp_signature2)].concat();
     let Ok(signature) = state.sign(&input) else {
         return fail(session, DownloadErrorCode::UndefinedError);
     };
@@ -246,7 +252,10 @@ pub fn cancel_session(
 
 /// ListNotification (§5.7.10): metadata of the pending notifications, optionally only some
 /// events.
-pub fn list_notification(state: &EuiccState, req: &ListNotificationRequest) -> ListNotificationResponse {
+pub fn list_notification(
+    state: &EuiccState,
+    req: &ListNotificationRequest,
+) -> ListNotificationResponse {
     let list = state
         .notifications
         .iter()
@@ -298,9 +307,14 @@ pub fn retrieve_notifications(
 }
 
 /// RemoveNotificationFromList (§5.7.12, `NotificationSentRequest`).
-pub fn remove_notification(state: &mut EuiccState, req: &NotificationSentRequest) -> NotificationSentResponse {
+pub fn remove_notification(
+    state: &mut EuiccState,
+    req: &NotificationSentRequest,
+) -> NotificationSentResponse {
     let before = state.notifications.len();
-    state.notifications.retain(|n| n.seq_number != req.seq_number);
+    state
+        .notifications
+        .retain(|n| n.seq_number != req.seq_number);
     let result = if state.notifications.len() < before {
         NotificationSentResult::Ok
     } else {

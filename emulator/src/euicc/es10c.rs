@@ -48,7 +48,10 @@ pub fn get_profiles_info(state: &EuiccState, bytes: &[u8]) -> ProfileInfoListRes
                 service_provider_name: want(TAG_SERVICE_PROVIDER_NAME)
                     .then(|| p.service_provider_name.clone()),
                 profile_name: want(TAG_PROFILE_NAME).then(|| p.profile_name.clone()),
-                icon_type: p.icon_type.map(IconType::from_code).filter(|_| want(TAG_ICON_TYPE)),
+                icon_type: p
+                    .icon_type
+                    .map(IconType::from_code)
+                    .filter(|_| want(TAG_ICON_TYPE)),
                 icon: p.icon.clone().filter(|_| want(TAG_ICON)),
                 profile_class: want(TAG_PROFILE_CLASS).then(|| p.class()),
                 notification_configuration: (want(TAG_NOTIFICATION_CONFIGURATION)
@@ -148,7 +151,10 @@ pub fn enable_profile(state: &mut EuiccState, req: &EnableProfileRequest) -> Ena
 }
 
 /// DisableProfile (§5.7.17).
-pub fn disable_profile(state: &mut EuiccState, req: &DisableProfileRequest) -> DisableProfileResponse {
+pub fn disable_profile(
+    state: &mut EuiccState,
+    req: &DisableProfileRequest,
+) -> DisableProfileResponse {
     let result = match state.profile_index(&req.id) {
         None => DisableProfileResult::IccidOrAidNotFound,
         Some(i) => match state.profiles.get(i) {
@@ -184,7 +190,10 @@ pub fn delete_profile(state: &mut EuiccState, req: &DeleteProfileRequest) -> Del
 
 /// eUICCMemoryReset (§5.7.19): deletes the profiles of the classes asked for (enabled ones
 /// and policy rules included, no notifications), and/or restores the default SM-DP+ address.
-pub fn memory_reset(state: &mut EuiccState, req: &EuiccMemoryResetRequest) -> EuiccMemoryResetResponse {
+pub fn memory_reset(
+    state: &mut EuiccState,
+    req: &EuiccMemoryResetRequest,
+) -> EuiccMemoryResetResponse {
     let before = state.profiles.len();
     state.profiles.retain(|p| {
         let class = p.class();
@@ -192,7 +201,9 @@ pub fn memory_reset(state: &mut EuiccState, req: &EuiccMemoryResetRequest) -> Eu
             || (req.delete_field_loaded_test_profiles && class == ProfileClass::Test))
     });
     let mut changed = state.profiles.len() != before;
-    if req.reset_default_smdp_address && state.config.default_dp_address != state.config.factory_dp_address {
+    if req.reset_default_smdp_address
+        && state.config.default_dp_address != state.config.factory_dp_address
+    {
         state.config.default_dp_address = state.config.factory_dp_address.clone();
         changed = true;
     }

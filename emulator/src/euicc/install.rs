@@ -58,7 +58,10 @@ pub fn build(upp: &[u8]) -> Result<Installed, ErrorReason> {
         let (parent, parent_path): (NodeId, &[u16]) = match &f.kind {
             FileKind::Adf { .. } => (FileSystem::MF, &[FID_MF]),
             _ => {
-                let pp = f.path.get(..f.path.len().saturating_sub(1)).unwrap_or_default();
+                let pp = f
+                    .path
+                    .get(..f.path.len().saturating_sub(1))
+                    .unwrap_or_default();
                 match ids.get(pp) {
                     Some(id) => (*id, pp),
                     // A file whose directory was not created: nothing to attach it to.
@@ -149,7 +152,8 @@ fn records_of(content: &[u8], record_len: usize, count: usize) -> Vec<Vec<u8>> {
 /// directory), FID + record, or FID + (SEID, record) pairs (the first record is taken).
 fn arr_ref(f: &SaipFile, parent_path: Option<&[u16]>) -> Option<ArrRef> {
     let v = f.security_attributes.as_deref()?;
-    let under_mf = parent_path.is_none_or(|p| p == [FID_MF]) && !matches!(f.kind, FileKind::Adf { .. });
+    let under_mf =
+        parent_path.is_none_or(|p| p == [FID_MF]) && !matches!(f.kind, FileKind::Adf { .. });
     match *v {
         [record] => Some(ArrRef {
             arr_fid: if under_mf { FID_ARR_MF } else { FID_ARR_DF },

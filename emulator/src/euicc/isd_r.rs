@@ -87,9 +87,10 @@ pub fn dispatch<R: RngCore + CryptoRng>(
     let bad = |_| StatusWord::IncorrectData;
     match whole.tag {
         TAG_EUICC_CONFIGURED_ADDRESSES => Ok(es10a::configured_addresses(state)),
-        TAG_SET_DEFAULT_DP_ADDRESS => {
-            es10a::set_default_dp_address(state, &SetDefaultDpAddressRequest::from_der(bytes).map_err(bad)?)
-        }
+        TAG_SET_DEFAULT_DP_ADDRESS => es10a::set_default_dp_address(
+            state,
+            &SetDefaultDpAddressRequest::from_der(bytes).map_err(bad)?,
+        ),
         TAG_EUICC_INFO1 => Ok(es10b::euicc_info1(state).to_der()),
         TAG_EUICC_INFO2 => Ok(es10b::euicc_info2(state).to_der()),
         TAG_GET_EUICC_CHALLENGE => Ok(es10b::get_challenge(&mut session.download, rng)),

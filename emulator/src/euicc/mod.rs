@@ -58,7 +58,10 @@ pub enum EuiccError {
     #[error("eUICC private key: {0}")]
     Key(String),
     #[error("eUICC certificate {which}: {problem}")]
-    Certificate { which: &'static str, problem: String },
+    Certificate {
+        which: &'static str,
+        problem: String,
+    },
 }
 
 /// The eUICC's identity (ECASD content, SGP.22 §2.2.2): EID, its certificate and key, the EUM
@@ -75,7 +78,8 @@ pub struct Identity {
 
 impl Identity {
     pub fn signing_key(&self) -> Result<SigningKey, EuiccError> {
-        SigningKey::from_pem(&self.euicc_private_key_pem).map_err(|e| EuiccError::Key(e.to_string()))
+        SigningKey::from_pem(&self.euicc_private_key_pem)
+            .map_err(|e| EuiccError::Key(e.to_string()))
     }
 
     /// The trusted CIs (the ones whose certificate parses).
@@ -89,11 +93,12 @@ impl Identity {
     /// Checks the configuration: the key signs, the certificates parse, every CI has a SKI.
     pub fn check(&self) -> Result<(), EuiccError> {
         let key = self.signing_key()?;
-        let cert_key = crate::rsp::ecdsa::VerifyingKey::from_certificate_der(&self.euicc_certificate)
-            .map_err(|e| EuiccError::Certificate {
-                which: "eUICC",
-                problem: e.to_string(),
-            })?;
+        let cert_key =
+            crate::rsp::ecdsa::VerifyingKey::from_certificate_der(&self.euicc_certificate)
+                .map_err(|e| EuiccError::Certificate {
+                    which: "eUICC",
+                    problem: e.to_string(),
+                })?;
         if cert_key.to_uncompressed() != key.verifying_key().to_uncompressed() {
             return Err(EuiccError::Certificate {
                 which: "eUICC",
@@ -301,7 +306,12 @@ impl EuiccState {
             self.isdp_counter = self.isdp_counter.wrapping_add(1);
             let n = self.isdp_counter;
             let mut aid = ISD_P_AID_PREFIX.to_vec();
-            aid.extend_from_slice(&[0x00, 0x00, 0x10u8.wrapping_add((n & 0x0F) as u8), (n >> 4) as u8]);
+            aid.extend_from_slice(&[
+                0x00,
+                0x00,
+                0x10u8.wrapping_add((n & 0x0F) as u8),
+                (n >> 4) as u8,
+            ]);
             if !self.profiles.iter().any(|p| p.isdp_aid == aid) {
                 return aid;
             }
@@ -325,7 +335,13 @@ pub fn refresh(state: &mut CardState) -> bool {
         return false;
     }
     let live = ProfileContent {
-        fs: std::mem::replace(&mut state.fs, FileSystem::new(crate::fs::ArrRef { arr_fid: 0, record: 0 })),
+        fs: std::mem::replace(
+            &mut state.fs,
+            FileSystem::new(crate::fs::ArrRef {
+                arr_fid: 0,
+                record: 0,
+            }),
+        ),
         pins: std::mem::take(&mut state.pins),
         usim: state.usim.take(),
     };
