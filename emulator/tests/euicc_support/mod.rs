@@ -83,6 +83,12 @@ pub fn h(s: &str) -> Vec<u8> {
     hex::decode(s.replace(' ', "")).unwrap()
 }
 
+/// CLA for a logical channel (TS 102 221 §10.1.1), interindustry or proprietary class.
+pub fn cla(ch: u8, proprietary: bool) -> u8 {
+    let base = if ch < 4 { ch } else { 0x40 | (ch - 4) };
+    base | if proprietary { 0x80 } else { 0 }
+}
+
 /// An LPA talking to the card over APDUs, keeping a transcript of every exchange.
 pub struct Lpa<'a> {
     pub card: &'a mut Uicc,
@@ -120,7 +126,7 @@ impl<'a> Lpa<'a> {
             hex::encode(&r)
         );
         let ch = r[0];
-        let mut select = vec![ch, 0xA4, 0x04, 0x00, 0x10];
+        let mut select = vec![cla(ch, false), 0xA4, 0x04, 0x00, 0x10];
         select.extend(h(ISD_R));
         let r = self.apdu(&select);
         let sw = &r[r.len() - 2..];
@@ -130,7 +136,7 @@ impl<'a> Lpa<'a> {
             hex::encode(&r)
         );
         if sw[0] == 0x61 {
-            self.apdu(&[ch | 0x80, 0xC0, 0, 0, sw[1]]);
+            self.apdu(&[cla(ch, true), 0xC0, 0, 0, sw[1]]);
         }
         self.channel = Some(ch);
         ch
@@ -148,7 +154,7 @@ impl<'a> Lpa<'a> {
         let mut last = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
             let p1 = if i + 1 == chunks.len() { 0x91 } else { 0x11 };
-            let mut apdu = vec![0x80 | ch, 0xE2, p1, i as u8, chunk.len() as u8];
+            let mut apdu = vec![cla(ch, true), 0xE2, p1, i as u8, chunk.len() as u8];
             apdu.extend_from_slice(chunk);
             last = self.apdu(&apdu);
             if i + 1 < chunks.len() {
@@ -162,7 +168,7 @@ impl<'a> Lpa<'a> {
             if sw >> 8 != 0x61 {
                 return (data, sw);
             }
-            last = self.apdu(&[0x80 | ch, 0xC0, 0, 0, (sw & 0xFF) as u8]);
+            last = self.apdu(&[cla(ch, true), 0xC0, 0, 0, (sw & 0xFF) as u8]);
         }
     }
 
