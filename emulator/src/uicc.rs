@@ -288,7 +288,7 @@ impl Uicc {
     /// Runs a command; when it changed persistent state, saves it before answering.
     /// If the save fails, the change is undone and the card answers '65 81'.
     fn execute_persisting(&mut self, cmd: &Command<'_>) -> CmdResult {
-        if !mutates(cmd.ins) || self.store.is_none() {
+        if !mutates(cmd) || self.store.is_none() {
             return self.execute(cmd);
         }
         let before = self.state.clone();
@@ -457,9 +457,15 @@ impl Uicc {
     }
 }
 
-/// Instructions that can change persistent state (and so trigger a save).
-fn mutates(ins: Instruction) -> bool {
+/// Commands that can change persistent state (and so trigger a save). Of STORE DATA only the
+/// last block runs an ES10 function (GP §11.11: P1 b8); the others just collect data.
+fn mutates(cmd: &Command<'_>) -> bool {
     use Instruction::*;
+    const P1_LAST_BLOCK: u8 = 0x80;
+    if cmd.ins == StoreData {
+        return cmd.p1 & P1_LAST_BLOCK != 0;
+    }
+    let ins = cmd.ins;
     matches!(
         ins,
         UpdateBinary
@@ -472,6 +478,5 @@ fn mutates(ins: Instruction) -> bool {
             | DeactivateFile
             | ActivateFile
             | Authenticate
-            | StoreData
     )
 }

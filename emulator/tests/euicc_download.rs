@@ -380,8 +380,8 @@ fn euicc_info_names_the_ci_of_the_test_pki() {
     let mut lpa = Lpa::new(&mut card);
     let info1 = lpa.info1();
     let ski = h("5C8F0655528F281818D00DE739B14DCAC7D6DAEE");
-    assert_eq!(info1.ci_pkid_verification, [ski.clone()]);
-    assert_eq!(info1.ci_pkid_signing, [ski.clone()]);
+    assert_eq!(info1.ci_pkid_verification, std::slice::from_ref(&ski));
+    assert_eq!(info1.ci_pkid_signing, std::slice::from_ref(&ski));
     let info2: EuiccInfo2 = lpa.call(&GetEuiccInfo2Request);
     assert_eq!(info2.svn, [2, 5, 0]);
     assert_eq!(info2.ci_pkid_verification, [ski]);
