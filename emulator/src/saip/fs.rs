@@ -635,7 +635,9 @@ impl Builder {
             fcp.pattern.clone().or_else(|| tf.and_then(|t| t.default).map(Pattern::Template));
         let content = initial_content(&kind, pattern.as_ref());
         let adf_aid = self.adf_aid(&path);
-        let name = name.or_else(|| well_known_name(&path));
+        let name = name
+            .or_else(|| well_known_name(&path))
+            .or_else(|| naa_ef_name(&path, adf_aid.as_deref()));
         let mut file = SaipFile {
             path,
             adf_aid,
@@ -923,15 +925,58 @@ fn resolve(fcp: &Fcp, tf: Option<&TemplateFile>) -> Option<Resolved> {
 
 /// Names for files created by GenericFileManagement, from their place in the tree.
 fn well_known_name(path: &[u16]) -> Option<&'static str> {
-    match path {
-        [FID_MF, 0x2F00] => Some("EF.DIR"),
-        [FID_MF, 0x2FE2] => Some("EF.ICCID"),
-        [FID_MF, 0x2F05] => Some("EF.PL"),
-        [FID_MF, 0x2F06] => Some("EF.ARR"),
-        [FID_MF, 0x7F10] => Some("DF.TELECOM"),
-        [FID_MF, 0x7F20] => Some("DF.GSM"),
-        _ => None,
-    }
+    Some(match path {
+        [FID_MF, 0x2F00] => "EF.DIR",
+        [FID_MF, 0x2FE2] => "EF.ICCID",
+        [FID_MF, 0x2F05] => "EF.PL",
+        [FID_MF, 0x2F06] => "EF.ARR",
+        [FID_MF, 0x7F10] => "DF.TELECOM",
+        [FID_MF, 0x7F20] => "DF.GSM",
+        // DF.TELECOM EFs of TS 51.011 §10.5 (often links to the USIM's files).
+        [FID_MF, 0x7F10, fid] => match fid {
+            0x6F3A => "EF.ADN",
+            0x6F3B => "EF.FDN",
+            0x6F3C => "EF.SMS",
+            0x6F3D => "EF.CCP",
+            0x6F40 => "EF.MSISDN",
+            0x6F42 => "EF.SMSP",
+            0x6F43 => "EF.SMSS",
+            0x6F44 => "EF.LND",
+            0x6F47 => "EF.SMSR",
+            0x6F49 => "EF.SDN",
+            0x6F4A => "EF.EXT1",
+            0x6F4B => "EF.EXT2",
+            0x6F4C => "EF.EXT3",
+            0x6F4D => "EF.BDN",
+            0x6F4E => "EF.EXT4",
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// TS 101 220 Annex E: 3GPP application AIDs are RID 'A000000087' + application code
+/// ('1002' USIM, '1004' ISIM).
+const AID_USIM_PREFIX: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02];
+const AID_ISIM_PREFIX: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x04];
+
+/// Names of EFs created directly in a USIM/ISIM ADF by GenericFileManagement, from the
+/// templates of that NAA.
+fn naa_ef_name(path: &[u16], adf_aid: Option<&[u8]>) -> Option<&'static str> {
+    let [_, fid] = path else { return None };
+    let aid = adf_aid?;
+    let kinds: &[PeKind] = if aid.starts_with(&AID_USIM_PREFIX) {
+        &[PeKind::Usim, PeKind::OptUsim]
+    } else if aid.starts_with(&AID_ISIM_PREFIX) {
+        &[PeKind::Isim, PeKind::OptIsim]
+    } else {
+        return None;
+    };
+    kinds
+        .iter()
+        .flat_map(|k| templates::layout(*k).files)
+        .find(|f| f.fid == Some(*fid))
+        .map(|f| f.name)
 }
 
 fn initial_content(kind: &FileKind, pattern: Option<&Pattern>) -> Vec<u8> {

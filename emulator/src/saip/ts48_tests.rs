@@ -202,15 +202,15 @@ fn personalise_round_trips(
         .iter()
         .zip(&after.files)
         .filter(|(b, a)| b != a)
-        .map(|(b, _)| b.name.map_or_else(|| fs::path_text(&b.path), str::to_string))
+        .map(|(b, _)| fs::path_text(&b.path))
         .collect();
-    let mut expected = vec!["EF.ICCID"];
+    let mut expected = vec!["3F00/2FE2"];
     if imsi.is_some() {
-        expected.push("EF.IMSI");
+        expected.push("7FD0/6F07");
     }
     if msisdn.is_some() {
         // DF.TELECOM/EF.MSISDN (created by genericFileManagement) is linked to the USIM's.
-        expected.extend(["EF.MSISDN", "3F00/7F10/6F40"]);
+        expected.extend(["7FD0/6F40", "3F00/7F10/6F40"]);
     }
     assert_eq!(changed, expected);
     let unchanged =
@@ -274,5 +274,111 @@ proptest! {
         let mut pkg = header;
         pkg.extend(crate::tlv::encode(tag, &pe));
         prop_assert!(decode(&pkg).is_ok());
+    }
+}
+
+/// The package with the children of its first PE of `kind` passed through `edit`.
+fn edit_pe(der: &[u8], kind: PeKind, edit: impl Fn(Vec<Vec<u8>>) -> Vec<Vec<u8>>) -> Vec<u8> {
+    let mut done = false;
+    let mut out = Vec::new();
+    for pe in split_elements(der).unwrap() {
+        if !done && PeKind::from_tag(pe.tag) == kind {
+            let children: Vec<Vec<u8>> = pe.children().map(|c| c.unwrap().raw.to_vec()).collect();
+            out.extend(crate::tlv::encode(pe.tag, &edit(children).concat()));
+            done = true;
+        } else {
+            out.extend_from_slice(pe.raw);
+        }
+    }
+    assert!(done, "no {kind:?} PE");
+    out
+}
+
+/// The package with `pe` inserted before its End PE.
+fn insert_before_end(der: &[u8], pe: &[u8]) -> Vec<u8> {
+    let pes = split_elements(der).unwrap();
+    let (end, rest) = pes.split_last().unwrap();
+    assert_eq!(PeKind::from_tag(end.tag), PeKind::End);
+    [rest.iter().flat_map(|p| p.raw.to_vec()).collect::<Vec<_>>(), pe.to_vec(), end.raw.to_vec()]
+        .concat()
+}
+
+#[test]
+fn creates_template_files_the_usim_pe_omits_unless_told_not_to() {
+    let der = load("TS48v1_A");
+    let edited = edit_pe(&der, PeKind::Usim, |children| {
+        children
+            .into_iter()
+            // Drop ef-keys [5]; turn ef-keysPS [6] into doNotCreate.
+            .filter(|c| c[0] != 0xA5)
+            .map(|c| if c[0] == 0xA6 { vec![0xA6, 0x02, 0x80, 0x00] } else { c })
+            .collect()
+    });
+    let pkg = decode(&edited).unwrap();
+    let usim = hex::decode(USIM_AID).unwrap();
+    let keys = pkg.file_named(Some(&usim), "EF.Keys").unwrap();
+    assert!(keys.implicit);
+    assert_eq!((keys.sfi, keys.kind.clone()), (Some(0x08), FileKind::Transparent { size: 33 }));
+    // Annex A default '07FF…FF': key set identifier 07 = no key available (TS 31.102 §4.2.4).
+    assert_eq!(keys.content, [&[0x07][..], &[0xFF; 32][..]].concat());
+    assert!(pkg.file_named(Some(&usim), "EF.KeysPS").is_none());
+    assert!(pkg.warnings.iter().all(|w| w.starts_with("7FC0/")), "{:#?}", pkg.warnings);
+}
+
+#[test]
+fn generic_file_management_creates_files_and_fills_existing_ones() {
+    let der = load("TS48v1_A");
+    let new_imsi = encode_imsi("999990000000001").unwrap();
+    let h = |s: &str| hex::decode(s.replace(' ', "")).unwrap();
+    let fm = [
+        // filePath ADF.USIM/EF.IMSI (temporary FID 7FD0), then fillFileContent.
+        h("80 04 7FD0 6F07"),
+        crate::tlv::encode(0x81, &new_imsi),
+        // filePath MF, createFCP transparent 2F50 of 4 bytes, offset 2, content AA BB CC.
+        h("80 00"),
+        h("62 0D 82 02 4121 83 02 2F50 80 01 04 88 00"),
+        h("02 01 02"),
+        h("81 03 AABBCC"),
+    ]
+    .concat();
+    let cmds = crate::tlv::encode(0xA1, &crate::tlv::encode(0x30, &fm));
+    let gfm = crate::tlv::encode(0xA1, &[h("A0 03 81 01 7F"), cmds].concat());
+    let pkg = decode(&insert_before_end(&der, &gfm)).unwrap();
+
+    assert_eq!(pkg.imsi().as_deref(), Some("999990000000001"));
+    let f = pkg.file(&[0x3F00, 0x2F50]).unwrap();
+    assert_eq!((f.kind.clone(), f.sfi), (FileKind::Transparent { size: 4 }, None));
+    assert_eq!(f.content, h("FF FF AA BB"));
+    assert!(
+        pkg.warnings.iter().any(|w| w.starts_with("3F00/2F50: fill content ends at byte 5")),
+        "{:#?}",
+        pkg.warnings
+    );
+}
+
+#[test]
+fn personalises_every_ts48_profile() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".der").map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 36);
+    let p = Personalisation {
+        iccid: "89000999999999999995".into(),
+        imsi: Some("99999123456789".into()),
+        k: Some([0xA5; 16]),
+        opc: Some([0x5A; 16]),
+        msisdn: Some("+1555123".into()),
+    };
+    for name in names {
+        let pkg = decode(&personalise(&load(&name), &p).unwrap()).unwrap();
+        assert_eq!(pkg.header.iccid, p.iccid, "{name}");
+        assert_eq!(pkg.imsi(), p.imsi, "{name}");
+        assert_eq!(pkg.msisdn(), p.msisdn, "{name}");
+        assert!(pkg.aka.iter().all(|a| a.k.as_deref() == Some(&[0xA5; 16][..])), "{name}");
+        assert!(pkg.aka.iter().all(|a| a.opc.as_deref() == Some(&[0x5A; 16][..])), "{name}");
     }
 }
