@@ -4,6 +4,10 @@
 pub mod adapter;
 pub mod bench;
 pub mod cards;
+pub mod es9p;
+pub mod lpa;
+pub mod network;
 pub mod pki;
 pub mod selftest;
+pub mod smdp;
 pub mod transport;

@@ -34,6 +34,9 @@ enum Command {
     Pki(PkiCommand),
     /// Measure APDU rates side by side with a null card baseline, and print the ratios.
     Bench(bench::BenchArgs),
+    /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
+    #[command(subcommand)]
+    Network(simlab_harness::network::NetworkCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,13 +120,21 @@ struct PkiArgs {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // A benchmark's output is its table; connection logs would only interleave with it.
+    let default_log = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(Cli::parse()) {
+    if let Err(e) = run(cli) {
         eprintln!("simlab: error: {e:#}");
         std::process::exit(1);
     }
@@ -158,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(&a),
+        Command::Network(cmd) => simlab_harness::network::run(cmd),
     }
 }
 

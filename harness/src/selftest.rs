@@ -40,10 +40,18 @@ pub fn load(card: Option<&Path>) -> anyhow::Result<(Uicc, Expected)> {
         .as_ref()
         .map(|u| u.algorithm.clone())
         .context("card has no USIM")?;
+    let usim = def
+        .usim
+        .as_ref()
+        .context("the self-test needs a card with a [usim] section")?;
     let expected = Expected {
-        iccid: def.card.iccid.clone(),
-        imsi: def.usim.imsi.clone(),
-        aid: hex::decode(&def.usim.aid)?,
+        iccid: def
+            .card
+            .iccid
+            .clone()
+            .context("the self-test needs card.iccid")?,
+        imsi: usim.imsi.clone(),
+        aid: hex::decode(&usim.aid)?,
         pin1: def.pins.pin1.clone(),
         algorithm,
     };

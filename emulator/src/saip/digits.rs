@@ -27,10 +27,12 @@ const TON_NPI_UNKNOWN: u8 = 0x81;
 const UNUSED: u8 = 0xFF;
 
 fn digit_value(c: char, what: &'static str) -> Result<u8, SaipError> {
-    c.to_digit(10).map(|d| d as u8).ok_or_else(|| SaipError::BadDigits {
-        what,
-        reason: format!("'{c}' is not a decimal digit"),
-    })
+    c.to_digit(10)
+        .map(|d| d as u8)
+        .ok_or_else(|| SaipError::BadDigits {
+            what,
+            reason: format!("'{c}' is not a decimal digit"),
+        })
 }
 
 fn check_len(digits: &str, max: usize, what: &'static str) -> Result<(), SaipError> {
@@ -47,8 +49,10 @@ fn check_len(digits: &str, max: usize, what: &'static str) -> Result<(), SaipErr
 /// `ProfileHeader.iccid` uses this order (SAIP §8.1.1).
 pub fn encode_bcd(digits: &str, len: usize, what: &'static str) -> Result<Vec<u8>, SaipError> {
     check_len(digits, len * 2, what)?;
-    let mut nibbles =
-        digits.chars().map(|c| digit_value(c, what)).collect::<Result<Vec<_>, _>>()?;
+    let mut nibbles = digits
+        .chars()
+        .map(|c| digit_value(c, what))
+        .collect::<Result<Vec<_>, _>>()?;
     nibbles.resize(len * 2, PAD_NIBBLE);
     Ok(nibbles.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
 }
@@ -97,13 +101,19 @@ fn nibbles_to_digits(
 /// The SAIP header form of an ICCID: plain BCD, 'F'-padded, 10 bytes.
 pub fn encode_iccid_header(iccid: &str) -> Result<[u8; ICCID_LEN], SaipError> {
     let v = encode_bcd(iccid, ICCID_LEN, "ICCID")?;
-    v.try_into().map_err(|_| SaipError::BadDigits { what: "ICCID", reason: "length".into() })
+    v.try_into().map_err(|_| SaipError::BadDigits {
+        what: "ICCID",
+        reason: "length".into(),
+    })
 }
 
 /// The EF.ICCID content of an ICCID: nibble-swapped BCD, 'F'-padded, 10 bytes (TS 102 221 §13.2).
 pub fn encode_iccid_ef(iccid: &str) -> Result<[u8; ICCID_LEN], SaipError> {
     let v = encode_bcd_swapped(iccid, ICCID_LEN, "ICCID")?;
-    v.try_into().map_err(|_| SaipError::BadDigits { what: "ICCID", reason: "length".into() })
+    v.try_into().map_err(|_| SaipError::BadDigits {
+        what: "ICCID",
+        reason: "length".into(),
+    })
 }
 
 /// Digits of an EF.ICCID content.
@@ -139,8 +149,15 @@ pub fn encode_imsi(imsi: &str) -> Result<[u8; EF_IMSI_LEN], SaipError> {
             reason: format!("expected 6 to 15 digits, got {}", imsi.len()),
         });
     }
-    let digits = imsi.chars().map(|c| digit_value(c, "IMSI")).collect::<Result<Vec<_>, _>>()?;
-    let parity = if digits.len() % 2 == 1 { IMSI_PARITY_ODD } else { IMSI_PARITY_EVEN };
+    let digits = imsi
+        .chars()
+        .map(|c| digit_value(c, "IMSI"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parity = if digits.len() % 2 == 1 {
+        IMSI_PARITY_ODD
+    } else {
+        IMSI_PARITY_EVEN
+    };
     // The parity nibble takes the place of a digit: nibbles = parity, d1, d2, …
     let mut nibbles = Vec::with_capacity(16);
     nibbles.push(parity);
@@ -157,9 +174,10 @@ pub fn encode_imsi(imsi: &str) -> Result<[u8; EF_IMSI_LEN], SaipError> {
 
 /// Digits of an EF.IMSI content (TS 31.102 §4.2.2).
 pub fn decode_imsi(content: &[u8]) -> Result<String, SaipError> {
-    let (&len, rest) = content
-        .split_first()
-        .ok_or_else(|| SaipError::BadDigits { what: "IMSI", reason: "EF.IMSI is empty".into() })?;
+    let (&len, rest) = content.split_first().ok_or_else(|| SaipError::BadDigits {
+        what: "IMSI",
+        reason: "EF.IMSI is empty".into(),
+    })?;
     if len == UNUSED || len == 0 || usize::from(len) > rest.len() {
         return Err(SaipError::BadDigits {
             what: "IMSI",
@@ -171,7 +189,10 @@ pub fn decode_imsi(content: &[u8]) -> Result<String, SaipError> {
     let mut nibbles = used.iter().flat_map(|b| [b & 0x0F, b >> 4]).skip(1);
     let digits = nibbles_to_digits(&mut nibbles, "IMSI")?;
     if digits.is_empty() {
-        return Err(SaipError::BadDigits { what: "IMSI", reason: "no digits".into() });
+        return Err(SaipError::BadDigits {
+            what: "IMSI",
+            reason: "no digits".into(),
+        });
     }
     Ok(digits)
 }
@@ -222,7 +243,11 @@ pub fn decode_msisdn_record(record: &[u8]) -> Result<Option<String>, SaipError> 
         });
     }
     let number = decode_bcd_swapped(&tail[2..1 + len], "MSISDN")?;
-    let plus = if tail[1] & 0x70 == TON_NPI_INTERNATIONAL & 0x70 { "+" } else { "" };
+    let plus = if tail[1] & 0x70 == TON_NPI_INTERNATIONAL & 0x70 {
+        "+"
+    } else {
+        ""
+    };
     Ok(Some(format!("{plus}{number}")))
 }
 

@@ -305,32 +305,47 @@ pub(super) fn pe_header(pe: &Tlv<'_>) -> (Option<u16>, bool) {
     let Some(h) = pe.find(TAG_PE_HEADER) else {
         return (None, false);
     };
-    let id =
-        h.find(TAG_IDENTIFICATION).and_then(|t| uint(t.value)).and_then(|v| u16::try_from(v).ok());
+    let id = h
+        .find(TAG_IDENTIFICATION)
+        .and_then(|t| uint(t.value))
+        .and_then(|v| u16::try_from(v).ok());
     (id, h.find(TAG_MANDATED).is_some())
 }
 
 pub(super) fn parse_header(pe: &Tlv<'_>) -> Result<ProfileHeader, SaipError> {
     let field = |tag: u32, name: &'static str| {
-        pe.find(tag).ok_or(SaipError::Header { field: name, reason: "absent".into() })
+        pe.find(tag).ok_or(SaipError::Header {
+            field: name,
+            reason: "absent".into(),
+        })
     };
     let version = |tag: u32, name: &'static str| -> Result<u8, SaipError> {
-        uint_u8(field(tag, name)?.value)
-            .ok_or(SaipError::Header { field: name, reason: "not a UInt8".into() })
+        uint_u8(field(tag, name)?.value).ok_or(SaipError::Header {
+            field: name,
+            reason: "not a UInt8".into(),
+        })
     };
     let major_version = version(TAG_MAJOR_VERSION, "major-version")?;
     let minor_version = version(TAG_MINOR_VERSION, "minor-version")?;
     let iccid_bcd: [u8; ICCID_LEN] =
-        field(TAG_HEADER_ICCID, "iccid")?.value.try_into().map_err(|_| SaipError::Header {
-            field: "iccid",
-            reason: format!("expected {ICCID_LEN} bytes"),
-        })?;
-    let iccid = decode_bcd(&iccid_bcd, "ICCID")
-        .map_err(|e| SaipError::Header { field: "iccid", reason: e.to_string() })?;
-    let ef_iccid = encode_iccid_ef(&iccid)
-        .map_err(|e| SaipError::Header { field: "iccid", reason: e.to_string() })?;
-    let profile_type =
-        pe.find(TAG_PROFILE_TYPE).map(|t| String::from_utf8_lossy(t.value).into_owned());
+        field(TAG_HEADER_ICCID, "iccid")?
+            .value
+            .try_into()
+            .map_err(|_| SaipError::Header {
+                field: "iccid",
+                reason: format!("expected {ICCID_LEN} bytes"),
+            })?;
+    let iccid = decode_bcd(&iccid_bcd, "ICCID").map_err(|e| SaipError::Header {
+        field: "iccid",
+        reason: e.to_string(),
+    })?;
+    let ef_iccid = encode_iccid_ef(&iccid).map_err(|e| SaipError::Header {
+        field: "iccid",
+        reason: e.to_string(),
+    })?;
+    let profile_type = pe
+        .find(TAG_PROFILE_TYPE)
+        .map(|t| String::from_utf8_lossy(t.value).into_owned());
     let mandatory_services = pe
         .find(TAG_MANDATORY_SERVICES)
         .map(|l| {
@@ -397,13 +412,22 @@ pub(super) fn parse_pins(
         return;
     };
     if let Some(path) = codes.find(TAG_PIN_FILE_PATH) {
-        let shared_with =
-            path.value.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-        shares.push(PinShare { pe_index, context: context.to_vec(), shared_with });
+        let shared_with = path
+            .value
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        shares.push(PinShare {
+            pe_index,
+            context: context.to_vec(),
+            shared_with,
+        });
         return;
     }
     let Some(list) = codes.find(TAG_PIN_CONFIG_LIST) else {
-        warnings.push(format!("PE #{pe_index} pinCodes: neither pinconfig nor filePath"));
+        warnings.push(format!(
+            "PE #{pe_index} pinCodes: neither pinconfig nor filePath"
+        ));
         return;
     };
     for cfg in list.children().map_while(Result::ok) {
@@ -425,7 +449,9 @@ pub(super) fn parse_pins(
             context: context.to_vec(),
             key_reference,
             value,
-            unblocking_reference: cfg.find(TAG_UNBLOCKING_REFERENCE).and_then(|t| uint_u8(t.value)),
+            unblocking_reference: cfg
+                .find(TAG_UNBLOCKING_REFERENCE)
+                .and_then(|t| uint_u8(t.value)),
             attributes: cfg
                 .find(TAG_PIN_ATTRIBUTES)
                 .and_then(|t| uint_u8(t.value))
@@ -460,7 +486,13 @@ pub(super) fn parse_puks(
             .and_then(|t| uint_u8(t.value))
             .unwrap_or(DEFAULT_PUK_ATTEMPTS);
         let (max_attempts, retries_left) = attempts(tries);
-        puks.push(PukCode { pe_index, key_reference, value, max_attempts, retries_left });
+        puks.push(PukCode {
+            pe_index,
+            key_reference,
+            value,
+            max_attempts,
+            retries_left,
+        });
     }
 }
 
@@ -504,12 +536,16 @@ pub(super) fn parse_aka(
         raw: pe.raw.to_vec(),
     };
     if let Some(p) = config.find(TAG_ALGO_PARAMETER) {
-        let id = p.find(TAG_ALGORITHM_ID).and_then(|t| uint_u8(t.value)).ok_or_else(|| {
-            format!("PE #{pe_index} akaParameter: algoParameter without algorithmID")
-        })?;
+        let id = p
+            .find(TAG_ALGORITHM_ID)
+            .and_then(|t| uint_u8(t.value))
+            .ok_or_else(|| {
+                format!("PE #{pe_index} akaParameter: algoParameter without algorithmID")
+            })?;
         aka.algorithm = Some(AkaAlgorithm::from_id(id));
-        aka.algorithm_options =
-            p.find(TAG_ALGORITHM_OPTIONS).and_then(|t| t.value.first().copied());
+        aka.algorithm_options = p
+            .find(TAG_ALGORITHM_OPTIONS)
+            .and_then(|t| t.value.first().copied());
         aka.k = bytes(p.find(TAG_KEY));
         aka.opc = bytes(p.find(TAG_OPC));
         if let Some(r) = p.find(TAG_ROTATION_CONSTANTS) {
@@ -557,12 +593,21 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(pins.len(), 2);
         assert_eq!(
-            (pins[0].key_reference, pins[0].value_text().as_str(), pins[0].enabled()),
+            (
+                pins[0].key_reference,
+                pins[0].value_text().as_str(),
+                pins[0].enabled()
+            ),
             (1, "0000", false)
         );
         assert_eq!(pins[0].unblocking_reference, Some(1));
         assert_eq!(
-            (pins[1].key_reference, pins[1].attributes, pins[1].max_attempts, pins[1].retries_left),
+            (
+                pins[1].key_reference,
+                pins[1].attributes,
+                pins[1].max_attempts,
+                pins[1].retries_left
+            ),
             (0x0A, 7, 3, 3)
         );
         assert!(pins[1].enabled());

@@ -98,10 +98,16 @@ impl FileKind {
             Self::Df => "DF".into(),
             Self::Adf { aid } => format!("ADF {}", hex::encode(aid)),
             Self::Transparent { size } => format!("transparent {size}"),
-            Self::LinearFixed { record_len, records } => {
+            Self::LinearFixed {
+                record_len,
+                records,
+            } => {
                 format!("linear fixed {records}x{record_len}")
             }
-            Self::Cyclic { record_len, records } => format!("cyclic {records}x{record_len}"),
+            Self::Cyclic {
+                record_len,
+                records,
+            } => format!("cyclic {records}x{record_len}"),
             Self::BerTlv { max_size } => match max_size {
                 Some(m) => format!("BER-TLV max {m}"),
                 None => "BER-TLV".into(),
@@ -162,7 +168,10 @@ impl SaipFile {
 }
 
 pub(super) fn path_text(path: &[u16]) -> String {
-    path.iter().map(|f| format!("{f:04X}")).collect::<Vec<_>>().join("/")
+    path.iter()
+        .map(|f| format!("{f:04X}"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// ShortEFID when present: empty (no SFI) or a value. Absent, the template / FID rule applies.
@@ -210,7 +219,11 @@ fn parse_fcp(t: &Tlv<'_>) -> Fcp {
             TAG_PIN_STATUS_TEMPLATE => f.pin_status_template = Some(c.value.to_vec()),
             TAG_SHORT_EF_ID => {
                 // SAIP: "coded from bits b8 to b4" (TS 102 221 §11.1.1.4.8).
-                f.sfi = Some(c.value.first().map_or(SfiSpec::None, |b| SfiSpec::Value(b >> 3)));
+                f.sfi = Some(
+                    c.value
+                        .first()
+                        .map_or(SfiSpec::None, |b| SfiSpec::Value(b >> 3)),
+                );
             }
             TAG_PROPRIETARY => {
                 for p in c.children().map_while(Result::ok) {
@@ -242,7 +255,10 @@ fn be_usize(v: &[u8]) -> Option<usize> {
 }
 
 fn fids(bytes: &[u8]) -> Vec<u16> {
-    bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,7 +386,10 @@ impl Builder {
 
     fn adf_aid(&self, path: &[u16]) -> Option<Vec<u8>> {
         let first = *path.first()?;
-        self.adfs.iter().find(|(fid, _)| *fid == first).map(|(_, aid)| aid.clone())
+        self.adfs
+            .iter()
+            .find(|(fid, _)| *fid == first)
+            .map(|(_, aid)| aid.clone())
     }
 
     fn naa_dir(&mut self, which: Option<Vec<u16>>, pe_index: usize, naa: &str) -> Vec<u16> {
@@ -413,7 +432,8 @@ impl Builder {
             let child = match child {
                 Ok(c) => c,
                 Err(e) => {
-                    self.warnings.push(format!("PE #{pe_index} {}: {e}", kind.name()));
+                    self.warnings
+                        .push(format!("PE #{pe_index} {}: {e}", kind.name()));
                     break;
                 }
             };
@@ -451,7 +471,11 @@ impl Builder {
         place: &mut Placement,
     ) {
         let what = || {
-            format!("PE #{pe_index} {} field [{}]", kind.name(), context_number(t.tag).unwrap_or(0))
+            format!(
+                "PE #{pe_index} {} field [{}]",
+                kind.name(),
+                context_number(t.tag).unwrap_or(0)
+            )
         };
         let mut fcp = None;
         let mut ops = Vec::new();
@@ -470,7 +494,9 @@ impl Builder {
                 TAG_FILL_FILE_OFFSET => {
                     match super::elements::uint(item.value).and_then(|v| usize::try_from(v).ok()) {
                         Some(n) => ops.push(FillOp::Offset(n)),
-                        None => self.warnings.push(format!("{}: bad fillFileOffset", what())),
+                        None => self
+                            .warnings
+                            .push(format!("{}: bad fillFileOffset", what())),
                     }
                 }
                 TAG_FILL_FILE_CONTENT => ops.push(FillOp::Content(item.value.to_vec())),
@@ -483,8 +509,10 @@ impl Builder {
         }
         let fcp = fcp.unwrap_or_default();
         let Some(resolved) = resolve(&fcp, tf) else {
-            self.warnings
-                .push(format!("{}: neither an FCP file descriptor nor a template entry", what()));
+            self.warnings.push(format!(
+                "{}: neither an FCP file descriptor nor a template entry",
+                what()
+            ));
             return;
         };
         let fid = fcp.fid.or(tf.and_then(|t| t.fid));
@@ -499,14 +527,16 @@ impl Builder {
             Resolved::Adf => {
                 let fid = fid.unwrap_or(SYNTHETIC_ADF_FID + self.adfs.len() as u16);
                 let p = vec![fid];
-                self.adfs.push((fid, fcp.df_name.clone().unwrap_or_default()));
+                self.adfs
+                    .push((fid, fcp.df_name.clone().unwrap_or_default()));
                 place.base = Some(p.clone());
                 place.dir = p.clone();
                 p
             }
             Resolved::Df { depth } => {
                 let Some(fid) = fid else {
-                    self.warnings.push(format!("{}: DF without a file ID", what()));
+                    self.warnings
+                        .push(format!("{}: DF without a file ID", what()));
                     return;
                 };
                 let depth = depth.unwrap_or(u8::from(place.base.is_some()));
@@ -563,9 +593,14 @@ impl Builder {
         };
         let sized = match tf.shape {
             Shape::Transparent { size } => size.is_some(),
-            Shape::LinearFixed { records, record_len } | Shape::Cyclic { records, record_len } => {
-                records.is_some() && record_len.is_some()
+            Shape::LinearFixed {
+                records,
+                record_len,
             }
+            | Shape::Cyclic {
+                records,
+                record_len,
+            } => records.is_some() && record_len.is_some(),
             _ => false,
         };
         if !sized {
@@ -618,7 +653,9 @@ impl Builder {
         let where_ = path_text(&path);
         let kind = match resolved {
             Resolved::Mf | Resolved::Df { .. } => FileKind::Df,
-            Resolved::Adf => FileKind::Adf { aid: fcp.df_name.clone().unwrap_or_default() },
+            Resolved::Adf => FileKind::Adf {
+                aid: fcp.df_name.clone().unwrap_or_default(),
+            },
             Resolved::Ef(ef) => self.ef_kind(ef, fcp, tf, template_oid, ops, &where_)?,
         };
         let sfi = match (kind.is_ef(), fcp.sfi) {
@@ -631,8 +668,10 @@ impl Builder {
                 SfiRule::FromFid => path.last().map(|f| (f & 0x1F) as u8),
             },
         };
-        let pattern =
-            fcp.pattern.clone().or_else(|| tf.and_then(|t| t.default).map(Pattern::Template));
+        let pattern = fcp
+            .pattern
+            .clone()
+            .or_else(|| tf.and_then(|t| t.default).map(Pattern::Template));
         let content = initial_content(&kind, pattern.as_ref());
         let adf_aid = self.adf_aid(&path);
         let name = name
@@ -711,8 +750,9 @@ impl Builder {
                     }
                 };
                 if size > MAX_EF_SIZE {
-                    self.warnings
-                        .push(format!("{where_}: size {size} exceeds {MAX_EF_SIZE}; file skipped"));
+                    self.warnings.push(format!(
+                        "{where_}: size {size} exceeds {MAX_EF_SIZE}; file skipped"
+                    ));
                     return None;
                 }
                 FileKind::Transparent { size }
@@ -720,16 +760,26 @@ impl Builder {
             EfType::LinearFixed | EfType::Cyclic => {
                 let (tpl_records, tpl_len) = match shape {
                     Some(
-                        Shape::LinearFixed { records, record_len }
-                        | Shape::Cyclic { records, record_len },
+                        Shape::LinearFixed {
+                            records,
+                            record_len,
+                        }
+                        | Shape::Cyclic {
+                            records,
+                            record_len,
+                        },
                     ) => (records.map(usize::from), record_len.map(usize::from)),
                     _ => (None, None),
                 };
                 // TS 102 221 §11.1.1.4.3: bytes 3–4 of the descriptor are the record length.
-                let fcp_len =
-                    fcp.descriptor.as_deref().and_then(|d| d.get(2..4)).and_then(be_usize);
-                let Some(record_len) =
-                    fcp_len.or(tpl_len).filter(|l| (1..=MAX_RECORD_LEN).contains(l))
+                let fcp_len = fcp
+                    .descriptor
+                    .as_deref()
+                    .and_then(|d| d.get(2..4))
+                    .and_then(be_usize);
+                let Some(record_len) = fcp_len
+                    .or(tpl_len)
+                    .filter(|l| (1..=MAX_RECORD_LEN).contains(l))
                 else {
                     self.warnings.push(format!(
                         "{where_}: record EF without a usable record length; file skipped"
@@ -747,9 +797,15 @@ impl Builder {
                     return None;
                 }
                 if ef == EfType::Cyclic {
-                    FileKind::Cyclic { record_len, records }
+                    FileKind::Cyclic {
+                        record_len,
+                        records,
+                    }
                 } else {
-                    FileKind::LinearFixed { record_len, records }
+                    FileKind::LinearFixed {
+                        record_len,
+                        records,
+                    }
                 }
             }
         };
@@ -789,8 +845,9 @@ impl Builder {
     /// selected DF; fill commands write into the last created or selected EF.
     pub(super) fn generic_file_management(&mut self, pe_index: usize, pe: &Tlv<'_>) {
         let Some(cmds) = pe.find(TAG_FILE_MANAGEMENT_CMD) else {
-            self.warnings
-                .push(format!("PE #{pe_index} genericFileManagement: no fileManagementCMD"));
+            self.warnings.push(format!(
+                "PE #{pe_index} genericFileManagement: no fileManagementCMD"
+            ));
             return;
         };
         for fm in cmds.children().map_while(Result::ok) {
@@ -801,14 +858,18 @@ impl Builder {
                 let item = match item {
                     Ok(i) => i,
                     Err(e) => {
-                        self.warnings.push(format!("PE #{pe_index} genericFileManagement: {e}"));
+                        self.warnings
+                            .push(format!("PE #{pe_index} genericFileManagement: {e}"));
                         break;
                     }
                 };
                 match item.tag {
                     TAG_GFM_FILE_PATH => {
                         let p = self.resolve_path(&fids(item.value));
-                        target = self.files.iter().position(|f| f.path == p && f.kind.is_ef());
+                        target = self
+                            .files
+                            .iter()
+                            .position(|f| f.path == p && f.kind.is_ef());
                         cursor = 0;
                         dir = match target {
                             Some(_) => p[..p.len().saturating_sub(1)].to_vec(),
@@ -871,12 +932,14 @@ impl Builder {
             }
         };
         let Some(fid) = fcp.fid else {
-            self.warnings
-                .push(format!("PE #{pe_index} genericFileManagement: createFCP without a file ID"));
+            self.warnings.push(format!(
+                "PE #{pe_index} genericFileManagement: createFCP without a file ID"
+            ));
             return None;
         };
         let path = if resolved == Resolved::Adf {
-            self.adfs.push((fid, fcp.df_name.clone().unwrap_or_default()));
+            self.adfs
+                .push((fid, fcp.df_name.clone().unwrap_or_default()));
             vec![fid]
         } else {
             let mut p = dir.to_vec();
@@ -884,8 +947,17 @@ impl Builder {
             p
         };
         let name = well_known_name(&path);
-        let f =
-            self.make_file(pe_index, &fcp, None, "", resolved, path, name, &[], SfiRule::FromFid)?;
+        let f = self.make_file(
+            pe_index,
+            &fcp,
+            None,
+            "",
+            resolved,
+            path,
+            name,
+            &[],
+            SfiRule::FromFid,
+        )?;
         let path = f.path.clone();
         self.push(f);
         self.files.iter().position(|x| x.path == path)
@@ -982,8 +1054,14 @@ fn naa_ef_name(path: &[u16], adf_aid: Option<&[u8]>) -> Option<&'static str> {
 fn initial_content(kind: &FileKind, pattern: Option<&Pattern>) -> Vec<u8> {
     let (unit, count) = match kind {
         FileKind::Transparent { size } => (*size, 1),
-        FileKind::LinearFixed { record_len, records }
-        | FileKind::Cyclic { record_len, records } => (*record_len, *records),
+        FileKind::LinearFixed {
+            record_len,
+            records,
+        }
+        | FileKind::Cyclic {
+            record_len,
+            records,
+        } => (*record_len, *records),
         _ => return Vec::new(),
     };
     let one = match pattern {
@@ -1041,6 +1119,9 @@ mod tests {
     #[case::ber_tlv("79 21", Some(Resolved::Ef(EfType::BerTlv)))]
     #[case::unknown("45 21", None)]
     fn reads_file_descriptor_byte(#[case] d: &str, #[case] want: Option<Resolved>) {
-        assert_eq!(from_descriptor(&hex::decode(d.replace(' ', "")).unwrap()), want);
+        assert_eq!(
+            from_descriptor(&hex::decode(d.replace(' ', "")).unwrap()),
+            want
+        );
     }
 }

@@ -46,7 +46,11 @@ pub enum SaipError {
     #[error("SAIP: the profile package is empty; expected a DER ProfileHeader (tag A0) first")]
     Empty,
     #[error("SAIP: ProfileElement #{index} at byte {offset} is not DER: {source}")]
-    Tlv { index: usize, offset: usize, source: TlvError },
+    Tlv {
+        index: usize,
+        offset: usize,
+        source: TlvError,
+    },
     #[error("SAIP: the first ProfileElement must be the header (tag A0), found tag {found:X}")]
     HeaderNotFirst { found: u32 },
     #[error("SAIP: ProfileHeader.{field} is missing or malformed: {reason}")]
@@ -271,7 +275,8 @@ pub fn decode(der: &[u8]) -> Result<ProfilePackage, SaipError> {
         let kind = PeKind::from_tag(pe.tag);
         let (identification, mandated) = elements::pe_header(pe);
         let template_id = if kind.is_template() {
-            pe.find(fs::TAG_TEMPLATE_ID).and_then(|t| oid_to_string(t.value))
+            pe.find(fs::TAG_TEMPLATE_ID)
+                .and_then(|t| oid_to_string(t.value))
         } else {
             None
         };
@@ -308,14 +313,27 @@ pub fn decode(der: &[u8]) -> Result<ProfilePackage, SaipError> {
         });
     }
     let (files, warnings) = builder.finish();
-    Ok(ProfilePackage { header, elements, files, pins, pin_shares, puks, aka, warnings })
+    Ok(ProfilePackage {
+        header,
+        elements,
+        files,
+        pins,
+        pin_shares,
+        puks,
+        aka,
+        warnings,
+    })
 }
 
 pub(crate) fn split_elements(der: &[u8]) -> Result<Vec<tlv::Tlv<'_>>, SaipError> {
     let mut out = Vec::new();
     let mut offset = 0;
     for (index, item) in TlvIter::new(der).enumerate() {
-        let t = item.map_err(|source| SaipError::Tlv { index, offset, source })?;
+        let t = item.map_err(|source| SaipError::Tlv {
+            index,
+            offset,
+            source,
+        })?;
         offset += t.raw.len();
         out.push(t);
     }
@@ -348,7 +366,12 @@ pub(crate) fn oid_to_string(value: &[u8]) -> Option<String> {
     if arcs.is_empty() {
         return None;
     }
-    Some(arcs.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+    Some(
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 impl ProfilePackage {
@@ -360,12 +383,16 @@ impl ProfilePackage {
     /// The first EF called `name` (e.g. `"EF.IMSI"`) inside the ADF with `aid`, or under the
     /// MF when `aid` is `None`.
     pub fn file_named(&self, adf_aid: Option<&[u8]>, name: &str) -> Option<&SaipFile> {
-        self.files.iter().find(|f| f.name == Some(name) && f.adf_aid.as_deref() == adf_aid)
+        self.files
+            .iter()
+            .find(|f| f.name == Some(name) && f.adf_aid.as_deref() == adf_aid)
     }
 
     /// The ADFs the package creates, in order.
     pub fn adfs(&self) -> impl Iterator<Item = &SaipFile> {
-        self.files.iter().filter(|f| matches!(f.kind, FileKind::Adf { .. }))
+        self.files
+            .iter()
+            .filter(|f| matches!(f.kind, FileKind::Adf { .. }))
     }
 
     /// The PEs of one type, raw DER kept (e.g. security domains, applications, RFM).
@@ -421,7 +448,11 @@ impl ProfilePackage {
                 f.name.unwrap_or("?"),
                 sfi,
                 f.kind.describe(),
-                if f.implicit { " (template default)" } else { "" }
+                if f.implicit {
+                    " (template default)"
+                } else {
+                    ""
+                }
             );
         }
         for p in &self.pins {
@@ -434,7 +465,8 @@ impl ProfilePackage {
                 if p.enabled() { "enabled" } else { "disabled" },
                 p.retries_left,
                 p.max_attempts,
-                p.unblocking_reference.map_or("--".to_string(), |r| format!("{r:02X}")),
+                p.unblocking_reference
+                    .map_or("--".to_string(), |r| format!("{r:02X}")),
                 fs::path_text(&p.context)
             );
         }

@@ -48,7 +48,10 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
                 .iter()
                 .find(|f| {
                     f.name == Some("EF.MSISDN")
-                        && pkg.elements.get(f.pe_index).is_some_and(|e| e.kind == PeKind::OptUsim)
+                        && pkg
+                            .elements
+                            .get(f.pe_index)
+                            .is_some_and(|e| e.kind == PeKind::OptUsim)
                 })
                 .ok_or(SaipError::Missing("EF.MSISDN in an opt-usim PE"))?;
             let FileKind::LinearFixed { record_len, .. } = ef.kind else {
@@ -75,8 +78,10 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
             }
             PeKind::Mf => {
                 wrote.ef_iccid = true;
-                rewrite(pe.raw, &[TAG_MF_EF_ICCID], &mut |f| replace_fill(f, &ef_iccid))?
-                    .ok_or(SaipError::Missing("ef-iccid in the mf PE"))?
+                rewrite(pe.raw, &[TAG_MF_EF_ICCID], &mut |f| {
+                    replace_fill(f, &ef_iccid)
+                })?
+                .ok_or(SaipError::Missing("ef-iccid in the mf PE"))?
             }
             PeKind::Usim if imsi.is_some() => {
                 wrote.imsi = true;
@@ -86,7 +91,9 @@ pub fn personalise(der: &[u8], p: &Personalisation) -> Result<Vec<u8>, SaipError
             }
             PeKind::OptUsim if msisdn.is_some() => {
                 let v = msisdn.clone().unwrap_or_default();
-                match rewrite(pe.raw, &[TAG_OPT_USIM_EF_MSISDN], &mut |f| replace_fill(f, &v))? {
+                match rewrite(pe.raw, &[TAG_OPT_USIM_EF_MSISDN], &mut |f| {
+                    replace_fill(f, &v)
+                })? {
                     Some(n) => {
                         wrote.msisdn = true;
                         n
@@ -211,7 +218,9 @@ mod tests {
     fn rewrite_re_encodes_parent_lengths() {
         // B3 { A0 {81 01 05}, A3 { A1 {83 02 6F07}, 83 01 AA } }
         let pe = h("B3 10 A0 03 810105 A3 09 A1 04 83026F07 8301AA");
-        let new = rewrite(&pe, &[0xA3], &mut |f| replace_fill(f, &[1, 2, 3])).unwrap().unwrap();
+        let new = rewrite(&pe, &[0xA3], &mut |f| replace_fill(f, &[1, 2, 3]))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             hex::encode_upper(new),
             "B3 12 A0 03 810105 A3 0B A1 04 83026F07 83 03 010203".replace(' ', "")
@@ -221,6 +230,9 @@ mod tests {
     #[test]
     fn rewrite_reports_absent_path() {
         let pe = h("B3 05 A0 03 810105");
-        assert_eq!(rewrite(&pe, &[0xA3], &mut |f| Ok(f.to_vec())).unwrap(), None);
+        assert_eq!(
+            rewrite(&pe, &[0xA3], &mut |f| Ok(f.to_vec())).unwrap(),
+            None
+        );
     }
 }

@@ -90,16 +90,35 @@ impl Layout {
     }
 }
 
-const FF: Option<Fill> = Some(Fill { head: &[], fill: &[0xFF], tail: &[] });
-const ZERO: Option<Fill> = Some(Fill { head: &[], fill: &[0x00], tail: &[] });
+const FF: Option<Fill> = Some(Fill {
+    head: &[],
+    fill: &[0xFF],
+    tail: &[],
+});
+const ZERO: Option<Fill> = Some(Fill {
+    head: &[],
+    fill: &[0x00],
+    tail: &[],
+});
 /// TS 31.102 §4.2.5: an unused PLMN/access-technology entry is `FFFFFF 0000`.
-const PLMN_WACT: Option<Fill> =
-    Some(Fill { head: &[], fill: &[0xFF, 0xFF, 0xFF, 0x00, 0x00], tail: &[] });
+const PLMN_WACT: Option<Fill> = Some(Fill {
+    head: &[],
+    fill: &[0xFF, 0xFF, 0xFF, 0x00, 0x00],
+    tail: &[],
+});
 const fn head(head: &'static [u8]) -> Option<Fill> {
-    Some(Fill { head, fill: &[0xFF], tail: &[] })
+    Some(Fill {
+        head,
+        fill: &[0xFF],
+        tail: &[],
+    })
 }
 const fn tail(tail: &'static [u8]) -> Option<Fill> {
-    Some(Fill { head: &[], fill: &[0xFF], tail })
+    Some(Fill {
+        head: &[],
+        fill: &[0xFF],
+        tail,
+    })
 }
 const NO: Option<u8> = None;
 const fn s(sfi: u8) -> Option<u8> {
@@ -131,7 +150,14 @@ const fn trv(
     sfi: Option<u8>,
     default: Option<Fill>,
 ) -> TemplateFile {
-    TemplateFile { tag, name, fid, shape: Shape::Transparent { size: None }, sfi, default }
+    TemplateFile {
+        tag,
+        name,
+        fid,
+        shape: Shape::Transparent { size: None },
+        sfi,
+        default,
+    }
 }
 const fn lf(
     tag: u32,
@@ -142,7 +168,17 @@ const fn lf(
     sfi: Option<u8>,
     default: Option<Fill>,
 ) -> TemplateFile {
-    TemplateFile { tag, name, fid, shape: Shape::LinearFixed { records, record_len }, sfi, default }
+    TemplateFile {
+        tag,
+        name,
+        fid,
+        shape: Shape::LinearFixed {
+            records,
+            record_len,
+        },
+        sfi,
+        default,
+    }
 }
 const fn cy(
     tag: u32,
@@ -157,19 +193,43 @@ const fn cy(
         tag,
         name,
         fid: Some(fid),
-        shape: Shape::Cyclic { records, record_len: Some(record_len) },
+        shape: Shape::Cyclic {
+            records,
+            record_len: Some(record_len),
+        },
         sfi,
         default,
     }
 }
 const fn bt(tag: u32, name: &'static str, fid: u16, sfi: Option<u8>) -> TemplateFile {
-    TemplateFile { tag, name, fid: Some(fid), shape: Shape::BerTlv, sfi, default: None }
+    TemplateFile {
+        tag,
+        name,
+        fid: Some(fid),
+        shape: Shape::BerTlv,
+        sfi,
+        default: None,
+    }
 }
 const fn df(tag: u32, name: &'static str, fid: Option<u16>, depth: u8) -> TemplateFile {
-    TemplateFile { tag, name, fid, shape: Shape::Df { depth }, sfi: None, default: None }
+    TemplateFile {
+        tag,
+        name,
+        fid,
+        shape: Shape::Df { depth },
+        sfi: None,
+        default: None,
+    }
 }
 const fn adf(tag: u32, name: &'static str) -> TemplateFile {
-    TemplateFile { tag, name, fid: None, shape: Shape::Adf, sfi: None, default: None }
+    TemplateFile {
+        tag,
+        name,
+        fid: None,
+        shape: Shape::Adf,
+        sfi: None,
+        default: None,
+    }
 }
 const fn f(fid: u16) -> Option<u16> {
     Some(fid)
@@ -302,16 +362,51 @@ static USIM: [TemplateFile; 24] = [
     tr(12, "EF.SMSS", 0x6F43, 2, NO, FF),
     tr(13, "EF.SPN", 0x6F46, 17, NO, None),
     tr(14, "EF.EST", 0x6F56, 1, s(0x05), None),
-    tr(15, "EF.START-HFN", 0x6F5B, 6, s(0x0F), head(&[0xF0, 0x00, 0x00, 0xF0, 0x00, 0x00])),
+    tr(
+        15,
+        "EF.START-HFN",
+        0x6F5B,
+        6,
+        s(0x0F),
+        head(&[0xF0, 0x00, 0x00, 0xF0, 0x00, 0x00]),
+    ),
     tr(16, "EF.THRESHOLD", 0x6F5C, 3, s(0x10), FF),
-    tr(17, "EF.PSLOCI", 0x6F73, 14, s(0x0C), tail(&[0x00, 0x00, 0xFF, 0x01])),
+    tr(
+        17,
+        "EF.PSLOCI",
+        0x6F73,
+        14,
+        s(0x0C),
+        tail(&[0x00, 0x00, 0xFF, 0x01]),
+    ),
     tr(18, "EF.ACC", 0x6F78, 2, s(0x06), None),
     tr(19, "EF.FPLMN", 0x6F7B, 12, s(0x0D), FF),
-    tr(20, "EF.LOCI", 0x6F7E, 11, s(0x0B), tail(&[0x00, 0x00, 0xFF, 0x01])),
-    tr(21, "EF.AD", 0x6FAD, 4, s(0x03), head(&[0x00, 0x00, 0x00, 0x02])),
+    tr(
+        20,
+        "EF.LOCI",
+        0x6F7E,
+        11,
+        s(0x0B),
+        tail(&[0x00, 0x00, 0xFF, 0x01]),
+    ),
+    tr(
+        21,
+        "EF.AD",
+        0x6FAD,
+        4,
+        s(0x03),
+        head(&[0x00, 0x00, 0x00, 0x02]),
+    ),
     lf(22, "EF.ECC", f(0x6FB7), n(1), n(4), s(0x01), None),
     tr(23, "EF.NETPAR", 0x6FC4, 128, NO, FF),
-    tr(24, "EF.EPSLOCI", 0x6FE3, 18, s(0x1E), tail(&[0x00, 0x00, 0x01])),
+    tr(
+        24,
+        "EF.EPSLOCI",
+        0x6FE3,
+        18,
+        s(0x1E),
+        tail(&[0x00, 0x00, 0x01]),
+    ),
     lf(25, "EF.EPSNSC", f(0x6FE4), n(1), n(80), s(0x18), FF),
 ];
 
@@ -323,7 +418,14 @@ static OPT_USIM: [TemplateFile; 86] = [
     tr(5, "EF.GID1", 0x6F3E, 8, NO, None),
     tr(6, "EF.GID2", 0x6F3F, 8, NO, None),
     lf(7, "EF.MSISDN", f(0x6F40), n(1), n(24), NO, FF),
-    tr(8, "EF.PUCT", 0x6F41, 5, NO, head(&[0xFF, 0xFF, 0xFF, 0x00, 0x00])),
+    tr(
+        8,
+        "EF.PUCT",
+        0x6F41,
+        5,
+        NO,
+        head(&[0xFF, 0xFF, 0xFF, 0x00, 0x00]),
+    ),
     tr(9, "EF.CBMI", 0x6F45, 10, NO, FF),
     tr(10, "EF.CBMID", 0x6F48, 10, s(0x0E), FF),
     lf(11, "EF.SDN", f(0x6F49), n(10), n(24), NO, FF),
@@ -342,8 +444,24 @@ static OPT_USIM: [TemplateFile; 86] = [
     lf(24, "EF.EXT4", f(0x6F55), n(10), n(13), NO, head(&[0x00])),
     tr(25, "EF.ACL", 0x6F57, 101, NO, head(&[0x00])),
     lf(26, "EF.CMI", f(0x6F58), n(10), n(11), NO, FF),
-    cy(27, "EF.ICI", 0x6F80, n(20), 38, s(0x14), tail(&[0x00, 0x00, 0x00, 0x00, 0x01, 0xFF, 0xFF])),
-    cy(28, "EF.OCI", 0x6F81, n(20), 37, s(0x15), tail(&[0x00, 0x00, 0x00, 0x01, 0xFF, 0xFF])),
+    cy(
+        27,
+        "EF.ICI",
+        0x6F80,
+        n(20),
+        38,
+        s(0x14),
+        tail(&[0x00, 0x00, 0x00, 0x00, 0x01, 0xFF, 0xFF]),
+    ),
+    cy(
+        28,
+        "EF.OCI",
+        0x6F81,
+        n(20),
+        37,
+        s(0x15),
+        tail(&[0x00, 0x00, 0x00, 0x01, 0xFF, 0xFF]),
+    ),
     cy(29, "EF.ICT", 0x6F82, n(1), 3, NO, ZERO),
     cy(30, "EF.OCT", 0x6F83, n(1), 3, NO, ZERO),
     tr(31, "EF.VGCS", 0x6FB1, 20, NO, None),
@@ -359,10 +477,26 @@ static OPT_USIM: [TemplateFile; 86] = [
     lf(41, "EF.EXT6", f(0x6FC8), n(10), n(13), NO, head(&[0x00])),
     lf(42, "EF.MBI", f(0x6FC9), n(10), n(5), NO, None),
     lf(43, "EF.MWIS", f(0x6FCA), n(10), n(6), NO, ZERO),
-    lf(44, "EF.CFIS", f(0x6FCB), n(10), n(16), NO, head(&[0x01, 0x00])),
+    lf(
+        44,
+        "EF.CFIS",
+        f(0x6FCB),
+        n(10),
+        n(16),
+        NO,
+        head(&[0x01, 0x00]),
+    ),
     lf(45, "EF.EXT7", f(0x6FCC), n(10), n(13), NO, head(&[0x00])),
     tr(46, "EF.SPDI", 0x6FCD, 17, s(0x1B), None),
-    lf(47, "EF.MMSN", f(0x6FCE), n(10), n(6), NO, head(&[0x00, 0x00, 0x00])),
+    lf(
+        47,
+        "EF.MMSN",
+        f(0x6FCE),
+        n(10),
+        n(6),
+        NO,
+        head(&[0x00, 0x00, 0x00]),
+    ),
     lf(48, "EF.EXT8", f(0x6FCF), n(10), n(13), NO, head(&[0x00])),
     tr(49, "EF.MMSICP", 0x6FD0, 100, NO, FF),
     lf(50, "EF.MMSUP", f(0x6FD1), None, None, NO, FF),
@@ -393,7 +527,10 @@ static OPT_USIM: [TemplateFile; 86] = [
         tag: 74,
         name: "EF.IPS",
         fid: Some(0x6FF1),
-        shape: Shape::Cyclic { records: None, record_len: Some(4) },
+        shape: Shape::Cyclic {
+            records: None,
+            record_len: Some(4),
+        },
         sfi: NO,
         default: FF,
     },
@@ -405,7 +542,15 @@ static OPT_USIM: [TemplateFile; 86] = [
     tr(80, "EF.FromPreferred", 0x6FF7, 1, NO, ZERO),
     bt(81, "EF.IMSConfigData", 0x6FF8, NO),
     tr(82, "EF.3GPPPSDATAOFF", 0x6FF9, 4, NO, None),
-    lf(83, "EF.3GPPPSDATAOFFservicelist", f(0x6FFA), None, None, NO, None),
+    lf(
+        83,
+        "EF.3GPPPSDATAOFFservicelist",
+        f(0x6FFA),
+        None,
+        None,
+        NO,
+        None,
+    ),
     bt(84, "EF.XCAPConfigData", 0x6FFC, NO),
     trv(85, "EF.EARFCNList", f(0x6FFD), NO, None),
     TemplateFile {
@@ -463,8 +608,22 @@ static GSM_ACCESS: [TemplateFile; 5] = [
 /// SAIP §9.5.11, PE-DF-5GS (2.13.x): DF.5GS in ADF.USIM (TS 31.102 §4.4.11).
 static DF_5GS: [TemplateFile; 13] = [
     df(2, "DF.5GS", f(0x5FC0), 0),
-    tr(3, "EF.5GS3GPPLOCI", 0x4F01, 20, s(0x01), tail(&[0x00, 0x00, 0x00, 0x01])),
-    tr(4, "EF.5GSN3GPPLOCI", 0x4F02, 20, s(0x02), tail(&[0x00, 0x00, 0x00, 0x01])),
+    tr(
+        3,
+        "EF.5GS3GPPLOCI",
+        0x4F01,
+        20,
+        s(0x01),
+        tail(&[0x00, 0x00, 0x00, 0x01]),
+    ),
+    tr(
+        4,
+        "EF.5GSN3GPPLOCI",
+        0x4F02,
+        20,
+        s(0x02),
+        tail(&[0x00, 0x00, 0x00, 0x01]),
+    ),
     lf(5, "EF.5GS3GPPNSC", f(0x4F03), n(1), n(57), s(0x03), FF),
     lf(6, "EF.5GSN3GPPNSC", f(0x4F04), n(1), n(57), s(0x04), FF),
     tr(7, "EF.5GAUTHKEYS", 0x4F05, 110, s(0x05), None),
@@ -472,14 +631,23 @@ static DF_5GS: [TemplateFile; 13] = [
     trv(9, "EF.SUCI_Calc_Info", f(0x4F07), s(0x07), FF),
     lf(10, "EF.OPL5G", f(0x4F08), None, n(10), s(0x08), FF),
     trv(11, "EF.SUPI_NAI", f(0x4F09), s(0x09), None),
-    tr(12, "EF.Routing_Indicator", 0x4F0A, 4, s(0x0A), head(&[0xF0])),
+    tr(
+        12,
+        "EF.Routing_Indicator",
+        0x4F0A,
+        4,
+        s(0x0A),
+        head(&[0xF0]),
+    ),
     bt(13, "EF.URSP", 0x4F0B, NO),
     tr(14, "EF.TN3GPPSNN", 0x4F0C, 1, s(0x0C), ZERO),
 ];
 
 /// SAIP §9.5.12, PE-DF-SAIP (2.14): DF.SAIP in ADF.USIM (TS 31.102 §4.4.13).
-static DF_SAIP: [TemplateFile; 2] =
-    [df(2, "DF.SAIP", f(0x5FD0), 0), trv(3, "EF.SUCI_Calc_Info_USIM", f(0x4F01), NO, FF)];
+static DF_SAIP: [TemplateFile; 2] = [
+    df(2, "DF.SAIP", f(0x5FD0), 0),
+    trv(3, "EF.SUCI_Calc_Info_USIM", f(0x4F01), NO, FF),
+];
 
 /// SAIP §9.6.1, PE-ISIM (2.8), TS 31.103 §4.2.
 static ISIM: [TemplateFile; 7] = [
@@ -532,30 +700,86 @@ static EAP: [TemplateFile; 8] = [
     trv(9, "EF.Realm", f(0x4F22), NO, None),
 ];
 
-static L_MF: Layout = Layout { base: Base::Mf, created_by_default: true, files: &MF };
-static L_CD: Layout = Layout { base: Base::UnderMf, created_by_default: false, files: &CD };
-static L_TELECOM: Layout =
-    Layout { base: Base::UnderMf, created_by_default: false, files: &TELECOM };
-static L_USIM: Layout = Layout { base: Base::AdfRoot, created_by_default: true, files: &USIM };
-static L_OPT_USIM: Layout =
-    Layout { base: Base::InUsim, created_by_default: false, files: &OPT_USIM };
-static L_PHONEBOOK: Layout =
-    Layout { base: Base::UnderUsim, created_by_default: false, files: &PHONEBOOK };
-static L_GSM_ACCESS: Layout =
-    Layout { base: Base::UnderUsim, created_by_default: false, files: &GSM_ACCESS };
-static L_DF_5GS: Layout =
-    Layout { base: Base::UnderUsim, created_by_default: false, files: &DF_5GS };
-static L_DF_SAIP: Layout =
-    Layout { base: Base::UnderUsim, created_by_default: false, files: &DF_SAIP };
-static L_ISIM: Layout = Layout { base: Base::AdfRoot, created_by_default: true, files: &ISIM };
-static L_OPT_ISIM: Layout =
-    Layout { base: Base::InIsim, created_by_default: false, files: &OPT_ISIM };
-static L_CSIM: Layout = Layout { base: Base::AdfRoot, created_by_default: false, files: &CSIM };
-static L_OPT_CSIM: Layout = Layout { base: Base::InCsim, created_by_default: false, files: &[] };
-static L_EAP: Layout = Layout { base: Base::Current, created_by_default: false, files: &EAP };
-static L_UNDER_USIM: Layout =
-    Layout { base: Base::UnderUsim, created_by_default: false, files: &[] };
-static L_UNKNOWN: Layout = Layout { base: Base::Current, created_by_default: false, files: &[] };
+static L_MF: Layout = Layout {
+    base: Base::Mf,
+    created_by_default: true,
+    files: &MF,
+};
+static L_CD: Layout = Layout {
+    base: Base::UnderMf,
+    created_by_default: false,
+    files: &CD,
+};
+static L_TELECOM: Layout = Layout {
+    base: Base::UnderMf,
+    created_by_default: false,
+    files: &TELECOM,
+};
+static L_USIM: Layout = Layout {
+    base: Base::AdfRoot,
+    created_by_default: true,
+    files: &USIM,
+};
+static L_OPT_USIM: Layout = Layout {
+    base: Base::InUsim,
+    created_by_default: false,
+    files: &OPT_USIM,
+};
+static L_PHONEBOOK: Layout = Layout {
+    base: Base::UnderUsim,
+    created_by_default: false,
+    files: &PHONEBOOK,
+};
+static L_GSM_ACCESS: Layout = Layout {
+    base: Base::UnderUsim,
+    created_by_default: false,
+    files: &GSM_ACCESS,
+};
+static L_DF_5GS: Layout = Layout {
+    base: Base::UnderUsim,
+    created_by_default: false,
+    files: &DF_5GS,
+};
+static L_DF_SAIP: Layout = Layout {
+    base: Base::UnderUsim,
+    created_by_default: false,
+    files: &DF_SAIP,
+};
+static L_ISIM: Layout = Layout {
+    base: Base::AdfRoot,
+    created_by_default: true,
+    files: &ISIM,
+};
+static L_OPT_ISIM: Layout = Layout {
+    base: Base::InIsim,
+    created_by_default: false,
+    files: &OPT_ISIM,
+};
+static L_CSIM: Layout = Layout {
+    base: Base::AdfRoot,
+    created_by_default: false,
+    files: &CSIM,
+};
+static L_OPT_CSIM: Layout = Layout {
+    base: Base::InCsim,
+    created_by_default: false,
+    files: &[],
+};
+static L_EAP: Layout = Layout {
+    base: Base::Current,
+    created_by_default: false,
+    files: &EAP,
+};
+static L_UNDER_USIM: Layout = Layout {
+    base: Base::UnderUsim,
+    created_by_default: false,
+    files: &[],
+};
+static L_UNKNOWN: Layout = Layout {
+    base: Base::Current,
+    created_by_default: false,
+    files: &[],
+};
 
 /// The layout of a file-system PE; PE types without a transcribed template get an empty table
 /// (their files are placed from their FCPs alone).
@@ -616,9 +840,18 @@ mod tests {
     #[test]
     fn usim_template_knows_ef_imsi_and_opt_usim_knows_ef_msisdn() {
         let imsi = L_USIM.file(3).unwrap();
-        assert_eq!((imsi.name, imsi.fid, imsi.sfi), ("EF.IMSI", Some(0x6F07), Some(0x07)));
+        assert_eq!(
+            (imsi.name, imsi.fid, imsi.sfi),
+            ("EF.IMSI", Some(0x6F07), Some(0x07))
+        );
         let msisdn = L_OPT_USIM.file(7).unwrap();
-        assert_eq!(msisdn.shape, Shape::LinearFixed { records: Some(1), record_len: Some(24) });
+        assert_eq!(
+            msisdn.shape,
+            Shape::LinearFixed {
+                records: Some(1),
+                record_len: Some(24)
+            }
+        );
         assert_eq!(L_TELECOM.file(20).unwrap().name, "EF.PSC");
         assert_eq!(L_PHONEBOOK.file(7).unwrap().name, "EF.PSC");
     }

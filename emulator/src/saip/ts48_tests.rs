@@ -21,7 +21,10 @@ fn load(name: &str) -> Vec<u8> {
 }
 
 fn pin(pkg: &ProfilePackage, key: u8) -> &PinCode {
-    pkg.pins.iter().find(|p| p.key_reference == key).unwrap_or_else(|| panic!("no PIN {key:02X}"))
+    pkg.pins
+        .iter()
+        .find(|p| p.key_reference == key)
+        .unwrap_or_else(|| panic!("no PIN {key:02X}"))
 }
 
 #[rstest]
@@ -70,12 +73,25 @@ fn decodes_ts48_profile_as_its_readme_says(
     let pkg = decode(&der).unwrap();
 
     // Header and the raw PEs, which must give the package back byte for byte.
-    assert_eq!((pkg.header.major_version, pkg.header.minor_version), (2, minor));
+    assert_eq!(
+        (pkg.header.major_version, pkg.header.minor_version),
+        (2, minor)
+    );
     assert_eq!(pkg.header.iccid, iccid);
-    assert_eq!(pkg.elements.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(), der);
+    assert_eq!(
+        pkg.elements
+            .iter()
+            .flat_map(|e| e.raw.clone())
+            .collect::<Vec<_>>(),
+        der
+    );
     assert_eq!(pkg.elements.first().map(|e| e.kind), Some(PeKind::Header));
     assert_eq!(pkg.elements.last().map(|e| e.kind), Some(PeKind::End));
-    assert!(pkg.header.mandatory_services.iter().any(|s| s.name() == "usim-test-algorithm"));
+    assert!(pkg
+        .header
+        .mandatory_services
+        .iter()
+        .any(|s| s.name() == "usim-test-algorithm"));
 
     // MF: EF.ICCID holds the nibble-swapped ICCID of the header.
     let ef_iccid = pkg.file(&[0x3F00, 0x2FE2]).unwrap();
@@ -92,11 +108,21 @@ fn decodes_ts48_profile_as_its_readme_says(
     let usim_aid = hex::decode(USIM_AID).unwrap();
     let isim_aid = hex::decode(ISIM_AID).unwrap();
     assert!(
-        aids.contains(&(Some("ADF.USIM"), FileKind::Adf { aid: usim_aid.clone() })),
+        aids.contains(&(
+            Some("ADF.USIM"),
+            FileKind::Adf {
+                aid: usim_aid.clone()
+            }
+        )),
         "{aids:?}"
     );
     assert!(
-        aids.contains(&(Some("ADF.ISIM"), FileKind::Adf { aid: isim_aid.clone() })),
+        aids.contains(&(
+            Some("ADF.ISIM"),
+            FileKind::Adf {
+                aid: isim_aid.clone()
+            }
+        )),
         "{aids:?}"
     );
     assert_eq!(pkg.imsi().as_deref(), Some(IMSI));
@@ -116,7 +142,10 @@ fn decodes_ts48_profile_as_its_readme_says(
         "EF.KeysPS",
         "EF.ARR",
     ] {
-        assert!(pkg.file_named(Some(&usim_aid), name).is_some(), "{name} missing in ADF.USIM");
+        assert!(
+            pkg.file_named(Some(&usim_aid), name).is_some(),
+            "{name} missing in ADF.USIM"
+        );
     }
     let msisdn = pkg.file_named(Some(&usim_aid), "EF.MSISDN").unwrap();
     assert!(matches!(msisdn.kind, FileKind::LinearFixed { .. }));
@@ -131,8 +160,18 @@ fn decodes_ts48_profile_as_its_readme_says(
         assert_eq!(a.k.as_deref().map(hex::encode).as_deref(), Some(K));
         assert_eq!(a.opc.as_deref(), Some(&[0u8; 16][..]));
     }
-    let usim_dir = pkg.adfs().find(|f| f.name == Some("ADF.USIM")).unwrap().path.clone();
-    let isim_dir = pkg.adfs().find(|f| f.name == Some("ADF.ISIM")).unwrap().path.clone();
+    let usim_dir = pkg
+        .adfs()
+        .find(|f| f.name == Some("ADF.USIM"))
+        .unwrap()
+        .path
+        .clone();
+    let isim_dir = pkg
+        .adfs()
+        .find(|f| f.name == Some("ADF.ISIM"))
+        .unwrap()
+        .path
+        .clone();
     assert_eq!(pkg.aka[0].context, usim_dir);
     assert_eq!(pkg.aka[1].context, isim_dir);
 
@@ -145,7 +184,12 @@ fn decodes_ts48_profile_as_its_readme_says(
     assert_eq!(pin(&pkg, 0x0B).value_text(), "66666666");
     assert!(pin(&pkg, 0x0A).enabled());
     assert_eq!(pin(&pkg, 0x01).context, vec![0x3F00]);
-    let puk = |k: u8| pkg.puks.iter().find(|p| p.key_reference == k).map(|p| p.value_text());
+    let puk = |k: u8| {
+        pkg.puks
+            .iter()
+            .find(|p| p.key_reference == k)
+            .map(|p| p.value_text())
+    };
     assert_eq!(puk(0x01).as_deref(), Some("11111111"));
     assert_eq!(puk(0x81).as_deref(), Some("22222222"));
 
@@ -154,7 +198,9 @@ fn decodes_ts48_profile_as_its_readme_says(
     assert!(pkg.elements_of(PeKind::Rfm).count() >= 1);
     // Only the CSIM's EFs (no transcribed template) may lack a size.
     assert!(
-        pkg.warnings.iter().all(|w| w.starts_with("7FC0/") && w.contains("no efFileSize")),
+        pkg.warnings
+            .iter()
+            .all(|w| w.starts_with("7FC0/") && w.contains("no efFileSize")),
         "{:#?}",
         pkg.warnings
     );
@@ -190,7 +236,10 @@ fn personalise_round_trips(
     let old_k = before.aka[0].k.clone().unwrap();
     for a in &after.aka {
         assert_eq!(a.k.as_deref(), Some(if keys { &k[..] } else { &old_k[..] }));
-        assert_eq!(a.opc.as_deref(), Some(if keys { &opc[..] } else { &[0u8; 16][..] }));
+        assert_eq!(
+            a.opc.as_deref(),
+            Some(if keys { &opc[..] } else { &[0u8; 16][..] })
+        );
     }
     // Nothing else moved: same PEs, same files (other than the rewritten ones), same PINs.
     assert_eq!(after.elements.len(), before.elements.len());
@@ -213,8 +262,12 @@ fn personalise_round_trips(
         expected.extend(["7FD0/6F40", "3F00/7F10/6F40"]);
     }
     assert_eq!(changed, expected);
-    let unchanged =
-        |k: PeKind| before.elements_of(k).map(|e| &e.raw).eq(after.elements_of(k).map(|e| &e.raw));
+    let unchanged = |k: PeKind| {
+        before
+            .elements_of(k)
+            .map(|e| &e.raw)
+            .eq(after.elements_of(k).map(|e| &e.raw))
+    };
     assert!(
         unchanged(PeKind::SecurityDomain)
             && unchanged(PeKind::Telecom)
@@ -225,8 +278,14 @@ fn personalise_round_trips(
 #[test]
 fn personalise_rejects_a_malformed_iccid_and_changes_nothing() {
     let der = load("TS48v1_A");
-    let p = Personalisation { iccid: "89ABC".into(), ..Default::default() };
-    assert!(matches!(personalise(&der, &p), Err(SaipError::BadDigits { what: "ICCID", .. })));
+    let p = Personalisation {
+        iccid: "89ABC".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        personalise(&der, &p),
+        Err(SaipError::BadDigits { what: "ICCID", .. })
+    ));
 }
 
 #[test]
@@ -299,8 +358,12 @@ fn insert_before_end(der: &[u8], pe: &[u8]) -> Vec<u8> {
     let pes = split_elements(der).unwrap();
     let (end, rest) = pes.split_last().unwrap();
     assert_eq!(PeKind::from_tag(end.tag), PeKind::End);
-    [rest.iter().flat_map(|p| p.raw.to_vec()).collect::<Vec<_>>(), pe.to_vec(), end.raw.to_vec()]
-        .concat()
+    [
+        rest.iter().flat_map(|p| p.raw.to_vec()).collect::<Vec<_>>(),
+        pe.to_vec(),
+        end.raw.to_vec(),
+    ]
+    .concat()
 }
 
 #[test]
@@ -311,18 +374,31 @@ fn creates_template_files_the_usim_pe_omits_unless_told_not_to() {
             .into_iter()
             // Drop ef-keys [5]; turn ef-keysPS [6] into doNotCreate.
             .filter(|c| c[0] != 0xA5)
-            .map(|c| if c[0] == 0xA6 { vec![0xA6, 0x02, 0x80, 0x00] } else { c })
+            .map(|c| {
+                if c[0] == 0xA6 {
+                    vec![0xA6, 0x02, 0x80, 0x00]
+                } else {
+                    c
+                }
+            })
             .collect()
     });
     let pkg = decode(&edited).unwrap();
     let usim = hex::decode(USIM_AID).unwrap();
     let keys = pkg.file_named(Some(&usim), "EF.Keys").unwrap();
     assert!(keys.implicit);
-    assert_eq!((keys.sfi, keys.kind.clone()), (Some(0x08), FileKind::Transparent { size: 33 }));
+    assert_eq!(
+        (keys.sfi, keys.kind.clone()),
+        (Some(0x08), FileKind::Transparent { size: 33 })
+    );
     // Annex A default '07FF…FF': key set identifier 07 = no key available (TS 31.102 §4.2.4).
     assert_eq!(keys.content, [&[0x07][..], &[0xFF; 32][..]].concat());
     assert!(pkg.file_named(Some(&usim), "EF.KeysPS").is_none());
-    assert!(pkg.warnings.iter().all(|w| w.starts_with("7FC0/")), "{:#?}", pkg.warnings);
+    assert!(
+        pkg.warnings.iter().all(|w| w.starts_with("7FC0/")),
+        "{:#?}",
+        pkg.warnings
+    );
 }
 
 #[test]
@@ -347,10 +423,15 @@ fn generic_file_management_creates_files_and_fills_existing_ones() {
 
     assert_eq!(pkg.imsi().as_deref(), Some("999990000000001"));
     let f = pkg.file(&[0x3F00, 0x2F50]).unwrap();
-    assert_eq!((f.kind.clone(), f.sfi), (FileKind::Transparent { size: 4 }, None));
+    assert_eq!(
+        (f.kind.clone(), f.sfi),
+        (FileKind::Transparent { size: 4 }, None)
+    );
     assert_eq!(f.content, h("FF FF AA BB"));
     assert!(
-        pkg.warnings.iter().any(|w| w.starts_with("3F00/2F50: fill content ends at byte 5")),
+        pkg.warnings
+            .iter()
+            .any(|w| w.starts_with("3F00/2F50: fill content ends at byte 5")),
         "{:#?}",
         pkg.warnings
     );
@@ -378,7 +459,17 @@ fn personalises_every_ts48_profile() {
         assert_eq!(pkg.header.iccid, p.iccid, "{name}");
         assert_eq!(pkg.imsi(), p.imsi, "{name}");
         assert_eq!(pkg.msisdn(), p.msisdn, "{name}");
-        assert!(pkg.aka.iter().all(|a| a.k.as_deref() == Some(&[0xA5; 16][..])), "{name}");
-        assert!(pkg.aka.iter().all(|a| a.opc.as_deref() == Some(&[0x5A; 16][..])), "{name}");
+        assert!(
+            pkg.aka
+                .iter()
+                .all(|a| a.k.as_deref() == Some(&[0xA5; 16][..])),
+            "{name}"
+        );
+        assert!(
+            pkg.aka
+                .iter()
+                .all(|a| a.opc.as_deref() == Some(&[0x5A; 16][..])),
+            "{name}"
+        );
     }
 }

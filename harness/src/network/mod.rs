@@ -1,0 +1,268 @@
+//! `simlab network`: the emulated operator network on loopback. For now its SM-DP+ (SGP.22 v2.5
+//! ES9+ and ES2+ over HTTPS, [`crate::smdp`]) and orders placed on it (ES2+ DownloadOrder +
+//! ConfirmOrder, printing the activation code of SGP.22 §4.1).
+//!
+//! The binary adds one line: `Network(#[command(subcommand)] NetworkCommand)` dispatched to
+//! [`run`].
+
+use crate::pki::{self, Role};
+use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
+use anyhow::{bail, Context as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+/// Default SM-DP+ port of `simlab network serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+#[derive(clap::Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Serve the SM-DP+ (ES9+ and ES2+ over HTTPS) until interrupted; prints its address, the
+    /// CA certificate clients must trust and an example activation code.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Host name to advertise instead of the listen IP (must be in the DPtls SAN).
+        #[arg(long)]
+        host: Option<String>,
+        /// SQLite database file (default: in memory, lost on exit).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Test PKI directory (SGP.26 layout).
+        #[arg(long, default_value = "vectors/pki")]
+        pki: PathBuf,
+        /// Curve of DPauth/DPpb: nist or brainpool (TLS always uses the NIST DPtls).
+        #[arg(long, default_value = "nist")]
+        curve: String,
+        /// Directory of SAIP profile templates (`*.der`).
+        #[arg(long, default_value = "vectors/profiles")]
+        templates: PathBuf,
+        /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
+        #[arg(long)]
+        no_replace_session_keys: bool,
+        /// URL receiving ES2+.HandleDownloadProgressInfo.
+        #[arg(long)]
+        es2_callback: Option<String>,
+    },
+    /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
+    Order {
+        /// Template file stem (see `vectors/profiles`).
+        #[arg(long)]
+        template: String,
+        /// Bind the order to this EID.
+        #[arg(long)]
+        eid: Option<String>,
+        /// Require this confirmation code.
+        #[arg(long)]
+        confirmation_code: Option<String>,
+        /// A running SM-DP+ (`https://host:port` or `host:port`), reached over ES2+.
+        #[arg(long, conflicts_with = "db")]
+        server: Option<String>,
+        /// Or write the order into this SM-DP+ database directly.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// SM-DP+ address for the activation code in `--db` mode.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        address: String,
+        /// Test PKI directory (its CI is the TLS root for `--server`).
+        #[arg(long, default_value = "vectors/pki")]
+        pki: PathBuf,
+        /// Directory of SAIP profile templates (`--db` mode).
+        #[arg(long, default_value = "vectors/profiles")]
+        templates: PathBuf,
+    },
+}
+
+fn curve(arg: &str) -> anyhow::Result<pki::Curve> {
+    pki::curves_from_arg(arg)?
+        .first()
+        .copied()
+        .context("a single curve: nist or brainpool")
+}
+
+/// Runs a `simlab network` subcommand.
+pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
+    match cmd {
+        NetworkCommand::Serve {
+            listen,
+            host,
+            db,
+            pki,
+            curve: curve_arg,
+            templates,
+            no_replace_session_keys,
+            es2_callback,
+        } => {
+            let mut opts = SmdpOptions::new(pki, templates);
+            opts.listen = listen;
+            opts.public_host = host;
+            opts.db = db;
+            opts.curve = curve(&curve_arg)?;
+            opts.replace_session_keys = !no_replace_session_keys;
+            opts.es2_callback_url = es2_callback;
+            let running = smdp::start(opts)?;
+            let example = running
+                .smdp()
+                .templates()
+                .next()
+                .map(|t| running.smdp().activation_code(t))
+                .unwrap_or_default();
+            println!("SM-DP+ listening on https://{}", running.address);
+            println!("  ES9+: https://{}/gsma/rsp2/es9plus/...", running.address);
+            println!("  ES2+: https://{}/gsma/rsp2/es2plus/...", running.address);
+            println!(
+                "  TLS root (CI) certificate: {}",
+                running.ca_cert_path.display()
+            );
+            println!("  example activation code (template as is): {example}");
+            println!(
+                "  personalised order: simlab network order --server {} --template NAME",
+                running.address
+            );
+            let (tx, rx) = mpsc::channel();
+            ctrlc::set_handler(move || {
+                let _ = tx.send(());
+            })
+            .context("installing the Ctrl-C handler")?;
+            let _ = rx.recv();
+            running.stop();
+            Ok(())
+        }
+        NetworkCommand::Order {
+            template,
+            eid,
+            confirmation_code,
+            server,
+            db,
+            address,
+            pki,
+            templates,
+        } => {
+            let (iccid, activation_code) = match (server, db) {
+                (Some(server), _) => {
+                    let root_path = pki.join(pki::cert_path(Role::Ci, pki::Curve::Nist));
+                    let root = std::fs::read(&root_path)
+                        .with_context(|| format!("TLS root {}", root_path.display()))?;
+                    let client = Es2pClient::new(&server, &[root])?;
+                    let iccid = client
+                        .download_order(&DownloadOrderRequest {
+                            eid: eid.clone(),
+                            profile_type: Some(template),
+                            ..Default::default()
+                        })?
+                        .iccid;
+                    let confirmed = client.confirm_order(&ConfirmOrderRequest {
+                        iccid: iccid.clone(),
+                        confirmation_code,
+                        release_flag: true,
+                        ..Default::default()
+                    })?;
+                    let smdp_address = confirmed.smdp_address.unwrap_or_else(|| {
+                        server
+                            .trim_start_matches("https://")
+                            .trim_end_matches('/')
+                            .to_owned()
+                    });
+                    (
+                        iccid,
+                        format!("LPA:1${smdp_address}${}", confirmed.matching_id),
+                    )
+                }
+                (None, Some(db)) => {
+                    let mut opts = SmdpOptions::new(pki, templates);
+                    opts.db = Some(db);
+                    let smdp = smdp::Smdp::open(&opts, &address)?;
+                    let (order, ac) = smdp
+                        .order_activation_code(
+                            &template,
+                            eid.as_deref(),
+                            confirmation_code.as_deref(),
+                        )
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    (order.iccid, ac)
+                }
+                (None, None) => bail!("give --server URL (a running SM-DP+) or --db FILE"),
+            };
+            eprintln!("order for ICCID {iccid} released");
+            println!("{activation_code}");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: NetworkCommand,
+    }
+
+    #[test]
+    fn parses_order_with_a_server() {
+        let cli = Cli::parse_from([
+            "simlab",
+            "order",
+            "--template",
+            "TS48v4_SAIP2.3_BERTLV",
+            "--server",
+            "127.0.0.1:8443",
+            "--confirmation-code",
+            "1234",
+        ]);
+        match cli.cmd {
+            NetworkCommand::Order {
+                template,
+                server,
+                confirmation_code,
+                ..
+            } => {
+                assert_eq!(template, "TS48v4_SAIP2.3_BERTLV");
+                assert_eq!(server.as_deref(), Some("127.0.0.1:8443"));
+                assert_eq!(confirmation_code.as_deref(), Some("1234"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_server_and_db_together() {
+        assert!(Cli::try_parse_from([
+            "simlab",
+            "order",
+            "--template",
+            "T",
+            "--server",
+            "x",
+            "--db",
+            "f"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn orders_into_a_database_file_and_prints_an_activation_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let db = dir.path().join("smdp.sqlite");
+        run(NetworkCommand::Order {
+            template: "TS48v4_SAIP2.3_BERTLV".into(),
+            eid: None,
+            confirmation_code: None,
+            server: None,
+            db: Some(db.clone()),
+            address: DEFAULT_LISTEN.into(),
+            pki: root.join("vectors/pki"),
+            templates: root.join("vectors/profiles"),
+        })
+        .unwrap();
+        let store = smdp::Store::open(Some(&db)).unwrap();
+        let orders = store.orders().unwrap();
+        assert_eq!(orders.len(), 1);
+        assert_eq!(orders[0].state, smdp::OrderState::Released);
+    }
+}

@@ -1,0 +1,288 @@
+//! Certificate checks of the SM-DP+ (SGP.22 v2.5 §5.6.3 AuthenticateClient, §4.5.2 certificate
+//! profiles): the eUICC certificate chains to the agreed CI through its EUM, by signature and
+//! validity, and the EID falls under the EUM's permitted EID prefix.
+//!
+//! Not an RFC 5280 path validation: SGP.22 reads the EUM name constraint as an EID prefix, which
+//! RFC 5280 verifiers reject (see `vectors/pki/README.md`), so the chain is checked here by
+//! signature, validity period, certificate policy and [`crate::pki::profiles::eum_permits`].
+
+use super::super::es9p::{codes, StatusCode};
+use crate::pki::profiles::{self, Role};
+use der::Decode as _;
+use simlab_emulator::rsp::ecdsa::{CertificateParts, VerifyingKey};
+use simlab_emulator::tlv::{self, Tlv};
+use std::time::SystemTime;
+use thiserror::Error;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CertificatePolicies};
+use x509_cert::Certificate;
+
+/// DER value of the subjectAltName extension OID (2.5.29.17, RFC 5280 §4.2.1.6).
+const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1D, 0x11];
+/// `registeredID [8] IMPLICIT OBJECT IDENTIFIER` in GeneralName.
+const TAG_GENERAL_NAME_REGISTERED_ID: u32 = 0x88;
+/// `extensions [3] EXPLICIT` of TBSCertificate.
+const TAG_TBS_EXTENSIONS: u32 = 0xA3;
+const TAG_SEQUENCE: u32 = 0x30;
+const TAG_OID: u32 = 0x06;
+const TAG_OCTET_STRING: u32 = 0x04;
+/// An EID is 32 decimal digits (SGP.29), 16 bytes.
+const EID_DIGITS: usize = 32;
+
+/// Why the eUICC's certificates were refused, with the status code of SGP.22 §5.6.3.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChainError {
+    #[error("the EUM certificate is issued by CI key {found}, expected the agreed CI {expected}")]
+    CiUnknown { expected: String, found: String },
+    #[error("EUM certificate refused: {0}")]
+    EumInvalid(String),
+    #[error("EUM certificate expired")]
+    EumExpired,
+    #[error("eUICC certificate refused: {0}")]
+    EuiccInvalid(String),
+    #[error("eUICC certificate expired")]
+    EuiccExpired,
+}
+
+impl ChainError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ChainError::CiUnknown { .. } => codes::CI_PUBLIC_KEY_UNKNOWN,
+            ChainError::EumInvalid(_) => codes::EUM_CERTIFICATE_INVALID,
+            ChainError::EumExpired => codes::EUM_CERTIFICATE_EXPIRED,
+            ChainError::EuiccInvalid(_) => codes::EUICC_CERTIFICATE_INVALID,
+            ChainError::EuiccExpired => codes::EUICC_CERTIFICATE_EXPIRED,
+        }
+    }
+}
+
+/// A trusted CI: its certificate, SubjectKeyIdentifier and public key.
+#[derive(Debug, Clone)]
+pub struct CiCertificate {
+    pub der: Vec<u8>,
+    pub ski: Vec<u8>,
+    pub key: VerifyingKey,
+}
+
+/// What a verified eUICC chain yields.
+#[derive(Debug, Clone)]
+pub struct VerifiedEuicc {
+    /// EID digits from the eUICC certificate subject serialNumber.
+    pub eid: String,
+    /// The same EID as 16 bytes (for the session key derivation, SGP.22 Annex G).
+    pub eid_bytes: [u8; 16],
+    /// PK.EUICC.SIG.
+    pub key: VerifyingKey,
+}
+
+/// Checks CERT.EUICC → CERT.EUM → `ci` (SGP.22 §5.6.3 steps "verify the eUICC certificate
+/// chain"): the EUM's AuthorityKeyIdentifier is the CI's SKI, each signature verifies over the
+/// received TBSCertificate bytes, both are valid at `now`, carry their role's certificate policy,
+/// and the EUM permits the EID.
+pub fn verify_euicc_chain(
+    euicc_der: &[u8],
+    eum_der: &[u8],
+    ci: &CiCertificate,
+    now: SystemTime,
+) -> Result<VerifiedEuicc, ChainError> {
+    let eum = Certificate::from_der(eum_der)
+        .map_err(|e| ChainError::EumInvalid(format!("not a DER certificate: {e}")))?;
+    let aki = eum
+        .tbs_certificate
+        .get::<AuthorityKeyIdentifier>()
+        .map_err(|e| ChainError::EumInvalid(e.to_string()))?
+        .and_then(|(_, aki)| aki.key_identifier)
+        .map(|k| k.as_bytes().to_vec())
+        .unwrap_or_default();
+    if aki != ci.ski {
+        return Err(ChainError::CiUnknown {
+            expected: hex::encode_upper(&ci.ski),
+            found: hex::encode_upper(&aki),
+        });
+    }
+    let eum_parts =
+        CertificateParts::parse(eum_der).map_err(|e| ChainError::EumInvalid(e.to_string()))?;
+    ci.key
+        .verify_der(eum_parts.tbs, eum_parts.signature)
+        .map_err(|e| ChainError::EumInvalid(format!("CI signature: {e}")))?;
+    check_policy(&eum, Role::Eum).map_err(ChainError::EumInvalid)?;
+    if !valid_at(&eum, now) {
+        return Err(ChainError::EumExpired);
+    }
+    let eum_key = VerifyingKey::from_spki_der(eum_parts.spki)
+        .map_err(|e| ChainError::EumInvalid(e.to_string()))?;
+
+    let euicc = Certificate::from_der(euicc_der)
+        .map_err(|e| ChainError::EuiccInvalid(format!("not a DER certificate: {e}")))?;
+    let euicc_parts =
+        CertificateParts::parse(euicc_der).map_err(|e| ChainError::EuiccInvalid(e.to_string()))?;
+    eum_key
+        .verify_der(euicc_parts.tbs, euicc_parts.signature)
+        .map_err(|e| ChainError::EuiccInvalid(format!("EUM signature: {e}")))?;
+    check_policy(&euicc, Role::Euicc).map_err(ChainError::EuiccInvalid)?;
+    if !valid_at(&euicc, now) {
+        return Err(ChainError::EuiccExpired);
+    }
+    let permitted = profiles::eum_permits(&eum, &euicc.tbs_certificate.subject)
+        .map_err(|e| ChainError::EuiccInvalid(e.to_string()))?;
+    if !permitted {
+        return Err(ChainError::EuiccInvalid(
+            "the EUM's name constraints do not permit this EID".into(),
+        ));
+    }
+    let eid = profiles::attr_value(
+        &euicc.tbs_certificate.subject,
+        profiles::oid::AT_SERIAL_NUMBER,
+    )
+    .ok_or_else(|| ChainError::EuiccInvalid("subject has no serialNumber (EID)".into()))?;
+    let eid_bytes = eid_to_bytes(&eid)
+        .ok_or_else(|| ChainError::EuiccInvalid(format!("EID {eid:?} is not 32 digits")))?;
+    let key = VerifyingKey::from_spki_der(euicc_parts.spki)
+        .map_err(|e| ChainError::EuiccInvalid(e.to_string()))?;
+    Ok(VerifiedEuicc {
+        eid,
+        eid_bytes,
+        key,
+    })
+}
+
+/// The 16 bytes of a 32-digit EID (each pair of digits one byte, SGP.22 `Octet16` eidValue).
+pub fn eid_to_bytes(eid: &str) -> Option<[u8; 16]> {
+    if eid.len() != EID_DIGITS || !eid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    hex::decode(eid).ok()?.try_into().ok()
+}
+
+fn valid_at(cert: &Certificate, now: SystemTime) -> bool {
+    let v = &cert.tbs_certificate.validity;
+    v.not_before.to_system_time() <= now && now <= v.not_after.to_system_time()
+}
+
+fn check_policy(cert: &Certificate, role: Role) -> Result<(), String> {
+    let policies = cert
+        .tbs_certificate
+        .get::<CertificatePolicies>()
+        .map_err(|e| e.to_string())?
+        .map(|(_, p)| p.0)
+        .unwrap_or_default();
+    if policies
+        .iter()
+        .any(|p| p.policy_identifier == role.policy_oid())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "certificate policy {} ({role:?}) missing",
+            role.policy_oid()
+        ))
+    }
+}
+
+/// The DER value of the subjectAltName registeredID of a certificate (the SM-DP+ OID of
+/// CERT.DPauth / CERT.DPpb, SGP.22 §4.5.2.1.0.3). Walked by hand: const-oid refuses test arcs
+/// such as 2.999.10.
+pub fn san_registered_id(cert_der: &[u8]) -> Option<Vec<u8>> {
+    let cert = tlv::parse_one(cert_der).ok()?;
+    let tbs = cert.children().next()?.ok()?;
+    let extensions = tbs.find(TAG_TBS_EXTENSIONS)?.children().next()?.ok()?;
+    let san = extensions.children().map_while(Result::ok).find(|ext| {
+        ext.find(TAG_OID)
+            .is_some_and(|o| o.value == OID_SUBJECT_ALT_NAME)
+    })?;
+    let value = san.find(TAG_OCTET_STRING)?;
+    let names: Tlv<'_> = tlv::parse_one(value.value).ok()?;
+    if names.tag != TAG_SEQUENCE {
+        return None;
+    }
+    names
+        .find(TAG_GENERAL_NAME_REGISTERED_ID)
+        .map(|t| t.value.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Curve, Pki};
+    use std::path::Path;
+
+    fn pki() -> Pki {
+        Pki::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/pki"),
+            Curve::Nist,
+        )
+        .unwrap()
+    }
+
+    fn ci(pki: &Pki) -> CiCertificate {
+        CiCertificate {
+            der: pki.ci.cert_der.clone(),
+            ski: pki.ci_ski().unwrap(),
+            key: VerifyingKey::from_certificate_der(&pki.ci.cert_der).unwrap(),
+        }
+    }
+
+    #[test]
+    fn accepts_the_shipped_euicc_chain_and_reads_its_eid() {
+        let pki = pki();
+        let v = verify_euicc_chain(
+            &pki.euicc.as_ref().unwrap().cert_der,
+            &pki.eum.as_ref().unwrap().cert_der,
+            &ci(&pki),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(v.eid, "89049032123451234512345678901235");
+        assert_eq!(v.eid_bytes[0], 0x89);
+    }
+
+    #[test]
+    fn rejects_an_euicc_certificate_with_a_flipped_signature_bit() {
+        let pki = pki();
+        let mut euicc = pki.euicc.as_ref().unwrap().cert_der.clone();
+        let last = euicc.len() - 5;
+        euicc[last] ^= 1;
+        let err = verify_euicc_chain(
+            &euicc,
+            &pki.eum.as_ref().unwrap().cert_der,
+            &ci(&pki),
+            SystemTime::now(),
+        )
+        .unwrap_err();
+        assert_eq!(err.status_code(), codes::EUICC_CERTIFICATE_INVALID);
+    }
+
+    #[test]
+    fn rejects_a_chain_of_another_ci_as_ci_unknown() {
+        let nist = pki();
+        let brp = Pki::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/pki"),
+            Curve::Brainpool,
+        )
+        .unwrap();
+        let err = verify_euicc_chain(
+            &brp.euicc.as_ref().unwrap().cert_der,
+            &brp.eum.as_ref().unwrap().cert_der,
+            &ci(&nist),
+            SystemTime::now(),
+        )
+        .unwrap_err();
+        assert_eq!(err.status_code(), codes::CI_PUBLIC_KEY_UNKNOWN);
+    }
+
+    #[test]
+    fn rejects_an_eum_certificate_used_as_euicc_certificate() {
+        let pki = pki();
+        let eum = &pki.eum.as_ref().unwrap().cert_der;
+        let err = verify_euicc_chain(eum, eum, &ci(&pki), SystemTime::now()).unwrap_err();
+        assert_eq!(err.status_code(), codes::EUICC_CERTIFICATE_INVALID);
+    }
+
+    #[test]
+    fn reads_the_smdp_oid_from_the_dpauth_certificate() {
+        // RID:2.999.10 → 88 37 0A (X.690 §8.19: 2·40+999 = 1079 = 0x88 0x37).
+        assert_eq!(
+            san_registered_id(&pki().dp_auth.cert_der),
+            Some(vec![0x88, 0x37, 0x0A])
+        );
+    }
+}

@@ -1,0 +1,735 @@
+//! ES2+ (operator ↔ SM-DP+), GSMA SGP.22 v2.5 §5.3 with the JSON binding of §6.5.2.1–§6.5.2.5:
+//! DownloadOrder, ConfirmOrder, CancelOrder, ReleaseProfile served by the SM-DP+, and
+//! HandleDownloadProgressInfo sent by it to the operator.
+//!
+//! Served on the same HTTPS port as ES9+, under `/gsma/rsp2/es2plus/`. SGP.22 asks for mutual
+//! TLS on ES2+; this test server does not authenticate the operator.
+
+use super::store::{Order, OrderState, ProgressEvent};
+use super::{FunctionError, Smdp};
+use crate::es9p::{
+    codes, HeaderOnly, RequestHeader, ResponseHeader, StatusCode, ADMIN_PROTOCOL,
+    CONTENT_TYPE_JSON, HEADER_ADMIN_PROTOCOL, STATUS_EXECUTED_SUCCESS, STATUS_FAILED,
+};
+use rand::Rng as _;
+use rustls::pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+use simlab_emulator::saip::luhn_check_digit;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Path prefix of the ES2+ functions (SGP.22 §6.5.2).
+pub const ES2P_PATH_PREFIX: &str = "/gsma/rsp2/es2plus/";
+pub const DOWNLOAD_ORDER: &str = "downloadOrder";
+pub const CONFIRM_ORDER: &str = "confirmOrder";
+pub const CANCEL_ORDER: &str = "cancelOrder";
+pub const RELEASE_PROFILE: &str = "releaseProfile";
+pub const HANDLE_DOWNLOAD_PROGRESS_INFO: &str = "handleDownloadProgressInfo";
+
+/// Notification points of ES2+.HandleDownloadProgressInfo (SGP.22 §5.3.5).
+pub const POINT_ELIGIBILITY: u32 = 1;
+pub const POINT_CONFIRMATION: u32 = 2;
+pub const POINT_BPP_DOWNLOAD: u32 = 3;
+pub const POINT_BPP_INSTALLATION: u32 = 4;
+/// The LPA cancelled the session (ES9+.CancelSession); reported on its own point here.
+pub const POINT_SESSION_CANCELLED: u32 = 5;
+
+/// ICCID issuer prefix of generated profiles: 89 (telecom) + 001 (test network country code,
+/// as the 001-01 test PLMN) + 01 (issuer); ITU-T E.118.
+const ICCID_PREFIX: &str = "8900101";
+/// Digits after the prefix, before the Luhn digit (19-digit ICCID in total).
+const ICCID_SERIAL_DIGITS: usize = 11;
+/// Test PLMN 001-01 (TS 23.003, 3GPP test networks).
+const IMSI_PREFIX: &str = "00101";
+const IMSI_SERIAL_DIGITS: usize = 10;
+/// MSISDNs from a fictional range.
+const MSISDN_PREFIX: &str = "1555";
+const MSISDN_SERIAL_DIGITS: usize = 7;
+/// Matching IDs: SGP.22 §4.1 allows `0-9 A-Z -`; four groups of five.
+const MATCHING_ID_GROUPS: usize = 4;
+const MATCHING_ID_GROUP_LEN: usize = 5;
+const MATCHING_ID_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// ES2+.DownloadOrder input (SGP.22 §5.3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadOrderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<RequestHeader>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iccid: Option<String>,
+    /// Here: a template file stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_type: Option<String>,
+}
+
+/// ES2+.DownloadOrder output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadOrderResponse {
+    pub header: ResponseHeader,
+    pub iccid: String,
+}
+
+/// ES2+.ConfirmOrder input (SGP.22 §5.3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmOrderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<RequestHeader>,
+    pub iccid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smds_address: Option<String>,
+    pub release_flag: bool,
+}
+
+/// ES2+.ConfirmOrder output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmOrderResponse {
+    pub header: ResponseHeader,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    pub matching_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smdp_address: Option<String>,
+}
+
+/// ES2+.CancelOrder input (SGP.22 §5.3.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelOrderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<RequestHeader>,
+    pub iccid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_id: Option<String>,
+    /// "Available" or "Unavailable".
+    pub final_profile_status_indicator: String,
+}
+
+/// ES2+.ReleaseProfile input (SGP.22 §5.3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseProfileRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<RequestHeader>,
+    pub iccid: String,
+}
+
+/// `notificationPointStatus` of HandleDownloadProgressInfo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationPointStatus {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code_data: Option<crate::es9p::StatusCodeData>,
+}
+
+/// ES2+.HandleDownloadProgressInfo input (SGP.22 §5.3.5), sent by the SM-DP+.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandleDownloadProgressInfoRequest {
+    pub header: RequestHeader,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    pub iccid: String,
+    pub profile_type: String,
+    /// `YYYY-MM-DDThh:mm:ssZ`.
+    pub timestamp: String,
+    pub notification_point_id: u32,
+    pub notification_point_status: NotificationPointStatus,
+}
+
+/// Delivers progress events to the operator's URL on a thread of its own (the caller never
+/// waits for the operator).
+#[derive(Debug)]
+pub(super) struct ProgressSink {
+    sender: Option<Mutex<mpsc::Sender<(i64, String)>>>,
+    results: Arc<Mutex<Vec<(i64, String)>>>,
+}
+
+impl ProgressSink {
+    pub(super) fn new(url: Option<String>) -> Self {
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let sender = url.map(|url| {
+            let (tx, rx) = mpsc::channel::<(i64, String)>();
+            let results = Arc::clone(&results);
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                for (id, body) in rx {
+                    let outcome = match agent
+                        .post(&url)
+                        .set(HEADER_ADMIN_PROTOCOL, ADMIN_PROTOCOL)
+                        .set("Content-Type", CONTENT_TYPE_JSON)
+                        .send_string(&body)
+                    {
+                        Ok(_) => "delivered".to_owned(),
+                        Err(e) => format!("failed: {e}"),
+                    };
+                    if let Ok(mut r) = results.lock() {
+                        r.push((id, outcome));
+                    }
+                }
+            });
+            Mutex::new(tx)
+        });
+        Self { sender, results }
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` for a Unix time (proleptic Gregorian, H. Hinnant's civil_from_days).
+fn timestamp(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn random_digits(n: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+fn new_matching_id() -> String {
+    let mut rng = rand::thread_rng();
+    (0..MATCHING_ID_GROUPS)
+        .map(|_| {
+            (0..MATCHING_ID_GROUP_LEN)
+                .map(|_| {
+                    let i = rng.gen_range(0..MATCHING_ID_ALPHABET.len());
+                    char::from(MATCHING_ID_ALPHABET.get(i).copied().unwrap_or(b'A'))
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn err(code: StatusCode, message: impl Into<String>) -> FunctionError {
+    FunctionError::new(code, message)
+}
+
+impl Smdp {
+    /// Records an ES2+.HandleDownloadProgressInfo event and sends it when a URL is configured.
+    pub(super) fn progress_event(
+        &self,
+        order: &Order,
+        point: u32,
+        failure: Option<(StatusCode, &str)>,
+    ) -> Result<(), FunctionError> {
+        let status = NotificationPointStatus {
+            status: if failure.is_some() {
+                STATUS_FAILED
+            } else {
+                STATUS_EXECUTED_SUCCESS
+            }
+            .into(),
+            status_code_data: failure.map(|(code, message)| crate::es9p::StatusCodeData {
+                subject_code: code.subject.into(),
+                reason_code: code.reason.into(),
+                subject_identifier: None,
+                message: Some(message.into()),
+            }),
+        };
+        let body = HandleDownloadProgressInfoRequest {
+            header: RequestHeader {
+                function_requester_identifier: self.address.clone(),
+                function_call_identifier: format!("{}-{point}", order.id),
+            },
+            eid: order.eid.clone(),
+            iccid: order.iccid.clone(),
+            profile_type: order.template.clone(),
+            timestamp: timestamp(SystemTime::now()),
+            notification_point_id: point,
+            notification_point_status: status.clone(),
+        };
+        let body =
+            serde_json::to_string(&body).map_err(|e| err(codes::EXECUTION_ERROR, e.to_string()))?;
+        let event = ProgressEvent {
+            iccid: order.iccid.clone(),
+            eid: order.eid.clone(),
+            notification_point_id: point,
+            status: status.status,
+            body: body.clone(),
+            delivery: None,
+        };
+        // Delivery outcomes of earlier events, written now that the store lock is free.
+        let done: Vec<(i64, String)> = self
+            .progress
+            .results
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        let id = self.with_store(|s| {
+            for (id, outcome) in &done {
+                s.set_progress_delivery(*id, outcome)?;
+            }
+            s.record_progress(&event)
+        })?;
+        if let Some(sender) = &self.progress.sender {
+            if let Ok(tx) = sender.lock() {
+                let _ = tx.send((id, body));
+            }
+        }
+        Ok(())
+    }
+
+    /// ES2+.DownloadOrder (SGP.22 §5.3.1).
+    pub fn download_order(
+        &self,
+        req: &DownloadOrderRequest,
+    ) -> Result<DownloadOrderResponse, FunctionError> {
+        self.function(|| self.download_order_checked(req))
+    }
+
+    /// ES2+.DownloadOrder (SGP.22 §5.3.1): reserves a profile of `profileType` (a template
+    /// stem), personalised with a fresh ICCID, IMSI, K, OPc and (when the template has
+    /// EF.MSISDN) MSISDN. State Allocated, or Linked when an EID is given.
+    fn download_order_checked(
+        &self,
+        req: &DownloadOrderRequest,
+    ) -> Result<DownloadOrderResponse, FunctionError> {
+        if let Some(iccid) = &req.iccid {
+            // Reserving a given ICCID: only profiles this server already holds as Available.
+            let mut order = self
+                .with_store(|s| s.order_by_iccid(iccid))?
+                .filter(|o| o.state == OrderState::Available)
+                .ok_or_else(|| {
+                    err(
+                        codes::ICCID_UNKNOWN,
+                        format!("no available profile {iccid}"),
+                    )
+                })?;
+            order.eid = req.eid.clone();
+            order.state = if order.eid.is_some() {
+                OrderState::Linked
+            } else {
+                OrderState::Allocated
+            };
+            self.with_store(|s| s.update_order(&order))?;
+            return Ok(DownloadOrderResponse {
+                header: ResponseHeader::success(),
+                iccid: order.iccid,
+            });
+        }
+        let template = req.profile_type.as_deref().ok_or_else(|| {
+            err(
+                codes::MANDATORY_ELEMENT_MISSING,
+                "profileType or iccid is required",
+            )
+        })?;
+        if !self.templates.contains_key(template) {
+            return Err(err(
+                codes::PROFILE_TYPE_UNKNOWN,
+                format!(
+                    "no template {template:?}; known: {}",
+                    self.templates().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if let Some(eid) = &req.eid {
+            crate::pki::validate_eid(eid).map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
+        }
+        let serial = self.with_store(|s| s.next_counter("iccid"))?;
+        let body = format!(
+            "{ICCID_PREFIX}{:0width$}",
+            serial,
+            width = ICCID_SERIAL_DIGITS
+        );
+        let luhn =
+            luhn_check_digit(&body).map_err(|e| err(codes::EXECUTION_ERROR, e.to_string()))?;
+        let iccid = format!("{body}{luhn}");
+        let mut k = [0u8; 16];
+        let mut opc = [0u8; 16];
+        rand::thread_rng().fill(&mut k);
+        rand::thread_rng().fill(&mut opc);
+        let mut order = Order {
+            id: 0,
+            iccid,
+            template: template.to_owned(),
+            state: if req.eid.is_some() {
+                OrderState::Linked
+            } else {
+                OrderState::Allocated
+            },
+            eid: req.eid.clone(),
+            matching_id: None,
+            confirmation_code: None,
+            cc_attempts: 0,
+            download_attempts: 0,
+            imsi: Some(format!(
+                "{IMSI_PREFIX}{}",
+                random_digits(IMSI_SERIAL_DIGITS)
+            )),
+            k: Some(k),
+            opc: Some(opc),
+            msisdn: Some(format!(
+                "{MSISDN_PREFIX}{}",
+                random_digits(MSISDN_SERIAL_DIGITS)
+            )),
+            personalised: true,
+            last_transaction_id: None,
+        };
+        // Templates without EF.MSISDN in an opt-usim PE get no MSISDN.
+        if !self.template_has_msisdn(&order)? {
+            order.msisdn = None;
+        }
+        order.id = self.with_store(|s| s.insert_order(&order))?;
+        Ok(DownloadOrderResponse {
+            header: ResponseHeader::success(),
+            iccid: order.iccid,
+        })
+    }
+
+    /// Whether personalising the order's template with an MSISDN works (checked once per
+    /// template, by personalising it).
+    fn template_has_msisdn(&self, order: &Order) -> Result<bool, FunctionError> {
+        if let Some(known) = self
+            .msisdn_capable
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&order.template).copied())
+        {
+            return Ok(known);
+        }
+        let capable = self.profile_package(order).is_ok();
+        if !capable {
+            let mut without = order.clone();
+            without.msisdn = None;
+            self.profile_package(&without)?;
+        }
+        if let Ok(mut m) = self.msisdn_capable.lock() {
+            m.insert(order.template.clone(), capable);
+        }
+        Ok(capable)
+    }
+
+    fn es2_order(&self, iccid: &str) -> Result<Order, FunctionError> {
+        self.with_store(|s| s.order_by_iccid(iccid))?
+            .ok_or_else(|| {
+                err(
+                    codes::ICCID_UNKNOWN,
+                    format!("no profile with ICCID {iccid}"),
+                )
+            })
+    }
+
+    /// ES2+.ConfirmOrder (SGP.22 §5.3.2).
+    pub fn confirm_order(
+        &self,
+        req: &ConfirmOrderRequest,
+    ) -> Result<ConfirmOrderResponse, FunctionError> {
+        self.function(|| self.confirm_order_checked(req))
+    }
+
+    /// ES2+.ConfirmOrder (SGP.22 §5.3.2): binds the EID, sets matching ID (generated when not
+    /// given) and confirmation code; Released with releaseFlag, else Confirmed.
+    fn confirm_order_checked(
+        &self,
+        req: &ConfirmOrderRequest,
+    ) -> Result<ConfirmOrderResponse, FunctionError> {
+        let mut order = self.es2_order(&req.iccid)?;
+        if !matches!(order.state, OrderState::Allocated | OrderState::Linked) {
+            return Err(err(
+                codes::ICCID_NOT_ALLOWED,
+                format!(
+                    "profile {} is {}, expected allocated or linked",
+                    order.iccid, order.state
+                ),
+            ));
+        }
+        match (&order.eid, &req.eid) {
+            (Some(bound), Some(given)) if bound != given => {
+                return Err(err(
+                    codes::EID_INVALID_ASSOCIATION,
+                    format!(
+                        "profile {} is linked to EID {bound}, not {given}",
+                        order.iccid
+                    ),
+                ))
+            }
+            (None, Some(given)) => {
+                crate::pki::validate_eid(given)
+                    .map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
+                order.eid = Some(given.clone());
+            }
+            _ => {}
+        }
+        let matching_id = match req.matching_id.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => {
+                if self.with_store(|s| s.order_by_matching_id(m))?.is_some()
+                    || self.templates.contains_key(m)
+                {
+                    return Err(err(
+                        codes::MATCHING_ID_IN_USE,
+                        format!("matching ID {m:?} is taken"),
+                    ));
+                }
+                m.to_owned()
+            }
+            None => new_matching_id(),
+        };
+        order.matching_id = Some(matching_id.clone());
+        order.confirmation_code = req.confirmation_code.clone().filter(|c| !c.is_empty());
+        order.state = if req.release_flag {
+            OrderState::Released
+        } else {
+            OrderState::Confirmed
+        };
+        self.with_store(|s| s.update_order(&order))?;
+        Ok(ConfirmOrderResponse {
+            header: ResponseHeader::success(),
+            eid: order.eid,
+            matching_id,
+            smdp_address: Some(self.address.clone()),
+        })
+    }
+
+    /// ES2+.CancelOrder (SGP.22 §5.3.3).
+    pub fn cancel_order(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
+        self.function(|| self.cancel_order_checked(req))
+    }
+
+    /// ES2+.CancelOrder (SGP.22 §5.3.3): ends a pending order; the profile becomes Available or
+    /// Unavailable as the operator says.
+    fn cancel_order_checked(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
+        let mut order = self.es2_order(&req.iccid)?;
+        if order.state.is_downloaded() {
+            return Err(err(
+                codes::ICCID_NOT_ALLOWED,
+                format!(
+                    "profile {} is {}: too late to cancel",
+                    order.iccid, order.state
+                ),
+            ));
+        }
+        if let (Some(bound), Some(given)) = (&order.eid, &req.eid) {
+            if bound != given {
+                return Err(err(
+                    codes::EID_INVALID_ASSOCIATION,
+                    format!("profile is linked to {bound}"),
+                ));
+            }
+        }
+        order.state = match req.final_profile_status_indicator.as_str() {
+            "Available" => OrderState::Available,
+            "Unavailable" => OrderState::Unavailable,
+            other => {
+                return Err(err(
+                    codes::INVALID_INPUT,
+                    format!(
+                        "finalProfileStatusIndicator {other:?}, expected Available or Unavailable"
+                    ),
+                ))
+            }
+        };
+        order.matching_id = None;
+        order.eid = None;
+        order.confirmation_code = None;
+        self.with_store(|s| s.update_order(&order))?;
+        Ok(HeaderOnly {
+            header: ResponseHeader::success(),
+        })
+    }
+
+    /// ES2+.ReleaseProfile (SGP.22 §5.3.4).
+    pub fn release_profile(
+        &self,
+        req: &ReleaseProfileRequest,
+    ) -> Result<HeaderOnly, FunctionError> {
+        self.function(|| self.release_profile_checked(req))
+    }
+
+    /// ES2+.ReleaseProfile (SGP.22 §5.3.4): Confirmed → Released.
+    fn release_profile_checked(
+        &self,
+        req: &ReleaseProfileRequest,
+    ) -> Result<HeaderOnly, FunctionError> {
+        let mut order = self.es2_order(&req.iccid)?;
+        if order.state != OrderState::Confirmed {
+            return Err(err(
+                codes::ICCID_NOT_ALLOWED,
+                format!(
+                    "profile {} is {}, expected confirmed",
+                    order.iccid, order.state
+                ),
+            ));
+        }
+        order.state = OrderState::Released;
+        self.with_store(|s| s.update_order(&order))?;
+        Ok(HeaderOnly {
+            header: ResponseHeader::success(),
+        })
+    }
+
+    /// DownloadOrder + ConfirmOrder(releaseFlag) in one step; returns the activation code.
+    pub fn order_activation_code(
+        &self,
+        template: &str,
+        eid: Option<&str>,
+        confirmation_code: Option<&str>,
+    ) -> Result<(Order, String), FunctionError> {
+        let iccid = self
+            .download_order(&DownloadOrderRequest {
+                eid: eid.map(str::to_owned),
+                profile_type: Some(template.to_owned()),
+                ..Default::default()
+            })?
+            .iccid;
+        let confirmed = self.confirm_order(&ConfirmOrderRequest {
+            iccid: iccid.clone(),
+            confirmation_code: confirmation_code.map(str::to_owned),
+            release_flag: true,
+            ..Default::default()
+        })?;
+        let order = self.es2_order(&iccid)?;
+        Ok((order, self.activation_code(&confirmed.matching_id)))
+    }
+}
+
+/// A blocking ES2+ client (the operator side), for `simlab network order --server`.
+#[derive(Debug, Clone)]
+pub struct Es2pClient {
+    base_url: String,
+    agent: ureq::Agent,
+}
+
+impl Es2pClient {
+    /// A client for `https://host:port` (or `http://`), trusting only `roots` for TLS.
+    pub fn new(url: &str, roots: &[Vec<u8>]) -> anyhow::Result<Self> {
+        let mut store = rustls::RootCertStore::empty();
+        for der in roots {
+            store.add(CertificateDer::from(der.clone()))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(Arc::new(config))
+            .timeout(Duration::from_secs(30))
+            .build();
+        let base = if url.contains("://") {
+            url.trim_end_matches('/').to_owned()
+        } else {
+            format!("https://{}", url.trim_end_matches('/'))
+        };
+        Ok(Self {
+            base_url: base,
+            agent,
+        })
+    }
+
+    fn call<Req: Serialize, Resp: for<'de> Deserialize<'de>>(
+        &self,
+        function: &str,
+        req: &Req,
+    ) -> anyhow::Result<Resp> {
+        let url = format!("{}{ES2P_PATH_PREFIX}{function}", self.base_url);
+        let response = match self
+            .agent
+            .post(&url)
+            .set(HEADER_ADMIN_PROTOCOL, ADMIN_PROTOCOL)
+            .set("Content-Type", CONTENT_TYPE_JSON)
+            .send_string(&serde_json::to_string(req)?)
+        {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => anyhow::bail!("{function}: {url}: {e}"),
+        };
+        let body = response.into_string()?;
+        let header: HeaderOnly = serde_json::from_str(&body)
+            .map_err(|e| anyhow::anyhow!("{function}: not an ES2+ response ({e}): {body}"))?;
+        if !header.header.is_success() {
+            let data = header.header.function_execution_status.status_code_data;
+            anyhow::bail!(
+                "{function} failed: {}",
+                data.map(|d| format!(
+                    "subject {} reason {} {}",
+                    d.subject_code,
+                    d.reason_code,
+                    d.message.unwrap_or_default()
+                ))
+                .unwrap_or_default()
+            );
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    pub fn download_order(
+        &self,
+        req: &DownloadOrderRequest,
+    ) -> anyhow::Result<DownloadOrderResponse> {
+        self.call(DOWNLOAD_ORDER, req)
+    }
+
+    pub fn confirm_order(&self, req: &ConfirmOrderRequest) -> anyhow::Result<ConfirmOrderResponse> {
+        self.call(CONFIRM_ORDER, req)
+    }
+
+    pub fn cancel_order(&self, req: &CancelOrderRequest) -> anyhow::Result<HeaderOnly> {
+        self.call(CANCEL_ORDER, req)
+    }
+
+    pub fn release_profile(&self, req: &ReleaseProfileRequest) -> anyhow::Result<HeaderOnly> {
+        self.call(RELEASE_PROFILE, req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::epoch(0, "1970-01-01T00:00:00Z")]
+    #[case::leap_day(951_782_400, "2000-02-29T00:00:00Z")]
+    #[case::y2038(2_147_483_647, "2038-01-19T03:14:07Z")]
+    fn formats_timestamps_as_the_json_binding_wants(#[case] secs: u64, #[case] text: &str) {
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(secs)), text);
+    }
+
+    #[test]
+    fn matching_ids_use_only_the_allowed_characters() {
+        let m = new_matching_id();
+        assert_eq!(m.len(), 4 * 5 + 3);
+        assert!(m
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert_ne!(new_matching_id(), m);
+    }
+}

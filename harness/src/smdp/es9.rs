@@ -1,0 +1,779 @@
+//! ES9+ functions of the SM-DP+ (SGP.22 v2.5 §5.6): initiateAuthentication (§5.6.1),
+//! authenticateClient (§5.6.3), getBoundProfilePackage (§5.6.2), handleNotification (§5.6.4),
+//! cancelSession (§5.6.5), with the RSP session state machine
+//! `Initiated → Authenticated → PackageSent → (notification) gone`. A call in any other state
+//! ends the session with "TransactionId – Unknown".
+
+use super::asn1::{
+    self, AuthenticateServerResponse, CancelSessionResponse, EuiccInfo1, FinalResult,
+    NotificationEvent, PendingNotification, PrepareDownloadResponse, ProfileMetadata,
+};
+use super::bpp::{self, BindingInput};
+use super::certs::{self, VerifiedEuicc};
+use super::es2::{
+    POINT_BPP_DOWNLOAD, POINT_BPP_INSTALLATION, POINT_CONFIRMATION, POINT_ELIGIBILITY,
+    POINT_SESSION_CANCELLED,
+};
+use super::store::{NotificationRecord, Order, OrderState};
+use super::{add, FunctionError, Smdp, HOST_ID, SERVICE_PROVIDER_NAME};
+use crate::es9p::{
+    codes, AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
+    HeaderOnly, InitiateAuthenticationRequest, InitiateAuthenticationResponse, ResponseHeader,
+};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use simlab_emulator::rsp::download::{hash_cc, signature_field};
+use simlab_emulator::rsp::ecdsa::VerifyingKey;
+use std::time::{Instant, SystemTime};
+
+/// euiccChallenge, serverChallenge and transactionId lengths (SGP.22 §5.7.13: Octet16).
+const CHALLENGE_LEN: usize = 16;
+/// The SGP.22 major version this server speaks (EUICCInfo1.svn byte 1); v3 eUICCs also speak v2.
+const SVN_MAJOR_MIN: u8 = 2;
+/// CancelSessionReason values that end the order in Error (SGP.22 §5.6.5: endUserRejection(0),
+/// pprNotAllowed(3)); postponed(1) and timeout(2) leave it Released for a later attempt.
+const CANCEL_REASONS_FINAL: [i64; 2] = [0, 3];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum SessionState {
+    Initiated,
+    Authenticated,
+    PackageSent,
+}
+
+/// One RSP session, stored as JSON under its transactionId.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    state: SessionState,
+    server_challenge: Vec<u8>,
+    ci_ski: Vec<u8>,
+    euicc_cert: Option<Vec<u8>>,
+    eid: Option<String>,
+    order_id: Option<i64>,
+    /// The whole smdpSignature2 field (`5F37 40 ‖ sig`), covered by euiccSignature2.
+    smdp_signature2: Option<Vec<u8>>,
+    cc_required: bool,
+}
+
+fn invalid(what: impl std::fmt::Display) -> FunctionError {
+    FunctionError::new(codes::INVALID_INPUT, what.to_string())
+}
+
+fn unknown_transaction(tx: &[u8]) -> FunctionError {
+    FunctionError::new(
+        codes::TRANSACTION_ID_UNKNOWN,
+        format!(
+            "no RSP session {} in a state for this call",
+            hex::encode_upper(tx)
+        ),
+    )
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut out);
+    out
+}
+
+impl Smdp {
+    /// Runs one ES9+ function body, timing it.
+    pub(super) fn function<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, FunctionError>,
+    ) -> Result<T, FunctionError> {
+        let started = Instant::now();
+        let out = f();
+        add(&self.timings.total, started.elapsed());
+        self.timings
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out
+    }
+
+    fn load_session(&self, tx: &[u8]) -> Result<Session, FunctionError> {
+        let key = hex::encode_upper(tx);
+        let text = self
+            .with_store(|s| s.session(&key))?
+            .ok_or_else(|| unknown_transaction(tx))?;
+        serde_json::from_str(&text)
+            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, format!("session data: {e}")))
+    }
+
+    fn save_session(&self, tx: &[u8], session: &Session) -> Result<(), FunctionError> {
+        let text = serde_json::to_string(session)
+            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+        let key = hex::encode_upper(tx);
+        self.with_store(|s| s.put_session(&key, &text))
+    }
+
+    fn end_session(&self, tx: &[u8]) -> Result<(), FunctionError> {
+        let key = hex::encode_upper(tx);
+        self.with_store(|s| s.delete_session(&key))
+    }
+
+    /// Loads the session and checks it is in `expected`; otherwise the session ends (an
+    /// out-of-order call aborts it, like the eUICC does).
+    fn session_in(&self, tx: &[u8], expected: SessionState) -> Result<Session, FunctionError> {
+        let session = self.load_session(tx)?;
+        if session.state != expected {
+            self.end_session(tx)?;
+            return Err(FunctionError::new(
+                codes::TRANSACTION_ID_UNKNOWN,
+                format!(
+                    "RSP session {} is {:?}, this call needs {expected:?}; session ended",
+                    hex::encode_upper(tx),
+                    session.state
+                ),
+            ));
+        }
+        Ok(session)
+    }
+
+    fn verify(&self, key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> bool {
+        self.time(&self.timings.verify, || key.verify(msg, sig).is_ok())
+    }
+
+    fn euicc_key(&self, session: &Session) -> Result<VerifyingKey, FunctionError> {
+        let cert = session
+            .euicc_cert
+            .as_deref()
+            .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session has no eUICC"))?;
+        VerifyingKey::from_certificate_der(cert)
+            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))
+    }
+
+    fn update_order(&self, order: &Order) -> Result<(), FunctionError> {
+        self.with_store(|s| s.update_order(order))
+    }
+
+    fn load_order(&self, id: Option<i64>) -> Result<Order, FunctionError> {
+        let id = id.ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "no order"))?;
+        self.with_store(|s| s.order(id))?
+            .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, format!("order {id} gone")))
+    }
+
+    /// ES9+.InitiateAuthentication (SGP.22 §5.6.1).
+    pub fn initiate_authentication(
+        &self,
+        req: &InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse, FunctionError> {
+        self.function(|| {
+            if !self.address_matches(&req.smdp_address) {
+                return Err(FunctionError::new(
+                    codes::SMDP_ADDRESS_REFUSED,
+                    format!(
+                        "smdpAddress {:?} is not this SM-DP+ ({})",
+                        req.smdp_address, self.address
+                    ),
+                ));
+            }
+            if req.euicc_challenge.len() != CHALLENGE_LEN {
+                return Err(invalid(format!(
+                    "euiccChallenge is {} bytes, expected {CHALLENGE_LEN}",
+                    req.euicc_challenge.len()
+                )));
+            }
+            let info = EuiccInfo1::parse(&req.euicc_info1).map_err(invalid)?;
+            if info.svn.first().is_none_or(|major| *major < SVN_MAJOR_MIN) {
+                return Err(FunctionError::new(
+                    codes::SPECIFICATION_VERSION_UNSUPPORTED,
+                    format!("svn {} is below v2", hex::encode(&info.svn)),
+                ));
+            }
+            if !info.ci_pkids_for_signing.contains(&self.ci.ski) {
+                return Err(FunctionError::new(
+                    codes::SECURITY_CONFIGURATION_UNSUPPORTED,
+                    format!(
+                        "none of the eUICC's CI keys for signing is this SM-DP+'s CI {}",
+                        hex::encode_upper(&self.ci.ski)
+                    ),
+                ));
+            }
+            if !info.ci_pkids_for_verification.contains(&self.ci.ski) {
+                return Err(FunctionError::new(
+                    codes::SERVER_AUTH_CERTIFICATE_UNAVAILABLE,
+                    "no CERT.DPauth chains to a CI the eUICC verifies",
+                ));
+            }
+            let transaction_id: [u8; CHALLENGE_LEN] = random();
+            let server_challenge: [u8; CHALLENGE_LEN] = random();
+            // SGP.22 §5.6.1: serverAddress is the address the LPA used (the LPA and the eUICC
+            // compare it with theirs), so echo the received one, port included.
+            let signed = asn1::server_signed1(
+                &transaction_id,
+                &req.euicc_challenge,
+                &req.smdp_address,
+                &server_challenge,
+            );
+            let signature = self.time(&self.timings.sign, || self.dp_auth.sign(&signed));
+            self.save_session(
+                &transaction_id,
+                &Session {
+                    state: SessionState::Initiated,
+                    server_challenge: server_challenge.to_vec(),
+                    ci_ski: self.ci.ski.clone(),
+                    euicc_cert: None,
+                    eid: None,
+                    order_id: None,
+                    smdp_signature2: None,
+                    cc_required: false,
+                },
+            )?;
+            Ok(InitiateAuthenticationResponse {
+                header: ResponseHeader::success(),
+                transaction_id: transaction_id.to_vec(),
+                server_signed1: signed,
+                server_signature1: signature_field(&signature),
+                euicc_ci_pkid_to_be_used: asn1::subject_key_identifier(&self.ci.ski),
+                server_certificate: self.dp_auth_cert.clone(),
+            })
+        })
+    }
+
+    /// ES9+.AuthenticateClient (SGP.22 §5.6.3).
+    pub fn authenticate_client(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, FunctionError> {
+        let result = self.function(|| self.authenticate_client_checked(req));
+        if result.is_err() {
+            // SGP.22 §5.6.3: a refused authentication ends the RSP session.
+            let _ = self.end_session(&req.transaction_id);
+        }
+        result
+    }
+
+    fn authenticate_client_checked(
+        &self,
+        req: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, FunctionError> {
+        {
+            let tx = req.transaction_id.as_slice();
+            let mut session = self.session_in(tx, SessionState::Initiated)?;
+            let ok = match AuthenticateServerResponse::parse(&req.authenticate_server_response)
+                .map_err(invalid)?
+            {
+                AuthenticateServerResponse::Ok(ok) => ok,
+                AuthenticateServerResponse::Error {
+                    authenticate_error_code,
+                    ..
+                } => {
+                    self.end_session(tx)?;
+                    return Err(FunctionError::new(
+                        codes::EUICC_VERIFICATION_FAILED,
+                        format!("the eUICC refused the server: authenticateErrorCode {authenticate_error_code}"),
+                    ));
+                }
+            };
+            if ok.transaction_id != tx {
+                return Err(unknown_transaction(ok.transaction_id));
+            }
+            let euicc: VerifiedEuicc = self
+                .time(&self.timings.verify, || {
+                    certs::verify_euicc_chain(
+                        ok.euicc_certificate,
+                        ok.eum_certificate,
+                        &self.ci,
+                        SystemTime::now(),
+                    )
+                })
+                .map_err(|e| FunctionError::new(e.status_code(), e.to_string()))?;
+            if !self.verify(&euicc.key, ok.euicc_signed1, ok.euicc_signature1) {
+                return Err(FunctionError::new(
+                    codes::EUICC_VERIFICATION_FAILED,
+                    "euiccSignature1 does not verify over euiccSigned1",
+                ));
+            }
+            if ok.server_challenge != session.server_challenge.as_slice() {
+                return Err(FunctionError::new(
+                    codes::EUICC_VERIFICATION_FAILED,
+                    "serverChallenge is not the one of this session",
+                ));
+            }
+            let mut order = self.eligible_order(ok.matching_id.as_deref(), &euicc.eid)?;
+            order.eid = Some(euicc.eid.clone());
+            order.last_transaction_id = Some(hex::encode_upper(tx));
+            order.download_attempts += 1;
+            self.update_order(&order)?;
+            self.progress_event(&order, POINT_ELIGIBILITY, None)?;
+
+            let iccid_ef = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
+                .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+            let metadata = ProfileMetadata {
+                iccid_ef: iccid_ef.to_vec(),
+                service_provider_name: SERVICE_PROVIDER_NAME.into(),
+                profile_name: order.template.clone(),
+                notification_address: Some(self.address.clone()),
+            }
+            .to_der();
+            let cc_required = order.confirmation_code.is_some();
+            let signed2 = asn1::smdp_signed2(tx, cc_required);
+            // SGP.22 §5.7.5: smdpSignature2 covers smdpSigned2 ‖ the euiccSignature1 field.
+            let to_sign = [signed2.as_slice(), &signature_field(ok.euicc_signature1)].concat();
+            let signature2 =
+                signature_field(&self.time(&self.timings.sign, || self.dp_pb.sign(&to_sign)));
+            session.state = SessionState::Authenticated;
+            session.euicc_cert = Some(ok.euicc_certificate.to_vec());
+            session.eid = Some(euicc.eid);
+            session.order_id = Some(order.id);
+            session.smdp_signature2 = Some(signature2.clone());
+            session.cc_required = cc_required;
+            self.save_session(tx, &session)?;
+            Ok(AuthenticateClientResponse {
+                header: ResponseHeader::success(),
+                transaction_id: tx.to_vec(),
+                profile_metadata: metadata,
+                smdp_signed2: signed2,
+                smdp_signature2: signature2,
+                smdp_certificate: self.dp_pb_cert.clone(),
+            })
+        }
+    }
+
+    /// The order a matching ID (or, without one, the EID) selects (SGP.22 §5.6.3: matchingId
+    /// refused, EID refused, profile not released, retries exceeded).
+    fn eligible_order(&self, matching_id: Option<&str>, eid: &str) -> Result<Order, FunctionError> {
+        let matching_id = matching_id.filter(|m| !m.is_empty());
+        let found = match matching_id {
+            Some(m) => self.with_store(|s| s.order_by_matching_id(m))?,
+            None => self.with_store(|s| s.released_order_for_eid(eid))?,
+        };
+        let order = match (found, matching_id) {
+            (Some(o), _) => o,
+            (None, Some(m)) if self.templates.contains_key(m) => return self.template_order(m),
+            (None, Some(m)) => {
+                return Err(FunctionError::new(
+                    codes::MATCHING_ID_REFUSED,
+                    format!("no order has matching ID {m:?}"),
+                ))
+            }
+            (None, None) => {
+                return Err(FunctionError::new(
+                    codes::MATCHING_ID_REFUSED,
+                    format!("no matching ID and no released order for EID {eid}"),
+                ))
+            }
+        };
+        match order.state {
+            OrderState::Released => {}
+            OrderState::Allocated | OrderState::Linked | OrderState::Confirmed => {
+                return Err(FunctionError::new(
+                    codes::PROFILE_NOT_RELEASED,
+                    format!("order {} is {}, not released", order.iccid, order.state),
+                ))
+            }
+            other => {
+                return Err(FunctionError::new(
+                    codes::MATCHING_ID_REFUSED,
+                    format!(
+                        "order {} is {other}: its matching ID is used up",
+                        order.iccid
+                    ),
+                ))
+            }
+        }
+        if let Some(bound) = &order.eid {
+            if bound != eid {
+                return Err(FunctionError::new(
+                    codes::EID_REFUSED,
+                    format!("order {} is for EID {bound}, not {eid}", order.iccid),
+                ));
+            }
+        }
+        if order.download_attempts >= self.download_retry_limit {
+            return Err(FunctionError::new(
+                codes::DOWNLOAD_RETRIES_EXCEEDED,
+                format!(
+                    "order {} had {} download attempts (limit {})",
+                    order.iccid, order.download_attempts, self.download_retry_limit
+                ),
+            ));
+        }
+        Ok(order)
+    }
+
+    /// A template downloaded by its file stem: an order of its own, unpersonalised.
+    fn template_order(&self, stem: &str) -> Result<Order, FunctionError> {
+        let template = self
+            .templates
+            .get(stem)
+            .ok_or_else(|| FunctionError::new(codes::MATCHING_ID_REFUSED, stem.to_owned()))?;
+        let header = simlab_emulator::saip::decode(template)
+            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, format!("{stem}: {e}")))?
+            .header;
+        let mut order = Order {
+            id: 0,
+            iccid: header.iccid,
+            template: stem.to_owned(),
+            state: OrderState::Released,
+            eid: None,
+            matching_id: None,
+            confirmation_code: None,
+            cc_attempts: 0,
+            download_attempts: 0,
+            imsi: None,
+            k: None,
+            opc: None,
+            msisdn: None,
+            personalised: false,
+            last_transaction_id: None,
+        };
+        order.id = self.with_store(|s| s.insert_order(&order))?;
+        Ok(order)
+    }
+
+    /// ES9+.GetBoundProfilePackage (SGP.22 §5.6.2).
+    pub fn get_bound_profile_package(
+        &self,
+        req: &GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse, FunctionError> {
+        self.function(|| {
+            let tx = req.transaction_id.as_slice();
+            let mut session = self.session_in(tx, SessionState::Authenticated)?;
+            let ok = match PrepareDownloadResponse::parse(&req.prepare_download_response)
+                .map_err(invalid)?
+            {
+                PrepareDownloadResponse::Ok(ok) => ok,
+                PrepareDownloadResponse::Error {
+                    download_error_code,
+                    ..
+                } => {
+                    self.end_session(tx)?;
+                    return Err(FunctionError::new(
+                        codes::EUICC_VERIFICATION_FAILED,
+                        format!("the eUICC refused PrepareDownload: downloadErrorCode {download_error_code}"),
+                    ));
+                }
+            };
+            let key = self.euicc_key(&session)?;
+            let smdp_signature2 = session.smdp_signature2.clone().unwrap_or_default();
+            // SGP.22 §5.7.5: euiccSignature2 covers euiccSigned2 ‖ the smdpSignature2 field.
+            let signed = [ok.euicc_signed2, smdp_signature2.as_slice()].concat();
+            if !self.verify(&key, &signed, ok.euicc_signature2) {
+                return Err(FunctionError::new(
+                    codes::EUICC_VERIFICATION_FAILED,
+                    "euiccSignature2 does not verify over euiccSigned2 ‖ smdpSignature2",
+                ));
+            }
+            if ok.transaction_id != tx {
+                return Err(unknown_transaction(ok.transaction_id));
+            }
+            let mut order = self.load_order(session.order_id)?;
+            if order.last_transaction_id.as_deref() != Some(hex::encode_upper(tx).as_str()) {
+                self.end_session(tx)?;
+                return Err(FunctionError::new(
+                    codes::TRANSACTION_ID_UNKNOWN,
+                    "a newer session took over this order",
+                ));
+            }
+            if session.cc_required {
+                self.check_confirmation_code(tx, &mut order, ok.hash_cc)?;
+            }
+            let upp = self.profile_package(&order)?;
+            let eid = session
+                .eid
+                .as_deref()
+                .and_then(certs::eid_to_bytes)
+                .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session EID"))?;
+            let iccid_ef = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
+                .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+            let metadata = ProfileMetadata {
+                iccid_ef: iccid_ef.to_vec(),
+                service_provider_name: SERVICE_PROVIDER_NAME.into(),
+                profile_name: order.template.clone(),
+                notification_address: Some(self.address.clone()),
+            }
+            .to_der();
+            let (package, times) = bpp::bind(
+                &BindingInput {
+                    transaction_id: tx,
+                    host_id: HOST_ID,
+                    euicc_otpk: ok.euicc_otpk,
+                    eid: &eid,
+                    dp_pb: &self.dp_pb,
+                    metadata: &metadata,
+                    upp: &upp,
+                    replace_session_keys: self.replace_session_keys,
+                },
+                &mut rand::thread_rng(),
+            )
+            .map_err(|e| FunctionError::new(codes::EUICC_VERIFICATION_FAILED, e.to_string()))?;
+            add(&self.timings.key_agreement, times.key_agreement);
+            add(&self.timings.sign, times.signature);
+            add(&self.timings.protection, times.protection);
+            order.state = OrderState::Downloaded;
+            self.update_order(&order)?;
+            session.state = SessionState::PackageSent;
+            self.save_session(tx, &session)?;
+            self.progress_event(&order, POINT_BPP_DOWNLOAD, None)?;
+            Ok(GetBoundProfilePackageResponse {
+                header: ResponseHeader::success(),
+                transaction_id: tx.to_vec(),
+                bound_profile_package: package,
+            })
+        })
+    }
+
+    /// SGP.22 §5.6.2: hashCc must be SHA-256(SHA-256(code) ‖ transactionId); each wrong one
+    /// counts, and the attempt that reaches the limit puts the order in Error.
+    fn check_confirmation_code(
+        &self,
+        tx: &[u8],
+        order: &mut Order,
+        received: Option<&[u8]>,
+    ) -> Result<(), FunctionError> {
+        let code = order.confirmation_code.clone().unwrap_or_default();
+        if order.cc_attempts >= self.cc_retry_limit {
+            self.end_session(tx)?;
+            return Err(FunctionError::new(
+                codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
+                "confirmation code attempts used up",
+            ));
+        }
+        let Some(received) = received else {
+            return Err(FunctionError::new(
+                codes::CONFIRMATION_CODE_MISSING,
+                "this order needs a confirmation code; hashCc is absent",
+            ));
+        };
+        if received == hash_cc(code.as_bytes(), tx).as_slice() {
+            return Ok(());
+        }
+        order.cc_attempts += 1;
+        if order.cc_attempts >= self.cc_retry_limit {
+            order.state = OrderState::Error;
+            self.update_order(order)?;
+            self.end_session(tx)?;
+            self.progress_event(
+                order,
+                POINT_CONFIRMATION,
+                Some((
+                    codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
+                    "retries exceeded",
+                )),
+            )?;
+            return Err(FunctionError::new(
+                codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
+                format!(
+                    "wrong confirmation code, attempt {} of {}",
+                    order.cc_attempts, self.cc_retry_limit
+                ),
+            ));
+        }
+        self.update_order(order)?;
+        self.progress_event(
+            order,
+            POINT_CONFIRMATION,
+            Some((codes::CONFIRMATION_CODE_REFUSED, "wrong confirmation code")),
+        )?;
+        Err(FunctionError::new(
+            codes::CONFIRMATION_CODE_REFUSED,
+            format!(
+                "wrong confirmation code, attempt {} of {}",
+                order.cc_attempts, self.cc_retry_limit
+            ),
+        ))
+    }
+
+    /// ES9+.HandleNotification (SGP.22 §5.6.4). Notifications that do not verify are recorded
+    /// and otherwise ignored (the function has no error output, §6.5.2.9).
+    pub fn handle_notification(
+        &self,
+        req: &HandleNotificationRequest,
+    ) -> Result<(), FunctionError> {
+        self.function(|| {
+            match PendingNotification::parse(&req.pending_notification).map_err(invalid)? {
+                PendingNotification::ProfileInstallationResult {
+                    data,
+                    transaction_id,
+                    metadata,
+                    final_result,
+                    signature,
+                } => {
+                    let iccid = metadata
+                        .iccid_ef
+                        .as_deref()
+                        .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
+                    let mut record = NotificationRecord {
+                        eid: None,
+                        iccid,
+                        seq_number: metadata.seq_number,
+                        operation: NotificationEvent::Install.name().into(),
+                        result: String::new(),
+                    };
+                    let session = match self.load_session(&transaction_id) {
+                        Ok(s) if s.state == SessionState::PackageSent => s,
+                        _ => {
+                            record.result = "unknown transactionId".into();
+                            return self.with_store(|s| s.record_notification(&record));
+                        }
+                    };
+                    record.eid = session.eid.clone();
+                    let key = self.euicc_key(&session)?;
+                    if !self.verify(&key, data, signature) {
+                        record.result = "euiccSignPIR invalid".into();
+                        return self.with_store(|s| s.record_notification(&record));
+                    }
+                    let mut order = self.load_order(session.order_id)?;
+                    let failure = match &final_result {
+                        FinalResult::Success { .. } => {
+                            order.state = OrderState::Installed;
+                            record.result = "success".into();
+                            None
+                        }
+                        FinalResult::Error {
+                            bpp_command_id,
+                            error_reason,
+                        } => {
+                            // A failed installation may be retried while attempts remain.
+                            order.state = if order.download_attempts < self.download_retry_limit {
+                                OrderState::Released
+                            } else {
+                                OrderState::Error
+                            };
+                            record.result = format!(
+                                "error: bppCommandId {bpp_command_id}, errorReason {error_reason}"
+                            );
+                            Some((codes::EXECUTION_ERROR, record.result.as_str()))
+                        }
+                    };
+                    self.update_order(&order)?;
+                    self.end_session(&transaction_id)?;
+                    self.with_store(|s| s.record_notification(&record))?;
+                    self.progress_event(&order, POINT_BPP_INSTALLATION, failure)
+                }
+                PendingNotification::Other {
+                    tbs,
+                    metadata,
+                    signature,
+                    euicc_certificate,
+                    eum_certificate,
+                } => {
+                    let iccid = metadata
+                        .iccid_ef
+                        .as_deref()
+                        .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
+                    let operation = metadata.events.first().map(|e| e.name()).unwrap_or("none");
+                    let mut record = NotificationRecord {
+                        eid: None,
+                        iccid: iccid.clone(),
+                        seq_number: metadata.seq_number,
+                        operation: operation.into(),
+                        result: String::new(),
+                    };
+                    let verified = self.time(&self.timings.verify, || {
+                        certs::verify_euicc_chain(
+                            euicc_certificate,
+                            eum_certificate,
+                            &self.ci,
+                            SystemTime::now(),
+                        )
+                    });
+                    let euicc = match verified {
+                        Ok(e) => e,
+                        Err(e) => {
+                            record.result = format!("certificate refused: {e}");
+                            return self.with_store(|s| s.record_notification(&record));
+                        }
+                    };
+                    record.eid = Some(euicc.eid.clone());
+                    if !self.verify(&euicc.key, tbs, signature) {
+                        record.result = "euiccNotificationSignature invalid".into();
+                        return self.with_store(|s| s.record_notification(&record));
+                    }
+                    record.result = "success".into();
+                    let order = match &iccid {
+                        Some(i) => self.with_store(|s| s.order_by_iccid(i))?,
+                        None => None,
+                    };
+                    if let Some(mut order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid))
+                    {
+                        let next = match metadata.events.first() {
+                            Some(NotificationEvent::Enable) => Some(OrderState::Enabled),
+                            Some(NotificationEvent::Disable) => Some(OrderState::Disabled),
+                            Some(NotificationEvent::Delete) => Some(OrderState::Deleted),
+                            Some(NotificationEvent::Install) => Some(OrderState::Installed),
+                            None => None,
+                        };
+                        if let Some(next) = next {
+                            order.state = next;
+                            self.update_order(&order)?;
+                        }
+                    }
+                    self.with_store(|s| s.record_notification(&record))
+                }
+            }
+        })
+    }
+
+    /// ES9+.CancelSession (SGP.22 §5.6.5).
+    pub fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, FunctionError> {
+        self.function(|| {
+            let tx = req.transaction_id.as_slice();
+            let session = self.load_session(tx)?;
+            let parsed =
+                CancelSessionResponse::parse(&req.cancel_session_response).map_err(invalid)?;
+            let reason = match parsed {
+                CancelSessionResponse::Ok {
+                    signed,
+                    transaction_id,
+                    smdp_oid,
+                    reason,
+                    signature,
+                } => {
+                    // Before authenticateClient the SM-DP+ has no eUICC key to check with.
+                    if session.euicc_cert.is_some() {
+                        let key = self.euicc_key(&session)?;
+                        if !self.verify(&key, signed, signature) {
+                            return Err(FunctionError::new(
+                                codes::EUICC_VERIFICATION_FAILED,
+                                "euiccCancelSessionSignature does not verify",
+                            ));
+                        }
+                    }
+                    if let Some(ours) = &self.smdp_oid {
+                        if smdp_oid != ours.as_slice() {
+                            return Err(FunctionError::new(
+                                codes::SMDP_OID_INVALID,
+                                format!(
+                                    "smdpOid {} is not this SM-DP+'s {}",
+                                    hex::encode_upper(smdp_oid),
+                                    hex::encode_upper(ours)
+                                ),
+                            ));
+                        }
+                    }
+                    if transaction_id != tx {
+                        return Err(unknown_transaction(transaction_id));
+                    }
+                    Some(reason)
+                }
+                CancelSessionResponse::Error(_) => None,
+            };
+            self.end_session(tx)?;
+            if let Some(id) = session.order_id {
+                let mut order = self.load_order(Some(id))?;
+                if matches!(order.state, OrderState::Released | OrderState::Downloaded) {
+                    order.state = if reason.is_some_and(|r| CANCEL_REASONS_FINAL.contains(&r)) {
+                        OrderState::Error
+                    } else {
+                        OrderState::Released
+                    };
+                    self.update_order(&order)?;
+                }
+                self.progress_event(
+                    &order,
+                    POINT_SESSION_CANCELLED,
+                    Some((
+                        codes::TRANSACTION_ID_UNKNOWN,
+                        "session cancelled by the LPA",
+                    )),
+                )?;
+            }
+            Ok(HeaderOnly {
+                header: ResponseHeader::success(),
+            })
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! The `simlab` command as users run it: exit codes and what it prints.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+fn simlab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn selftest_passes_on_the_builtin_card() {
+    let (ok, out, err) = simlab(&["card", "selftest"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("ICCID 8949001010000000016 ok"), "{out}");
+    assert!(out.contains("selftest: PASS"), "{out}");
+}
+
+#[test]
+fn apdu_prints_each_exchange_and_fetches_61xx() {
+    let (ok, out, err) = simlab(&[
+        "apdu",
+        "--card",
+        "vectors/cards/uicc.toml",
+        "00A4000402 2FE2",
+        "00B000000A",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("> 00A40004022FE2\n< 62"), "{out}");
+    assert!(out.contains("< 989400010100000010F69000"), "{out}");
+}
+
+#[test]
+fn bad_hex_is_explained() {
+    let (ok, _, err) = simlab(&["apdu", "--card", "vectors/cards/uicc.toml", "00A4zz"]);
+    assert!(!ok);
+    assert!(
+        err.contains("is not hex") && err.contains("example"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_card_file_is_named() {
+    let (ok, _, err) = simlab(&["apdu", "--card", "vectors/cards/nope.toml", "00A40000"]);
+    assert!(!ok);
+    assert!(err.contains("nope.toml"), "{err}");
+}
+
+#[test]
+fn pki_generate_writes_the_sgp26_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simlab(&["pki", "generate", "--out", dir.path().to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    for f in [
+        "CertificateIssuer/CERT_CI_ECDSA_NIST.der",
+        "eUICC/CERT_EUICC_ECDSA_NIST.der",
+        "DPtls/CERT_S_SM_DP_TLS_NIST.der",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+}

@@ -1,0 +1,299 @@
+//! ES2+ (SGP.22 v2.5 §5.3) over loopback HTTPS: the order lifecycle, its refusals, and
+//! HandleDownloadProgressInfo callbacks to an operator URL.
+
+mod smdp_support;
+
+use simlab_harness::es9p::Es9pClient;
+use simlab_harness::smdp::{
+    self, CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, OrderState,
+    ReleaseProfileRequest, RunningSmdp, SmdpOptions,
+};
+use smdp_support::*;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::mpsc;
+
+fn server(callback: Option<String>) -> RunningSmdp {
+    let mut opts = SmdpOptions::new(pki_dir(), templates_dir());
+    opts.es2_callback_url = callback;
+    smdp::start(opts).unwrap()
+}
+
+fn es2(s: &RunningSmdp) -> Es2pClient {
+    Es2pClient::new(&s.url(), &[s.ca_cert_der.clone()]).unwrap()
+}
+
+fn state(s: &RunningSmdp, iccid: &str) -> OrderState {
+    s.smdp().order_by_iccid(iccid).unwrap().unwrap().state
+}
+
+#[test]
+fn walks_an_order_through_allocated_confirmed_released_and_downloads_it() {
+    let s = server(None);
+    let op = es2(&s);
+    let iccid = op
+        .download_order(&DownloadOrderRequest {
+            profile_type: Some(TEMPLATE.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .iccid;
+    assert_eq!(iccid.len(), 19);
+    assert!(iccid.starts_with("89001"));
+    assert_eq!(state(&s, &iccid), OrderState::Allocated);
+    let order = s.smdp().order_by_iccid(&iccid).unwrap().unwrap();
+    assert!(order.imsi.as_deref().unwrap().starts_with("00101"));
+    assert!(order.k.is_some() && order.opc.is_some());
+
+    let euicc = FakeEuicc::nist();
+    let confirmed = op
+        .confirm_order(&ConfirmOrderRequest {
+            iccid: iccid.clone(),
+            eid: Some(euicc.eid_string()),
+            matching_id: Some("OPERATOR-CHOSEN-1".into()),
+            release_flag: false,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(confirmed.matching_id, "OPERATOR-CHOSEN-1");
+    assert_eq!(confirmed.smdp_address.as_deref(), Some(s.address.as_str()));
+    assert_eq!(state(&s, &iccid), OrderState::Confirmed);
+
+    op.release_profile(&ReleaseProfileRequest {
+        header: None,
+        iccid: iccid.clone(),
+    })
+    .unwrap();
+    assert_eq!(state(&s, &iccid), OrderState::Released);
+
+    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    download(&c, &euicc, &s.address, Some("OPERATOR-CHOSEN-1"), None).unwrap();
+    assert_eq!(state(&s, &iccid), OrderState::Downloaded);
+
+    // Too late to cancel or to release again.
+    let err = op
+        .cancel_order(&CancelOrderRequest {
+            header: None,
+            iccid: iccid.clone(),
+            eid: None,
+            matching_id: None,
+            final_profile_status_indicator: "Available".into(),
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("subject 8.2.1 reason 1.2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cancel_order_makes_the_profile_available_and_reusable() {
+    let s = server(None);
+    let op = es2(&s);
+    let iccid = op
+        .download_order(&DownloadOrderRequest {
+            profile_type: Some(TEMPLATE.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .iccid;
+    let confirmed = op
+        .confirm_order(&ConfirmOrderRequest {
+            iccid: iccid.clone(),
+            release_flag: true,
+            ..Default::default()
+        })
+        .unwrap();
+    op.cancel_order(&CancelOrderRequest {
+        header: None,
+        iccid: iccid.clone(),
+        eid: None,
+        matching_id: Some(confirmed.matching_id.clone()),
+        final_profile_status_indicator: "Available".into(),
+    })
+    .unwrap();
+    assert_eq!(state(&s, &iccid), OrderState::Available);
+    // The cancelled matching ID no longer downloads.
+    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    let r = download(
+        &c,
+        &FakeEuicc::nist(),
+        &s.address,
+        Some(&confirmed.matching_id),
+        None,
+    );
+    assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
+    // An available profile can be ordered again by ICCID, linked to an EID.
+    let again = op
+        .download_order(&DownloadOrderRequest {
+            iccid: Some(iccid.clone()),
+            eid: Some(FakeEuicc::nist().eid_string()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(again.iccid, iccid);
+    assert_eq!(state(&s, &iccid), OrderState::Linked);
+}
+
+#[test]
+fn refuses_es2_requests_with_the_spec_codes() {
+    let s = server(None);
+    let smdp = s.smdp();
+    let err = smdp
+        .download_order(&DownloadOrderRequest {
+            profile_type: Some("NO_SUCH_TEMPLATE".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!((err.code.subject, err.code.reason), ("8.2.5", "3.9"));
+    let err = smdp
+        .confirm_order(&ConfirmOrderRequest {
+            iccid: "8900000000000000000".into(),
+            release_flag: true,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!((err.code.subject, err.code.reason), ("8.2.1", "3.9"));
+
+    let (a, _) = smdp.order_activation_code(TEMPLATE, None, None).unwrap();
+    let b = smdp
+        .download_order(&DownloadOrderRequest {
+            profile_type: Some(TEMPLATE.into()),
+            eid: Some(FakeEuicc::nist().eid_string()),
+            ..Default::default()
+        })
+        .unwrap()
+        .iccid;
+    assert_eq!(state(&s, &b), OrderState::Linked);
+    // A matching ID already in use (another order's, or a template stem).
+    for taken in [a.matching_id.clone().unwrap(), TEMPLATE.to_owned()] {
+        let err = smdp
+            .confirm_order(&ConfirmOrderRequest {
+                iccid: b.clone(),
+                matching_id: Some(taken),
+                release_flag: true,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!((err.code.subject, err.code.reason), ("8.2.6", "3.3"));
+    }
+    // Another EID than the linked one.
+    let other = simlab_harness::pki::complete_eid("890490320000000000000000000001").unwrap();
+    let err = smdp
+        .confirm_order(&ConfirmOrderRequest {
+            iccid: b.clone(),
+            eid: Some(other),
+            release_flag: true,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!((err.code.subject, err.code.reason), ("8.1.1", "3.10"));
+    // Confirming twice.
+    let err = smdp
+        .confirm_order(&ConfirmOrderRequest {
+            iccid: a.iccid.clone(),
+            release_flag: true,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!((err.code.subject, err.code.reason), ("8.2.1", "1.2"));
+    // Releasing what is not confirmed.
+    let err = smdp
+        .release_profile(&ReleaseProfileRequest {
+            header: None,
+            iccid: b,
+        })
+        .unwrap_err();
+    assert_eq!((err.code.subject, err.code.reason), ("8.2.1", "1.2"));
+}
+
+/// A one-shot HTTP server that records request bodies.
+fn operator_endpoint(expected: usize) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/es2plus/handleDownloadProgressInfo",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(expected) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            tx.send(String::from_utf8(body).unwrap()).unwrap();
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn reports_download_progress_to_the_operator() {
+    let (url, bodies) = operator_endpoint(2);
+    let s = server(Some(url));
+    let euicc = FakeEuicc::nist();
+    let (order, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
+    let c = Es9pClient::new(&s.address, &[s.ca_cert_der.clone()]).unwrap();
+    download(
+        &c,
+        &euicc,
+        &s.address,
+        Some(ac.rsplit('$').next().unwrap()),
+        None,
+    )
+    .unwrap();
+    let timeout = std::time::Duration::from_secs(10);
+    let first: serde_json::Value =
+        serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
+    let second: serde_json::Value =
+        serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
+    assert_eq!(first["notificationPointId"], 1);
+    assert_eq!(second["notificationPointId"], 3);
+    for v in [&first, &second] {
+        assert_eq!(v["iccid"], order.iccid.as_str());
+        assert_eq!(v["eid"], euicc.eid_string().as_str());
+        assert_eq!(v["profileType"], TEMPLATE);
+        assert_eq!(v["notificationPointStatus"]["status"], "Executed-Success");
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    let events = s.smdp().progress_events().unwrap();
+    assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn the_order_command_places_a_released_order_on_a_running_server() {
+    use simlab_harness::network::{run, NetworkCommand};
+    let s = server(None);
+    run(NetworkCommand::Order {
+        template: TEMPLATE.into(),
+        eid: None,
+        confirmation_code: Some("7777".into()),
+        server: Some(s.address.clone()),
+        db: None,
+        address: String::new(),
+        pki: pki_dir(),
+        templates: templates_dir(),
+    })
+    .unwrap();
+    let orders = s.smdp().orders().unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].state, OrderState::Released);
+    assert_eq!(orders[0].confirmation_code.as_deref(), Some("7777"));
+}

@@ -1,0 +1,137 @@
+//! Shared by the end-to-end lanes: the card of `vectors/cards/uicc.toml`, APDU scripts that
+//! read it back (ICCID, PIN1, USIM, IMSI, AUTHENTICATE), and a script runner that works over
+//! any raw transmit function (pcscd, vpcd, in-process).
+//!
+//! Scripts are one exchange a line: `> C-APDU` then `< R-APDU` (hex, spaces anywhere);
+//! `*` in an answer matches any bytes. Expected answers come from ETSI TS 102 221 / 3GPP
+//! TS 31.102 and the card definition; the AUTHENTICATE vector is 3GPP TS 35.208 test set 1.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use simlab_emulator::{CardDefinition, Uicc};
+use std::path::PathBuf;
+
+/// The default card definition of the repository.
+pub fn card_definition() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../vectors/cards/uicc.toml"
+    ))
+}
+
+/// A fresh card (state in memory only) and its ATR.
+pub fn fresh_card() -> (Vec<u8>, Uicc) {
+    let def = CardDefinition::load(&card_definition()).expect("vectors/cards/uicc.toml loads");
+    let (atr, state) = def.build().expect("vectors/cards/uicc.toml builds");
+    (atr.clone(), Uicc::new(atr, state))
+}
+
+/// SELECT MF by FID, no FCP asked (TS 102 221 §11.1.1, P2 = '0C').
+pub const SELECT_MF: &str = "> 00 A4 00 0C 02 3F00\n< 9000";
+
+/// EF.ICCID (TS 102 221 §13.2): ICCID 8949001010000000016 in swapped BCD, 'F' padded.
+pub const READ_ICCID: &str = "> 00 A4 00 0C 02 2FE2\n< 9000\n\
+     > 00 B0 00 00 0A\n< 98 94 00 01 01 00 00 00 10 F6 9000";
+
+/// VERIFY PIN1 = "0000" padded with 'FF' (TS 102 221 §11.1.9, §9.5.1).
+pub const VERIFY_PIN1: &str = "> 00 20 00 01 08 30303030FFFFFFFF\n< 9000";
+
+/// SELECT ADF.USIM by its full AID as case 3 (no Le): a T=0 card says '61 xx' and the
+/// terminal fetches the FCP with GET RESPONSE (TS 102 221 §7.3.1.1.4; Le '00' = all).
+pub const SELECT_USIM_T0: &str = "> 00 A4 04 04 0C A0000000871002FF49FF0589\n< 61 *\n\
+     > 00 C0 00 00 00\n< 62 * 84 0C A0000000871002FF49FF0589 * 9000";
+
+/// EF.IMSI (TS 31.102 §4.2.2): length 08, then 001010123456063 in swapped BCD with the
+/// parity nibble '9'. Needs PIN1.
+pub const READ_IMSI: &str = "> 00 A4 00 0C 02 6F07\n< 9000\n\
+     > 00 B0 00 00 09\n< 08 09 10 10 10 32 54 06 36 9000";
+
+/// AUTHENTICATE, 3G context (TS 31.102 §7.1.2): RAND, AUTN = (SQN ⊕ AK) ‖ AMF ‖ MAC-A of
+/// TS 35.208 test set 1.
+pub const AUTHENTICATE_SET1: &str =
+    "> 00 88 00 81 22 10 23553cbe9637a89d218ae64dae47bf35 10 55f328b43577b9b94a9ffac354dfafb3 00";
+
+/// Its answer: 'DB' then RES, CK, IK and Kc = c3(CK, IK) of TS 35.208 test set 1.
+pub const AUTHENTICATE_SET1_OK: &str =
+    "< DB 08 a54211d5e3ba50bf 10 b40ba9a3c58b2a05bbf0d987b21bf8cb \
+     10 f769bcd751044604127672711c6d3441 08 eae4be823af9a08b 9000";
+
+/// The same challenge a second time: SQN is not fresh, so synchronisation failure, 'DC'
+/// with AUTS (14 bytes) (TS 33.102 §6.3.3, TS 31.102 §7.1.2).
+pub const AUTHENTICATE_SET1_REPLAYED: &str = "< DC 0E * 9000";
+
+/// PIN1 status without data (TS 102 221 §11.1.9): '63 C3' = not verified, 3 tries left.
+pub const PIN1_NOT_VERIFIED: &str = "> 00 20 00 01\n< 63C3";
+
+/// Everything a terminal does to attach: ICCID, PIN1, USIM, IMSI, AKA.
+pub fn read_back_script() -> String {
+    [
+        SELECT_MF,
+        READ_ICCID,
+        VERIFY_PIN1,
+        SELECT_USIM_T0,
+        READ_IMSI,
+        AUTHENTICATE_SET1,
+        AUTHENTICATE_SET1_OK,
+    ]
+    .join("\n")
+}
+
+/// Hex with any whitespace to bytes.
+pub fn bytes(hex_text: &str) -> Vec<u8> {
+    let clean: String = hex_text.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(&clean).unwrap_or_else(|e| panic!("bad hex {hex_text:?}: {e}"))
+}
+
+fn clean_upper(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase()
+}
+
+/// `pattern` (hex with `*` wildcards) against the hex of an answer.
+pub fn matches(pattern: &str, got: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = got;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.len() >= part.len() && rest.ends_with(part);
+        } else {
+            let Some(pos) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[pos + part.len()..];
+        }
+    }
+    rest.is_empty()
+}
+
+/// Runs `script` through `transmit` (raw: no GET RESPONSE added), asserting every answer.
+/// `lane` names the path in failure messages.
+pub fn run_script(lane: &str, transmit: &mut dyn FnMut(&[u8]) -> Vec<u8>, script: &str) {
+    let mut last_cmd = String::new();
+    let mut last_answer: Option<String> = None;
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(cmd) = line.strip_prefix('>') {
+            last_cmd = clean_upper(cmd);
+            let answer = transmit(&bytes(&last_cmd));
+            last_answer = Some(hex::encode_upper(answer));
+        } else if let Some(want) = line.strip_prefix('<') {
+            let got = last_answer
+                .take()
+                .unwrap_or_else(|| panic!("script error: '< {want}' without a command before"));
+            assert!(
+                matches(&clean_upper(want), &got),
+                "[{lane}] > {last_cmd}\n  expected < {}\n  got      < {got}",
+                clean_upper(want)
+            );
+        } else {
+            panic!("script error: line {line:?} starts with neither '>' nor '<'");
+        }
+    }
+}

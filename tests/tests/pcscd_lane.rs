@@ -1,0 +1,495 @@
+//! The pcscd lane: the emulated UICC of `vectors/cards/uicc.toml` served to the REAL pcscd
+//! through vsmartcard's vpcd driver (card side connects to 127.0.0.1:35963, reader
+//! "Virtual PCD 00 00"; facts: notes/vpcd.md), then used through PC/SC by the `pcsc` crate
+//! and by independent clients (`opensc-tool`, `scriptor`) as subprocesses.
+//!
+//! Needs pcscd with vpcd: `scripts/test.sh` starts it and sets `SIMLAB_PCSCD=1`. Without
+//! that variable and without a reachable reader, every test here prints why and returns
+//! (skipped); with it, a missing pcscd is a failure.
+//!
+//! vpcd has one card per slot and the tests of a binary run in parallel threads, so every
+//! test holds [`VPCD_SLOT`] from before its card connects until pcscd saw it removed. Other
+//! processes (a second `cargo test`, say) are kept out by holding a listening socket on
+//! [`SLOT_LOCK_ADDR`] for as long: a port can have one listener only, and the OS frees it
+//! when a process dies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use pcsc::{Card, Context, Disposition, Protocol, Protocols, ReaderState, Scope, ShareMode, State};
+use simlab_harness::adapter::VpcdCard;
+use simlab_vpcd::card::{spawn, CardThread, ServeOptions};
+use std::ffi::CString;
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// vpcd's first slot (CHANNELID 0x8C7B in /etc/reader.conf.d/vpcd).
+const VPCD_ADDR: &str = "127.0.0.1:35963";
+/// The PC/SC name of that slot.
+const READER: &str = "Virtual PCD 00 00";
+/// Set by scripts/test.sh when it made sure pcscd with vpcd runs.
+const PCSCD_ENV: &str = "SIMLAB_PCSCD";
+/// pcscd polls vpcd every 400 ms; a card is usable 20–585 ms after connecting (notes/vpcd.md).
+/// Generous, for a loaded CI machine.
+const CARD_WAIT: Duration = Duration::from_secs(10);
+/// One wait of SCardGetStatusChange; short so the deadline is checked often.
+const STATUS_POLL: Duration = Duration::from_millis(250);
+
+/// One card at a time in vpcd's slot 0.
+static VPCD_SLOT: Mutex<()> = Mutex::new(());
+/// Held (listening) by the process whose test uses vpcd's slot 0. Not vpcd's port.
+const SLOT_LOCK_ADDR: &str = "127.0.0.1:35960";
+/// How long a test waits for another process to free the slot.
+const SLOT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// The slot, for this thread and against other processes.
+struct SlotLock {
+    _listener: TcpListener,
+    _thread: MutexGuard<'static, ()>,
+}
+
+fn lock_slot() -> SlotLock {
+    // A test that failed while holding the slot still stopped its card (Lane's Drop).
+    let thread = VPCD_SLOT.lock().unwrap_or_else(|e| e.into_inner());
+    let deadline = Instant::now() + SLOT_LOCK_WAIT;
+    let mut said = false;
+    loop {
+        match TcpListener::bind(SLOT_LOCK_ADDR) {
+            Ok(listener) => {
+                return SlotLock {
+                    _listener: listener,
+                    _thread: thread,
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                if !said {
+                    eprintln!(
+                        "another process holds vpcd's slot 0 ({SLOT_LOCK_ADDR} in use); waiting"
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("cannot lock vpcd's slot 0 by listening on {SLOT_LOCK_ADDR}: {e}"),
+        }
+    }
+}
+
+/// scripts/test.sh promised pcscd with vpcd: its absence is a failure, not a skip.
+fn pcscd_required() -> bool {
+    std::env::var_os(PCSCD_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether pcscd with vpcd's reader is there; `None` (with the reason printed) to skip.
+fn pcscd_available(test: &str) -> Option<Context> {
+    let required = pcscd_required();
+    let found = Context::establish(Scope::User)
+        .map_err(|e| format!("no PC/SC service ({e})"))
+        .and_then(|ctx| {
+            let readers = ctx
+                .list_readers_owned()
+                .map_err(|e| format!("pcscd lists no readers ({e})"))?;
+            if readers.iter().any(|r| r.to_string_lossy() == READER) {
+                Ok(ctx)
+            } else {
+                Err(format!(
+                    "pcscd has no reader {READER:?} (readers: {readers:?}); is vsmartcard-vpcd installed?"
+                ))
+            }
+        });
+    match found {
+        Ok(ctx) => Some(ctx),
+        Err(why) if required => panic!("{PCSCD_ENV} is set but {why}"),
+        Err(why) => {
+            eprintln!(
+                "SKIPPED {test}: {why}; {PCSCD_ENV} is unset. Run scripts/test.sh to start pcscd."
+            );
+            None
+        }
+    }
+}
+
+/// The reader's state now, or after the next change within `wait`.
+fn reader_state(ctx: &Context, known: Option<&ReaderState>, wait: Duration) -> ReaderState {
+    let mut rs = [ReaderState::new(
+        CString::new(READER).expect("no NUL in the name"),
+        known.map_or(State::UNAWARE, ReaderState::event_state),
+    )];
+    match ctx.get_status_change(wait, &mut rs) {
+        Ok(()) | Err(pcsc::Error::Timeout) => {}
+        Err(e) => panic!("SCardGetStatusChange on {READER:?}: {e}"),
+    }
+    let [rs] = rs;
+    rs
+}
+
+/// Waits until `done` holds for the reader's state; the last state seen either way.
+fn wait_for(ctx: &Context, done: impl Fn(&ReaderState) -> bool) -> (bool, ReaderState) {
+    let deadline = Instant::now() + CARD_WAIT;
+    let mut rs = reader_state(ctx, None, Duration::ZERO);
+    while !done(&rs) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (false, rs);
+        }
+        rs = reader_state(ctx, Some(&rs), left.min(STATUS_POLL));
+    }
+    (true, rs)
+}
+
+fn is_empty(rs: &ReaderState) -> bool {
+    rs.event_state().contains(State::EMPTY)
+}
+
+fn describe(rs: &ReaderState) -> String {
+    format!(
+        "state {:?}, ATR {}",
+        rs.event_state(),
+        hex::encode_upper(rs.atr())
+    )
+}
+
+/// Our card in vpcd's slot 0, seen present by pcscd. Dropping it stops the card and waits
+/// until pcscd shows the slot empty, then frees the slot for the next test.
+struct Lane {
+    ctx: Context,
+    atr: Vec<u8>,
+    card: Option<CardThread<VpcdCard>>,
+    _slot: SlotLock,
+}
+
+impl Lane {
+    /// Serves a fresh card from the repository's definition; `None` when skipped.
+    fn start(test: &str) -> Option<Self> {
+        let ctx = pcscd_available(test)?;
+        let slot = lock_slot();
+        // Another card in the slot (say, a `simlab card serve` left running) would keep
+        // ours queued in the kernel until it leaves.
+        let (empty, rs) = wait_for(&ctx, is_empty);
+        assert!(
+            empty,
+            "{READER:?} still holds a card that is not ours after {CARD_WAIT:?} ({}): \
+             stop whatever serves a card at {VPCD_ADDR}",
+            describe(&rs)
+        );
+        let (atr, uicc) = fresh_card();
+        let card = spawn(VpcdCard::new(uicc), VPCD_ADDR, ServeOptions::default())
+            .expect("card thread starts");
+        let lane = Self {
+            ctx,
+            atr,
+            card: Some(card),
+            _slot: slot,
+        };
+        let (present, rs) = wait_for(&lane.ctx, |rs| {
+            rs.event_state().contains(State::PRESENT) && rs.atr() == lane.atr.as_slice()
+        });
+        assert!(
+            present,
+            "pcscd did not show our card (ATR {}) in {READER:?} within {CARD_WAIT:?}; last seen: {}",
+            hex::encode_upper(&lane.atr),
+            describe(&rs)
+        );
+        Some(lane)
+    }
+
+    /// Connects through PC/SC, retrying while pcscd still settles the new card.
+    fn connect(&self, protocols: Protocols) -> Card {
+        let reader = CString::new(READER).expect("no NUL in the name");
+        let deadline = Instant::now() + CARD_WAIT;
+        loop {
+            match self.ctx.connect(&reader, ShareMode::Shared, protocols) {
+                Ok(card) => return card,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("connect to {READER:?} failed ({e}); retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("SCardConnect {READER:?} {protocols:?}: {e}"),
+            }
+        }
+    }
+
+    /// Stops the card and waits until pcscd shows the slot empty; false if it did not.
+    fn remove_card(&mut self) -> bool {
+        if let Some(card) = self.card.take() {
+            if let Err(e) = card.stop() {
+                eprintln!("stopping the card thread: {e}");
+            }
+        }
+        wait_for(&self.ctx, is_empty).0
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if self.card.is_some() && !self.remove_card() {
+            eprintln!("{READER:?} did not show empty within {CARD_WAIT:?} after our card stopped");
+        }
+    }
+}
+
+/// Raw PC/SC exchange: pcscd and vpcd do no T=0 processing, so '61 xx' arrives as is.
+fn pcsc_transmit(card: &Card) -> impl FnMut(&[u8]) -> Vec<u8> + '_ {
+    |apdu| {
+        let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+        card.transmit(apdu, &mut buf)
+            .unwrap_or_else(|e| panic!("SCardTransmit {}: {e}", hex::encode_upper(apdu)))
+            .to_vec()
+    }
+}
+
+fn run_pcsc(card: &Card, script: &str) {
+    run_script("pcscd", &mut pcsc_transmit(card), script);
+}
+
+fn status(card: &Card) -> (Vec<u8>, Option<Protocol>) {
+    let status = card.status2_owned().expect("SCardStatus");
+    (status.atr().to_vec(), status.protocol2())
+}
+
+#[test]
+fn pcsc_client_reads_iccid_and_imsi_and_authenticates_through_pcscd() {
+    let Some(lane) =
+        Lane::start("pcsc_client_reads_iccid_and_imsi_and_authenticates_through_pcscd")
+    else {
+        return;
+    };
+    let card = lane.connect(Protocols::ANY);
+    let (atr, _) = status(&card);
+    assert_eq!(hex::encode_upper(atr), hex::encode_upper(&lane.atr));
+    run_pcsc(&card, &read_back_script());
+    card.disconnect(Disposition::LeaveCard)
+        .map_err(|(_, e)| e)
+        .expect("SCardDisconnect");
+}
+
+#[test]
+fn a_reset_and_a_second_connection_start_new_sessions_on_the_same_card() {
+    let Some(lane) =
+        Lane::start("a_reset_and_a_second_connection_start_new_sessions_on_the_same_card")
+    else {
+        return;
+    };
+    let mut card = lane.connect(Protocols::ANY);
+    run_pcsc(&card, &format!("{VERIFY_PIN1}\n> 00 20 00 01\n< 9000"));
+    // Warm reset through pcscd (vpcd: get-ATR, reset, get-ATR): PIN1 no longer verified.
+    card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::ResetCard)
+        .expect("SCardReconnect with reset");
+    assert_eq!(status(&card).0, lane.atr);
+    run_pcsc(
+        &card,
+        &format!("{PIN1_NOT_VERIFIED}\n{}", read_back_script()),
+    );
+    card.disconnect(Disposition::ResetCard)
+        .map_err(|(_, e)| e)
+        .expect("SCardDisconnect with reset");
+
+    // A second connection: a new session, but the same card (its SQN moved on, so the
+    // same challenge is now a replay).
+    let card = lane.connect(Protocols::ANY);
+    assert_eq!(status(&card).0, lane.atr);
+    run_pcsc(
+        &card,
+        &format!(
+            "{PIN1_NOT_VERIFIED}\n{READ_ICCID}\n{VERIFY_PIN1}\n{SELECT_USIM_T0}\n\
+             {AUTHENTICATE_SET1}\n{AUTHENTICATE_SET1_REPLAYED}"
+        ),
+    );
+}
+
+#[test]
+fn a_t0_only_client_connects_and_fetches_61xx_answers_itself() {
+    let Some(lane) = Lane::start("a_t0_only_client_connects_and_fetches_61xx_answers_itself")
+    else {
+        return;
+    };
+    // As an LPA does (notes/real-clients.md): T=0 only. The ATR offers T=0 (TD1 = '80').
+    let card = lane.connect(Protocols::T0);
+    let (atr, protocol) = status(&card);
+    assert_eq!(atr, lane.atr);
+    assert_eq!(protocol, Some(Protocol::T0));
+    let mut transmit = pcsc_transmit(&card);
+    let raw = transmit(&bytes("00 A4 04 04 0C A0000000871002FF49FF0589"));
+    assert_eq!(raw.len(), 2, "raw answer {}", hex::encode_upper(&raw));
+    assert_eq!(raw[0], 0x61, "raw answer {}", hex::encode_upper(&raw));
+    let fcp = transmit(&[0x00, 0xC0, 0x00, 0x00, raw[1]]);
+    assert_eq!(fcp.len(), usize::from(raw[1]) + 2);
+    assert_eq!(fcp[0], 0x62, "FCP template (TS 102 221 §11.1.1.3)");
+    assert_eq!(&fcp[fcp.len() - 2..], &[0x90, 0x00]);
+    run_script(
+        "pcscd T=0",
+        &mut transmit,
+        &format!("{VERIFY_PIN1}\n{READ_IMSI}\n{AUTHENTICATE_SET1}\n{AUTHENTICATE_SET1_OK}"),
+    );
+}
+
+#[test]
+fn pcscd_shows_the_reader_empty_once_the_card_stops() {
+    let Some(mut lane) = Lane::start("pcscd_shows_the_reader_empty_once_the_card_stops") else {
+        return;
+    };
+    let started = Instant::now();
+    assert!(
+        lane.remove_card(),
+        "{READER:?} still shows a card {CARD_WAIT:?} after the card thread stopped"
+    );
+    eprintln!("pcscd saw the card leave after {:?}", started.elapsed());
+}
+
+/// Runs an independent PC/SC client; `None` (with the reason printed) when it is not
+/// installed and pcscd is not required.
+/// Gives (exit status success, stdout, stderr).
+fn client(program: &str, args: &[&str], stdin: &str) -> Option<(bool, String, String)> {
+    use std::io::Write as _;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if !pcscd_required() => {
+            eprintln!("SKIPPED: {program} not runnable ({e}); scripts/test.sh installs it");
+            return None;
+        }
+        Err(e) => panic!("{program} not runnable ({e}); scripts/test.sh installs it"),
+    };
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.as_bytes())
+            .unwrap_or_else(|e| panic!("writing to {program}: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {program}: {e}"));
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Only the hex digits of `text`, upper case.
+fn hex_digits(text: &str) -> String {
+    text.chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_uppercase()
+}
+
+#[test]
+fn opensc_tool_prints_the_atr_of_the_card() {
+    let Some(lane) = Lane::start("opensc_tool_prints_the_atr_of_the_card") else {
+        return;
+    };
+    let Some((ok, out, err)) = client("opensc-tool", &["-r", READER, "-a"], "") else {
+        return;
+    };
+    assert!(ok, "opensc-tool failed:\n{out}{err}");
+    // It prints the ATR as 3b:9f:...; compare the hex digits of each line.
+    let want = hex::encode_upper(&lane.atr);
+    assert!(
+        out.lines().any(|l| hex_digits(l) == want),
+        "opensc-tool -a did not print ATR {want}:\n{out}"
+    );
+}
+
+#[test]
+fn scriptor_shows_9000_and_the_raw_61xx_of_a_select_asking_for_the_fcp() {
+    let Some(_lane) =
+        Lane::start("scriptor_shows_9000_and_the_raw_61xx_of_a_select_asking_for_the_fcp")
+    else {
+        return;
+    };
+    let commands = "00A4000C023F00\n00A40004023F00\n00C0000000\n00A4000C022FE2\n00B000000A\n";
+    let Some((ok, out, err)) = client("scriptor", &["-r", READER], commands) else {
+        return;
+    };
+    assert!(ok, "scriptor failed:\n{out}{err}");
+    // scriptor echoes "> 00 A4 ..." and answers "< .. .. : <meaning>"; answers longer
+    // than 16 bytes wrap, so compare the text after each '<' up to its ':'.
+    let answers: Vec<String> = out
+        .split('<')
+        .skip(1)
+        .map(|a| hex_digits(a.split(':').next().unwrap_or("")))
+        .collect();
+    assert_eq!(answers.len(), 5, "five answers expected:\n{out}");
+    assert_eq!(answers[0], "9000", "SELECT MF, no FCP:\n{out}");
+    assert!(
+        matches("61*", &answers[1]) && answers[1].len() == 4,
+        "SELECT MF asking for the FCP without Le: raw '61 xx' expected (pcscd does no T=0 work):\n{out}"
+    );
+    assert!(
+        matches("62*83023F00*9000", &answers[2]),
+        "GET RESPONSE gives the FCP of the MF:\n{out}"
+    );
+    assert_eq!(answers[3], "9000", "SELECT EF.ICCID:\n{out}");
+    assert_eq!(
+        answers[4],
+        "98 94 00 01 01 00 00 00 10 F6 90 00".replace(' ', ""),
+        "ICCID:\n{out}"
+    );
+}
+
+/// `opensc-tool -s` output: per "Sending:" block, the SW ("SW1=0x90, SW2=0x00") and the data
+/// of its hex dump (16 bytes a line, 3 columns each, then an ASCII column).
+fn opensc_answers(out: &str) -> Vec<(String, String)> {
+    out.split("Sending:")
+        .skip(1)
+        .map(|block| {
+            let mut lines = block.lines().skip(1);
+            let received = lines.next().unwrap_or("");
+            let sw = received
+                .split("0x")
+                .skip(1)
+                .map(|part| part.chars().take(2).collect::<String>())
+                .collect::<String>()
+                .to_uppercase();
+            let data = lines
+                .map(|l| hex_digits(&l.chars().take(48).collect::<String>()))
+                .collect::<String>();
+            (sw, data)
+        })
+        .collect()
+}
+
+#[test]
+fn opensc_tool_sends_apdus_after_its_own_card_probing() {
+    let Some(_lane) = Lane::start("opensc_tool_sends_apdus_after_its_own_card_probing") else {
+        return;
+    };
+    // OpenSC first probes the card with APDUs of its own card drivers; the card must
+    // answer them sanely and still be usable (notes/vpcd.md).
+    let Some((ok, out, err)) = client(
+        "opensc-tool",
+        &[
+            "-r",
+            READER,
+            "-s",
+            "00A4000C023F00",
+            "-s",
+            "00A4000C022FE2",
+            "-s",
+            "00B000000A",
+            "-s",
+            "00A40004023F0000",
+        ],
+        "",
+    ) else {
+        return;
+    };
+    assert!(ok, "opensc-tool failed:\n{out}{err}");
+    let answers = opensc_answers(&out);
+    let sws: Vec<&str> = answers.iter().map(|(sw, _)| sw.as_str()).collect();
+    assert_eq!(sws, ["9000"; 4], "status words:\n{out}");
+    assert_eq!(answers[2].1, "989400010100000010F6", "ICCID:\n{out}");
+    assert!(
+        matches("62*83023F00*", &answers[3].1),
+        "FCP of the MF:\n{out}"
+    );
+}
