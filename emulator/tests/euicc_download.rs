@@ -416,3 +416,35 @@ fn state_survives_a_restart_from_the_store() {
         "replayed SQN"
     );
 }
+
+#[test]
+fn euicc_definitions_are_checked() {
+    use simlab_emulator::CardDefinition;
+    let text = std::fs::read_to_string(root().join("vectors/cards/euicc.toml")).unwrap();
+    let build = |t: &str| {
+        let mut d = CardDefinition::from_toml(t)?;
+        d.base_dir = Some(root().join("vectors/cards"));
+        d.build().map(|_| ())
+    };
+    build(&text).unwrap();
+    let bad_eid = text.replace(
+        "89049032123451234512345678901235",
+        "89049032123451234512345678901234",
+    );
+    assert!(build(&bad_eid)
+        .unwrap_err()
+        .to_string()
+        .contains("MOD 97-10"));
+    let other_key = text.replace("eUICC/SK_EUICC_ECDSA_NIST.pem", "EUM/SK_EUM_ECDSA_NIST.pem");
+    assert!(build(&other_key)
+        .unwrap_err()
+        .to_string()
+        .contains("does not match"));
+    let missing = text.replace("CERT_EUM_ECDSA_NIST.der", "nope.der");
+    assert!(build(&missing)
+        .unwrap_err()
+        .to_string()
+        .contains("euicc.eum_certificate"));
+    let with_usim = format!("{text}\n[usim]\nimsi = \"001010123456063\"\n[usim.aka]\nalgorithm = \"xor\"\nk = \"{K}\"\n");
+    assert!(build(&with_usim).unwrap_err().to_string().contains("usim"));
+}
