@@ -371,9 +371,12 @@ impl Uicc {
             euicc::isd_r::select_answer(cmd.data)
         };
         let slot = self.session.channels.get_mut(cmd.channel)?;
-        let mut chan = slot.unwrap_or_else(Channel::at_mf);
-        chan.applet = Some(applet);
-        *slot = Some(chan);
+        // The applet replaces the channel's file and application selection: file commands
+        // and AUTHENTICATE on this channel find no EF / no USIM until a file is selected.
+        *slot = Some(Channel {
+            applet: Some(applet),
+            ..Channel::at_mf()
+        });
         self.euicc_session.segments.remove(&cmd.channel);
         Some(Ok(Response::ok(answer)))
     }

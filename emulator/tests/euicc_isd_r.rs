@@ -231,3 +231,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn file_commands_and_authenticate_find_nothing_on_the_isd_r_channel() {
+    let mut c = card();
+    assert_eq!(x(&mut c, "00A4000C 02 2F00"), "9000");
+    assert_eq!(x(&mut c, &format!("00A4040C 10 {ISD_R}")), "9000");
+    assert_eq!(x(&mut c, "00B2010420"), "6986");
+    assert_eq!(
+        x(
+            &mut c,
+            "0088008122 10 00000000000000000000000000000000 10 00000000000000000000000000000000 00"
+        ),
+        "6985"
+    );
+}
