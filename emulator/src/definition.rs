@@ -227,7 +227,14 @@ const DIR_RECORD_LEN: usize = 0x20;
 impl CardDefinition {
     /// Parses a definition from TOML text.
     pub fn from_toml(text: &str) -> Result<Self, DefinitionError> {
-        Ok(toml::from_str(text)?)
+        let def: Self = toml::from_str(text)?;
+        if def.usim.is_none() && def.euicc.is_none() {
+            return Err(field(
+                "usim",
+                "missing: a UICC needs a [usim] section (an eUICC an [euicc] section)",
+            ));
+        }
+        Ok(def)
     }
 
     /// Reads and parses a definition file; relative paths in it start at its directory.

@@ -2,7 +2,8 @@
 //! No sockets, no pcscd, no async: transports live in the harness.
 //!
 //! Entry point: [`uicc::Uicc`] (`power_on`, `transmit`, `reset`), built from a
-//! [`definition::CardDefinition`] (a `vectors/cards/*.toml` file).
+//! [`definition::CardDefinition`] (a `vectors/cards/*.toml` file). With an `[euicc]` section
+//! the card is an SGP.22 eUICC ([`euicc`]); the ES10 messages are typed in [`rsp::es10`].
 
 pub mod aka;
 pub mod apdu;

@@ -288,7 +288,7 @@ impl Uicc {
     /// Runs a command; when it changed persistent state, saves it before answering.
     /// If the save fails, the change is undone and the card answers '65 81'.
     fn execute_persisting(&mut self, cmd: &Command<'_>) -> CmdResult {
-        if !mutates(cmd.ins) || self.store.is_none() {
+        if !mutates(cmd) || self.store.is_none() {
             return self.execute(cmd);
         }
         let before = self.state.clone();
@@ -371,9 +371,12 @@ impl Uicc {
             euicc::isd_r::select_answer(cmd.data)
         };
         let slot = self.session.channels.get_mut(cmd.channel)?;
-        let mut chan = slot.unwrap_or_else(Channel::at_mf);
-        chan.applet = Some(applet);
-        *slot = Some(chan);
+        // The applet replaces the channel's file and application selection: file commands
+        // and AUTHENTICATE on this channel find no EF / no USIM until a file is selected.
+        *slot = Some(Channel {
+            applet: Some(applet),
+            ..Channel::at_mf()
+        });
         self.euicc_session.segments.remove(&cmd.channel);
         Some(Ok(Response::ok(answer)))
     }
@@ -457,9 +460,15 @@ impl Uicc {
     }
 }
 
-/// Instructions that can change persistent state (and so trigger a save).
-fn mutates(ins: Instruction) -> bool {
+/// Commands that can change persistent state (and so trigger a save). Of STORE DATA only the
+/// last block runs an ES10 function (GP §11.11: P1 b8); the others just collect data.
+fn mutates(cmd: &Command<'_>) -> bool {
     use Instruction::*;
+    const P1_LAST_BLOCK: u8 = 0x80;
+    if cmd.ins == StoreData {
+        return cmd.p1 & P1_LAST_BLOCK != 0;
+    }
+    let ins = cmd.ins;
     matches!(
         ins,
         UpdateBinary
@@ -472,6 +481,5 @@ fn mutates(ins: Instruction) -> bool {
             | DeactivateFile
             | ActivateFile
             | Authenticate
-            | StoreData
     )
 }

@@ -57,8 +57,11 @@ pub enum CertError {
     WrongRole(Role),
 }
 
-/// The extensions of a certificate: (OID value, critical, extnValue content).
-fn extensions(cert: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CertError> {
+/// One extension: the OID value and the extnValue content.
+type Extension = (Vec<u8>, Vec<u8>);
+
+/// The extensions of a certificate.
+fn extensions(cert: &[u8]) -> Result<Vec<Extension>, CertError> {
     let parts = CertificateParts::parse(cert).map_err(|e| CertError::Malformed(e.to_string()))?;
     let tbs = tlv::parse_one(parts.tbs).map_err(|e| CertError::Malformed(e.to_string()))?;
     let Some(ext) = tbs.find(TAG_EXTENSIONS) else {

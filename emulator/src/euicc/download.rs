@@ -448,12 +448,13 @@ fn check_metadata(state: &EuiccState, der: &[u8]) -> Result<StoreMetadataRequest
 /// Every PPR set must be allowed by one RAT rule for the profile owner (§2.9.2.2; 'E' in
 /// mccMnc is a wildcard digit).
 fn ppr_allowed(state: &EuiccState, ppr: &PprIds, owner: Option<&OperatorId>) -> bool {
-    let wanted = [(ppr.ppr1, 1), (ppr.ppr2, 2)];
+    let wanted = [(ppr.ppr1, 1), (ppr.ppr2, 2), (ppr.ppr3, 3)];
     wanted.iter().filter(|(set, _)| *set).all(|(_, n)| {
         state.config.rat.iter().any(|rule| {
             let covers = match n {
                 1 => rule.ppr_ids.ppr1,
-                _ => rule.ppr_ids.ppr2,
+                2 => rule.ppr_ids.ppr2,
+                _ => rule.ppr_ids.ppr3,
             };
             covers
                 && rule.allowed_operators.iter().any(|op| {
@@ -547,4 +548,62 @@ fn finish(
     )
     .map_err(|_| StatusWord::ExecutionError)?;
     Ok(pir.to_der())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::short_form("A1 53", Some((0xA1, 0x53, 2)))]
+    #[case::two_byte_length("A3 82 2E A0", Some((0xA3, 0x2EA0, 4)))]
+    #[case::two_byte_tag("BF36 82 3016 BF23", Some((0xBF36, 0x3016, 5)))]
+    #[case::cut_in_the_length("A3 82 2E", None)]
+    #[case::empty("", None)]
+    #[case::indefinite_length("A3 80", Some((0xA3, usize::MAX, 2)))]
+    fn reads_headers_of_incomplete_elements(
+        #[case] input: &str,
+        #[case] want: Option<(u32, usize, usize)>,
+    ) {
+        let bytes = hex::decode(input.replace(' ', "")).unwrap();
+        assert_eq!(header(&bytes), want);
+    }
+
+    #[rstest]
+    #[case::bpp(0xBF36, true)]
+    #[case::header_88(0xA1, true)]
+    #[case::segment_86(0x86, true)]
+    #[case::profile_info(0xBF2D, false)]
+    #[case::bf23_alone(0xBF23, false)]
+    fn knows_which_tags_continue_a_package(#[case] tag: u32, #[case] piece: bool) {
+        assert_eq!(is_bpp_piece(tag), piece);
+    }
+
+    #[rstest]
+    #[case::wildcard_all("EEEEEE", "00F110", true)]
+    #[case::exact("00F110", "00F110", true)]
+    #[case::wildcard_mnc_digit("00F1E0", "00F110", true)]
+    #[case::other_mcc("21F410", "00F110", false)]
+    fn mcc_mnc_wildcards_are_e_digits(
+        #[case] pattern: &str,
+        #[case] value: &str,
+        #[case] ok: bool,
+    ) {
+        let p = hex::decode(pattern).unwrap();
+        let v = hex::decode(value).unwrap();
+        assert_eq!(mcc_mnc_matches(&p, &v), ok);
+    }
+
+    #[test]
+    fn transaction_id_is_read_from_the_start_of_a_package() {
+        let bf23 = tlv::encode(
+            0xBF23,
+            &[tlv::encode(0x82, &[1]), tlv::encode(0x80, &[7; 16])].concat(),
+        );
+        let mut start = vec![0xBF, 0x36, 0x82, 0x10, 0x00];
+        start.extend(&bf23);
+        assert_eq!(transaction_id_of(&start), vec![7; 16]);
+        assert!(transaction_id_of(&[0xBF, 0x36]).is_empty());
+    }
 }

@@ -239,3 +239,18 @@ pub fn set_nickname(state: &mut EuiccState, req: &SetNicknameRequest) -> SetNick
     };
     SetNicknameResponse { result }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_tag_lists_into_ber_tags() {
+        assert_eq!(
+            split_tags(&[0x5A, 0x9F, 0x70, 0x90]),
+            Some(vec![0x5A, 0x9F70, 0x90])
+        );
+        assert_eq!(split_tags(&[0x5A, 0x9F]), None);
+        assert_eq!(split_tags(&[]), Some(vec![]));
+    }
+}

@@ -242,3 +242,55 @@ fn usim(pkg: &saip::ProfilePackage) -> Result<Option<UsimState>, ErrorReason> {
         sqn: SqnStore::default(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_cut_and_padded_to_the_declared_shape() {
+        let r = records_of(&[1, 2, 3, 4, 5], 2, 4);
+        assert_eq!(
+            r,
+            vec![vec![1, 2], vec![3, 4], vec![5, 0xFF], vec![0xFF, 0xFF]]
+        );
+    }
+
+    #[test]
+    fn a_ts48_package_becomes_mf_usim_pins_and_xor_keys() {
+        let der = include_bytes!("../../../vectors/profiles/TS48V1-A-UNIQUE.der");
+        let installed = build(der).unwrap();
+        assert_eq!(installed.iccid.digits(), "8949449999999990023");
+        let fs = &installed.content.fs;
+        let usim = fs.adfs_matching(&USIM_AID_PREFIX).next().expect("ADF.USIM");
+        let imsi = fs
+            .child_by_fid(usim, 0x6F07)
+            .and_then(|n| fs.node(n))
+            .unwrap();
+        assert_eq!(
+            imsi.body,
+            FileBody::Transparent(hex::decode("080910101032540636").unwrap())
+        );
+        assert!(installed.content.pins.get(0x01).is_some_and(|p| !p.enabled));
+        assert!(installed
+            .content
+            .pins
+            .get(0x0A)
+            .is_some_and(|p| !p.can_disable));
+        let usim_state = installed.content.usim.unwrap();
+        assert_eq!(
+            usim_state.algorithm,
+            AkaAlgorithm::XorTest {
+                k: core::array::from_fn(|i| i as u8)
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_pe_processing_error() {
+        assert_eq!(
+            build(&[0x30, 0x00]).unwrap_err(),
+            ErrorReason::InstallFailedDueToPeProcessingError
+        );
+    }
+}

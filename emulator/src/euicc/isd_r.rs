@@ -175,3 +175,25 @@ fn read_tag(data: &[u8]) -> Option<u32> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_one_two_and_three_byte_tags() {
+        assert_eq!(read_tag(&[0x86, 0x01]), Some(0x86));
+        assert_eq!(read_tag(&[0xBF, 0x36, 0x00]), Some(0xBF36));
+        assert_eq!(read_tag(&[0x5F, 0x81, 0x01]), Some(0x5F8101));
+        assert_eq!(read_tag(&[0xBF]), None);
+        assert_eq!(read_tag(&[]), None);
+    }
+
+    #[test]
+    fn the_select_answer_is_an_fci_with_the_aid() {
+        assert_eq!(
+            select_answer(&[0xA0, 0x01]),
+            [0x6F, 0x04, 0x84, 0x02, 0xA0, 0x01]
+        );
+    }
+}

@@ -161,8 +161,8 @@ impl Default for EuiccConfig {
             ext_card_resource: vec![
                 0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x04, 0x00, 0x00, 0x83, 0x02, 0x20, 0x00,
             ],
-            // UICCCapability: usim, isim, akaMilenage, ... as a bit string (DER content).
-            uicc_capability: vec![0x06, 0x6C, 0x00],
+            // UICCCapability (DER content): usimSupport(1), isimSupport(2), akaMilenage(4).
+            uicc_capability: vec![0x03, 0x68],
             // RspCapability: additionalProfile, testProfileSupport (bits 0 and 3).
             rsp_capability: vec![0x04, 0x90],
             javacard_version: None,

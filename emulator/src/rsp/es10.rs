@@ -1109,6 +1109,7 @@ code_enum!(
 );
 
 /// `AuthenticateServerResponse` (BF38 CHOICE { [0] ok, [1] error }).
+#[allow(clippy::large_enum_variant)] // one per session; boxing would only complicate matching
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthenticateServerResponse {
     Ok {
