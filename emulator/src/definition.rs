@@ -393,14 +393,14 @@ impl CardDefinition {
                 format!("expected 5 to 16 bytes, got {}", aid.len()),
             ));
         }
-        if ts_31_102::encode_imsi(&usim.imsi).is_none() {
+        if crate::saip::encode_imsi(&usim.imsi).is_err() {
             return Err(field(
                 "usim.imsi",
                 format!("expected 6 to 15 digits, got {:?}", usim.imsi),
             ));
         }
         if let Some(m) = &usim.msisdn {
-            if ts_31_102::encode_msisdn_record(m).is_none() {
+            if crate::saip::encode_msisdn_record(m, ts_31_102::MSISDN_RECORD_LEN).is_err() {
                 return Err(field(
                     "usim.msisdn",
                     format!("expected up to 20 digits with an optional leading +, got {m:?}"),
@@ -509,8 +509,9 @@ impl CardDefinition {
             fs::ef(FID_DIR, Some(0x1E), at(rules::READ_ALWAYS), dir),
         )?;
         if let Some(iccid) = &self.card.iccid {
-            let iccid = ts_31_102::encode_swapped_bcd(iccid, 10)
-                .ok_or_else(|| field("card.iccid", "not BCD"))?;
+            let iccid = crate::saip::encode_iccid_ef(iccid)
+                .map_err(|e| field("card.iccid", e.to_string()))?
+                .to_vec();
             fs.add(
                 FileSystem::MF,
                 fs::ef(

@@ -5,6 +5,7 @@ use crate::aka::ts_31_102::AuthenticateCommand;
 use crate::aka::{self, AkaAlgorithm, SqnStore};
 use crate::apdu::Command;
 use crate::fs::{self, ArrRef, FileBody, FileSystem, FsError, LifeCycle, NodeId};
+use crate::saip;
 use crate::status::StatusWord;
 use crate::uicc::{CmdResult, Context, Response};
 use serde::{Deserialize, Serialize};
@@ -95,85 +96,10 @@ pub const FID_LOCI: u16 = 0x6F7E;
 pub const FID_SPN: u16 = 0x6F46;
 pub const FID_MSISDN: u16 = 0x6F40;
 
-/// Number of bytes of the dialling number field of EF.MSISDN (§4.2.26).
-const MSISDN_NUMBER_BYTES: usize = 10;
-/// Length of the alpha identifier we give EF.MSISDN records.
+/// Length of the alpha identifier we give EF.MSISDN records (§4.2.26: X bytes, then 14).
 const MSISDN_ALPHA_LEN: usize = 14;
-
-/// EF.IMSI (§4.2.2): length byte, then digits in TS 24.008 mobile identity order with the
-/// parity flag in the first nibble.
-pub fn encode_imsi(imsi: &str) -> Option<[u8; 9]> {
-    let digits: Vec<u8> = imsi.bytes().map(|b| b.wrapping_sub(b'0')).collect();
-    if !(6..=15).contains(&digits.len()) || digits.iter().any(|d| *d > 9) {
-        return None;
-    }
-    let parity = if digits.len() % 2 == 1 { 0x9 } else { 0x1 };
-    let mut nibbles = vec![parity];
-    nibbles.extend(&digits);
-    let mut out = [0xFF; 9];
-    let bytes = nibbles.chunks(2).map(|c| match *c {
-        [lo, hi] => lo | (hi << 4),
-        [lo] => lo | 0xF0,
-        _ => 0xFF,
-    });
-    let mut len = 0u8;
-    for (slot, b) in out.iter_mut().skip(1).zip(bytes) {
-        *slot = b;
-        len += 1;
-    }
-    out[0] = len;
-    Some(out)
-}
-
-/// Reads EF.IMSI back into digits.
-pub fn decode_imsi(ef: &[u8]) -> Option<String> {
-    let (&len, rest) = ef.split_first()?;
-    let bytes = rest.get(..usize::from(len))?;
-    let mut digits = String::new();
-    for (i, b) in bytes.iter().enumerate() {
-        for (j, nibble) in [b & 0x0F, b >> 4].into_iter().enumerate() {
-            if (i, j) == (0, 0) || nibble == 0xF {
-                continue;
-            }
-            digits.push(char::from(b'0' + nibble.min(9)));
-        }
-    }
-    Some(digits)
-}
-
-/// Semi-octet BCD with swapped nibbles, 'F' filled (TS 102 221 §13.2 EF.ICCID, TS 24.008
-/// dialling numbers). `None` if `digits` has a non-digit or does not fit `len` bytes.
-pub fn encode_swapped_bcd(digits: &str, len: usize) -> Option<Vec<u8>> {
-    if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 2 * len {
-        return None;
-    }
-    let mut out = vec![0xFF; len];
-    for (i, d) in digits.bytes().map(|b| b - b'0').enumerate() {
-        let byte = out.get_mut(i / 2)?;
-        *byte = if i % 2 == 0 {
-            (*byte & 0xF0) | d
-        } else {
-            (*byte & 0x0F) | (d << 4)
-        };
-    }
-    Some(out)
-}
-
-/// An EF.MSISDN record (§4.2.26): alpha id, length, TON/NPI, BCD number, CCP, EXT.
-pub fn encode_msisdn_record(msisdn: &str) -> Option<Vec<u8>> {
-    let (ton_npi, digits) = match msisdn.strip_prefix('+') {
-        Some(d) => (0x91, d),
-        None => (0x81, msisdn),
-    };
-    let number = encode_swapped_bcd(digits, MSISDN_NUMBER_BYTES)?;
-    let used = digits.len().div_ceil(2);
-    let mut record = vec![0xFF; MSISDN_ALPHA_LEN];
-    record.push(u8::try_from(used + 1).ok()?);
-    record.push(ton_npi);
-    record.extend(number);
-    record.extend([0xFF, 0xFF]);
-    Some(record)
-}
+/// Record length of EF.MSISDN as built here.
+pub const MSISDN_RECORD_LEN: usize = MSISDN_ALPHA_LEN + 14;
 
 /// EF.SPN (§4.2.12): display condition then the name, GSM default alphabet ('FF' padded).
 /// The name is limited to the GSM 7-bit characters that share ASCII codes.
@@ -257,7 +183,8 @@ pub fn build_usim(fs: &mut FileSystem, f: &UsimFiles<'_>) -> Result<NodeId, FsEr
         adf,
         fs::ef(FID_ARR, Some(0x17), at(rules::READ_ALWAYS), arr),
     )?;
-    let imsi = encode_imsi(f.imsi)
+    let imsi = saip::encode_imsi(f.imsi)
+        .ok()
         .map(|b| b.to_vec())
         .unwrap_or_else(|| vec![0xFF; 9]);
     let transparent =
@@ -331,10 +258,10 @@ pub fn build_usim(fs: &mut FileSystem, f: &UsimFiles<'_>) -> Result<NodeId, FsEr
             transparent(FID_SPN, None, rules::READ_ALWAYS, encode_spn(spn)),
         )?;
     }
-    let record_len = MSISDN_ALPHA_LEN + 14;
+    let record_len = MSISDN_RECORD_LEN;
     let first = f
         .msisdn
-        .and_then(encode_msisdn_record)
+        .and_then(|m| saip::encode_msisdn_record(m, record_len).ok())
         .unwrap_or_else(|| vec![0xFF; record_len]);
     let msisdn = FileBody::LinearFixed {
         record_len,
@@ -350,30 +277,60 @@ pub fn build_usim(fs: &mut FileSystem, f: &UsimFiles<'_>) -> Result<NodeId, FsEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rstest::rstest;
 
-    #[rstest]
-    #[case::fifteen_digits("001010123456063", "08 09 10 10 10 32 54 06 36")]
-    #[case::fourteen_digits("00101012345606", "08 01 10 10 10 32 54 06 F6")]
-    fn encodes_ef_imsi_as_ts_31_102_says(#[case] imsi: &str, #[case] ef: &str) {
-        let want = hex::decode(ef.replace(' ', "")).unwrap();
-        assert_eq!(encode_imsi(imsi).unwrap().to_vec(), want);
-        assert_eq!(decode_imsi(&want).unwrap(), imsi);
+    fn usim(msisdn: Option<&str>) -> (FileSystem, NodeId) {
+        let mut fs = FileSystem::new(ArrRef {
+            arr_fid: 0x2F06,
+            record: 1,
+        });
+        let files = UsimFiles {
+            aid: &[0xA0, 0, 0, 0, 0x87, 0x10, 0x02],
+            imsi: "001010123456063",
+            msisdn,
+            spn: Some("simlab"),
+            mnc_length: 2,
+            services: &[SERVICE_GSM_ACCESS],
+        };
+        let adf = build_usim(&mut fs, &files).unwrap();
+        (fs, adf)
+    }
+
+    fn content(fs: &FileSystem, adf: NodeId, fid: u16) -> FileBody {
+        fs.node(fs.child_by_fid(adf, fid).unwrap())
+            .unwrap()
+            .body
+            .clone()
     }
 
     #[test]
-    fn encodes_iccid_with_swapped_nibbles() {
-        let ef = encode_swapped_bcd("8949449999999990023", 10).unwrap();
-        assert_eq!(hex::encode_upper(ef), "989444999999990920F3");
+    fn ef_imsi_holds_the_ts_31_102_encoding() {
+        let (fs, adf) = usim(None);
+        let want = hex::decode("080910101032540636").unwrap();
+        assert_eq!(content(&fs, adf, FID_IMSI), FileBody::Transparent(want));
     }
 
     #[test]
-    fn encodes_an_international_msisdn() {
-        let rec = encode_msisdn_record("+4915112345678").unwrap();
-        assert_eq!(rec.len(), 28);
+    fn ef_msisdn_record_1_holds_an_international_number() {
+        let (fs, adf) = usim(Some("+4915112345678"));
+        let FileBody::LinearFixed {
+            records,
+            record_len,
+        } = content(&fs, adf, FID_MSISDN)
+        else {
+            panic!("EF.MSISDN is linear fixed")
+        };
+        assert_eq!(record_len, 28);
         assert_eq!(
-            hex::encode_upper(&rec[14..]),
+            hex::encode_upper(&records[0][14..]),
             "0891945111325476F8FFFFFFFFFF"
         );
+        assert!(records[1].iter().all(|b| *b == 0xFF), "record 2 is empty");
+    }
+
+    #[test]
+    fn gsm_access_service_is_read_from_ef_ust() {
+        let (fs, adf) = usim(None);
+        assert!(service_available(&fs, adf, SERVICE_GSM_ACCESS));
+        assert!(!service_available(&fs, adf, 19));
     }
 }

@@ -8,7 +8,7 @@ use crate::adapter::VpcdCard;
 use crate::transport::{split_sw, InProcess, Transport, VpcdReader};
 use anyhow::{bail, ensure, Context as _};
 use simlab_emulator::aka::{self, ts_31_102::AuthenticateResponse, AkaAlgorithm};
-use simlab_emulator::ts_31_102::decode_imsi;
+use simlab_emulator::saip::{decode_imsi, encode_iccid_ef};
 use simlab_emulator::{CardDefinition, Uicc};
 use simlab_vpcd::reader::ReaderListener;
 use std::fmt::Write as _;
@@ -106,7 +106,7 @@ pub fn session(t: &mut dyn Transport, e: &Expected, out: &mut String) -> anyhow:
     expect_ok(t, "00A4000C023F00", out)?;
     expect_ok(t, "00A4000C022FE2", out)?;
     let iccid = expect_ok(t, "00B000000A", out)?;
-    let want = simlab_emulator::ts_31_102::encode_swapped_bcd(&e.iccid, 10).context("ICCID")?;
+    let want = encode_iccid_ef(&e.iccid)?.to_vec();
     ensure!(
         iccid == want,
         "EF.ICCID holds {}, expected {}",

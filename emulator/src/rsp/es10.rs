@@ -416,8 +416,7 @@ pub struct Iccid(pub [u8; ICCID_LEN]);
 impl Iccid {
     /// From 18–20 printed digits; `None` if not digits or too long.
     pub fn from_digits(digits: &str) -> Option<Self> {
-        let v = crate::ts_31_102::encode_swapped_bcd(digits, ICCID_LEN)?;
-        v.try_into().ok().map(Self)
+        crate::saip::encode_iccid_ef(digits).ok().map(Self)
     }
 
     /// The printed digits (padding 'F' dropped).

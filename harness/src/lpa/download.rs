@@ -9,7 +9,7 @@ use super::es10::{Es10Client, LpaError};
 use super::ActivationCode;
 use crate::es9p::client::Es9pClient;
 use crate::es9p::{
-    AuthenticateClientRequest, Es9Plus, CancelSessionRequest, GetBoundProfilePackageRequest,
+    AuthenticateClientRequest, CancelSessionRequest, Es9Plus, GetBoundProfilePackageRequest,
     HandleNotificationRequest, InitiateAuthenticationRequest,
 };
 use crate::transport::Transport;
