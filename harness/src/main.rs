@@ -46,7 +46,9 @@ enum CardCommand {
     /// Serve a card to vpcd (pcscd's "Virtual PCD 00 00") until interrupted.
     Serve(ServeArgs),
     /// Run the read-back session (ICCID, PIN, IMSI, AUTHENTICATE) against the card,
-    /// in-process and over the vpcd wire protocol. Default: the built-in card.
+    /// in-process and over the vpcd wire protocol (default: the built-in card); then an
+    /// eUICC download from simlab's SM-DP+ over loopback HTTPS, enable, AUTHENTICATE as the
+    /// downloaded profile, disable, delete.
     Selftest(SelftestArgs),
 }
 
@@ -71,6 +73,13 @@ struct SelftestArgs {
     /// Card definition file (default: the built-in vectors/cards/uicc.toml).
     #[arg(long)]
     card: Option<PathBuf>,
+    /// The repository's vectors directory, for the eUICC part (test PKI, TS.48 profiles,
+    /// euicc.toml); default: the checkout the binary was built from.
+    #[arg(long, default_value = simlab_harness::selftest::BUILD_VECTORS)]
+    vectors: PathBuf,
+    /// Only the UICC part.
+    #[arg(long)]
+    uicc_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +157,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Card(CardCommand::Selftest(a)) => {
             let report = selftest::run(a.card.as_deref())?;
             print!("{report}");
+            if !a.uicc_only {
+                let report = selftest::run_euicc(&a.vectors).with_context(|| {
+                    format!("eUICC self-test (vectors from {})", a.vectors.display())
+                })?;
+                print!("{report}");
+            }
             Ok(())
         }
         Command::Apdu(a) => apdu(a),

@@ -174,3 +174,126 @@ mod tests {
         assert!(report.contains("== over the vpcd wire protocol"));
     }
 }
+
+/// Where the repository's vectors are when the binary was built from a checkout.
+pub const BUILD_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
+
+/// The eUICC part: simlab's SM-DP+ on loopback HTTPS, the eUICC of `vectors/cards/euicc.toml`
+/// over the vpcd wire protocol, and simlab's LPA between them. An operator order with a
+/// confirmation code is downloaded (a wrong code first), enabled, and the card then
+/// authenticates with the order's fresh key; notifications move the order to "enabled";
+/// finally the profile is disabled and deleted. Returns the transcript.
+pub fn run_euicc(vectors: &Path) -> anyhow::Result<String> {
+    use crate::lpa::{self, ActivationCode, DeviceInfo, Es10Client};
+    use crate::smdp::{self, store::OrderState, SmdpOptions};
+
+    let mut out = String::new();
+    let server = smdp::start(SmdpOptions::new(
+        vectors.join("pki"),
+        vectors.join("profiles"),
+    ))?;
+    let roots = vec![server.ca_cert_der.clone()];
+    writeln!(
+        out,
+        "== eUICC download from the SM-DP+ at https://{}",
+        server.address
+    )?;
+    let euicc = crate::cards::load_card(&vectors.join("cards/euicc.toml"), None)?;
+    let listener = ReaderListener::bind("127.0.0.1:0")?;
+    let card_thread = simlab_vpcd::card::spawn(
+        VpcdCard::new(euicc),
+        listener.local_addr()?,
+        Default::default(),
+    )?;
+    let result = (|| -> anyhow::Result<()> {
+        let reader = VpcdReader::start(listener.accept_timeout(Duration::from_secs(10))?)?;
+        let mut es10 = Es10Client::open(reader)?;
+        let eid = es10.eid()?;
+        writeln!(out, "   EID {eid}")?;
+        let (order, code) = server.smdp().order_activation_code(
+            "TS48V2-SAIP2-3-BERTLV-UNIQUE",
+            Some(&eid),
+            Some("4711"),
+        )?;
+        writeln!(
+            out,
+            "   ES2+ order: ICCID {}, IMSI {}, activation code {code}",
+            order.iccid,
+            order.imsi.as_deref().unwrap_or("?")
+        )?;
+        let mut ac: ActivationCode = code.parse()?;
+        ac.confirmation_code_required = true;
+        let device = DeviceInfo::default();
+        match lpa::download(&mut es10, &ac, Some("0000"), &roots, &device, &mut |_| {}) {
+            Err(e) => writeln!(out, "   wrong confirmation code refused: {e}")?,
+            Ok(_) => bail!("a wrong confirmation code was accepted"),
+        }
+        ensure!(
+            es10.profiles()?.is_empty(),
+            "a refused download left a profile behind"
+        );
+        let done = lpa::download(&mut es10, &ac, Some("4711"), &roots, &device, &mut |s| {
+            let _ = writeln!(out, "   {s}");
+        })?;
+        ensure!(
+            done.iccid.as_deref() == Some(order.iccid.as_str()),
+            "installed {:?}, ordered {}",
+            done.iccid,
+            order.iccid
+        );
+        es10.enable(&order.iccid)?;
+        let sent = lpa::process_notifications(&mut es10, &roots, &mut |_| {})?;
+        writeln!(
+            out,
+            "   profile {} installed and enabled; {sent} notification(s) delivered",
+            order.iccid
+        )?;
+        let state = server
+            .smdp()
+            .order_by_iccid(&order.iccid)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .map(|o| o.state);
+        ensure!(
+            state == Some(OrderState::Enabled),
+            "SM-DP+ order state {state:?}, expected Enabled"
+        );
+        writeln!(out, "   SM-DP+ order state: enabled")?;
+
+        // REFRESH: the enabled profile's USIM appears after a reset.
+        let mut t = es10.close();
+        t.reset()?;
+        let k = order.k.context("a personalised order has a K")?;
+        let expected = Expected {
+            iccid: order.iccid.clone(),
+            imsi: order
+                .imsi
+                .clone()
+                .context("a personalised order has an IMSI")?,
+            aid: hex::decode("A0000000871002FF49FF0589")?,
+            pin1: "0000".into(),
+            algorithm: AkaAlgorithm::XorTest { k },
+        };
+        session(&mut t, &expected, &mut out)?;
+
+        let mut es10 = Es10Client::open(t)?;
+        es10.disable(&order.iccid)?;
+        es10.delete(&order.iccid)?;
+        let sent = lpa::process_notifications(&mut es10, &roots, &mut |_| {})?;
+        let state = server
+            .smdp()
+            .order_by_iccid(&order.iccid)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .map(|o| o.state);
+        ensure!(
+            state == Some(OrderState::Deleted),
+            "SM-DP+ order state {state:?}, expected Deleted"
+        );
+        writeln!(out, "   disabled and deleted; {sent} notification(s) delivered; SM-DP+ order state: deleted")?;
+        Ok(())
+    })();
+    card_thread.stop()?;
+    server.stop();
+    result?;
+    writeln!(out, "selftest (eUICC): PASS")?;
+    Ok(out)
+}

@@ -22,6 +22,8 @@ fn selftest_passes_on_the_builtin_card() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("ICCID 8949001010000000016 ok"), "{out}");
     assert!(out.contains("selftest: PASS"), "{out}");
+    assert!(out.contains("SM-DP+ order state: enabled"), "{out}");
+    assert!(out.contains("selftest (eUICC): PASS"), "{out}");
 }
 
 #[test]
