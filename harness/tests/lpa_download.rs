@@ -215,3 +215,48 @@ fn an_unknown_matching_id_is_refused_and_the_session_cancelled() {
     assert!(es10.profiles().unwrap().is_empty());
     server.stop();
 }
+
+/// Every GSMA TS.48 template, downloaded by its file stem through the LPA over HTTPS into a
+/// fresh eUICC, enabled, and read back: EF.ICCID after the REFRESH is the package's ICCID.
+#[test]
+fn every_ts48_template_downloads_enables_and_reads_back() {
+    let server = smdp();
+    let mut stems: Vec<String> = std::fs::read_dir(root().join("vectors/profiles"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "der"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    stems.sort();
+    assert_eq!(stems.len(), 36, "the 36 TS.48 packages");
+    for stem in &stems {
+        let der =
+            std::fs::read(root().join("vectors/profiles").join(format!("{stem}.der"))).unwrap();
+        let iccid = simlab_emulator::saip::decode(&der).unwrap().header.iccid;
+        let ac: ActivationCode = format!("LPA:1${}${stem}", server.address).parse().unwrap();
+        let mut es10 = Es10Client::open(euicc()).unwrap();
+        let done = lpa::download(
+            &mut es10,
+            &ac,
+            None,
+            &roots(&server),
+            &DeviceInfo::default(),
+            &mut |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        assert_eq!(done.iccid.as_deref(), Some(iccid.as_str()), "{stem}");
+        es10.enable(&iccid)
+            .unwrap_or_else(|e| panic!("{stem}: enable: {e}"));
+        let mut t = es10.close();
+        t.reset().unwrap();
+        ok(&mut t, "00 A4 08 0C 02 2FE2");
+        let ef = ok(&mut t, "00 B0 00 00 0A");
+        assert_eq!(
+            simlab_emulator::saip::decode_iccid_ef(&ef).unwrap(),
+            iccid,
+            "{stem}: EF.ICCID"
+        );
+    }
+    server.stop();
+}
