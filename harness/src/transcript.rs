@@ -171,7 +171,10 @@ impl Transcript {
 
     /// A copy of everything recorded so far.
     pub fn entries(&self) -> Vec<Entry> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Every value as recorded, nothing masked or abbreviated; one line per exchange.
@@ -271,11 +274,7 @@ impl<'a> RecordingEs9<'a> {
         });
     }
 
-    fn answer<Resp: serde::Serialize>(
-        &self,
-        status: u16,
-        result: &Result<Resp, Es9pError>,
-    ) {
+    fn answer<Resp: serde::Serialize>(&self, status: u16, result: &Result<Resp, Es9pError>) {
         self.transcript.push(match result {
             Ok(resp) => {
                 let body = to_json(resp);
@@ -751,9 +750,9 @@ impl Masks {
             TAG_SIGNATURE => self.add(Kind::Signature, value),
             TAG_ONE_TIME_KEY => self.add(Kind::OneTimeKey, value),
             t if TAGS_BPP_SEGMENTS.contains(&t)
-                && ancestors.iter().all(|a| {
-                    *a == TAG_BOUND_PROFILE_PACKAGE || TAGS_BPP_SEQUENCES.contains(a)
-                }) =>
+                && ancestors
+                    .iter()
+                    .all(|a| *a == TAG_BOUND_PROFILE_PACKAGE || TAGS_BPP_SEQUENCES.contains(a)) =>
             {
                 // Top level of a segment command, or inside BF36/A0–A3: a protected segment.
                 self.add(Kind::BppSegment(t.to_be_bytes()[3]), value);
@@ -765,9 +764,7 @@ impl Masks {
                     for (t, v) in c {
                         match t {
                             TAG_TRANSACTION_ID => self.add(Kind::TransactionId, v),
-                            TAG_SERVER_SIGNED1_EUICC_CHALLENGE => {
-                                self.add(Kind::EuiccChallenge, v)
-                            }
+                            TAG_SERVER_SIGNED1_EUICC_CHALLENGE => self.add(Kind::EuiccChallenge, v),
                             TAG_SERVER_CHALLENGE => self.add(Kind::ServerChallenge, v),
                             TAG_SERVER_ADDRESS => {
                                 if let Ok(a) = std::str::from_utf8(v) {
@@ -968,7 +965,13 @@ impl Renderer {
         match mode {
             Mode::Plain => self.plain(whole, &occ, &mut out),
             Mode::Tlv | Mode::Es10Command => {
-                if !self.walk(bytes, whole.clone(), mode == Mode::Es10Command, &occ, &mut out) {
+                if !self.walk(
+                    bytes,
+                    whole.clone(),
+                    mode == Mode::Es10Command,
+                    &occ,
+                    &mut out,
+                ) {
                     out.clear();
                     self.plain(whole, &occ, &mut out);
                 }
@@ -1118,12 +1121,16 @@ impl Renderer {
             Value::Array(items) => Value::Array(items.iter().map(|i| self.json(i, None)).collect()),
             Value::String(s) => {
                 let decoded = match key {
-                    Some(FIELD_TRANSACTION_ID) => hex::decode(s.trim()).ok().map(|b| (b, Mode::Plain)),
+                    Some(FIELD_TRANSACTION_ID) => {
+                        hex::decode(s.trim()).ok().map(|b| (b, Mode::Plain))
+                    }
                     Some(FIELD_EUICC_CHALLENGE) => crate::es9p::base64_bytes::decode(s)
                         .ok()
                         .map(|b| (b, Mode::Plain)),
                     Some(k) if BASE64_DER_FIELDS.contains(&k) => {
-                        crate::es9p::base64_bytes::decode(s).ok().map(|b| (b, Mode::Tlv))
+                        crate::es9p::base64_bytes::decode(s)
+                            .ok()
+                            .map(|b| (b, Mode::Tlv))
                     }
                     _ => None,
                 };
@@ -1161,4 +1168,338 @@ fn join_words(words: Vec<String>) -> String {
 /// Compact JSON; keys come sorted from [`Renderer::json`].
 fn compact(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    fn tlv(tag: &str, value: &[u8]) -> Vec<u8> {
+        let mut out = h(tag);
+        simlab_emulator::tlv::push_length(&mut out, value.len());
+        out.extend_from_slice(value);
+        out
+    }
+
+    const EID: &str = "89049032123451234512345678901235";
+
+    /// The start of a download as an LPA records it, with the session's random values made
+    /// from `seed` and the SM-DP+ listening on `port`.
+    fn session(seed: u8, port: u16) -> Vec<Entry> {
+        let txid = vec![seed; 16];
+        let challenge = vec![seed ^ 0x55; 16];
+        let server_challenge = vec![seed ^ 0xAA; 16];
+        let signature = vec![seed ^ 0x0F; 64];
+        let address = format!("127.0.0.1:{port}");
+        let signed1 = tlv(
+            "30",
+            &[
+                tlv("80", &txid),
+                tlv("81", &challenge),
+                tlv("83", address.as_bytes()),
+                tlv("84", &server_challenge),
+            ]
+            .concat(),
+        );
+        let sig_field = tlv("5F37", &signature);
+        let auth = tlv("BF38", &[signed1.clone(), sig_field.clone()].concat());
+        // AuthenticateServer in two STORE DATA blocks, split inside the signature.
+        let (first, second) = auth.split_at(auth.len() - 20);
+        let store = |p1: u8, p2: u8, data: &[u8]| {
+            [
+                vec![0x81, INS_STORE_DATA, p1, p2, data.len() as u8],
+                data.to_vec(),
+            ]
+            .concat()
+        };
+        let ok = h("9000");
+        vec![
+            Entry::Apdu {
+                command: h("81E29100 03 BF2E00"),
+                response: [tlv("BF2E", &tlv("80", &challenge)), ok.clone()].concat(),
+            },
+            Entry::HttpRequest {
+                path: format!("{ES9P_PATH_PREFIX}{INITIATE_AUTHENTICATION}"),
+                body: serde_json::json!({
+                    "euiccChallenge": STANDARD.encode(&challenge),
+                    "euiccInfo1": STANDARD.encode(h("BF20 03 82 01 02")),
+                    "smdpAddress": address,
+                }),
+            },
+            Entry::HttpResponse {
+                status: HTTP_OK,
+                body: Some(serde_json::json!({
+                    "header": {"functionExecutionStatus": {"status": "Executed-Success"}},
+                    "transactionId": hex::encode_upper(&txid),
+                    "serverSigned1": STANDARD.encode(&signed1),
+                    "serverSignature1": STANDARD.encode(&sig_field),
+                })),
+            },
+            Entry::Apdu {
+                command: store(0x11, 0, first),
+                response: ok.clone(),
+            },
+            Entry::Apdu {
+                command: store(0x91, 1, second),
+                response: h("6115"),
+            },
+            Entry::Apdu {
+                command: h("01C00000 15"),
+                response: [tlv("BF3E", &tlv("5A", &h(EID))), h("9000")].concat(),
+            },
+        ]
+    }
+
+    #[test]
+    fn different_random_values_normalise_to_the_same_lines() {
+        let (a, b) = (session(0x11, 43210), session(0x22, 51234));
+        assert_ne!(render(&a), render(&b));
+        assert_eq!(normalise(&a), normalise(&b));
+    }
+
+    #[test]
+    fn masks_every_occurrence_by_role_and_keeps_deterministic_values() {
+        let lines = normalise(&session(0x11, 43210));
+        assert_eq!(
+            lines,
+            [
+                "> 81E29100 03 BF2E 00",
+                "< BF2E 12 80 10 <EUICC-CHALLENGE> 9000",
+                "POST /gsma/rsp2/es9plus/initiateAuthentication {\"euiccChallenge\":\"<EUICC-CHALLENGE>\",\"euiccInfo1\":\"BF20 03 82 01 02\",\"smdpAddress\":\"<127.0.0.1:PORT>\"}",
+                "200 {\"header\":{\"functionExecutionStatus\":{\"status\":\"Executed-Success\"}},\"serverSignature1\":\"5F37 40 <SIG-1>\",\"serverSigned1\":\"30 47 80 10 <TXID> 81 10 <EUICC-CHALLENGE> 83 0F <127.0.0.1:PORT> 84 10 <SERVER-CHALLENGE>\",\"transactionId\":\"<TXID>\"}",
+                "> 81E21100 7C BF38 818C 30 47 80 10 <TXID> 81 10 <EUICC-CHALLENGE> 83 0F <127.0.0.1:PORT> 84 10 <SERVER-CHALLENGE> 5F37 40 <SIG-1[0..44]>",
+                "< 9000",
+                "> 81E29101 14 <SIG-1[44..64]>",
+                "< 6115",
+                "> 01C00000 15",
+                "< BF3E 12 5A 10 89049032123451234512345678901235 9000",
+            ]
+        );
+        // The raw form shows the values themselves.
+        let raw = render(&session(0x11, 43210)).join("\n");
+        assert!(raw.contains(&"11".repeat(16)), "{raw}");
+        assert!(raw.contains("127.0.0.1:43210"), "{raw}");
+    }
+
+    #[test]
+    fn abbreviates_long_deterministic_values_with_a_digest() {
+        let cert = tlv("30", &tlv("04", &[0x42; 300]));
+        let entries = vec![Entry::Apdu {
+            command: h("81E29100 00"),
+            response: [cert.clone(), h("9000")].concat(),
+        }];
+        let lines = normalise(&entries);
+        let digest = hex::encode_upper(Sha256::digest(&cert[4..]));
+        assert_eq!(
+            lines[1],
+            format!("< 30 820130 …(304 bytes, sha256 {}) 9000", &digest[..8])
+        );
+        // Nothing is abbreviated in the raw form.
+        assert!(render(&entries)[1].contains(&"42".repeat(300)));
+    }
+
+    #[test]
+    fn a_value_shorter_than_the_minimum_is_not_masked() {
+        let mut masks = Masks::default();
+        masks.add(Kind::TransactionId, &[1, 2, 3]);
+        assert!(masks.values.is_empty());
+        masks.add(Kind::Signature, &[7; 64]);
+        masks.add(Kind::Signature, &[7; 64]);
+        masks.add(Kind::Signature, &[8; 64]);
+        let names: Vec<&str> = masks.values.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["SIG-1", "SIG-2"]);
+    }
+
+    #[test]
+    fn bpp_segment_commands_are_read_with_their_open_headers() {
+        // SGP.22 §2.5.5: `A3` header alone, then each `86` as its own command.
+        let segment = vec![0x5A; 40];
+        let bpp = tlv(
+            "BF36",
+            &tlv(
+                "A3",
+                &[tlv("86", &segment), tlv("86", &[0x6B; 40])].concat(),
+            ),
+        );
+        let entries = vec![
+            Entry::HttpResponse {
+                status: HTTP_OK,
+                body: Some(serde_json::json!({"boundProfilePackage": STANDARD.encode(&bpp)})),
+            },
+            Entry::Apdu {
+                command: h("81E29100 02 A3 54"),
+                response: h("9000"),
+            },
+            Entry::Apdu {
+                command: [h("81E29100 2A 86 28"), segment].concat(),
+                response: h("9000"),
+            },
+        ];
+        assert_eq!(
+            normalise(&entries),
+            [
+                "200 {\"boundProfilePackage\":\"BF36 56 A3 54 86 28 <BPP-86-1> 86 28 <BPP-86-2>\"}",
+                "> 81E29100 02 A3 54",
+                "< 9000",
+                "> 81E29100 2A 86 28 <BPP-86-1>",
+                "< 9000",
+            ]
+        );
+    }
+
+    #[rstest]
+    #[case::case_1("00708001", "00708001", "", "", "")]
+    #[case::case_2("00700000 01", "00700000", "", "", "01")]
+    #[case::case_3("01A40400 02 3F00", "01A40400", "02", "3F00", "")]
+    #[case::case_4("00B20104 01 AA 00", "00B20104", "01", "AA", "00")]
+    #[case::extended_case_3("80E29100 000003 BF2E00", "80E29100", "000003", "BF2E00", "")]
+    #[case::extended_case_4("80E29100 000001 AA 0000", "80E29100", "000001", "AA", "0000")]
+    #[case::inconsistent_length("80E29100 05 AA", "80E29100", "", "05AA", "")]
+    fn splits_an_apdu_at_its_field_boundaries(
+        #[case] apdu: &str,
+        #[case] header: &str,
+        #[case] lc: &str,
+        #[case] data: &str,
+        #[case] le: &str,
+    ) {
+        let apdu = h(apdu);
+        let p = ApduParts::parse(&apdu);
+        let field = |r: Range<usize>| hex::encode_upper(&apdu[r]);
+        assert_eq!(
+            (field(p.header), field(p.lc), field(p.data), field(p.le)),
+            (header.into(), lc.into(), data.into(), le.into())
+        );
+    }
+
+    struct Refusing;
+
+    impl Es9Plus for Refusing {
+        fn initiate_authentication(
+            &self,
+            _: &InitiateAuthenticationRequest,
+        ) -> Result<InitiateAuthenticationResponse, Es9pError> {
+            Err(Es9pError::Failed {
+                function: INITIATE_AUTHENTICATION,
+                status: "Failed".into(),
+                subject_code: "8.8.1".into(),
+                reason_code: "3.8".into(),
+                message: None,
+            })
+        }
+        fn authenticate_client(
+            &self,
+            _: &AuthenticateClientRequest,
+        ) -> Result<AuthenticateClientResponse, Es9pError> {
+            Err(Es9pError::Tls("no".into()))
+        }
+        fn get_bound_profile_package(
+            &self,
+            _: &GetBoundProfilePackageRequest,
+        ) -> Result<GetBoundProfilePackageResponse, Es9pError> {
+            Err(Es9pError::Tls("no".into()))
+        }
+        fn handle_notification(&self, _: &HandleNotificationRequest) -> Result<(), Es9pError> {
+            Ok(())
+        }
+        fn cancel_session(&self, _: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
+            Err(Es9pError::Tls("no".into()))
+        }
+    }
+
+    #[test]
+    fn records_a_refusal_as_the_failed_header_and_a_notification_as_204() {
+        let transcript = Transcript::new();
+        let es9 = RecordingEs9::new(&Refusing, &transcript);
+        let req = InitiateAuthenticationRequest {
+            header: None,
+            euicc_challenge: vec![9; 16],
+            euicc_info1: h("BF20 00"),
+            smdp_address: "smdp.example".into(),
+        };
+        assert!(es9.initiate_authentication(&req).is_err());
+        es9.handle_notification(&HandleNotificationRequest {
+            header: None,
+            pending_notification: h("BF37 00"),
+        })
+        .unwrap();
+        assert!(es9
+            .authenticate_client(&AuthenticateClientRequest {
+                header: None,
+                transaction_id: vec![1; 16],
+                authenticate_server_response: h("BF38 00"),
+            })
+            .is_err());
+        let lines = normalise(&transcript.entries());
+        assert_eq!(
+            lines[1],
+            "200 {\"header\":{\"functionExecutionStatus\":{\"status\":\"Failed\",\"statusCodeData\":{\"reasonCode\":\"3.8\",\"subjectCode\":\"8.8.1\"}}}}"
+        );
+        assert_eq!(
+            lines[2],
+            "POST /gsma/rsp2/es9plus/handleNotification {\"pendingNotification\":\"BF37 00\"}"
+        );
+        assert_eq!(lines[3], "204");
+        assert_eq!(lines[5], "ERR TLS setup: no");
+    }
+
+    #[test]
+    fn recording_transport_records_each_exchange_and_resets() {
+        #[derive(Debug)]
+        struct Echo;
+        impl Transport for Echo {
+            fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+                Ok(match apdu.get(1) {
+                    Some(&INS_GET_RESPONSE) => h("5A0107 9000"),
+                    _ => h("6103"),
+                })
+            }
+            fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+                Ok(h("3B00"))
+            }
+            fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
+                Ok(h("3B00"))
+            }
+        }
+        let transcript = Transcript::new();
+        let mut t = Recording::new(Echo, &transcript);
+        t.reset().unwrap();
+        assert_eq!(t.transmit(&h("00CA0000 00")).unwrap(), h("5A0107 9000"));
+        assert_eq!(
+            transcript.render(),
+            "RESET 3B00\n> 00CA0000 00\n< 6103\n> 00C00000 03\n< 5A 01 07 9000\n"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn normalising_arbitrary_exchanges_never_panics(
+            exchanges in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..300),
+                 proptest::collection::vec(any::<u8>(), 0..300)), 0..8),
+            field in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut entries: Vec<Entry> = exchanges
+                .into_iter()
+                .map(|(command, response)| Entry::Apdu { command, response })
+                .collect();
+            entries.push(Entry::HttpResponse {
+                status: HTTP_OK,
+                body: Some(serde_json::json!({
+                    "boundProfilePackage": STANDARD.encode(&field),
+                    "transactionId": hex::encode(&field),
+                })),
+            });
+            let lines = normalise(&entries);
+            prop_assert!(lines.len() >= entries.len());
+            let _ = render(&entries);
+        }
+    }
 }
