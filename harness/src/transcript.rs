@@ -33,9 +33,10 @@
 //!   smdpSignature2, the SM-DP+'s signature in InitialiseSecureChannel, euiccSignPIR.
 //!   ECDSA signatures use a fresh random k and sign the values above.
 //! - `<OTPK-n>`: the one-time ECKA keys (`5F49`, otPK.EUICC.ECKA and otPK.DP.ECKA, §3.1.3).
-//! - `<BPP-86-n>`, `<BPP-87-n>`, `<BPP-88-n>`: the protected segments of the Bound Profile
-//!   Package (§2.5.5): encrypted with, or MACed by, session keys derived from the one-time keys,
-//!   so every byte changes per session.
+//! - `<BPP-86-n>`, `<BPP-87-n>`: the encrypted segments of the Bound Profile Package (§2.5.5,
+//!   SCP03t with session keys derived from the one-time keys): every byte changes per session.
+//! - `<BPP-88-MAC-n>`: the MAC closing each `88` StoreMetadata segment, which is MACed but not
+//!   encrypted: its plaintext (the profile metadata) stays visible.
 //! - `<HASH-CC>`: the hashed confirmation code (§3.1.3.2), which hashes the transactionId.
 //! - `<host:PORT>`: the SM-DP+ address, whose port the operating system picks per run.
 //!
@@ -104,6 +105,10 @@ const TAG_EUICC_CHALLENGE: u32 = 0x80;
 const TAG_SERVER_SIGNED1_EUICC_CHALLENGE: u32 = 0x81;
 const TAG_SERVER_ADDRESS: u32 = 0x83;
 const TAG_SERVER_CHALLENGE: u32 = 0x84;
+/// StoreMetadata segment of sequenceOf88: plaintext followed by its MAC (§2.5.5).
+const TAG_STORE_METADATA_SEGMENT: u32 = 0x88;
+/// SCP03t sends the first 8 bytes of the CMAC (SGP.22 §2.5.5, GP Amendment F).
+const SEGMENT_MAC_LEN: usize = 8;
 /// Length of `Octet32` hashCc (§5.7.5).
 const HASH_CC_LEN: usize = 32;
 
@@ -596,6 +601,7 @@ enum Kind {
     Signature,
     OneTimeKey,
     BppSegment(u8),
+    StoreMetadataMac,
 }
 
 impl Kind {
@@ -608,6 +614,7 @@ impl Kind {
             Kind::Signature => "SIG".into(),
             Kind::OneTimeKey => "OTPK".into(),
             Kind::BppSegment(tag) => format!("BPP-{tag:02X}"),
+            Kind::StoreMetadataMac => "BPP-88-MAC".into(),
         }
     }
 
@@ -755,7 +762,12 @@ impl Masks {
                     .all(|a| *a == TAG_BOUND_PROFILE_PACKAGE || TAGS_BPP_SEQUENCES.contains(a)) =>
             {
                 // Top level of a segment command, or inside BF36/A0–A3: a protected segment.
-                self.add(Kind::BppSegment(t.to_be_bytes()[3]), value);
+                match value.len().checked_sub(SEGMENT_MAC_LEN) {
+                    Some(n) if t == TAG_STORE_METADATA_SEGMENT && n > 0 => {
+                        self.add(Kind::StoreMetadataMac, &value[n..]);
+                    }
+                    _ => self.add(Kind::BppSegment(t.to_be_bytes()[3]), value),
+                }
             }
             TAG_SEQUENCE => {
                 let c = children();
@@ -1022,6 +1034,10 @@ impl Renderer {
             };
             if self.abbreviate && !masked_inside && h.len > limit {
                 out.push(Tok::Abbrev(start..end));
+            } else if h.tag == TAG_STORE_METADATA_SEGMENT
+                && self.walk_maced(bytes, start..end, occ, out)
+            {
+                // Shown as the metadata's TLV and the masked MAC.
             } else if h.constructed {
                 let mut inner = Vec::new();
                 if self.walk(bytes, start..end, false, occ, &mut inner) {
@@ -1034,6 +1050,30 @@ impl Renderer {
             }
             pos = end;
         }
+        true
+    }
+
+    /// A MACed segment (plaintext TLV ‖ masked MAC) as TLV and placeholder; false (nothing
+    /// pushed) when it is not that.
+    fn walk_maced(
+        &self,
+        bytes: &[u8],
+        range: Range<usize>,
+        occ: &[(Range<usize>, usize)],
+        out: &mut Vec<Tok>,
+    ) -> bool {
+        let Some(mac) = range.end.checked_sub(SEGMENT_MAC_LEN) else {
+            return false;
+        };
+        let Some((r, m)) = occ.iter().find(|(r, _)| *r == (mac..range.end)) else {
+            return false;
+        };
+        let mut inner = Vec::new();
+        if mac <= range.start || !self.walk(bytes, range.start..mac, false, occ, &mut inner) {
+            return false;
+        }
+        out.extend(inner);
+        out.push(Tok::Mask(r.clone(), *m));
         true
     }
 
