@@ -1395,6 +1395,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_store_metadata_segment_keeps_its_plaintext_and_masks_its_mac() {
+        let metadata = tlv("BF25", &tlv("5A", &h("989444999999990920F3")));
+        let segment = [metadata, vec![0xC3; SEGMENT_MAC_LEN]].concat();
+        let bpp = tlv("BF36", &tlv("A1", &tlv("88", &segment)));
+        let entries = vec![Entry::HttpResponse {
+            status: HTTP_OK,
+            body: Some(serde_json::json!({"boundProfilePackage": STANDARD.encode(&bpp)})),
+        }];
+        assert_eq!(
+            normalise(&entries),
+            ["200 {\"boundProfilePackage\":\"BF36 1B A1 19 88 17 BF25 0C 5A 0A 989444999999990920F3 <BPP-88-MAC-1>\"}"]
+        );
+    }
+
     #[rstest]
     #[case::case_1("00708001", "00708001", "", "", "")]
     #[case::case_2("00700000 01", "00700000", "", "", "01")]
