@@ -10,4 +10,5 @@ pub mod network;
 pub mod pki;
 pub mod selftest;
 pub mod smdp;
+pub mod transcript;
 pub mod transport;

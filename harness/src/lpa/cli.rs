@@ -1,7 +1,9 @@
 //! `simlab lpa`: the LPA on the command line, against any transport.
 
-use super::{download, process_notifications, ActivationCode, DeviceInfo, Es10Client};
+use super::{download_via, process_notifications, ActivationCode, DeviceInfo, Es10Client};
 use crate::cards;
+use crate::es9p::Es9pClient;
+use crate::transcript::{Recording, RecordingEs9, Transcript};
 use crate::transport::{InProcess, PcscReader, Transport, VpcdReader};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -44,6 +46,10 @@ pub enum LpaCommand {
         activation_code: String,
         #[arg(long)]
         confirmation_code: Option<String>,
+        /// Write every APDU and ES9+ call of the download to FILE, one a line, values as they
+        /// were (written on failure too).
+        #[arg(long, value_name = "FILE")]
+        transcript: Option<PathBuf>,
     },
     Enable {
         iccid: String,
@@ -132,7 +138,16 @@ fn print<T: serde::Serialize + std::fmt::Debug>(
 
 /// Runs one `simlab lpa` command.
 pub fn run(a: LpaArgs) -> anyhow::Result<()> {
-    let mut es10 = Es10Client::open(transport(&a)?)?;
+    let record = Transcript::new();
+    let mut card = transport(&a)?;
+    if let LpaCommand::Download {
+        transcript: Some(_),
+        ..
+    } = &a.command
+    {
+        card = Box::new(Recording::new(card, &record));
+    }
+    let mut es10 = Es10Client::open(card)?;
     let json = a.json;
     match &a.command {
         LpaCommand::ChipInfo => {
@@ -176,17 +191,24 @@ pub fn run(a: LpaArgs) -> anyhow::Result<()> {
         LpaCommand::Download {
             activation_code,
             confirmation_code,
+            transcript,
         } => {
             let ac: ActivationCode = activation_code.parse()?;
             let roots = trust_roots(&a)?;
-            let done = download(
+            let https = Es9pClient::new(&ac.smdp_address, &roots)?;
+            let done = download_via(
                 &mut es10,
+                &RecordingEs9::new(&https, &record),
                 &ac,
                 confirmation_code.as_deref(),
-                &roots,
                 &DeviceInfo::default(),
                 &mut |s| tracing::info!("{s}"),
-            )?;
+            );
+            if let Some(path) = transcript {
+                std::fs::write(path, record.render())
+                    .with_context(|| format!("writing the transcript {}", path.display()))?;
+            }
+            let done = done?;
             let text = format!("installed profile {}", done.iccid.as_deref().unwrap_or("?"));
             print(json, &text, &done)?;
         }
