@@ -49,7 +49,12 @@ pub trait Transport {
                 answer = self.transmit_raw(&again)?;
             }
         }
-        let cla = apdu.first().copied().unwrap_or(0) & 0x03;
+        // GET RESPONSE goes on the command's logical channel, in the interindustry class
+        // (TS 102 221 §10.1.1): '0X' keeps b2-b1 for channels 0–3, '4X' b4-b1 for 4–19.
+        let cla = match apdu.first().copied().unwrap_or(0) {
+            c if c & 0x40 != 0 => 0x40 | (c & 0x0F),
+            c => c & 0x03,
+        };
         let mut data = Vec::new();
         loop {
             let n = answer.len();
@@ -91,5 +96,44 @@ pub fn split_sw(answer: &[u8]) -> (&[u8], u16) {
             (data, u16::from_be_bytes([sw[0], sw[1]]))
         }
         _ => (answer, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers 61 02 to anything but GET RESPONSE, and records the GET RESPONSE CLAs.
+    struct TwoStep(Vec<u8>);
+
+    impl Transport for TwoStep {
+        fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+            if apdu.get(1) == Some(&0xC0) {
+                self.0.push(apdu[0]);
+                Ok(vec![0xAB, 0xCD, 0x90, 0x00])
+            } else {
+                Ok(vec![0x61, 0x02])
+            }
+        }
+        fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+            Ok(Vec::new())
+        }
+        fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::basic(0x00, 0x00)]
+    #[case::channel_3_proprietary(0x83, 0x03)]
+    #[case::channel_5_extended(0x41, 0x41)]
+    #[case::channel_19_proprietary_extended(0xCF, 0x4F)]
+    fn get_response_goes_to_the_commands_channel(#[case] cla: u8, #[case] want: u8) {
+        let mut t = TwoStep(Vec::new());
+        let answer = t
+            .transmit(&[cla, 0xA4, 0x00, 0x04, 0x02, 0x3F, 0x00])
+            .unwrap();
+        assert_eq!(answer, vec![0xAB, 0xCD, 0x90, 0x00]);
+        assert_eq!(t.0, vec![want]);
     }
 }
