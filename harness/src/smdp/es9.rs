@@ -4,10 +4,6 @@
 //! `Initiated → Authenticated → PackageSent → (notification) gone`. A call in any other state
 //! ends the session with "TransactionId – Unknown".
 
-use super::asn1::{
-    self, AuthenticateServerResponse, CancelSessionResponse, EuiccInfo1, FinalResult,
-    NotificationEvent, PendingNotification, PrepareDownloadResponse, ProfileMetadata,
-};
 use super::bpp::{self, BindingInput};
 use super::certs::{self, VerifiedEuicc};
 use super::es2::{
@@ -27,15 +23,26 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use simlab_emulator::rsp::download::{hash_cc, signature_field};
 use simlab_emulator::rsp::ecdsa::VerifyingKey;
+use simlab_emulator::rsp::es10::{
+    self, AuthenticateErrorCode, CancelSessionReason, CancelSessionResponse, CtxParams1, Der as _,
+    Es10Error, EuiccInfo1, FinalResult, Iccid, NotificationConfiguration, NotificationEvent,
+    NotificationEvents, PendingNotification, PrepareDownloadResponse, ServerSigned1, SmdpSigned2,
+    StoreMetadataRequest, CHALLENGE_LEN,
+};
+use simlab_emulator::tlv::{self, Tlv};
 use std::time::{Instant, SystemTime};
 
-/// euiccChallenge, serverChallenge and transactionId lengths (SGP.22 §5.7.13: Octet16).
-const CHALLENGE_LEN: usize = 16;
 /// The SGP.22 major version this server speaks (EUICCInfo1.svn byte 1); v3 eUICCs also speak v2.
 const SVN_MAJOR_MIN: u8 = 2;
 /// CancelSessionReason values that end the order in Error (SGP.22 §5.6.5: endUserRejection(0),
 /// pprNotAllowed(3)); postponed(1) and timeout(2) leave it Released for a later attempt.
-const CANCEL_REASONS_FINAL: [i64; 2] = [0, 3];
+const CANCEL_REASONS_FINAL: [CancelSessionReason; 2] = [
+    CancelSessionReason::EndUserRejection,
+    CancelSessionReason::PprNotAllowed,
+];
+/// `SubjectKeyIdentifier ::= OCTET STRING` (RFC 5280 §4.2.1.2): euiccCiPKIdToBeUsed carries
+/// the whole TLV.
+const TAG_OCTET_STRING: u32 = 0x04;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum SessionState {
@@ -76,6 +83,119 @@ fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     rand::thread_rng().fill_bytes(&mut out);
     out
+}
+
+/// A notification's sequence number as the store keeps it (SQLite INTEGER).
+fn seq_number(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// How the notification store names a `NotificationEvent`.
+fn event_name(event: NotificationEvent) -> &'static str {
+    match event {
+        NotificationEvent::Install => "install",
+        NotificationEvent::Enable => "enable",
+        NotificationEvent::Disable => "disable",
+        NotificationEvent::Delete => "delete",
+    }
+}
+
+/// `AuthenticateResponseOk` (SGP.22 §5.7.13) as the SM-DP+ reads it, borrowing the received
+/// bytes. Read field by field rather than with [`es10::AuthenticateServerResponse`]: that one
+/// decodes `euiccInfo2` in full, which this SM-DP+ does not use and has never required to be a
+/// complete EUICCInfo2.
+#[derive(Debug)]
+struct AuthenticateResponseOk<'a> {
+    /// The whole `euiccSigned1` element, as signed.
+    euicc_signed1: &'a [u8],
+    transaction_id: &'a [u8],
+    server_challenge: &'a [u8],
+    ctx_params1: CtxParams1,
+    /// Raw euiccSignature1 (`r‖s`).
+    euicc_signature1: &'a [u8],
+    euicc_certificate: &'a [u8],
+    eum_certificate: &'a [u8],
+}
+
+/// `AuthenticateServerResponse` (`BF38`): the eUICC's answer or its refusal.
+#[derive(Debug)]
+enum AuthenticateServerAnswer<'a> {
+    Ok(AuthenticateResponseOk<'a>),
+    Refused(AuthenticateErrorCode),
+}
+
+/// `authenticateResponseOk [0]` of the `AuthenticateServerResponse` CHOICE.
+const TAG_AUTHENTICATE_RESPONSE_OK: u32 = 0xA0;
+/// Fields of `EuiccSigned1`: transactionId [0], serverAddress [3], serverChallenge [4],
+/// ctxParams1 (its only alternative, `[0]` constructed).
+const TAG_TRANSACTION_ID: u32 = 0x80;
+const TAG_SERVER_ADDRESS: u32 = 0x83;
+const TAG_SERVER_CHALLENGE: u32 = 0x84;
+const TAG_CTX_PARAMS1: u32 = 0xA0;
+const TAG_SEQUENCE: u32 = 0x30;
+
+impl<'a> AuthenticateServerAnswer<'a> {
+    fn read(der: &'a [u8]) -> Result<Self, Es10Error> {
+        const WHAT: &str = "AuthenticateServerResponse";
+        let children = |t: &Tlv<'a>, what: &'static str| {
+            t.children()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| Es10Error::Tlv { what, source })
+        };
+        let field = |items: &[Tlv<'a>], tag: u32, what: &'static str| {
+            items
+                .iter()
+                .find(|t| t.tag == tag)
+                .copied()
+                .ok_or(Es10Error::Missing { what, tag })
+        };
+        let outer = tlv::parse_one(der).map_err(|source| Es10Error::Tlv { what: WHAT, source })?;
+        let choice = children(&outer, WHAT)?.into_iter().next();
+        let ok = match choice {
+            Some(ok)
+                if outer.tag == es10::TAG_AUTHENTICATE_SERVER
+                    && ok.tag == TAG_AUTHENTICATE_RESPONSE_OK =>
+            {
+                ok
+            }
+            // Not the Ok alternative: es10 reads the error (or says what is wrong).
+            _ => {
+                return match es10::AuthenticateServerResponse::from_der(der)? {
+                    es10::AuthenticateServerResponse::Error { code, .. } => Ok(Self::Refused(code)),
+                    es10::AuthenticateServerResponse::Ok { .. } => Err(Es10Error::Missing {
+                        what: WHAT,
+                        tag: TAG_AUTHENTICATE_RESPONSE_OK,
+                    }),
+                };
+            }
+        };
+        let items = children(&ok, WHAT)?;
+        // Three untagged SEQUENCEs: euiccSigned1, euiccCertificate, eumCertificate, in order.
+        let seqs: Vec<&Tlv<'a>> = items.iter().filter(|t| t.tag == TAG_SEQUENCE).collect();
+        let seq = |i: usize| {
+            seqs.get(i).map(|t| t.raw).ok_or(Es10Error::Missing {
+                what: WHAT,
+                tag: TAG_SEQUENCE,
+            })
+        };
+        let signed = tlv::parse_one(seq(0)?).map_err(|source| Es10Error::Tlv {
+            what: "euiccSigned1",
+            source,
+        })?;
+        let fields = children(&signed, "euiccSigned1")?;
+        field(&fields, TAG_SERVER_ADDRESS, "euiccSigned1")?;
+        Ok(Self::Ok(AuthenticateResponseOk {
+            euicc_signed1: signed.raw,
+            transaction_id: field(&fields, TAG_TRANSACTION_ID, "euiccSigned1")?.value,
+            server_challenge: field(&fields, TAG_SERVER_CHALLENGE, "euiccSigned1")?.value,
+            ctx_params1: CtxParams1::from_der(
+                field(&fields, TAG_CTX_PARAMS1, "euiccSigned1")?.raw,
+            )?,
+            euicc_signature1: field(&items, es10::TAG_SIGNATURE, WHAT)?.value,
+            euicc_certificate: seq(1)?,
+            eum_certificate: seq(2)?,
+        }))
+    }
 }
 
 impl Smdp {
@@ -155,6 +275,33 @@ impl Smdp {
             .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, format!("order {id} gone")))
     }
 
+    /// The `StoreMetadataRequest` (SGP.22 §5.5.3) of an order: its ICCID, this SM-DP+ as
+    /// service provider, the template as profile name, and every notification to this SM-DP+.
+    fn store_metadata(&self, order: &Order) -> Result<Vec<u8>, FunctionError> {
+        let iccid = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
+            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+        Ok(StoreMetadataRequest {
+            iccid: Iccid(iccid),
+            service_provider_name: SERVICE_PROVIDER_NAME.into(),
+            profile_name: order.template.clone(),
+            icon_type: None,
+            icon: None,
+            profile_class: None,
+            notification_configuration: Some(vec![NotificationConfiguration {
+                events: NotificationEvents {
+                    install: true,
+                    enable: true,
+                    disable: true,
+                    delete: true,
+                },
+                address: self.address.clone(),
+            }]),
+            profile_owner: None,
+            ppr: None,
+        }
+        .to_der())
+    }
+
     /// ES9+.InitiateAuthentication (SGP.22 §5.6.1).
     pub fn initiate_authentication(
         &self,
@@ -170,20 +317,21 @@ impl Smdp {
                     ),
                 ));
             }
-            if req.euicc_challenge.len() != CHALLENGE_LEN {
-                return Err(invalid(format!(
-                    "euiccChallenge is {} bytes, expected {CHALLENGE_LEN}",
-                    req.euicc_challenge.len()
-                )));
-            }
-            let info = EuiccInfo1::parse(&req.euicc_info1).map_err(invalid)?;
+            let euicc_challenge: [u8; CHALLENGE_LEN] =
+                req.euicc_challenge.as_slice().try_into().map_err(|_| {
+                    invalid(format!(
+                        "euiccChallenge is {} bytes, expected {CHALLENGE_LEN}",
+                        req.euicc_challenge.len()
+                    ))
+                })?;
+            let info = EuiccInfo1::from_der(&req.euicc_info1).map_err(invalid)?;
             if info.svn.first().is_none_or(|major| *major < SVN_MAJOR_MIN) {
                 return Err(FunctionError::new(
                     codes::SPECIFICATION_VERSION_UNSUPPORTED,
                     format!("svn {} is below v2", hex::encode(&info.svn)),
                 ));
             }
-            if !info.ci_pkids_for_signing.contains(&self.ci.ski) {
+            if !info.ci_pkid_signing.contains(&self.ci.ski) {
                 return Err(FunctionError::new(
                     codes::SECURITY_CONFIGURATION_UNSUPPORTED,
                     format!(
@@ -192,7 +340,7 @@ impl Smdp {
                     ),
                 ));
             }
-            if !info.ci_pkids_for_verification.contains(&self.ci.ski) {
+            if !info.ci_pkid_verification.contains(&self.ci.ski) {
                 return Err(FunctionError::new(
                     codes::SERVER_AUTH_CERTIFICATE_UNAVAILABLE,
                     "no CERT.DPauth chains to a CI the eUICC verifies",
@@ -202,12 +350,13 @@ impl Smdp {
             let server_challenge: [u8; CHALLENGE_LEN] = random();
             // SGP.22 §5.6.1: serverAddress is the address the LPA used (the LPA and the eUICC
             // compare it with theirs), so echo the received one, port included.
-            let signed = asn1::server_signed1(
-                &transaction_id,
-                &req.euicc_challenge,
-                &req.smdp_address,
-                &server_challenge,
-            );
+            let signed = ServerSigned1 {
+                transaction_id: transaction_id.to_vec(),
+                euicc_challenge,
+                server_address: req.smdp_address.clone(),
+                server_challenge,
+            }
+            .to_der();
             let signature = self.time(&self.timings.sign, || self.dp_auth.sign(&signed));
             self.save_session(
                 &transaction_id,
@@ -227,7 +376,7 @@ impl Smdp {
                 transaction_id: transaction_id.to_vec(),
                 server_signed1: signed,
                 server_signature1: signature_field(&signature),
-                euicc_ci_pkid_to_be_used: asn1::subject_key_identifier(&self.ci.ski),
+                euicc_ci_pkid_to_be_used: tlv::encode(TAG_OCTET_STRING, &self.ci.ski),
                 server_certificate: self.dp_auth_cert.clone(),
             })
         })
@@ -253,18 +402,18 @@ impl Smdp {
         {
             let tx = req.transaction_id.as_slice();
             let mut session = self.session_in(tx, SessionState::Initiated)?;
-            let ok = match AuthenticateServerResponse::parse(&req.authenticate_server_response)
+            let ok = match AuthenticateServerAnswer::read(&req.authenticate_server_response)
                 .map_err(invalid)?
             {
-                AuthenticateServerResponse::Ok(ok) => ok,
-                AuthenticateServerResponse::Error {
-                    authenticate_error_code,
-                    ..
-                } => {
+                AuthenticateServerAnswer::Ok(ok) => ok,
+                AuthenticateServerAnswer::Refused(code) => {
                     self.end_session(tx)?;
                     return Err(FunctionError::new(
                         codes::EUICC_VERIFICATION_FAILED,
-                        format!("the eUICC refused the server: authenticateErrorCode {authenticate_error_code}"),
+                        format!(
+                            "the eUICC refused the server: authenticateErrorCode {}",
+                            code.code()
+                        ),
                     ));
                 }
             };
@@ -293,24 +442,24 @@ impl Smdp {
                     "serverChallenge is not the one of this session",
                 ));
             }
-            let mut order = self.eligible_order(ok.matching_id.as_deref(), &euicc.eid)?;
+            let mut order =
+                self.eligible_order(ok.ctx_params1.matching_id.as_deref(), &euicc.eid)?;
             order.eid = Some(euicc.eid.clone());
             order.last_transaction_id = Some(hex::encode_upper(tx));
             order.download_attempts += 1;
             self.update_order(&order)?;
             self.progress_event(&order, POINT_ELIGIBILITY, None)?;
 
-            let iccid_ef = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
-                .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
-            let metadata = ProfileMetadata {
-                iccid_ef: iccid_ef.to_vec(),
-                service_provider_name: SERVICE_PROVIDER_NAME.into(),
-                profile_name: order.template.clone(),
-                notification_address: Some(self.address.clone()),
+            let metadata = self.store_metadata(&order)?;
+            let cc_required = order.confirmation_code.is_some();
+            // SGP.22 §5.7.5: ccRequiredFlag always present (real LPAs need it); no bppEuiccOtpk,
+            // this SM-DP+ never reuses a bound package.
+            let signed2 = SmdpSigned2 {
+                transaction_id: tx.to_vec(),
+                cc_required,
+                bpp_euicc_otpk: None,
             }
             .to_der();
-            let cc_required = order.confirmation_code.is_some();
-            let signed2 = asn1::smdp_signed2(tx, cc_required);
             // SGP.22 §5.7.5: smdpSignature2 covers smdpSigned2 ‖ the euiccSignature1 field.
             let to_sign = [signed2.as_slice(), &signature_field(ok.euicc_signature1)].concat();
             let signature2 =
@@ -433,33 +582,39 @@ impl Smdp {
         self.function(|| {
             let tx = req.transaction_id.as_slice();
             let mut session = self.session_in(tx, SessionState::Authenticated)?;
-            let ok = match PrepareDownloadResponse::parse(&req.prepare_download_response)
-                .map_err(invalid)?
-            {
-                PrepareDownloadResponse::Ok(ok) => ok,
-                PrepareDownloadResponse::Error {
-                    download_error_code,
-                    ..
-                } => {
-                    self.end_session(tx)?;
-                    return Err(FunctionError::new(
-                        codes::EUICC_VERIFICATION_FAILED,
-                        format!("the eUICC refused PrepareDownload: downloadErrorCode {download_error_code}"),
-                    ));
-                }
-            };
+            let (euicc_signed2, euicc_signature2) =
+                match PrepareDownloadResponse::from_der(&req.prepare_download_response)
+                    .map_err(invalid)?
+                {
+                    PrepareDownloadResponse::Ok {
+                        euicc_signed2,
+                        euicc_signature2,
+                    } => (euicc_signed2, euicc_signature2),
+                    PrepareDownloadResponse::Error { code, .. } => {
+                        self.end_session(tx)?;
+                        return Err(FunctionError::new(
+                            codes::EUICC_VERIFICATION_FAILED,
+                            format!(
+                                "the eUICC refused PrepareDownload: downloadErrorCode {}",
+                                code.code()
+                            ),
+                        ));
+                    }
+                };
             let key = self.euicc_key(&session)?;
             let smdp_signature2 = session.smdp_signature2.clone().unwrap_or_default();
-            // SGP.22 §5.7.5: euiccSignature2 covers euiccSigned2 ‖ the smdpSignature2 field.
-            let signed = [ok.euicc_signed2, smdp_signature2.as_slice()].concat();
-            if !self.verify(&key, &signed, ok.euicc_signature2) {
+            // SGP.22 §5.7.5: euiccSignature2 covers euiccSigned2 (as received) ‖ the
+            // smdpSignature2 field.
+            let signed = [euicc_signed2.raw(), smdp_signature2.as_slice()].concat();
+            if !self.verify(&key, &signed, &euicc_signature2) {
                 return Err(FunctionError::new(
                     codes::EUICC_VERIFICATION_FAILED,
                     "euiccSignature2 does not verify over euiccSigned2 ‖ smdpSignature2",
                 ));
             }
+            let ok = &euicc_signed2.value;
             if ok.transaction_id != tx {
-                return Err(unknown_transaction(ok.transaction_id));
+                return Err(unknown_transaction(&ok.transaction_id));
             }
             let mut order = self.load_order(session.order_id)?;
             if order.last_transaction_id.as_deref() != Some(hex::encode_upper(tx).as_str()) {
@@ -470,7 +625,7 @@ impl Smdp {
                 ));
             }
             if session.cc_required {
-                self.check_confirmation_code(tx, &mut order, ok.hash_cc)?;
+                self.check_confirmation_code(tx, &mut order, ok.hash_cc.as_ref().map(|h| &h[..]))?;
             }
             let upp = self.profile_package(&order)?;
             let eid = session
@@ -478,20 +633,12 @@ impl Smdp {
                 .as_deref()
                 .and_then(certs::eid_to_bytes)
                 .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session EID"))?;
-            let iccid_ef = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
-                .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
-            let metadata = ProfileMetadata {
-                iccid_ef: iccid_ef.to_vec(),
-                service_provider_name: SERVICE_PROVIDER_NAME.into(),
-                profile_name: order.template.clone(),
-                notification_address: Some(self.address.clone()),
-            }
-            .to_der();
+            let metadata = self.store_metadata(&order)?;
             let (package, times) = bpp::bind(
                 &BindingInput {
                     transaction_id: tx,
                     host_id: HOST_ID,
-                    euicc_otpk: ok.euicc_otpk,
+                    euicc_otpk: &ok.euicc_otpk,
                     eid: &eid,
                     dp_pb: &self.dp_pb,
                     metadata: &metadata,
@@ -585,26 +732,18 @@ impl Smdp {
         req: &HandleNotificationRequest,
     ) -> Result<(), FunctionError> {
         self.function(|| {
-            match PendingNotification::parse(&req.pending_notification).map_err(invalid)? {
-                PendingNotification::ProfileInstallationResult {
-                    data,
-                    transaction_id,
-                    metadata,
-                    final_result,
-                    signature,
-                } => {
-                    let iccid = metadata
-                        .iccid_ef
-                        .as_deref()
-                        .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
+            match PendingNotification::from_der(&req.pending_notification).map_err(invalid)? {
+                PendingNotification::ProfileInstallationResult(pir) => {
+                    let data = &pir.data.value;
+                    let metadata = &data.notification_metadata;
                     let mut record = NotificationRecord {
                         eid: None,
-                        iccid,
-                        seq_number: metadata.seq_number,
-                        operation: NotificationEvent::Install.name().into(),
+                        iccid: metadata.iccid.map(|i| i.digits()),
+                        seq_number: seq_number(metadata.seq_number),
+                        operation: event_name(NotificationEvent::Install).into(),
                         result: String::new(),
                     };
-                    let session = match self.load_session(&transaction_id) {
+                    let session = match self.load_session(&data.transaction_id) {
                         Ok(s) if s.state == SessionState::PackageSent => s,
                         _ => {
                             record.result = "unknown transactionId".into();
@@ -613,12 +752,13 @@ impl Smdp {
                     };
                     record.eid = session.eid.clone();
                     let key = self.euicc_key(&session)?;
-                    if !self.verify(&key, data, signature) {
+                    // SGP.22 §5.7.6: euiccSignPIR covers the received ProfileInstallationResultData.
+                    if !self.verify(&key, pir.data.raw(), &pir.euicc_sign_pir) {
                         record.result = "euiccSignPIR invalid".into();
                         return self.with_store(|s| s.record_notification(&record));
                     }
                     let mut order = self.load_order(session.order_id)?;
-                    let failure = match &final_result {
+                    let failure = match &data.final_result {
                         FinalResult::Success { .. } => {
                             order.state = OrderState::Installed;
                             record.result = "success".into();
@@ -627,6 +767,7 @@ impl Smdp {
                         FinalResult::Error {
                             bpp_command_id,
                             error_reason,
+                            ..
                         } => {
                             // A failed installation may be retried while attempts remain.
                             order.state = if order.download_attempts < self.download_retry_limit {
@@ -635,39 +776,32 @@ impl Smdp {
                                 OrderState::Error
                             };
                             record.result = format!(
-                                "error: bppCommandId {bpp_command_id}, errorReason {error_reason}"
+                                "error: bppCommandId {}, errorReason {}",
+                                bpp_command_id.code(),
+                                error_reason.code()
                             );
                             Some((codes::EXECUTION_ERROR, record.result.as_str()))
                         }
                     };
                     self.update_order(&order)?;
-                    self.end_session(&transaction_id)?;
+                    self.end_session(&data.transaction_id)?;
                     self.with_store(|s| s.record_notification(&record))?;
                     self.progress_event(&order, POINT_BPP_INSTALLATION, failure)
                 }
-                PendingNotification::Other {
-                    tbs,
-                    metadata,
-                    signature,
-                    euicc_certificate,
-                    eum_certificate,
-                } => {
-                    let iccid = metadata
-                        .iccid_ef
-                        .as_deref()
-                        .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
-                    let operation = metadata.events.first().map(|e| e.name()).unwrap_or("none");
+                PendingNotification::Other(other) => {
+                    let metadata = &other.tbs.value;
+                    let iccid = metadata.iccid.map(|i| i.digits());
                     let mut record = NotificationRecord {
                         eid: None,
                         iccid: iccid.clone(),
-                        seq_number: metadata.seq_number,
-                        operation: operation.into(),
+                        seq_number: seq_number(metadata.seq_number),
+                        operation: event_name(metadata.operation).into(),
                         result: String::new(),
                     };
                     let verified = self.time(&self.timings.verify, || {
                         certs::verify_euicc_chain(
-                            euicc_certificate,
-                            eum_certificate,
+                            &other.euicc_certificate,
+                            &other.eum_certificate,
                             &self.ci,
                             SystemTime::now(),
                         )
@@ -680,7 +814,9 @@ impl Smdp {
                         }
                     };
                     record.eid = Some(euicc.eid.clone());
-                    if !self.verify(&euicc.key, tbs, signature) {
+                    // SGP.22 §5.7.10: euiccNotificationSignature covers the received
+                    // tbsOtherNotification.
+                    if !self.verify(&euicc.key, other.tbs.raw(), &other.signature) {
                         record.result = "euiccNotificationSignature invalid".into();
                         return self.with_store(|s| s.record_notification(&record));
                     }
@@ -691,17 +827,13 @@ impl Smdp {
                     };
                     if let Some(mut order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid))
                     {
-                        let next = match metadata.events.first() {
-                            Some(NotificationEvent::Enable) => Some(OrderState::Enabled),
-                            Some(NotificationEvent::Disable) => Some(OrderState::Disabled),
-                            Some(NotificationEvent::Delete) => Some(OrderState::Deleted),
-                            Some(NotificationEvent::Install) => Some(OrderState::Installed),
-                            None => None,
+                        order.state = match metadata.operation {
+                            NotificationEvent::Enable => OrderState::Enabled,
+                            NotificationEvent::Disable => OrderState::Disabled,
+                            NotificationEvent::Delete => OrderState::Deleted,
+                            NotificationEvent::Install => OrderState::Installed,
                         };
-                        if let Some(next) = next {
-                            order.state = next;
-                            self.update_order(&order)?;
-                        }
+                        self.update_order(&order)?;
                     }
                     self.with_store(|s| s.record_notification(&record))
                 }
@@ -715,41 +847,37 @@ impl Smdp {
             let tx = req.transaction_id.as_slice();
             let session = self.load_session(tx)?;
             let parsed =
-                CancelSessionResponse::parse(&req.cancel_session_response).map_err(invalid)?;
+                CancelSessionResponse::from_der(&req.cancel_session_response).map_err(invalid)?;
             let reason = match parsed {
-                CancelSessionResponse::Ok {
-                    signed,
-                    transaction_id,
-                    smdp_oid,
-                    reason,
-                    signature,
-                } => {
+                CancelSessionResponse::Ok { signed, signature } => {
                     // Before authenticateClient the SM-DP+ has no eUICC key to check with.
+                    // SGP.22 §5.7.14: the signature covers the received euiccCancelSessionSigned.
                     if session.euicc_cert.is_some() {
                         let key = self.euicc_key(&session)?;
-                        if !self.verify(&key, signed, signature) {
+                        if !self.verify(&key, signed.raw(), &signature) {
                             return Err(FunctionError::new(
                                 codes::EUICC_VERIFICATION_FAILED,
                                 "euiccCancelSessionSignature does not verify",
                             ));
                         }
                     }
+                    let signed = &signed.value;
                     if let Some(ours) = &self.smdp_oid {
-                        if smdp_oid != ours.as_slice() {
+                        if &signed.smdp_oid != ours {
                             return Err(FunctionError::new(
                                 codes::SMDP_OID_INVALID,
                                 format!(
                                     "smdpOid {} is not this SM-DP+'s {}",
-                                    hex::encode_upper(smdp_oid),
+                                    hex::encode_upper(&signed.smdp_oid),
                                     hex::encode_upper(ours)
                                 ),
                             ));
                         }
                     }
-                    if transaction_id != tx {
-                        return Err(unknown_transaction(transaction_id));
+                    if signed.transaction_id != tx {
+                        return Err(unknown_transaction(&signed.transaction_id));
                     }
-                    Some(reason)
+                    Some(signed.reason)
                 }
                 CancelSessionResponse::Error(_) => None,
             };

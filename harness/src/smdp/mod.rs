@@ -12,7 +12,6 @@
 //!   [`simlab_emulator::saip::personalise`]. Every template is also downloadable with its file
 //!   stem as matching ID, unchanged (as other test SM-DP+s do).
 
-pub mod asn1;
 pub mod bpp;
 pub mod certs;
 pub mod es2;
