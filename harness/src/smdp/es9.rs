@@ -85,6 +85,33 @@ fn random<const N: usize>() -> [u8; N] {
     out
 }
 
+/// The `StoreMetadataRequest` (SGP.22 §5.5.3) of an order: its ICCID, this SM-DP+ as service
+/// provider, the template as profile name, and every notification to `address` (this SM-DP+).
+fn store_metadata(order: &Order, address: &str) -> Result<Vec<u8>, FunctionError> {
+    let iccid = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
+        .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+    Ok(StoreMetadataRequest {
+        iccid: Iccid(iccid),
+        service_provider_name: SERVICE_PROVIDER_NAME.into(),
+        profile_name: order.template.clone(),
+        icon_type: None,
+        icon: None,
+        profile_class: None,
+        notification_configuration: Some(vec![NotificationConfiguration {
+            events: NotificationEvents {
+                install: true,
+                enable: true,
+                disable: true,
+                delete: true,
+            },
+            address: address.to_owned(),
+        }]),
+        profile_owner: None,
+        ppr: None,
+    }
+    .to_der())
+}
+
 /// A notification's sequence number as the store keeps it (SQLite INTEGER).
 fn seq_number(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -169,31 +196,33 @@ impl<'a> AuthenticateServerAnswer<'a> {
                 };
             }
         };
+        const SIGNED: &str = "euiccSigned1";
         let items = children(&ok, WHAT)?;
         // Three untagged SEQUENCEs: euiccSigned1, euiccCertificate, eumCertificate, in order.
-        let seqs: Vec<&Tlv<'a>> = items.iter().filter(|t| t.tag == TAG_SEQUENCE).collect();
+        let seqs: Vec<Tlv<'a>> = items
+            .iter()
+            .filter(|t| t.tag == TAG_SEQUENCE)
+            .copied()
+            .collect();
         let seq = |i: usize| {
-            seqs.get(i).map(|t| t.raw).ok_or(Es10Error::Missing {
+            seqs.get(i).copied().ok_or(Es10Error::Missing {
                 what: WHAT,
                 tag: TAG_SEQUENCE,
             })
         };
-        let signed = tlv::parse_one(seq(0)?).map_err(|source| Es10Error::Tlv {
-            what: "euiccSigned1",
-            source,
-        })?;
-        let fields = children(&signed, "euiccSigned1")?;
-        field(&fields, TAG_SERVER_ADDRESS, "euiccSigned1")?;
+        let (signed, euicc_certificate, eum_certificate) = (seq(0)?, seq(1)?, seq(2)?);
+        let euicc_signature1 = field(&items, es10::TAG_SIGNATURE, WHAT)?.value;
+        let fields = children(&signed, SIGNED)?;
+        // serverAddress is not used here, but an euiccSigned1 without it is not one.
+        field(&fields, TAG_SERVER_ADDRESS, SIGNED)?;
         Ok(Self::Ok(AuthenticateResponseOk {
             euicc_signed1: signed.raw,
-            transaction_id: field(&fields, TAG_TRANSACTION_ID, "euiccSigned1")?.value,
-            server_challenge: field(&fields, TAG_SERVER_CHALLENGE, "euiccSigned1")?.value,
-            ctx_params1: CtxParams1::from_der(
-                field(&fields, TAG_CTX_PARAMS1, "euiccSigned1")?.raw,
-            )?,
-            euicc_signature1: field(&items, es10::TAG_SIGNATURE, WHAT)?.value,
-            euicc_certificate: seq(1)?,
-            eum_certificate: seq(2)?,
+            transaction_id: field(&fields, TAG_TRANSACTION_ID, SIGNED)?.value,
+            server_challenge: field(&fields, TAG_SERVER_CHALLENGE, SIGNED)?.value,
+            ctx_params1: CtxParams1::from_der(field(&fields, TAG_CTX_PARAMS1, SIGNED)?.raw)?,
+            euicc_signature1,
+            euicc_certificate: euicc_certificate.raw,
+            eum_certificate: eum_certificate.raw,
         }))
     }
 }
@@ -275,33 +304,6 @@ impl Smdp {
             .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, format!("order {id} gone")))
     }
 
-    /// The `StoreMetadataRequest` (SGP.22 §5.5.3) of an order: its ICCID, this SM-DP+ as
-    /// service provider, the template as profile name, and every notification to this SM-DP+.
-    fn store_metadata(&self, order: &Order) -> Result<Vec<u8>, FunctionError> {
-        let iccid = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
-            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
-        Ok(StoreMetadataRequest {
-            iccid: Iccid(iccid),
-            service_provider_name: SERVICE_PROVIDER_NAME.into(),
-            profile_name: order.template.clone(),
-            icon_type: None,
-            icon: None,
-            profile_class: None,
-            notification_configuration: Some(vec![NotificationConfiguration {
-                events: NotificationEvents {
-                    install: true,
-                    enable: true,
-                    disable: true,
-                    delete: true,
-                },
-                address: self.address.clone(),
-            }]),
-            profile_owner: None,
-            ppr: None,
-        }
-        .to_der())
-    }
-
     /// ES9+.InitiateAuthentication (SGP.22 §5.6.1).
     pub fn initiate_authentication(
         &self,
@@ -328,7 +330,7 @@ impl Smdp {
             if info.svn.first().is_none_or(|major| *major < SVN_MAJOR_MIN) {
                 return Err(FunctionError::new(
                     codes::SPECIFICATION_VERSION_UNSUPPORTED,
-                    format!("svn {} is below v2", hex::encode(&info.svn)),
+                    format!("svn {} is below v2", hex::encode(info.svn)),
                 ));
             }
             if !info.ci_pkid_signing.contains(&self.ci.ski) {
@@ -450,7 +452,7 @@ impl Smdp {
             self.update_order(&order)?;
             self.progress_event(&order, POINT_ELIGIBILITY, None)?;
 
-            let metadata = self.store_metadata(&order)?;
+            let metadata = store_metadata(&order, &self.address)?;
             let cc_required = order.confirmation_code.is_some();
             // SGP.22 §5.7.5: ccRequiredFlag always present (real LPAs need it); no bppEuiccOtpk,
             // this SM-DP+ never reuses a bound package.
@@ -633,7 +635,7 @@ impl Smdp {
                 .as_deref()
                 .and_then(certs::eid_to_bytes)
                 .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session EID"))?;
-            let metadata = self.store_metadata(&order)?;
+            let metadata = store_metadata(&order, &self.address)?;
             let (package, times) = bpp::bind(
                 &BindingInput {
                     transaction_id: tx,
@@ -938,5 +940,204 @@ impl crate::es9p::Es9Plus for Smdp {
 
     fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
         Smdp::cancel_session(self, req).map_err(|e| e.into_es9p(CANCEL_SESSION))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    /// `ctxParamsForCommonAuthentication` with matchingId "AB" and deviceInfo { tac, empty
+    /// deviceCapabilities }.
+    const CTX_PARAMS1: &str = "A0 0E 8002 4142 A108 8004 35290611 A100";
+
+    /// An `euiccSigned1` whose euiccInfo2 is only svn/profileVersion/firmware (as the SM-DP+
+    /// tests' eUICC sends it), with `fields` in front of it.
+    fn euicc_signed1(fields: &str) -> Vec<u8> {
+        tlv::encode(
+            TAG_SEQUENCE,
+            &[
+                h(fields),
+                h("BF22 0D 8103 020300 8203 020500 8301 00"),
+                h(CTX_PARAMS1),
+            ]
+            .concat(),
+        )
+    }
+
+    fn authenticate_response_ok(signed1: &[u8]) -> Vec<u8> {
+        let ok = [
+            signed1.to_vec(),
+            h("5F37 02 0102"),
+            h("30 01 E1"),
+            h("30 01 E2"),
+        ]
+        .concat();
+        tlv::encode(
+            es10::TAG_AUTHENTICATE_SERVER,
+            &tlv::encode(TAG_AUTHENTICATE_RESPONSE_OK, &ok),
+        )
+    }
+
+    #[test]
+    fn reads_an_authenticate_response_whose_euicc_info2_it_does_not_decode() {
+        let signed1 = euicc_signed1("8002 A1A2 8303 613A31 8402 C1C2");
+        let der = authenticate_response_ok(&signed1);
+        assert!(
+            es10::AuthenticateServerResponse::from_der(&der).is_err(),
+            "es10 decodes euiccInfo2 in full"
+        );
+        let AuthenticateServerAnswer::Ok(ok) = AuthenticateServerAnswer::read(&der).unwrap() else {
+            panic!("not the Ok alternative");
+        };
+        assert_eq!(
+            ok.euicc_signed1,
+            signed1.as_slice(),
+            "signed bytes as received"
+        );
+        assert_eq!(ok.transaction_id, [0xA1, 0xA2]);
+        assert_eq!(ok.server_challenge, [0xC1, 0xC2]);
+        assert_eq!(ok.ctx_params1.matching_id.as_deref(), Some("AB"));
+        assert_eq!(ok.ctx_params1.device_info.tac, h("35290611"));
+        assert_eq!(ok.euicc_signature1, [1, 2]);
+        assert_eq!(ok.euicc_certificate, h("30 01 E1"));
+        assert_eq!(ok.eum_certificate, h("30 01 E2"));
+    }
+
+    #[test]
+    fn reads_an_authenticate_response_as_es10_builds_it() {
+        let info2 = es10::EuiccInfo2 {
+            profile_version: [2, 3, 0],
+            svn: [2, 5, 0],
+            firmware_version: [1, 0, 0],
+            ext_card_resource: h("8101 00"),
+            uicc_capability: h("03 0000"),
+            javacard_version: None,
+            globalplatform_version: None,
+            rsp_capability: h("02 0000"),
+            ci_pkid_verification: vec![vec![0x5C; 20]],
+            ci_pkid_signing: vec![vec![0x5C; 20]],
+            euicc_category: None,
+            forbidden_ppr: None,
+            pp_version: [0, 1, 0],
+            sas_accreditation_number: "SIMLAB".into(),
+            extra: Vec::new(),
+        };
+        let signed1 = es10::Encoded::new(es10::EuiccSigned1 {
+            transaction_id: vec![7; 16],
+            server_address: "smdp.example".into(),
+            server_challenge: [9; CHALLENGE_LEN],
+            euicc_info2: es10::Encoded::new(info2),
+            ctx_params1: es10::Encoded::from_der(&h(CTX_PARAMS1)).unwrap(),
+        });
+        let der = es10::AuthenticateServerResponse::Ok {
+            euicc_signed1: signed1.clone(),
+            euicc_signature1: vec![3; 64],
+            euicc_certificate: h("30 01 E1"),
+            eum_certificate: h("30 01 E2"),
+        }
+        .to_der();
+        let AuthenticateServerAnswer::Ok(ok) = AuthenticateServerAnswer::read(&der).unwrap() else {
+            panic!("not the Ok alternative");
+        };
+        assert_eq!(ok.euicc_signed1, signed1.raw());
+        assert_eq!(ok.transaction_id, [7; 16]);
+        assert_eq!(ok.server_challenge, [9; CHALLENGE_LEN]);
+        assert_eq!(ok.euicc_signature1, [3; 64]);
+    }
+
+    #[test]
+    fn reads_the_euiccs_refusal_with_its_error_code() {
+        let der = es10::AuthenticateServerResponse::Error {
+            transaction_id: vec![1; 16],
+            code: AuthenticateErrorCode::InvalidSignature,
+        }
+        .to_der();
+        assert!(matches!(
+            AuthenticateServerAnswer::read(&der).unwrap(),
+            AuthenticateServerAnswer::Refused(AuthenticateErrorCode::InvalidSignature)
+        ));
+    }
+
+    #[rstest]
+    #[case::empty_choice("BF38 00", Es10Error::Missing { what: "AuthenticateServerResponse", tag: 0xA1 })]
+    #[case::other_message(
+        "BF21 00",
+        Es10Error::UnexpectedTag { what: "AuthenticateServerResponse", expected: 0xBF38, found: 0xBF21 }
+    )]
+    #[case::no_certificates(
+        "BF38 0B A0 09 30 03 8001 01 5F37 01 00",
+        Es10Error::Missing { what: "AuthenticateServerResponse", tag: 0x30 }
+    )]
+    #[case::no_server_challenge(
+        "BF38 14 A0 12 30 08 8001 01 8301 61 A000 5F37 01 00 3000 3000",
+        Es10Error::Missing { what: "euiccSigned1", tag: 0x84 }
+    )]
+    #[case::no_ctx_params1(
+        "BF38 14 A0 12 30 08 8001 01 8301 61 8400 5F37 01 00 3000 3000",
+        Es10Error::Missing { what: "euiccSigned1", tag: 0xA0 }
+    )]
+    fn refuses_an_authenticate_response_without_what_it_needs(
+        #[case] der: &str,
+        #[case] expected: Es10Error,
+    ) {
+        assert_eq!(
+            AuthenticateServerAnswer::read(&h(der)).unwrap_err(),
+            expected
+        );
+    }
+
+    #[test]
+    fn store_metadata_names_the_profile_and_sends_every_notification_here() {
+        let order = Order {
+            id: 1,
+            iccid: "8949449999999990023".into(),
+            template: "T".into(),
+            state: OrderState::Released,
+            eid: None,
+            matching_id: None,
+            confirmation_code: None,
+            cc_attempts: 0,
+            download_attempts: 0,
+            imsi: None,
+            k: None,
+            opc: None,
+            msisdn: None,
+            personalised: true,
+            last_transaction_id: None,
+        };
+        assert_eq!(
+            store_metadata(&order, "a:1").unwrap(),
+            h("BF25 24 \
+               5A0A 98944499999999 0920F3 \
+               9106 73696D6C6162 \
+               9201 54 \
+               B60B 3009 8002 04F0 8103 613A31")
+        );
+    }
+
+    #[rstest]
+    #[case::cc_not_required(false, "30 07 8002 A1A2 0101 00")]
+    #[case::cc_required(true, "30 07 8002 A1A2 0101 FF")]
+    fn smdp_signed2_always_carries_the_cc_required_flag(#[case] cc: bool, #[case] expected: &str) {
+        let signed2 = SmdpSigned2 {
+            transaction_id: vec![0xA1, 0xA2],
+            cc_required: cc,
+            bpp_euicc_otpk: None,
+        };
+        assert_eq!(signed2.to_der(), h(expected));
+    }
+
+    proptest! {
+        #[test]
+        fn the_authenticate_response_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = AuthenticateServerAnswer::read(&bytes);
+        }
     }
 }
