@@ -85,25 +85,24 @@ fn random<const N: usize>() -> [u8; N] {
     out
 }
 
-/// The `StoreMetadataRequest` (SGP.22 §5.5.3) of an order: its ICCID, this SM-DP+ as service
+/// The `StoreMetadataRequest` (SGP.22 §5.5.3) of a profile: its ICCID, this SM-DP+ as service
 /// provider, the template as profile name, and every notification to `address` (this SM-DP+).
-fn store_metadata(order: &Order, address: &str) -> Result<Vec<u8>, FunctionError> {
-    let iccid = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
+fn store_metadata(
+    iccid: &str,
+    profile_name: &str,
+    address: &str,
+) -> Result<Vec<u8>, FunctionError> {
+    let iccid = simlab_emulator::saip::encode_iccid_ef(iccid)
         .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
     Ok(StoreMetadataRequest {
         iccid: Iccid(iccid),
         service_provider_name: SERVICE_PROVIDER_NAME.into(),
-        profile_name: order.template.clone(),
+        profile_name: profile_name.to_owned(),
         icon_type: None,
         icon: None,
         profile_class: None,
         notification_configuration: Some(vec![NotificationConfiguration {
-            events: NotificationEvents {
-                install: true,
-                enable: true,
-                disable: true,
-                delete: true,
-            },
+            events: NotificationEvents::ALL,
             address: address.to_owned(),
         }]),
         profile_owner: None,
@@ -452,7 +451,7 @@ impl Smdp {
             self.update_order(&order)?;
             self.progress_event(&order, POINT_ELIGIBILITY, None)?;
 
-            let metadata = store_metadata(&order, &self.address)?;
+            let metadata = store_metadata(&order.iccid, &order.template, &self.address)?;
             let cc_required = order.confirmation_code.is_some();
             // SGP.22 §5.7.5: ccRequiredFlag always present (real LPAs need it); no bppEuiccOtpk,
             // this SM-DP+ never reuses a bound package.
@@ -635,7 +634,7 @@ impl Smdp {
                 .as_deref()
                 .and_then(certs::eid_to_bytes)
                 .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session EID"))?;
-            let metadata = store_metadata(&order, &self.address)?;
+            let metadata = store_metadata(&order.iccid, &order.template, &self.address)?;
             let (package, times) = bpp::bind(
                 &BindingInput {
                     transaction_id: tx,
@@ -1095,30 +1094,29 @@ mod tests {
 
     #[test]
     fn store_metadata_names_the_profile_and_sends_every_notification_here() {
-        let order = Order {
-            id: 1,
-            iccid: "8949449999999990023".into(),
-            template: "T".into(),
-            state: OrderState::Released,
-            eid: None,
-            matching_id: None,
-            confirmation_code: None,
-            cc_attempts: 0,
-            download_attempts: 0,
-            imsi: None,
-            k: None,
-            opc: None,
-            msisdn: None,
-            personalised: true,
-            last_transaction_id: None,
-        };
         assert_eq!(
-            store_metadata(&order, "a:1").unwrap(),
+            store_metadata("8949449999999990023", "T", "a:1").unwrap(),
             h("BF25 24 \
                5A0A 98944499999999 0920F3 \
                9106 73696D6C6162 \
                9201 54 \
                B60B 3009 8002 04F0 8103 613A31")
+        );
+    }
+
+    #[test]
+    fn every_notification_event_is_in_notification_events_all_and_survives_der() {
+        for e in NotificationEvent::ALL {
+            assert!(NotificationEvents::ALL.contains(e), "{e:?}");
+        }
+        // ListNotificationRequest carries a bare NotificationEvents: `BF28 { 81 04F0 }`.
+        let request = es10::ListNotificationRequest {
+            operation: Some(NotificationEvents::ALL),
+        };
+        assert_eq!(request.to_der(), h("BF28 04 8102 04F0"));
+        assert_eq!(
+            es10::ListNotificationRequest::from_der(&request.to_der()).unwrap(),
+            request
         );
     }
 
