@@ -262,6 +262,15 @@ impl Smdp {
         self.with_store(|s| s.delete_session(&key))
     }
 
+    /// The eUICC answered a step with its error: the session ends, "eUICC – Verification failed".
+    fn euicc_refused<T>(&self, tx: &[u8], message: String) -> Result<T, FunctionError> {
+        self.end_session(tx)?;
+        Err(FunctionError::new(
+            codes::EUICC_VERIFICATION_FAILED,
+            message,
+        ))
+    }
+
     /// Loads the session and checks it is in `expected`; otherwise the session ends (an
     /// out-of-order call aborts it, like the eUICC does).
     fn session_in(&self, tx: &[u8], expected: SessionState) -> Result<Session, FunctionError> {
@@ -408,14 +417,13 @@ impl Smdp {
             {
                 AuthenticateServerAnswer::Ok(ok) => ok,
                 AuthenticateServerAnswer::Refused(code) => {
-                    self.end_session(tx)?;
-                    return Err(FunctionError::new(
-                        codes::EUICC_VERIFICATION_FAILED,
+                    return self.euicc_refused(
+                        tx,
                         format!(
                             "the eUICC refused the server: authenticateErrorCode {}",
                             code.code()
                         ),
-                    ));
+                    )
                 }
             };
             if ok.transaction_id != tx {
@@ -592,14 +600,13 @@ impl Smdp {
                         euicc_signature2,
                     } => (euicc_signed2, euicc_signature2),
                     PrepareDownloadResponse::Error { code, .. } => {
-                        self.end_session(tx)?;
-                        return Err(FunctionError::new(
-                            codes::EUICC_VERIFICATION_FAILED,
+                        return self.euicc_refused(
+                            tx,
                             format!(
                                 "the eUICC refused PrepareDownload: downloadErrorCode {}",
                                 code.code()
                             ),
-                        ));
+                        )
                     }
                 };
             let key = self.euicc_key(&session)?;
