@@ -9,6 +9,9 @@
 //!        A2 { 87 ReplaceSessionKeysRequest },      encrypted + MAC, optional
 //!        A3 { 86 profile package chunk … } }       encrypted + MAC (with the PPK if A2 is sent)
 //! ```
+//!
+//! The containers are [`simlab_emulator::rsp::es10::BoundProfilePackage`], the segments
+//! [`simlab_emulator::rsp::scp03t::BspWriter`]'s.
 
 use rand::{CryptoRng, RngCore};
 use simlab_emulator::rsp::download::build_initialise_secure_channel;

@@ -3,6 +3,9 @@
 //! cancelSession (§5.6.5), with the RSP session state machine
 //! `Initiated → Authenticated → PackageSent → (notification) gone`. A call in any other state
 //! ends the session with "TransactionId – Unknown".
+//!
+//! The SGP.22 data objects are the ones the eUICC and the LPA use, [`simlab_emulator::rsp::es10`];
+//! every signature is checked over the bytes as received ([`es10::Encoded::raw`]).
 
 use super::bpp::{self, BindingInput};
 use super::certs::{self, VerifiedEuicc};
@@ -176,14 +179,13 @@ impl<'a> AuthenticateServerAnswer<'a> {
                 .ok_or(Es10Error::Missing { what, tag })
         };
         let outer = tlv::parse_one(der).map_err(|source| Es10Error::Tlv { what: WHAT, source })?;
-        let choice = children(&outer, WHAT)?.into_iter().next();
+        let choice = if outer.tag == es10::TAG_AUTHENTICATE_SERVER {
+            children(&outer, WHAT)?.into_iter().next()
+        } else {
+            None
+        };
         let ok = match choice {
-            Some(ok)
-                if outer.tag == es10::TAG_AUTHENTICATE_SERVER
-                    && ok.tag == TAG_AUTHENTICATE_RESPONSE_OK =>
-            {
-                ok
-            }
+            Some(ok) if ok.tag == TAG_AUTHENTICATE_RESPONSE_OK => ok,
             // Not the Ok alternative: es10 reads the error (or says what is wrong).
             _ => {
                 return match es10::AuthenticateServerResponse::from_der(der)? {
