@@ -526,6 +526,14 @@ pub struct NotificationEvents {
 }
 
 impl NotificationEvents {
+    /// Every event (a profile whose notifications all go to one address).
+    pub const ALL: Self = Self {
+        install: true,
+        enable: true,
+        disable: true,
+        delete: true,
+    };
+
     pub fn contains(&self, e: NotificationEvent) -> bool {
         match e {
             NotificationEvent::Install => self.install,

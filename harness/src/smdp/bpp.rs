@@ -9,15 +9,15 @@
 //!        A2 { 87 ReplaceSessionKeysRequest },      encrypted + MAC, optional
 //!        A3 { 86 profile package chunk … } }       encrypted + MAC (with the PPK if A2 is sent)
 //! ```
+//!
+//! The containers are [`simlab_emulator::rsp::es10::BoundProfilePackage`], the segments
+//! [`simlab_emulator::rsp::scp03t::BspWriter`]'s.
 
-use super::asn1::{
-    TAG_BOUND_PROFILE_PACKAGE, TAG_CONFIGURE_ISDP, TAG_CTX_CONS_0, TAG_CTX_CONS_1, TAG_CTX_CONS_2,
-    TAG_CTX_CONS_3,
-};
 use rand::{CryptoRng, RngCore};
 use simlab_emulator::rsp::download::build_initialise_secure_channel;
 use simlab_emulator::rsp::ecdsa::SigningKey;
 use simlab_emulator::rsp::ecka::{EckaError, OneTimeKeyPair};
+use simlab_emulator::rsp::es10::{BoundProfilePackage, ConfigureIsdpRequest, Der as _};
 use simlab_emulator::rsp::kdf::{
     derive_session_keys, KdfError, SessionKeys, KEY_LENGTH_AES128, KEY_TYPE_AES,
 };
@@ -26,7 +26,6 @@ use simlab_emulator::rsp::scp03t::{
     TAG_STORE_METADATA,
 };
 use simlab_emulator::rsp::ReplaceSessionKeys;
-use simlab_emulator::tlv;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -103,7 +102,7 @@ pub fn bind<R: RngCore + CryptoRng>(
     )?;
     let mut writer = BspWriter::new(&keys);
     // SGP.22 §5.5.2: ConfigureISDPRequest; dpProprietaryData is optional and not sent.
-    let configure_isdp = tlv::encode(TAG_CONFIGURE_ISDP, &[]);
+    let configure_isdp = ConfigureIsdpRequest::default().to_der();
     let a0 = writer.protect(TAG_CONFIGURE_ISDP_OR_REPLACE_KEYS, &configure_isdp)?;
     let a1 = writer.protect_chunked(TAG_STORE_METADATA, input.metadata)?;
     let a2 = if input.replace_session_keys {
@@ -124,14 +123,14 @@ pub fn bind<R: RngCore + CryptoRng>(
         None
     };
     let a3 = writer.protect_chunked(TAG_LOAD_PROFILE_ELEMENTS, input.upp)?;
-    let mut body = bf23;
-    body.extend(tlv::encode(TAG_CTX_CONS_0, &a0));
-    body.extend(tlv::encode(TAG_CTX_CONS_1, &a1.concat()));
-    if let Some(a2) = a2 {
-        body.extend(tlv::encode(TAG_CTX_CONS_2, &a2));
+    let bpp = BoundProfilePackage {
+        initialise_secure_channel: bf23,
+        configure_isdp: vec![a0],
+        store_metadata: a1,
+        replace_session_keys: a2.map(|segment| vec![segment]),
+        load_profile_elements: a3,
     }
-    body.extend(tlv::encode(TAG_CTX_CONS_3, &a3.concat()));
-    let bpp = tlv::encode(TAG_BOUND_PROFILE_PACKAGE, &body);
+    .to_der();
     times.protection = started.elapsed();
     Ok((bpp, times))
 }

@@ -5,28 +5,20 @@
 //! Not an RFC 5280 path validation: SGP.22 reads the EUM name constraint as an EID prefix, which
 //! RFC 5280 verifiers reject (see `vectors/pki/README.md`), so the chain is checked here by
 //! signature, validity period, certificate policy and [`crate::pki::profiles::eum_permits`].
+//! The X.509 extension readers (AuthorityKeyIdentifier, role policy) are the eUICC's own,
+//! [`simlab_emulator::euicc::cert`]; the trusted CI is its [`TrustedCi`].
 
 use super::super::es9p::{codes, StatusCode};
-use crate::pki::profiles::{self, Role};
+use crate::pki::eid::EID_DIGITS;
+use crate::pki::profiles;
 use der::Decode as _;
+pub use simlab_emulator::euicc::cert::TrustedCi;
+use simlab_emulator::euicc::cert::{self, CertError, Role};
 use simlab_emulator::rsp::ecdsa::{CertificateParts, VerifyingKey};
-use simlab_emulator::tlv::{self, Tlv};
+use simlab_emulator::rsp::es10::EID_LEN;
 use std::time::SystemTime;
 use thiserror::Error;
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CertificatePolicies};
 use x509_cert::Certificate;
-
-/// DER value of the subjectAltName extension OID (2.5.29.17, RFC 5280 §4.2.1.6).
-const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1D, 0x11];
-/// `registeredID [8] IMPLICIT OBJECT IDENTIFIER` in GeneralName.
-const TAG_GENERAL_NAME_REGISTERED_ID: u32 = 0x88;
-/// `extensions [3] EXPLICIT` of TBSCertificate.
-const TAG_TBS_EXTENSIONS: u32 = 0xA3;
-const TAG_SEQUENCE: u32 = 0x30;
-const TAG_OID: u32 = 0x06;
-const TAG_OCTET_STRING: u32 = 0x04;
-/// An EID is 32 decimal digits (SGP.29), 16 bytes.
-const EID_DIGITS: usize = 32;
 
 /// Why the eUICC's certificates were refused, with the status code of SGP.22 §5.6.3.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -55,21 +47,13 @@ impl ChainError {
     }
 }
 
-/// A trusted CI: its certificate, SubjectKeyIdentifier and public key.
-#[derive(Debug, Clone)]
-pub struct CiCertificate {
-    pub der: Vec<u8>,
-    pub ski: Vec<u8>,
-    pub key: VerifyingKey,
-}
-
 /// What a verified eUICC chain yields.
 #[derive(Debug, Clone)]
 pub struct VerifiedEuicc {
     /// EID digits from the eUICC certificate subject serialNumber.
     pub eid: String,
     /// The same EID as 16 bytes (for the session key derivation, SGP.22 Annex G).
-    pub eid_bytes: [u8; 16],
+    pub eid_bytes: [u8; EID_LEN],
     /// PK.EUICC.SIG.
     pub key: VerifyingKey,
 }
@@ -81,17 +65,13 @@ pub struct VerifiedEuicc {
 pub fn verify_euicc_chain(
     euicc_der: &[u8],
     eum_der: &[u8],
-    ci: &CiCertificate,
+    ci: &TrustedCi,
     now: SystemTime,
 ) -> Result<VerifiedEuicc, ChainError> {
     let eum = Certificate::from_der(eum_der)
         .map_err(|e| ChainError::EumInvalid(format!("not a DER certificate: {e}")))?;
-    let aki = eum
-        .tbs_certificate
-        .get::<AuthorityKeyIdentifier>()
+    let aki = cert::authority_key_id(eum_der)
         .map_err(|e| ChainError::EumInvalid(e.to_string()))?
-        .and_then(|(_, aki)| aki.key_identifier)
-        .map(|k| k.as_bytes().to_vec())
         .unwrap_or_default();
     if aki != ci.ski {
         return Err(ChainError::CiUnknown {
@@ -104,7 +84,7 @@ pub fn verify_euicc_chain(
     ci.key
         .verify_der(eum_parts.tbs, eum_parts.signature)
         .map_err(|e| ChainError::EumInvalid(format!("CI signature: {e}")))?;
-    check_policy(&eum, Role::Eum).map_err(ChainError::EumInvalid)?;
+    check_policy(eum_der, Role::Eum).map_err(ChainError::EumInvalid)?;
     if !valid_at(&eum, now) {
         return Err(ChainError::EumExpired);
     }
@@ -118,7 +98,7 @@ pub fn verify_euicc_chain(
     eum_key
         .verify_der(euicc_parts.tbs, euicc_parts.signature)
         .map_err(|e| ChainError::EuiccInvalid(format!("EUM signature: {e}")))?;
-    check_policy(&euicc, Role::Euicc).map_err(ChainError::EuiccInvalid)?;
+    check_policy(euicc_der, Role::Euicc).map_err(ChainError::EuiccInvalid)?;
     if !valid_at(&euicc, now) {
         return Err(ChainError::EuiccExpired);
     }
@@ -146,7 +126,7 @@ pub fn verify_euicc_chain(
 }
 
 /// The 16 bytes of a 32-digit EID (each pair of digits one byte, SGP.22 `Octet16` eidValue).
-pub fn eid_to_bytes(eid: &str) -> Option<[u8; 16]> {
+pub fn eid_to_bytes(eid: &str) -> Option<[u8; EID_LEN]> {
     if eid.len() != EID_DIGITS || !eid.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -158,45 +138,13 @@ fn valid_at(cert: &Certificate, now: SystemTime) -> bool {
     v.not_before.to_system_time() <= now && now <= v.not_after.to_system_time()
 }
 
-fn check_policy(cert: &Certificate, role: Role) -> Result<(), String> {
-    let policies = cert
-        .tbs_certificate
-        .get::<CertificatePolicies>()
-        .map_err(|e| e.to_string())?
-        .map(|(_, p)| p.0)
-        .unwrap_or_default();
-    if policies
-        .iter()
-        .any(|p| p.policy_identifier == role.policy_oid())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "certificate policy {} ({role:?}) missing",
-            role.policy_oid()
-        ))
+/// The certificate carries the SGP.22 policy of `role` (§4.5.2.1, `id-rspRole-*`).
+fn check_policy(der: &[u8], role: Role) -> Result<(), String> {
+    match cert::has_role(der, role) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(CertError::WrongRole(role).to_string()),
+        Err(e) => Err(e.to_string()),
     }
-}
-
-/// The DER value of the subjectAltName registeredID of a certificate (the SM-DP+ OID of
-/// CERT.DPauth / CERT.DPpb, SGP.22 §4.5.2.1.0.3). Walked by hand: const-oid refuses test arcs
-/// such as 2.999.10.
-pub fn san_registered_id(cert_der: &[u8]) -> Option<Vec<u8>> {
-    let cert = tlv::parse_one(cert_der).ok()?;
-    let tbs = cert.children().next()?.ok()?;
-    let extensions = tbs.find(TAG_TBS_EXTENSIONS)?.children().next()?.ok()?;
-    let san = extensions.children().map_while(Result::ok).find(|ext| {
-        ext.find(TAG_OID)
-            .is_some_and(|o| o.value == OID_SUBJECT_ALT_NAME)
-    })?;
-    let value = san.find(TAG_OCTET_STRING)?;
-    let names: Tlv<'_> = tlv::parse_one(value.value).ok()?;
-    if names.tag != TAG_SEQUENCE {
-        return None;
-    }
-    names
-        .find(TAG_GENERAL_NAME_REGISTERED_ID)
-        .map(|t| t.value.to_vec())
 }
 
 #[cfg(test)]
@@ -213,12 +161,8 @@ mod tests {
         .unwrap()
     }
 
-    fn ci(pki: &Pki) -> CiCertificate {
-        CiCertificate {
-            der: pki.ci.cert_der.clone(),
-            ski: pki.ci_ski().unwrap(),
-            key: VerifyingKey::from_certificate_der(&pki.ci.cert_der).unwrap(),
-        }
+    fn ci(pki: &Pki) -> TrustedCi {
+        TrustedCi::from_certificate(&pki.ci.cert_der).unwrap()
     }
 
     #[test]
@@ -275,14 +219,5 @@ mod tests {
         let eum = &pki.eum.as_ref().unwrap().cert_der;
         let err = verify_euicc_chain(eum, eum, &ci(&pki), SystemTime::now()).unwrap_err();
         assert_eq!(err.status_code(), codes::EUICC_CERTIFICATE_INVALID);
-    }
-
-    #[test]
-    fn reads_the_smdp_oid_from_the_dpauth_certificate() {
-        // RID:2.999.10 → 88 37 0A (X.690 §8.19: 2·40+999 = 1079 = 0x88 0x37).
-        assert_eq!(
-            san_registered_id(&pki().dp_auth.cert_der),
-            Some(vec![0x88, 0x37, 0x0A])
-        );
     }
 }

@@ -3,11 +3,10 @@
 //! cancelSession (§5.6.5), with the RSP session state machine
 //! `Initiated → Authenticated → PackageSent → (notification) gone`. A call in any other state
 //! ends the session with "TransactionId – Unknown".
+//!
+//! The SGP.22 data objects are the ones the eUICC and the LPA use, [`simlab_emulator::rsp::es10`];
+//! every signature is checked over the bytes as received ([`es10::Encoded::raw`]).
 
-use super::asn1::{
-    self, AuthenticateServerResponse, CancelSessionResponse, EuiccInfo1, FinalResult,
-    NotificationEvent, PendingNotification, PrepareDownloadResponse, ProfileMetadata,
-};
 use super::bpp::{self, BindingInput};
 use super::certs::{self, VerifiedEuicc};
 use super::es2::{
@@ -27,15 +26,26 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use simlab_emulator::rsp::download::{hash_cc, signature_field};
 use simlab_emulator::rsp::ecdsa::VerifyingKey;
+use simlab_emulator::rsp::es10::{
+    self, AuthenticateErrorCode, CancelSessionReason, CancelSessionResponse, CtxParams1, Der as _,
+    Es10Error, EuiccInfo1, FinalResult, Iccid, NotificationConfiguration, NotificationEvent,
+    NotificationEvents, PendingNotification, PrepareDownloadResponse, ServerSigned1, SmdpSigned2,
+    StoreMetadataRequest, CHALLENGE_LEN,
+};
+use simlab_emulator::tlv::{self, Tlv};
 use std::time::{Instant, SystemTime};
 
-/// euiccChallenge, serverChallenge and transactionId lengths (SGP.22 §5.7.13: Octet16).
-const CHALLENGE_LEN: usize = 16;
 /// The SGP.22 major version this server speaks (EUICCInfo1.svn byte 1); v3 eUICCs also speak v2.
 const SVN_MAJOR_MIN: u8 = 2;
 /// CancelSessionReason values that end the order in Error (SGP.22 §5.6.5: endUserRejection(0),
 /// pprNotAllowed(3)); postponed(1) and timeout(2) leave it Released for a later attempt.
-const CANCEL_REASONS_FINAL: [i64; 2] = [0, 3];
+const CANCEL_REASONS_FINAL: [CancelSessionReason; 2] = [
+    CancelSessionReason::EndUserRejection,
+    CancelSessionReason::PprNotAllowed,
+];
+/// `SubjectKeyIdentifier ::= OCTET STRING` (RFC 5280 §4.2.1.2): euiccCiPKIdToBeUsed carries
+/// the whole TLV.
+const TAG_OCTET_STRING: u32 = 0x04;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum SessionState {
@@ -78,6 +88,146 @@ fn random<const N: usize>() -> [u8; N] {
     out
 }
 
+/// The `StoreMetadataRequest` (SGP.22 §5.5.3) of a profile: its ICCID, this SM-DP+ as service
+/// provider, the template as profile name, and every notification to `address` (this SM-DP+).
+fn store_metadata(
+    iccid: &str,
+    profile_name: &str,
+    address: &str,
+) -> Result<Vec<u8>, FunctionError> {
+    let iccid = simlab_emulator::saip::encode_iccid_ef(iccid)
+        .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+    Ok(StoreMetadataRequest {
+        iccid: Iccid(iccid),
+        service_provider_name: SERVICE_PROVIDER_NAME.into(),
+        profile_name: profile_name.to_owned(),
+        icon_type: None,
+        icon: None,
+        profile_class: None,
+        notification_configuration: Some(vec![NotificationConfiguration {
+            events: NotificationEvents::ALL,
+            address: address.to_owned(),
+        }]),
+        profile_owner: None,
+        ppr: None,
+    }
+    .to_der())
+}
+
+/// A notification's sequence number as the store keeps it (SQLite INTEGER).
+fn seq_number(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// How the notification store names a `NotificationEvent`.
+fn event_name(event: NotificationEvent) -> &'static str {
+    match event {
+        NotificationEvent::Install => "install",
+        NotificationEvent::Enable => "enable",
+        NotificationEvent::Disable => "disable",
+        NotificationEvent::Delete => "delete",
+    }
+}
+
+/// `AuthenticateResponseOk` (SGP.22 §5.7.13) as the SM-DP+ reads it, borrowing the received
+/// bytes. Read field by field rather than with [`es10::AuthenticateServerResponse`]: that one
+/// decodes `euiccInfo2` in full, which this SM-DP+ does not use and has never required to be a
+/// complete EUICCInfo2.
+#[derive(Debug)]
+struct AuthenticateResponseOk<'a> {
+    /// The whole `euiccSigned1` element, as signed.
+    euicc_signed1: &'a [u8],
+    transaction_id: &'a [u8],
+    server_challenge: &'a [u8],
+    ctx_params1: CtxParams1,
+    /// Raw euiccSignature1 (`r‖s`).
+    euicc_signature1: &'a [u8],
+    euicc_certificate: &'a [u8],
+    eum_certificate: &'a [u8],
+}
+
+/// `AuthenticateServerResponse` (`BF38`): the eUICC's answer or its refusal.
+#[derive(Debug)]
+enum AuthenticateServerAnswer<'a> {
+    Ok(AuthenticateResponseOk<'a>),
+    Refused(AuthenticateErrorCode),
+}
+
+/// `authenticateResponseOk [0]` of the `AuthenticateServerResponse` CHOICE.
+const TAG_AUTHENTICATE_RESPONSE_OK: u32 = 0xA0;
+/// Fields of `EuiccSigned1`: transactionId [0], serverAddress [3], serverChallenge [4],
+/// ctxParams1 (its only alternative, `[0]` constructed).
+const TAG_TRANSACTION_ID: u32 = 0x80;
+const TAG_SERVER_ADDRESS: u32 = 0x83;
+const TAG_SERVER_CHALLENGE: u32 = 0x84;
+const TAG_CTX_PARAMS1: u32 = 0xA0;
+const TAG_SEQUENCE: u32 = 0x30;
+
+impl<'a> AuthenticateServerAnswer<'a> {
+    fn read(der: &'a [u8]) -> Result<Self, Es10Error> {
+        const WHAT: &str = "AuthenticateServerResponse";
+        let children = |t: &Tlv<'a>, what: &'static str| {
+            t.children()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| Es10Error::Tlv { what, source })
+        };
+        let field = |items: &[Tlv<'a>], tag: u32, what: &'static str| {
+            items
+                .iter()
+                .find(|t| t.tag == tag)
+                .copied()
+                .ok_or(Es10Error::Missing { what, tag })
+        };
+        let outer = tlv::parse_one(der).map_err(|source| Es10Error::Tlv { what: WHAT, source })?;
+        let choice = if outer.tag == es10::TAG_AUTHENTICATE_SERVER {
+            children(&outer, WHAT)?.into_iter().next()
+        } else {
+            None
+        };
+        let ok = match choice {
+            Some(ok) if ok.tag == TAG_AUTHENTICATE_RESPONSE_OK => ok,
+            // Not the Ok alternative: es10 reads the error (or says what is wrong).
+            _ => {
+                return match es10::AuthenticateServerResponse::from_der(der)? {
+                    es10::AuthenticateServerResponse::Error { code, .. } => Ok(Self::Refused(code)),
+                    es10::AuthenticateServerResponse::Ok { .. } => Err(Es10Error::Missing {
+                        what: WHAT,
+                        tag: TAG_AUTHENTICATE_RESPONSE_OK,
+                    }),
+                };
+            }
+        };
+        const SIGNED: &str = "euiccSigned1";
+        let items = children(&ok, WHAT)?;
+        // Three untagged SEQUENCEs: euiccSigned1, euiccCertificate, eumCertificate, in order.
+        let seqs: Vec<Tlv<'a>> = items
+            .iter()
+            .filter(|t| t.tag == TAG_SEQUENCE)
+            .copied()
+            .collect();
+        let seq = |i: usize| {
+            seqs.get(i).copied().ok_or(Es10Error::Missing {
+                what: WHAT,
+                tag: TAG_SEQUENCE,
+            })
+        };
+        let (signed, euicc_certificate, eum_certificate) = (seq(0)?, seq(1)?, seq(2)?);
+        let euicc_signature1 = field(&items, es10::TAG_SIGNATURE, WHAT)?.value;
+        let fields = children(&signed, SIGNED)?;
+        // serverAddress is not used here, but an euiccSigned1 without it is not one.
+        field(&fields, TAG_SERVER_ADDRESS, SIGNED)?;
+        Ok(Self::Ok(AuthenticateResponseOk {
+            euicc_signed1: signed.raw,
+            transaction_id: field(&fields, TAG_TRANSACTION_ID, SIGNED)?.value,
+            server_challenge: field(&fields, TAG_SERVER_CHALLENGE, SIGNED)?.value,
+            ctx_params1: CtxParams1::from_der(field(&fields, TAG_CTX_PARAMS1, SIGNED)?.raw)?,
+            euicc_signature1,
+            euicc_certificate: euicc_certificate.raw,
+            eum_certificate: eum_certificate.raw,
+        }))
+    }
+}
+
 impl Smdp {
     /// Runs one ES9+ function body, timing it.
     pub(super) fn function<T>(
@@ -112,6 +262,15 @@ impl Smdp {
     fn end_session(&self, tx: &[u8]) -> Result<(), FunctionError> {
         let key = hex::encode_upper(tx);
         self.with_store(|s| s.delete_session(&key))
+    }
+
+    /// The eUICC answered a step with its error: the session ends, "eUICC – Verification failed".
+    fn euicc_refused<T>(&self, tx: &[u8], message: String) -> Result<T, FunctionError> {
+        self.end_session(tx)?;
+        Err(FunctionError::new(
+            codes::EUICC_VERIFICATION_FAILED,
+            message,
+        ))
     }
 
     /// Loads the session and checks it is in `expected`; otherwise the session ends (an
@@ -170,20 +329,21 @@ impl Smdp {
                     ),
                 ));
             }
-            if req.euicc_challenge.len() != CHALLENGE_LEN {
-                return Err(invalid(format!(
-                    "euiccChallenge is {} bytes, expected {CHALLENGE_LEN}",
-                    req.euicc_challenge.len()
-                )));
-            }
-            let info = EuiccInfo1::parse(&req.euicc_info1).map_err(invalid)?;
+            let euicc_challenge: [u8; CHALLENGE_LEN] =
+                req.euicc_challenge.as_slice().try_into().map_err(|_| {
+                    invalid(format!(
+                        "euiccChallenge is {} bytes, expected {CHALLENGE_LEN}",
+                        req.euicc_challenge.len()
+                    ))
+                })?;
+            let info = EuiccInfo1::from_der(&req.euicc_info1).map_err(invalid)?;
             if info.svn.first().is_none_or(|major| *major < SVN_MAJOR_MIN) {
                 return Err(FunctionError::new(
                     codes::SPECIFICATION_VERSION_UNSUPPORTED,
-                    format!("svn {} is below v2", hex::encode(&info.svn)),
+                    format!("svn {} is below v2", hex::encode(info.svn)),
                 ));
             }
-            if !info.ci_pkids_for_signing.contains(&self.ci.ski) {
+            if !info.ci_pkid_signing.contains(&self.ci.ski) {
                 return Err(FunctionError::new(
                     codes::SECURITY_CONFIGURATION_UNSUPPORTED,
                     format!(
@@ -192,7 +352,7 @@ impl Smdp {
                     ),
                 ));
             }
-            if !info.ci_pkids_for_verification.contains(&self.ci.ski) {
+            if !info.ci_pkid_verification.contains(&self.ci.ski) {
                 return Err(FunctionError::new(
                     codes::SERVER_AUTH_CERTIFICATE_UNAVAILABLE,
                     "no CERT.DPauth chains to a CI the eUICC verifies",
@@ -202,12 +362,13 @@ impl Smdp {
             let server_challenge: [u8; CHALLENGE_LEN] = random();
             // SGP.22 §5.6.1: serverAddress is the address the LPA used (the LPA and the eUICC
             // compare it with theirs), so echo the received one, port included.
-            let signed = asn1::server_signed1(
-                &transaction_id,
-                &req.euicc_challenge,
-                &req.smdp_address,
-                &server_challenge,
-            );
+            let signed = ServerSigned1 {
+                transaction_id: transaction_id.to_vec(),
+                euicc_challenge,
+                server_address: req.smdp_address.clone(),
+                server_challenge,
+            }
+            .to_der();
             let signature = self.time(&self.timings.sign, || self.dp_auth.sign(&signed));
             self.save_session(
                 &transaction_id,
@@ -227,7 +388,7 @@ impl Smdp {
                 transaction_id: transaction_id.to_vec(),
                 server_signed1: signed,
                 server_signature1: signature_field(&signature),
-                euicc_ci_pkid_to_be_used: asn1::subject_key_identifier(&self.ci.ski),
+                euicc_ci_pkid_to_be_used: tlv::encode(TAG_OCTET_STRING, &self.ci.ski),
                 server_certificate: self.dp_auth_cert.clone(),
             })
         })
@@ -253,19 +414,18 @@ impl Smdp {
         {
             let tx = req.transaction_id.as_slice();
             let mut session = self.session_in(tx, SessionState::Initiated)?;
-            let ok = match AuthenticateServerResponse::parse(&req.authenticate_server_response)
+            let ok = match AuthenticateServerAnswer::read(&req.authenticate_server_response)
                 .map_err(invalid)?
             {
-                AuthenticateServerResponse::Ok(ok) => ok,
-                AuthenticateServerResponse::Error {
-                    authenticate_error_code,
-                    ..
-                } => {
-                    self.end_session(tx)?;
-                    return Err(FunctionError::new(
-                        codes::EUICC_VERIFICATION_FAILED,
-                        format!("the eUICC refused the server: authenticateErrorCode {authenticate_error_code}"),
-                    ));
+                AuthenticateServerAnswer::Ok(ok) => ok,
+                AuthenticateServerAnswer::Refused(code) => {
+                    return self.euicc_refused(
+                        tx,
+                        format!(
+                            "the eUICC refused the server: authenticateErrorCode {}",
+                            code.code()
+                        ),
+                    )
                 }
             };
             if ok.transaction_id != tx {
@@ -293,24 +453,24 @@ impl Smdp {
                     "serverChallenge is not the one of this session",
                 ));
             }
-            let mut order = self.eligible_order(ok.matching_id.as_deref(), &euicc.eid)?;
+            let mut order =
+                self.eligible_order(ok.ctx_params1.matching_id.as_deref(), &euicc.eid)?;
             order.eid = Some(euicc.eid.clone());
             order.last_transaction_id = Some(hex::encode_upper(tx));
             order.download_attempts += 1;
             self.update_order(&order)?;
             self.progress_event(&order, POINT_ELIGIBILITY, None)?;
 
-            let iccid_ef = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
-                .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
-            let metadata = ProfileMetadata {
-                iccid_ef: iccid_ef.to_vec(),
-                service_provider_name: SERVICE_PROVIDER_NAME.into(),
-                profile_name: order.template.clone(),
-                notification_address: Some(self.address.clone()),
+            let metadata = store_metadata(&order.iccid, &order.template, &self.address)?;
+            let cc_required = order.confirmation_code.is_some();
+            // SGP.22 §5.7.5: ccRequiredFlag always present (real LPAs need it); no bppEuiccOtpk,
+            // this SM-DP+ never reuses a bound package.
+            let signed2 = SmdpSigned2 {
+                transaction_id: tx.to_vec(),
+                cc_required,
+                bpp_euicc_otpk: None,
             }
             .to_der();
-            let cc_required = order.confirmation_code.is_some();
-            let signed2 = asn1::smdp_signed2(tx, cc_required);
             // SGP.22 §5.7.5: smdpSignature2 covers smdpSigned2 ‖ the euiccSignature1 field.
             let to_sign = [signed2.as_slice(), &signature_field(ok.euicc_signature1)].concat();
             let signature2 =
@@ -433,33 +593,38 @@ impl Smdp {
         self.function(|| {
             let tx = req.transaction_id.as_slice();
             let mut session = self.session_in(tx, SessionState::Authenticated)?;
-            let ok = match PrepareDownloadResponse::parse(&req.prepare_download_response)
-                .map_err(invalid)?
-            {
-                PrepareDownloadResponse::Ok(ok) => ok,
-                PrepareDownloadResponse::Error {
-                    download_error_code,
-                    ..
-                } => {
-                    self.end_session(tx)?;
-                    return Err(FunctionError::new(
-                        codes::EUICC_VERIFICATION_FAILED,
-                        format!("the eUICC refused PrepareDownload: downloadErrorCode {download_error_code}"),
-                    ));
-                }
-            };
+            let (euicc_signed2, euicc_signature2) =
+                match PrepareDownloadResponse::from_der(&req.prepare_download_response)
+                    .map_err(invalid)?
+                {
+                    PrepareDownloadResponse::Ok {
+                        euicc_signed2,
+                        euicc_signature2,
+                    } => (euicc_signed2, euicc_signature2),
+                    PrepareDownloadResponse::Error { code, .. } => {
+                        return self.euicc_refused(
+                            tx,
+                            format!(
+                                "the eUICC refused PrepareDownload: downloadErrorCode {}",
+                                code.code()
+                            ),
+                        )
+                    }
+                };
             let key = self.euicc_key(&session)?;
             let smdp_signature2 = session.smdp_signature2.clone().unwrap_or_default();
-            // SGP.22 §5.7.5: euiccSignature2 covers euiccSigned2 ‖ the smdpSignature2 field.
-            let signed = [ok.euicc_signed2, smdp_signature2.as_slice()].concat();
-            if !self.verify(&key, &signed, ok.euicc_signature2) {
+            // SGP.22 §5.7.5: euiccSignature2 covers euiccSigned2 (as received) ‖ the
+            // smdpSignature2 field.
+            let signed = [euicc_signed2.raw(), smdp_signature2.as_slice()].concat();
+            if !self.verify(&key, &signed, &euicc_signature2) {
                 return Err(FunctionError::new(
                     codes::EUICC_VERIFICATION_FAILED,
                     "euiccSignature2 does not verify over euiccSigned2 ‖ smdpSignature2",
                 ));
             }
+            let ok = &euicc_signed2.value;
             if ok.transaction_id != tx {
-                return Err(unknown_transaction(ok.transaction_id));
+                return Err(unknown_transaction(&ok.transaction_id));
             }
             let mut order = self.load_order(session.order_id)?;
             if order.last_transaction_id.as_deref() != Some(hex::encode_upper(tx).as_str()) {
@@ -470,7 +635,7 @@ impl Smdp {
                 ));
             }
             if session.cc_required {
-                self.check_confirmation_code(tx, &mut order, ok.hash_cc)?;
+                self.check_confirmation_code(tx, &mut order, ok.hash_cc.as_ref().map(|h| &h[..]))?;
             }
             let upp = self.profile_package(&order)?;
             let eid = session
@@ -478,20 +643,12 @@ impl Smdp {
                 .as_deref()
                 .and_then(certs::eid_to_bytes)
                 .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session EID"))?;
-            let iccid_ef = simlab_emulator::saip::encode_iccid_ef(&order.iccid)
-                .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
-            let metadata = ProfileMetadata {
-                iccid_ef: iccid_ef.to_vec(),
-                service_provider_name: SERVICE_PROVIDER_NAME.into(),
-                profile_name: order.template.clone(),
-                notification_address: Some(self.address.clone()),
-            }
-            .to_der();
+            let metadata = store_metadata(&order.iccid, &order.template, &self.address)?;
             let (package, times) = bpp::bind(
                 &BindingInput {
                     transaction_id: tx,
                     host_id: HOST_ID,
-                    euicc_otpk: ok.euicc_otpk,
+                    euicc_otpk: &ok.euicc_otpk,
                     eid: &eid,
                     dp_pb: &self.dp_pb,
                     metadata: &metadata,
@@ -585,26 +742,18 @@ impl Smdp {
         req: &HandleNotificationRequest,
     ) -> Result<(), FunctionError> {
         self.function(|| {
-            match PendingNotification::parse(&req.pending_notification).map_err(invalid)? {
-                PendingNotification::ProfileInstallationResult {
-                    data,
-                    transaction_id,
-                    metadata,
-                    final_result,
-                    signature,
-                } => {
-                    let iccid = metadata
-                        .iccid_ef
-                        .as_deref()
-                        .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
+            match PendingNotification::from_der(&req.pending_notification).map_err(invalid)? {
+                PendingNotification::ProfileInstallationResult(pir) => {
+                    let data = &pir.data.value;
+                    let metadata = &data.notification_metadata;
                     let mut record = NotificationRecord {
                         eid: None,
-                        iccid,
-                        seq_number: metadata.seq_number,
-                        operation: NotificationEvent::Install.name().into(),
+                        iccid: metadata.iccid.map(|i| i.digits()),
+                        seq_number: seq_number(metadata.seq_number),
+                        operation: event_name(NotificationEvent::Install).into(),
                         result: String::new(),
                     };
-                    let session = match self.load_session(&transaction_id) {
+                    let session = match self.load_session(&data.transaction_id) {
                         Ok(s) if s.state == SessionState::PackageSent => s,
                         _ => {
                             record.result = "unknown transactionId".into();
@@ -613,12 +762,13 @@ impl Smdp {
                     };
                     record.eid = session.eid.clone();
                     let key = self.euicc_key(&session)?;
-                    if !self.verify(&key, data, signature) {
+                    // SGP.22 §5.7.6: euiccSignPIR covers the received ProfileInstallationResultData.
+                    if !self.verify(&key, pir.data.raw(), &pir.euicc_sign_pir) {
                         record.result = "euiccSignPIR invalid".into();
                         return self.with_store(|s| s.record_notification(&record));
                     }
                     let mut order = self.load_order(session.order_id)?;
-                    let failure = match &final_result {
+                    let failure = match &data.final_result {
                         FinalResult::Success { .. } => {
                             order.state = OrderState::Installed;
                             record.result = "success".into();
@@ -627,6 +777,7 @@ impl Smdp {
                         FinalResult::Error {
                             bpp_command_id,
                             error_reason,
+                            ..
                         } => {
                             // A failed installation may be retried while attempts remain.
                             order.state = if order.download_attempts < self.download_retry_limit {
@@ -635,39 +786,32 @@ impl Smdp {
                                 OrderState::Error
                             };
                             record.result = format!(
-                                "error: bppCommandId {bpp_command_id}, errorReason {error_reason}"
+                                "error: bppCommandId {}, errorReason {}",
+                                bpp_command_id.code(),
+                                error_reason.code()
                             );
                             Some((codes::EXECUTION_ERROR, record.result.as_str()))
                         }
                     };
                     self.update_order(&order)?;
-                    self.end_session(&transaction_id)?;
+                    self.end_session(&data.transaction_id)?;
                     self.with_store(|s| s.record_notification(&record))?;
                     self.progress_event(&order, POINT_BPP_INSTALLATION, failure)
                 }
-                PendingNotification::Other {
-                    tbs,
-                    metadata,
-                    signature,
-                    euicc_certificate,
-                    eum_certificate,
-                } => {
-                    let iccid = metadata
-                        .iccid_ef
-                        .as_deref()
-                        .and_then(|b| simlab_emulator::saip::decode_iccid_ef(b).ok());
-                    let operation = metadata.events.first().map(|e| e.name()).unwrap_or("none");
+                PendingNotification::Other(other) => {
+                    let metadata = &other.tbs.value;
+                    let iccid = metadata.iccid.map(|i| i.digits());
                     let mut record = NotificationRecord {
                         eid: None,
                         iccid: iccid.clone(),
-                        seq_number: metadata.seq_number,
-                        operation: operation.into(),
+                        seq_number: seq_number(metadata.seq_number),
+                        operation: event_name(metadata.operation).into(),
                         result: String::new(),
                     };
                     let verified = self.time(&self.timings.verify, || {
                         certs::verify_euicc_chain(
-                            euicc_certificate,
-                            eum_certificate,
+                            &other.euicc_certificate,
+                            &other.eum_certificate,
                             &self.ci,
                             SystemTime::now(),
                         )
@@ -680,7 +824,9 @@ impl Smdp {
                         }
                     };
                     record.eid = Some(euicc.eid.clone());
-                    if !self.verify(&euicc.key, tbs, signature) {
+                    // SGP.22 §5.7.10: euiccNotificationSignature covers the received
+                    // tbsOtherNotification.
+                    if !self.verify(&euicc.key, other.tbs.raw(), &other.signature) {
                         record.result = "euiccNotificationSignature invalid".into();
                         return self.with_store(|s| s.record_notification(&record));
                     }
@@ -691,17 +837,13 @@ impl Smdp {
                     };
                     if let Some(mut order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid))
                     {
-                        let next = match metadata.events.first() {
-                            Some(NotificationEvent::Enable) => Some(OrderState::Enabled),
-                            Some(NotificationEvent::Disable) => Some(OrderState::Disabled),
-                            Some(NotificationEvent::Delete) => Some(OrderState::Deleted),
-                            Some(NotificationEvent::Install) => Some(OrderState::Installed),
-                            None => None,
+                        order.state = match metadata.operation {
+                            NotificationEvent::Enable => OrderState::Enabled,
+                            NotificationEvent::Disable => OrderState::Disabled,
+                            NotificationEvent::Delete => OrderState::Deleted,
+                            NotificationEvent::Install => OrderState::Installed,
                         };
-                        if let Some(next) = next {
-                            order.state = next;
-                            self.update_order(&order)?;
-                        }
+                        self.update_order(&order)?;
                     }
                     self.with_store(|s| s.record_notification(&record))
                 }
@@ -715,41 +857,37 @@ impl Smdp {
             let tx = req.transaction_id.as_slice();
             let session = self.load_session(tx)?;
             let parsed =
-                CancelSessionResponse::parse(&req.cancel_session_response).map_err(invalid)?;
+                CancelSessionResponse::from_der(&req.cancel_session_response).map_err(invalid)?;
             let reason = match parsed {
-                CancelSessionResponse::Ok {
-                    signed,
-                    transaction_id,
-                    smdp_oid,
-                    reason,
-                    signature,
-                } => {
+                CancelSessionResponse::Ok { signed, signature } => {
                     // Before authenticateClient the SM-DP+ has no eUICC key to check with.
+                    // SGP.22 §5.7.14: the signature covers the received euiccCancelSessionSigned.
                     if session.euicc_cert.is_some() {
                         let key = self.euicc_key(&session)?;
-                        if !self.verify(&key, signed, signature) {
+                        if !self.verify(&key, signed.raw(), &signature) {
                             return Err(FunctionError::new(
                                 codes::EUICC_VERIFICATION_FAILED,
                                 "euiccCancelSessionSignature does not verify",
                             ));
                         }
                     }
+                    let signed = &signed.value;
                     if let Some(ours) = &self.smdp_oid {
-                        if smdp_oid != ours.as_slice() {
+                        if &signed.smdp_oid != ours {
                             return Err(FunctionError::new(
                                 codes::SMDP_OID_INVALID,
                                 format!(
                                     "smdpOid {} is not this SM-DP+'s {}",
-                                    hex::encode_upper(smdp_oid),
+                                    hex::encode_upper(&signed.smdp_oid),
                                     hex::encode_upper(ours)
                                 ),
                             ));
                         }
                     }
-                    if transaction_id != tx {
-                        return Err(unknown_transaction(transaction_id));
+                    if signed.transaction_id != tx {
+                        return Err(unknown_transaction(&signed.transaction_id));
                     }
-                    Some(reason)
+                    Some(signed.reason)
                 }
                 CancelSessionResponse::Error(_) => None,
             };
@@ -810,5 +948,203 @@ impl crate::es9p::Es9Plus for Smdp {
 
     fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
         Smdp::cancel_session(self, req).map_err(|e| e.into_es9p(CANCEL_SESSION))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    /// `ctxParamsForCommonAuthentication` with matchingId "AB" and deviceInfo { tac, empty
+    /// deviceCapabilities }.
+    const CTX_PARAMS1: &str = "A0 0E 8002 4142 A108 8004 35290611 A100";
+
+    /// An `euiccSigned1` whose euiccInfo2 is only svn/profileVersion/firmware (as the SM-DP+
+    /// tests' eUICC sends it), with `fields` in front of it.
+    fn euicc_signed1(fields: &str) -> Vec<u8> {
+        tlv::encode(
+            TAG_SEQUENCE,
+            &[
+                h(fields),
+                h("BF22 0D 8103 020300 8203 020500 8301 00"),
+                h(CTX_PARAMS1),
+            ]
+            .concat(),
+        )
+    }
+
+    fn authenticate_response_ok(signed1: &[u8]) -> Vec<u8> {
+        let ok = [
+            signed1.to_vec(),
+            h("5F37 02 0102"),
+            h("30 01 E1"),
+            h("30 01 E2"),
+        ]
+        .concat();
+        tlv::encode(
+            es10::TAG_AUTHENTICATE_SERVER,
+            &tlv::encode(TAG_AUTHENTICATE_RESPONSE_OK, &ok),
+        )
+    }
+
+    #[test]
+    fn reads_an_authenticate_response_whose_euicc_info2_it_does_not_decode() {
+        let signed1 = euicc_signed1("8002 A1A2 8303 613A31 8402 C1C2");
+        let der = authenticate_response_ok(&signed1);
+        assert!(
+            es10::AuthenticateServerResponse::from_der(&der).is_err(),
+            "es10 decodes euiccInfo2 in full"
+        );
+        let AuthenticateServerAnswer::Ok(ok) = AuthenticateServerAnswer::read(&der).unwrap() else {
+            panic!("not the Ok alternative");
+        };
+        assert_eq!(
+            ok.euicc_signed1,
+            signed1.as_slice(),
+            "signed bytes as received"
+        );
+        assert_eq!(ok.transaction_id, [0xA1, 0xA2]);
+        assert_eq!(ok.server_challenge, [0xC1, 0xC2]);
+        assert_eq!(ok.ctx_params1.matching_id.as_deref(), Some("AB"));
+        assert_eq!(ok.ctx_params1.device_info.tac, h("35290611"));
+        assert_eq!(ok.euicc_signature1, [1, 2]);
+        assert_eq!(ok.euicc_certificate, h("30 01 E1"));
+        assert_eq!(ok.eum_certificate, h("30 01 E2"));
+    }
+
+    #[test]
+    fn reads_an_authenticate_response_as_es10_builds_it() {
+        let info2 = es10::EuiccInfo2 {
+            profile_version: [2, 3, 0],
+            svn: [2, 5, 0],
+            firmware_version: [1, 0, 0],
+            ext_card_resource: h("8101 00"),
+            uicc_capability: h("03 0000"),
+            javacard_version: None,
+            globalplatform_version: None,
+            rsp_capability: h("02 0000"),
+            ci_pkid_verification: vec![vec![0x5C; 20]],
+            ci_pkid_signing: vec![vec![0x5C; 20]],
+            euicc_category: None,
+            forbidden_ppr: None,
+            pp_version: [0, 1, 0],
+            sas_accreditation_number: "SIMLAB".into(),
+            extra: Vec::new(),
+        };
+        let signed1 = es10::Encoded::new(es10::EuiccSigned1 {
+            transaction_id: vec![7; 16],
+            server_address: "smdp.example".into(),
+            server_challenge: [9; CHALLENGE_LEN],
+            euicc_info2: es10::Encoded::new(info2),
+            ctx_params1: es10::Encoded::from_der(&h(CTX_PARAMS1)).unwrap(),
+        });
+        let der = es10::AuthenticateServerResponse::Ok {
+            euicc_signed1: signed1.clone(),
+            euicc_signature1: vec![3; 64],
+            euicc_certificate: h("30 01 E1"),
+            eum_certificate: h("30 01 E2"),
+        }
+        .to_der();
+        let AuthenticateServerAnswer::Ok(ok) = AuthenticateServerAnswer::read(&der).unwrap() else {
+            panic!("not the Ok alternative");
+        };
+        assert_eq!(ok.euicc_signed1, signed1.raw());
+        assert_eq!(ok.transaction_id, [7; 16]);
+        assert_eq!(ok.server_challenge, [9; CHALLENGE_LEN]);
+        assert_eq!(ok.euicc_signature1, [3; 64]);
+    }
+
+    #[test]
+    fn reads_the_euiccs_refusal_with_its_error_code() {
+        let der = es10::AuthenticateServerResponse::Error {
+            transaction_id: vec![1; 16],
+            code: AuthenticateErrorCode::InvalidSignature,
+        }
+        .to_der();
+        assert!(matches!(
+            AuthenticateServerAnswer::read(&der).unwrap(),
+            AuthenticateServerAnswer::Refused(AuthenticateErrorCode::InvalidSignature)
+        ));
+    }
+
+    #[rstest]
+    #[case::empty_choice("BF38 00", Es10Error::Missing { what: "AuthenticateServerResponse", tag: 0xA1 })]
+    #[case::other_message(
+        "BF21 00",
+        Es10Error::UnexpectedTag { what: "AuthenticateServerResponse", expected: 0xBF38, found: 0xBF21 }
+    )]
+    #[case::no_certificates(
+        "BF38 0B A0 09 30 03 8001 01 5F37 01 00",
+        Es10Error::Missing { what: "AuthenticateServerResponse", tag: 0x30 }
+    )]
+    #[case::no_server_challenge(
+        "BF38 14 A0 12 30 08 8001 01 8301 61 A000 5F37 01 00 3000 3000",
+        Es10Error::Missing { what: "euiccSigned1", tag: 0x84 }
+    )]
+    #[case::no_ctx_params1(
+        "BF38 14 A0 12 30 08 8001 01 8301 61 8400 5F37 01 00 3000 3000",
+        Es10Error::Missing { what: "euiccSigned1", tag: 0xA0 }
+    )]
+    fn refuses_an_authenticate_response_without_what_it_needs(
+        #[case] der: &str,
+        #[case] expected: Es10Error,
+    ) {
+        assert_eq!(
+            AuthenticateServerAnswer::read(&h(der)).unwrap_err(),
+            expected
+        );
+    }
+
+    #[test]
+    fn store_metadata_names_the_profile_and_sends_every_notification_here() {
+        assert_eq!(
+            store_metadata("8949449999999990023", "T", "a:1").unwrap(),
+            h("BF25 24 \
+               5A0A 98944499999999 0920F3 \
+               9106 73696D6C6162 \
+               9201 54 \
+               B60B 3009 8002 04F0 8103 613A31")
+        );
+    }
+
+    #[test]
+    fn every_notification_event_is_in_notification_events_all_and_survives_der() {
+        for e in NotificationEvent::ALL {
+            assert!(NotificationEvents::ALL.contains(e), "{e:?}");
+        }
+        // ListNotificationRequest carries a bare NotificationEvents: `BF28 { 81 04F0 }`.
+        let request = es10::ListNotificationRequest {
+            operation: Some(NotificationEvents::ALL),
+        };
+        assert_eq!(request.to_der(), h("BF28 04 8102 04F0"));
+        assert_eq!(
+            es10::ListNotificationRequest::from_der(&request.to_der()).unwrap(),
+            request
+        );
+    }
+
+    #[rstest]
+    #[case::cc_not_required(false, "30 07 8002 A1A2 0101 00")]
+    #[case::cc_required(true, "30 07 8002 A1A2 0101 FF")]
+    fn smdp_signed2_always_carries_the_cc_required_flag(#[case] cc: bool, #[case] expected: &str) {
+        let signed2 = SmdpSigned2 {
+            transaction_id: vec![0xA1, 0xA2],
+            cc_required: cc,
+            bpp_euicc_otpk: None,
+        };
+        assert_eq!(signed2.to_der(), h(expected));
+    }
+
+    proptest! {
+        #[test]
+        fn the_authenticate_response_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = AuthenticateServerAnswer::read(&bytes);
+        }
     }
 }

@@ -12,7 +12,6 @@
 //!   [`simlab_emulator::saip::personalise`]. Every template is also downloadable with its file
 //!   stem as matching ID, unchanged (as other test SM-DP+s do).
 
-pub mod asn1;
 pub mod bpp;
 pub mod certs;
 pub mod es2;
@@ -29,9 +28,9 @@ pub use store::{NotificationRecord, Order, OrderState, ProgressEvent, Store};
 use crate::es9p::{codes, StatusCode};
 use crate::pki::{self, Role};
 use anyhow::Context as _;
-use certs::CiCertificate;
+use certs::TrustedCi;
 use der::Decode as _;
-use simlab_emulator::rsp::ecdsa::{SigningKey, VerifyingKey};
+use simlab_emulator::rsp::ecdsa::SigningKey;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -253,7 +252,7 @@ pub struct Smdp {
     dp_auth_cert: Vec<u8>,
     dp_pb: SigningKey,
     dp_pb_cert: Vec<u8>,
-    ci: CiCertificate,
+    ci: TrustedCi,
     smdp_oid: Option<Vec<u8>>,
     replace_session_keys: bool,
     cc_retry_limit: u32,
@@ -322,11 +321,7 @@ impl Smdp {
         let curve = opts.curve;
         let ci_der = read(&dir.join(pki::cert_path(Role::Ci, curve)))?;
         let pki = pki::Pki::load(dir, curve).with_context(|| format!("PKI {}", dir.display()))?;
-        let ci = CiCertificate {
-            ski: pki.ci_ski()?,
-            key: VerifyingKey::from_certificate_der(&ci_der).context("CI certificate key")?,
-            der: ci_der,
-        };
+        let ci = TrustedCi::from_certificate(&ci_der).context("CI certificate")?;
         let tls_cert = read(&dir.join(pki::cert_path(Role::DpTls, pki::Curve::Nist)))
             .unwrap_or_else(|_| pki.dp_tls.cert_der.clone());
         let (host, port) = split_address(address);
@@ -346,7 +341,10 @@ impl Smdp {
             dp_auth_cert: pki.dp_auth.cert_der.clone(),
             dp_pb: signing_key(dir, Role::DpPb, curve)?,
             dp_pb_cert: pki.dp_pb.cert_der.clone(),
-            smdp_oid: certs::san_registered_id(&pki.dp_auth.cert_der),
+            // SGP.22 §4.5.2.1.0.3: the SM-DP+ OID is the registeredID of CERT.DPauth.
+            smdp_oid: simlab_emulator::euicc::cert::registered_id(&pki.dp_auth.cert_der)
+                .ok()
+                .flatten(),
             ci,
             replace_session_keys: opts.replace_session_keys,
             cc_retry_limit: opts.cc_retry_limit,
