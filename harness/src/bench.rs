@@ -71,6 +71,13 @@ pub struct BenchArgs {
     /// `simlab network serve` does without --db).
     #[arg(long)]
     pub db_file: bool,
+    /// Use this running SM-DP+ (`host:port`, e.g. from `simlab network serve`) instead of
+    /// starting one; its TLS root must be the CI of --pki.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Process id of --server, to count its CPU time (from /proc/PID/stat).
+    #[arg(long, requires = "server")]
+    pub server_pid: Option<u32>,
     /// Internal: serve the SM-DP+ for the HTTPS download measurement and answer `reset` /
     /// `stats` on stdin.
     #[arg(long, hide = true)]
@@ -254,6 +261,7 @@ fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
         count: a.download_count.max(1),
         server_program: None,
         db_file: a.db_file,
+        external: a.server.clone().map(|s| (s, a.server_pid)),
     };
     let mut local = vec![downloads::in_process(&opts, 1)?];
     if a.threads > 1 {
@@ -266,7 +274,8 @@ fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
             https.push(downloads::over_https(&opts, 1)?);
         }
         https.push(downloads::over_https(&opts, a.lpas)?);
-        downloads::print_https(&https);
+        let tls = downloads::tls_handshakes(&a.pki, "127.0.0.1", opts.count)?;
+        downloads::print_https(&https, local.first(), Some(&tls));
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use crate::es9p::{
     HandleNotificationRequest, HeaderOnly, InitiateAuthenticationRequest,
     InitiateAuthenticationResponse,
 };
+use crate::es9p::Es9pClient;
 use crate::lpa::{self, ActivationCode, DeviceInfo, Es10Client};
 use crate::smdp::{self, Smdp, SmdpOptions, TimingsSnapshot};
 use crate::transport::{InProcess, Transport, TransportError};
@@ -36,7 +37,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Address the in-process SM-DP+ advertises (never listened on: no network in-process).
@@ -63,6 +64,9 @@ pub struct DownloadBenchOptions {
     pub server_program: Option<PathBuf>,
     /// The HTTPS server keeps its SQLite database in a file instead of in memory.
     pub db_file: bool,
+    /// Use this already running SM-DP+ (e.g. `simlab network serve`) instead of starting one:
+    /// its address, and its process id to read its CPU time from `/proc` (no Timings then).
+    pub external: Option<(String, Option<u32>)>,
 }
 
 /// This thread's CPU time.
@@ -143,51 +147,70 @@ impl Transport for MeteredCard {
     }
 }
 
-/// The SM-DP+ in process, counting the CPU time of its ES9+ calls on this thread.
-#[derive(Debug)]
-struct MeteredSmdp<'a> {
-    inner: &'a Smdp,
+/// An ES9+ implementation (the SM-DP+ in process, or the HTTPS client), counting this
+/// thread's CPU time and the wall time of its calls.
+struct Metered<'a> {
+    inner: &'a dyn Es9Plus,
     cpu: Cell<Duration>,
+    wall: Cell<Duration>,
 }
 
-impl MeteredSmdp<'_> {
-    fn metered<T>(&self, f: impl FnOnce(&Smdp) -> T) -> T {
-        let started = thread_cpu();
+impl std::fmt::Debug for Metered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered")
+            .field("cpu", &self.cpu)
+            .field("wall", &self.wall)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Metered<'a> {
+    fn new(inner: &'a dyn Es9Plus) -> Self {
+        Self {
+            inner,
+            cpu: Cell::new(Duration::ZERO),
+            wall: Cell::new(Duration::ZERO),
+        }
+    }
+
+    fn metered<T>(&self, f: impl FnOnce(&dyn Es9Plus) -> T) -> T {
+        let (cpu, wall) = (thread_cpu(), Instant::now());
         let out = f(self.inner);
         self.cpu
-            .set(self.cpu.get() + thread_cpu().saturating_sub(started));
+            .set(self.cpu.get() + thread_cpu().saturating_sub(cpu));
+        self.wall.set(self.wall.get() + wall.elapsed());
         out
     }
 }
 
-impl Es9Plus for MeteredSmdp<'_> {
+impl Es9Plus for Metered<'_> {
     fn initiate_authentication(
         &self,
         req: &InitiateAuthenticationRequest,
     ) -> Result<InitiateAuthenticationResponse, Es9pError> {
-        self.metered(|s| Es9Plus::initiate_authentication(s, req))
+        self.metered(|s| s.initiate_authentication(req))
     }
 
     fn authenticate_client(
         &self,
         req: &AuthenticateClientRequest,
     ) -> Result<AuthenticateClientResponse, Es9pError> {
-        self.metered(|s| Es9Plus::authenticate_client(s, req))
+        self.metered(|s| s.authenticate_client(req))
     }
 
     fn get_bound_profile_package(
         &self,
         req: &GetBoundProfilePackageRequest,
     ) -> Result<GetBoundProfilePackageResponse, Es9pError> {
-        self.metered(|s| Es9Plus::get_bound_profile_package(s, req))
+        self.metered(|s| s.get_bound_profile_package(req))
     }
 
     fn handle_notification(&self, req: &HandleNotificationRequest) -> Result<(), Es9pError> {
-        self.metered(|s| Es9Plus::handle_notification(s, req))
+        self.metered(|s| s.handle_notification(req))
     }
 
     fn cancel_session(&self, req: &CancelSessionRequest) -> Result<HeaderOnly, Es9pError> {
-        self.metered(|s| Es9Plus::cancel_session(s, req))
+        self.metered(|s| s.cancel_session(req))
     }
 }
 
@@ -200,8 +223,13 @@ pub struct CpuSplit {
     pub card_build: Duration,
     /// Inside the card's `transmit` (the eUICC's ES10 work).
     pub card: Duration,
-    /// Inside the in-process SM-DP+'s ES9+ calls (zero over HTTPS: the server is elsewhere).
+    /// Inside the ES9+ calls: the SM-DP+ itself in process; over HTTPS the client's TLS,
+    /// HTTP and JSON (the server's CPU is elsewhere).
     pub smdp: Duration,
+    /// Wall time inside the ES9+ calls (over HTTPS: waiting for the server included).
+    pub es9_wall: Duration,
+    /// Wall time of the downloads.
+    pub wall: Duration,
     pub apdus: u64,
 }
 
@@ -217,29 +245,25 @@ impl CpuSplit {
         self.card_build += o.card_build;
         self.card += o.card;
         self.smdp += o.smdp;
+        self.es9_wall += o.es9_wall;
+        self.wall += o.wall;
         self.apdus += o.apdus;
     }
 }
 
-/// One download on this thread, through `es9`; returns its CPU split (SM-DP+ time is
-/// counted by the caller when `es9` is metered).
+/// One download on this thread, through `es9`; returns its CPU split.
 fn one_download(
     factory: &CardFactory,
-    es9: Es9Target<'_>,
+    es9: &dyn Es9Plus,
     ac: &ActivationCode,
 ) -> anyhow::Result<CpuSplit> {
-    let started = thread_cpu();
+    let (started, wall) = (thread_cpu(), Instant::now());
     let card = factory.card();
     let card_build = thread_cpu().saturating_sub(started);
+    let es9 = Metered::new(es9);
     let mut es10 = Es10Client::open(card).context("opening the ISD-R")?;
-    let device = DeviceInfo::default();
-    let done = match es9 {
-        Es9Target::InProcess(smdp) => {
-            lpa::download_via(&mut es10, smdp, ac, None, &device, &mut |_| {})
-        }
-        Es9Target::Https(roots) => lpa::download(&mut es10, ac, None, roots, &device, &mut |_| {}),
-    }
-    .context("download")?;
+    let done = lpa::download_via(&mut es10, &es9, ac, None, &DeviceInfo::default(), &mut |_| {})
+        .context("download")?;
     ensure!(
         done.iccid.is_some(),
         "the installation result names no ICCID"
@@ -249,15 +273,11 @@ fn one_download(
         total: thread_cpu().saturating_sub(started),
         card_build,
         card: card.cpu,
-        smdp: Duration::ZERO,
+        smdp: es9.cpu.get(),
+        es9_wall: es9.wall.get(),
+        wall: wall.elapsed(),
         apdus: card.apdus,
     })
-}
-
-#[derive(Clone, Copy)]
-enum Es9Target<'a> {
-    InProcess(&'a MeteredSmdp<'a>),
-    Https(&'a [Vec<u8>]),
 }
 
 /// Runs `count` downloads on `threads` threads, each taking the next download until all are
@@ -349,15 +369,7 @@ pub fn in_process(opts: &DownloadBenchOptions, threads: usize) -> anyhow::Result
         .map(|m| m.len() as usize)
         .unwrap_or(0);
     let ac = activation_code(smdp.address(), &opts.template)?;
-    let run = || -> anyhow::Result<CpuSplit> {
-        let metered = MeteredSmdp {
-            inner: &smdp,
-            cpu: Cell::new(Duration::ZERO),
-        };
-        let mut split = one_download(&factory, Es9Target::InProcess(&metered), &ac)?;
-        split.smdp = metered.cpu.get();
-        Ok(split)
-    };
+    let run = || one_download(&factory, &smdp, &ac);
     for _ in 0..WARM_UP {
         run()?;
     }
@@ -381,10 +393,16 @@ pub struct HttpsReport {
     pub wall: Duration,
     /// CPU time of the SM-DP+ process during the run.
     pub server_cpu: Duration,
-    /// The server's split (wall time inside its ES9+ steps, summed over its threads).
-    pub server: TimingsSnapshot,
+    /// The server's split (wall time inside its ES9+ steps, summed over its threads); only
+    /// for a server this benchmark started.
+    pub server: Option<TimingsSnapshot>,
+    /// Of `server_cpu`, the kernel's part (TCP on loopback, scheduling, futexes), from
+    /// `/proc/<pid>/stat`; `None` when the process id is unknown.
+    pub server_system: Option<Duration>,
     /// CPU time of this process (the load generator: cards, LPAs, TLS clients) during the run.
     pub client_cpu: Duration,
+    /// Of `client_cpu`, the kernel's part.
+    pub client_system: Option<Duration>,
     /// The load generator's download threads, by part.
     pub client: CpuSplit,
     pub db_file: bool,
@@ -587,27 +605,50 @@ fn db_dir() -> anyhow::Result<PathBuf> {
 /// `opts.count` downloads from a separate SM-DP+ process over loopback HTTPS, `lpas` at once.
 pub fn over_https(opts: &DownloadBenchOptions, lpas: usize) -> anyhow::Result<HttpsReport> {
     let factory = CardFactory::load(&opts.card)?;
-    let program = match &opts.server_program {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().context("locating the simlab binary")?,
+    let mut server = match &opts.external {
+        Some((address, pid)) => Server::External {
+            address: address.clone(),
+            pid: *pid,
+        },
+        None => {
+            let program = match &opts.server_program {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().context("locating the simlab binary")?,
+            };
+            Server::Own(ServerProcess::start(&program, opts)?)
+        }
     };
-    let mut server = ServerProcess::start(&program, opts)?;
     let root_path = opts.pki.join(crate::pki::cert_path(
         crate::pki::Role::Ci,
         crate::pki::Curve::Nist,
     ));
     let roots = vec![std::fs::read(&root_path)
         .with_context(|| format!("TLS root {}", root_path.display()))?];
-    let ac = activation_code(&server.address, &opts.template)?;
-    let run = || one_download(&factory, Es9Target::Https(&roots), &ac);
+    let ac = activation_code(server.address(), &opts.template)?;
+    // As `lpa::download` does: a new client (new TLS connection) for each download.
+    let run = || {
+        let client = Es9pClient::new(&ac.smdp_address, &roots)?;
+        one_download(&factory, &client, &ac)
+    };
     for _ in 0..WARM_UP {
         run()?;
     }
     let server_before = server.reset()?;
+    let server_sys_before = server.system_time();
     let client_before = process_cpu();
+    let client_sys_before = proc_times(std::process::id()).ok().map(|t| t.1);
     let (client, wall) = run_threads(opts.count, lpas, &run)?;
     let client_cpu = process_cpu().saturating_sub(client_before);
+    let client_system = proc_times(std::process::id())
+        .ok()
+        .zip(client_sys_before)
+        .map(|((_, after), before)| after.saturating_sub(before));
     let (server_after, timings) = server.stats()?;
+    let server_system = server
+        .system_time()
+        .zip(server_sys_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let db_file = matches!(server, Server::Own(_)) && opts.db_file;
     drop(server);
     Ok(HttpsReport {
         lpas: lpas.max(1),
@@ -615,10 +656,196 @@ pub fn over_https(opts: &DownloadBenchOptions, lpas: usize) -> anyhow::Result<Ht
         wall,
         server_cpu: server_after.saturating_sub(server_before),
         server: timings,
+        server_system,
         client_cpu,
+        client_system,
         client,
-        db_file: opts.db_file,
+        db_file,
     })
+}
+
+/// The SM-DP+ the HTTPS measurement talks to.
+#[derive(Debug)]
+enum Server {
+    Own(ServerProcess),
+    External { address: String, pid: Option<u32> },
+}
+
+impl Server {
+    fn address(&self) -> &str {
+        match self {
+            Server::Own(p) => &p.address,
+            Server::External { address, .. } => address,
+        }
+    }
+
+    /// The server's kernel CPU time so far, when its process id is known.
+    fn system_time(&self) -> Option<Duration> {
+        let pid = match self {
+            Server::Own(p) => Some(p.child.id()),
+            Server::External { pid, .. } => *pid,
+        }?;
+        proc_times(pid).ok().map(|t| t.1)
+    }
+
+    /// Resets the timings (own server); returns the server's CPU time so far.
+    fn reset(&mut self) -> anyhow::Result<Duration> {
+        match self {
+            Server::Own(p) => p.reset(),
+            Server::External { pid, .. } => pid.map_or(Ok(Duration::ZERO), proc_cpu),
+        }
+    }
+
+    fn stats(&mut self) -> anyhow::Result<(Duration, Option<TimingsSnapshot>)> {
+        match self {
+            Server::Own(p) => p.stats().map(|(cpu, t)| (cpu, Some(t))),
+            Server::External { pid, .. } => {
+                Ok((pid.map_or(Ok(Duration::ZERO), proc_cpu)?, None))
+            }
+        }
+    }
+}
+
+/// Linux USER_HZ: `/proc/<pid>/stat` counts CPU time in 1/100 s on every architecture
+/// simlab runs on (proc(5)).
+const USER_HZ: u64 = 100;
+
+/// User and system CPU time of process `pid` (all its threads, finished ones included), from
+/// `/proc/<pid>/stat` fields 14 (utime) and 15 (stime), proc(5). Resolution 10 ms.
+fn proc_times(pid: u32) -> anyhow::Result<(Duration, Duration)> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Field 2 (comm) is in parentheses and may hold spaces; count fields after its ')'.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .with_context(|| format!("{path} has no ')'"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')' the first field is field 3 (state).
+    let ticks = |i: usize| -> anyhow::Result<Duration> {
+        let n: u64 = fields
+            .get(i - 3)
+            .with_context(|| format!("{path} has no field {i}"))?
+            .parse()
+            .with_context(|| format!("field {i} of {path}"))?;
+        Ok(Duration::from_millis(n * 1000 / USER_HZ))
+    };
+    Ok((ticks(14)?, ticks(15)?))
+}
+
+fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let (user, system) = proc_times(pid)?;
+    Ok(user + system)
+}
+
+/// CPU time of full TLS handshakes (the server's and the client's side), run in memory with
+/// the SM-DP+'s TLS configuration: CERT.DP.TLS (NIST) and its key, rustls with the ring
+/// provider, the LPA's client configuration (the CI as only root). Over HTTPS every download
+/// makes one: the LPA builds a new client, so there is no session resumption.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsHandshakeCpu {
+    pub handshakes: usize,
+    pub server: Duration,
+    pub client: Duration,
+}
+
+/// The SM-DP+'s rustls server configuration, built as `smdp::start` builds it.
+fn tls_server_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let loaded = crate::pki::Pki::load(pki_dir, crate::pki::Curve::Nist)
+        .with_context(|| format!("PKI {}", pki_dir.display()))?;
+    let key = loaded
+        .dp_tls
+        .key
+        .as_ref()
+        .context("the PKI has no DPtls key")?;
+    let secret = p256::SecretKey::from_slice(&key.scalar()).context("DPtls key")?;
+    let pkcs8 = secret.to_pkcs8_der().context("DPtls key as PKCS#8")?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
+    let chain = vec![CertificateDer::from(loaded.dp_tls.cert_der.clone())];
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .context("TLS certificate and key")?;
+    Ok(Arc::new(config))
+}
+
+/// The LPA's rustls client configuration, built as `Es9pClient::new` builds it.
+fn tls_client_config(root: &[u8]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut store = rustls::RootCertStore::empty();
+    store.add(rustls::pki_types::CertificateDer::from(root.to_vec()))?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Feeds every TLS record `bytes` holds into `conn`.
+fn deliver<D>(conn: &mut rustls::ConnectionCommon<D>, mut bytes: &[u8]) -> anyhow::Result<()> {
+    while !bytes.is_empty() {
+        conn.read_tls(&mut bytes)?;
+        conn.process_new_packets()?;
+    }
+    Ok(())
+}
+
+/// Everything `conn` wants to send.
+fn pending<D>(conn: &mut rustls::ConnectionCommon<D>) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out)?;
+    }
+    Ok(out)
+}
+
+/// `n` full handshakes in memory, each side's CPU time counted separately.
+pub fn tls_handshakes(pki_dir: &Path, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
+    let server_config = tls_server_config(pki_dir)?;
+    let root_path = pki_dir.join(crate::pki::cert_path(
+        crate::pki::Role::Ci,
+        crate::pki::Curve::Nist,
+    ));
+    let root = std::fs::read(&root_path)
+        .with_context(|| format!("TLS root {}", root_path.display()))?;
+    let client_config = tls_client_config(&root)?;
+    let (host, _) = smdp::split_address(address);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .with_context(|| format!("{host} as a TLS server name"))?;
+    let mut out = TlsHandshakeCpu {
+        handshakes: n,
+        ..Default::default()
+    };
+    for _ in 0..n {
+        let started = thread_cpu();
+        let mut client = rustls::ClientConnection::new(Arc::clone(&client_config), name.clone())?;
+        let mut to_server = pending(&mut client)?;
+        out.client += thread_cpu().saturating_sub(started);
+        let started = thread_cpu();
+        let mut server = rustls::ServerConnection::new(Arc::clone(&server_config))?;
+        out.server += thread_cpu().saturating_sub(started);
+        while !to_server.is_empty() {
+            let started = thread_cpu();
+            deliver(&mut server, &to_server)?;
+            let to_client = pending(&mut server)?;
+            out.server += thread_cpu().saturating_sub(started);
+            let started = thread_cpu();
+            deliver(&mut client, &to_client)?;
+            to_server = pending(&mut client)?;
+            out.client += thread_cpu().saturating_sub(started);
+        }
+        ensure!(
+            !client.is_handshaking() && !server.is_handshaking(),
+            "the in-memory TLS handshake did not complete"
+        );
+    }
+    Ok(out)
 }
 
 fn timings_line(t: &TimingsSnapshot, n: usize) -> String {
@@ -671,8 +898,14 @@ pub fn print_in_process(template: &str, reports: &[InProcessReport]) {
     );
 }
 
-/// Prints the HTTPS table (one row per report) and the server split.
-pub fn print_https(https: &[HttpsReport]) {
+/// Prints the HTTPS table (one row per report), then where the server's CPU time goes:
+/// its ES9+ functions (the in-process SM-DP+'s CPU time, `reference`), TLS handshakes
+/// (`tls`, measured in memory), and the rest (HTTP, JSON, runtime), by difference.
+pub fn print_https(
+    https: &[HttpsReport],
+    reference: Option<&InProcessReport>,
+    tls: Option<&TlsHandshakeCpu>,
+) {
     let Some(first) = https.first() else {
         return;
     };
@@ -684,21 +917,34 @@ pub fn print_https(https: &[HttpsReport]) {
         if first.db_file { "SQLite file" } else { "in-memory SQLite" }
     );
     println!(
-        "{:>4} {:>9} {:>11} {:>10} {:>10} {:>8} {:>9} {:>16}",
-        "LPAs", "downloads", "downloads/s", "server CPU", "client CPU", "card", "LPA+TLS", "server-bound/s"
+        "{:>4} {:>9} {:>11} {:>10} {:>10} {:>7} {:>11} {:>7} {:>10} {:>10} {:>14}",
+        "LPAs",
+        "downloads",
+        "downloads/s",
+        "server CPU",
+        "client CPU",
+        "card",
+        "ES9+ client",
+        "LPA",
+        "latency ms",
+        "ES9+ wait",
+        "server-bound/s"
     );
     for r in https {
         let n = r.downloads;
         let server_ms = per(r.server_cpu, n);
         println!(
-            "{:>4} {:>9} {:>11.1} {:>10.3} {:>10.3} {:>8.3} {:>9.3} {:>16.0}",
+            "{:>4} {:>9} {:>11.1} {:>10.3} {:>10.3} {:>7.3} {:>11.3} {:>7.3} {:>10.3} {:>10.3} {:>14.0}",
             r.lpas,
             n,
             r.per_second(),
             server_ms,
             per(r.client_cpu, n),
             per(r.client.card + r.client.card_build, n),
+            per(r.client.smdp, n),
             per(r.client.lpa(), n),
+            per(r.client.wall, n),
+            per(r.client.es9_wall.saturating_sub(r.client.smdp), n),
             if server_ms > 0.0 {
                 cores as f64 * 1e3 / server_ms
             } else {
@@ -706,18 +952,49 @@ pub fn print_https(https: &[HttpsReport]) {
             }
         );
     }
-    for r in https {
-        let n = r.downloads;
-        println!(
-            "server split, ms per download ({} LPAs): {}; outside them (TLS, HTTP, JSON, runtime) {:.3} CPU",
-            r.lpas,
-            timings_line(&r.server, n),
-            per(r.server_cpu.saturating_sub(r.server.total), n)
-        );
-    }
+    println!(
+        "client columns: card = eUICC, ES9+ client = TLS + HTTP + JSON in the LPA's ES9+ calls, \
+         LPA = the rest; latency = wall per download per LPA; ES9+ wait = wall in ES9+ calls not on the client's CPU"
+    );
     println!(
         "server-bound/s = {cores} cores / server CPU per download: the rate if the SM-DP+ had the machine to itself"
     );
+    for r in https {
+        if let (Some(server), Some(client)) = (r.server_system, r.client_system) {
+            println!(
+                "kernel (system) CPU, ms per download ({} LPAs): server {:.3}, client {:.3}",
+                r.lpas,
+                per(server, r.downloads),
+                per(client, r.downloads)
+            );
+        }
+    }
+    for r in https {
+        if let Some(t) = &r.server {
+            println!(
+                "server's own split (wall ms inside its steps, inflated when threads wait for a core), {} LPAs: {}",
+                r.lpas,
+                timings_line(t, r.downloads)
+            );
+        }
+    }
+    if let (Some(reference), Some(tls)) = (reference, tls) {
+        let functions = per(reference.cpu.smdp, reference.downloads);
+        let handshake_server = per(tls.server, tls.handshakes);
+        let handshake_client = per(tls.client, tls.handshakes);
+        for r in https {
+            let server = per(r.server_cpu, r.downloads);
+            println!(
+                "server CPU, ms per download ({} LPAs): {server:.3} = ES9+ functions {functions:.3} (in-process CPU) \
+                 + TLS handshake {handshake_server:.3} + HTTP/JSON/runtime {:.3}",
+                r.lpas,
+                server - functions - handshake_server
+            );
+        }
+        println!(
+            "client CPU: TLS handshake {handshake_client:.3} ms of the ES9+ client column (ring, TLS 1.3, full handshake)"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -737,6 +1014,7 @@ mod tests {
             count,
             server_program: None,
             db_file: false,
+            external: None,
         }
     }
 
@@ -764,6 +1042,18 @@ mod tests {
         o.template = "NO-SUCH-TEMPLATE".into();
         let e = in_process(&o, 1).unwrap_err().to_string();
         assert!(e.contains("no template NO-SUCH-TEMPLATE"), "{e}");
+    }
+
+    #[test]
+    fn reads_this_process_cpu_time_from_proc() {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(started.elapsed());
+        }
+        let cpu = proc_cpu(std::process::id()).unwrap();
+        // Ticks are 10 ms; at least the busy loop above must show, and no more than all time.
+        assert!(cpu >= Duration::from_millis(30), "{cpu:?}");
+        assert!(cpu <= process_cpu() + Duration::from_millis(10), "{cpu:?}");
     }
 
     #[test]
