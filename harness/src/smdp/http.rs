@@ -77,7 +77,13 @@ pub(super) fn spawn(
         .spawn(move || {
             runtime.block_on(async move {
                 let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-                let result = axum_server::from_tcp_rustls(listener, config)
+                // TCP_NODELAY: without it Nagle holds the first response behind the unacked
+                // NewSessionTicket records until the client's delayed ACK (up to 40 ms on
+                // Linux), on every new connection, i.e. on every download's first call.
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                let result = axum_server::from_tcp(listener)
+                    .acceptor(acceptor)
                     .handle(handle)
                     .serve(app.into_make_service())
                     .await;
