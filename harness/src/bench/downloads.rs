@@ -18,13 +18,13 @@
 //! parsed and built once, then cloned): the card holds at most `max_profiles` profiles and a
 //! template's ICCID installs only once per card. Nothing is deleted afterwards.
 
+use crate::es9p::Es9pClient;
 use crate::es9p::{
     AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest, Es9Plus,
     Es9pError, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
     HandleNotificationRequest, HeaderOnly, InitiateAuthenticationRequest,
     InitiateAuthenticationResponse,
 };
-use crate::es9p::Es9pClient;
 use crate::lpa::{self, ActivationCode, DeviceInfo, Es10Client};
 use crate::smdp::{self, Smdp, SmdpOptions, TimingsSnapshot};
 use crate::transport::{InProcess, Transport, TransportError};
@@ -262,8 +262,15 @@ fn one_download(
     let card_build = thread_cpu().saturating_sub(started);
     let es9 = Metered::new(es9);
     let mut es10 = Es10Client::open(card).context("opening the ISD-R")?;
-    let done = lpa::download_via(&mut es10, &es9, ac, None, &DeviceInfo::default(), &mut |_| {})
-        .context("download")?;
+    let done = lpa::download_via(
+        &mut es10,
+        &es9,
+        ac,
+        None,
+        &DeviceInfo::default(),
+        &mut |_| {},
+    )
+    .context("download")?;
     ensure!(
         done.iccid.is_some(),
         "the installation result names no ICCID"
@@ -534,8 +541,7 @@ fn parse_stats(line: &str) -> anyhow::Result<(Duration, TimingsSnapshot)> {
         .map(str::parse::<u64>)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("numbers in {line:?}"))?;
-    let [cpu, sign, verify, key_agreement, protection, personalise, db, total, calls] =
-        fields[..]
+    let [cpu, sign, verify, key_agreement, protection, personalise, db, total, calls] = fields[..]
     else {
         bail!("{line:?} has {} numbers, expected 9", fields.len());
     };
@@ -622,8 +628,9 @@ pub fn over_https(opts: &DownloadBenchOptions, lpas: usize) -> anyhow::Result<Ht
         crate::pki::Role::Ci,
         crate::pki::Curve::Nist,
     ));
-    let roots = vec![std::fs::read(&root_path)
-        .with_context(|| format!("TLS root {}", root_path.display()))?];
+    let roots =
+        vec![std::fs::read(&root_path)
+            .with_context(|| format!("TLS root {}", root_path.display()))?];
     let ac = activation_code(server.address(), &opts.template)?;
     // As `lpa::download` does: a new client (new TLS connection) for each download.
     let run = || {
@@ -699,9 +706,7 @@ impl Server {
     fn stats(&mut self) -> anyhow::Result<(Duration, Option<TimingsSnapshot>)> {
         match self {
             Server::Own(p) => p.stats().map(|(cpu, t)| (cpu, Some(t))),
-            Server::External { pid, .. } => {
-                Ok((pid.map_or(Ok(Duration::ZERO), proc_cpu)?, None))
-            }
+            Server::External { pid, .. } => Ok((pid.map_or(Ok(Duration::ZERO), proc_cpu)?, None)),
         }
     }
 }
@@ -812,8 +817,8 @@ pub fn tls_handshakes(pki_dir: &Path, address: &str, n: usize) -> anyhow::Result
         crate::pki::Role::Ci,
         crate::pki::Curve::Nist,
     ));
-    let root = std::fs::read(&root_path)
-        .with_context(|| format!("TLS root {}", root_path.display()))?;
+    let root =
+        std::fs::read(&root_path).with_context(|| format!("TLS root {}", root_path.display()))?;
     let client_config = tls_client_config(&root)?;
     let (host, _) = smdp::split_address(address);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
@@ -875,7 +880,15 @@ pub fn print_in_process(template: &str, reports: &[InProcessReport]) {
     println!("in-process (card + SM-DP+ + LPA, no TLS/HTTP/JSON); CPU ms per download:");
     println!(
         "{:>7} {:>9} {:>11} {:>9} {:>8} {:>8} {:>8} {:>10} {:>7}",
-        "threads", "downloads", "downloads/s", "CPU ms", "card", "SM-DP+", "LPA", "card build", "APDUs"
+        "threads",
+        "downloads",
+        "downloads/s",
+        "CPU ms",
+        "card",
+        "SM-DP+",
+        "LPA",
+        "card build",
+        "APDUs"
     );
     for r in reports {
         let n = r.downloads;
