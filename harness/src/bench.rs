@@ -6,6 +6,10 @@
 //! 3. through pcscd and vpcd ("Virtual PCD 00 00"), with `--pcscd`.
 //!
 //! The workload is the commonest read: SELECT EF.ICCID by FID, then READ BINARY.
+//!
+//! `simlab bench --downloads` measures complete profile downloads instead ([`downloads`]).
+
+pub mod downloads;
 
 use crate::adapter::VpcdCard;
 use crate::selftest;
@@ -14,6 +18,7 @@ use anyhow::{ensure, Context as _};
 use clap::Args;
 use simlab_vpcd::reader::ReaderListener;
 use simlab_vpcd::{NullCard, VirtualCard};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug, Clone)]
@@ -33,6 +38,50 @@ pub struct BenchArgs {
     /// Repetitions of each measurement; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+
+    /// Measure complete profile downloads (SGP.22) instead of APDUs: in-process, then over
+    /// loopback HTTPS against a separate SM-DP+ process.
+    #[arg(long)]
+    pub downloads: bool,
+    /// Downloads per measurement.
+    #[arg(long, default_value_t = 200)]
+    pub download_count: usize,
+    /// Concurrent LPAs (each with its own eUICC) against the HTTPS SM-DP+.
+    #[arg(long, default_value_t = 4)]
+    pub lpas: usize,
+    /// Threads of the in-process measurement (one row for 1 thread, one for this many).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Template downloaded (file stem in --templates, used as matching ID).
+    #[arg(long, default_value = "TS48V1-A-UNIQUE")]
+    pub template: String,
+    /// eUICC definition.
+    #[arg(long, default_value = "vectors/cards/euicc.toml")]
+    pub card: PathBuf,
+    /// SM-DP+ PKI directory (SGP.26 layout).
+    #[arg(long, default_value = "vectors/pki")]
+    pub pki: PathBuf,
+    /// SM-DP+ template directory.
+    #[arg(long, default_value = "vectors/profiles")]
+    pub templates: PathBuf,
+    /// Only the in-process download measurement.
+    #[arg(long)]
+    pub no_https: bool,
+    /// The HTTPS SM-DP+ keeps its SQLite database in a file (default: in memory, as
+    /// `simlab network serve` does without --db).
+    #[arg(long)]
+    pub db_file: bool,
+    /// Use this running SM-DP+ (`host:port`, e.g. from `simlab network serve`) instead of
+    /// starting one; its TLS root must be the CI of --pki.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Process id of --server, to count its CPU time (from /proc/PID/stat).
+    #[arg(long, requires = "server")]
+    pub server_pid: Option<u32>,
+    /// Internal: serve the SM-DP+ for the HTTPS download measurement and answer `reset` /
+    /// `stats` on stdin.
+    #[arg(long, hide = true)]
+    pub serve_smdp: bool,
 }
 
 const SELECT_ICCID: [u8; 7] = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x2F, 0xE2];
@@ -202,8 +251,43 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// `simlab bench --downloads`: in-process rows, then HTTPS rows.
+fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
+    let opts = downloads::DownloadBenchOptions {
+        card: a.card.clone(),
+        pki: a.pki.clone(),
+        templates: a.templates.clone(),
+        template: a.template.clone(),
+        count: a.download_count.max(1),
+        server_program: None,
+        db_file: a.db_file,
+        external: a.server.clone().map(|s| (s, a.server_pid)),
+    };
+    let mut local = vec![downloads::in_process(&opts, 1)?];
+    if a.threads > 1 {
+        local.push(downloads::in_process(&opts, a.threads)?);
+    }
+    downloads::print_in_process(&a.template, &local);
+    if !a.no_https {
+        let mut https = Vec::new();
+        if a.lpas > 1 {
+            https.push(downloads::over_https(&opts, 1)?);
+        }
+        https.push(downloads::over_https(&opts, a.lpas)?);
+        let tls = downloads::tls_handshakes(&a.pki, "127.0.0.1", opts.count)?;
+        downloads::print_https(&https, local.first(), Some(&tls));
+    }
+    Ok(())
+}
+
 /// `simlab bench`: measures and prints the table.
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if a.serve_smdp {
+        return downloads::serve_smdp(&a.pki, &a.templates, a.db_file);
+    }
+    if a.downloads {
+        return run_downloads(a);
+    }
     let rows = measure(a)?;
     println!(
         "workload: SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A), median of {}",
