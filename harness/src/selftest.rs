@@ -165,16 +165,6 @@ pub fn session(t: &mut dyn Transport, e: &Expected, out: &mut String) -> anyhow:
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_builtin_card_passes_its_selftest() {
-        let report = super::run(None).unwrap();
-        assert!(report.ends_with("selftest: PASS\n"), "{report}");
-        assert!(report.contains("== over the vpcd wire protocol"));
-    }
-}
-
 /// Where the repository's vectors are when the binary was built from a checkout.
 pub const BUILD_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
@@ -296,4 +286,14 @@ pub fn run_euicc(vectors: &Path) -> anyhow::Result<String> {
     result?;
     writeln!(out, "selftest (eUICC): PASS")?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_builtin_card_passes_its_selftest() {
+        let report = super::run(None).unwrap();
+        assert!(report.ends_with("selftest: PASS\n"), "{report}");
+        assert!(report.contains("== over the vpcd wire protocol"));
+    }
 }
