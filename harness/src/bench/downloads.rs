@@ -754,44 +754,6 @@ pub struct TlsHandshakeCpu {
     pub client: Duration,
 }
 
-/// The SM-DP+'s rustls server configuration, built as `smdp::start` builds it.
-fn tls_server_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    use p256::pkcs8::EncodePrivateKey as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let loaded = crate::pki::Pki::load(pki_dir, crate::pki::Curve::Nist)
-        .with_context(|| format!("PKI {}", pki_dir.display()))?;
-    let key = loaded
-        .dp_tls
-        .key
-        .as_ref()
-        .context("the PKI has no DPtls key")?;
-    let secret = p256::SecretKey::from_slice(&key.scalar()).context("DPtls key")?;
-    let pkcs8 = secret.to_pkcs8_der().context("DPtls key as PKCS#8")?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
-    let chain = vec![CertificateDer::from(loaded.dp_tls.cert_der.clone())];
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .context("TLS certificate and key")?;
-    Ok(Arc::new(config))
-}
-
-/// The LPA's rustls client configuration, built as `Es9pClient::new` builds it.
-fn tls_client_config(root: &[u8]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let mut store = rustls::RootCertStore::empty();
-    store.add(rustls::pki_types::CertificateDer::from(root.to_vec()))?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 /// Feeds every TLS record `bytes` holds into `conn`.
 fn deliver<D>(conn: &mut rustls::ConnectionCommon<D>, mut bytes: &[u8]) -> anyhow::Result<()> {
     while !bytes.is_empty() {
@@ -812,14 +774,14 @@ fn pending<D>(conn: &mut rustls::ConnectionCommon<D>) -> anyhow::Result<Vec<u8>>
 
 /// `n` full handshakes in memory, each side's CPU time counted separately.
 pub fn tls_handshakes(pki_dir: &Path, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
-    let server_config = tls_server_config(pki_dir)?;
+    let server_config = crate::smdp::tls_config(pki_dir)?;
     let root_path = pki_dir.join(crate::pki::cert_path(
         crate::pki::Role::Ci,
         crate::pki::Curve::Nist,
     ));
     let root =
         std::fs::read(&root_path).with_context(|| format!("TLS root {}", root_path.display()))?;
-    let client_config = tls_client_config(&root)?;
+    let client_config = crate::es9p::client::tls_client_config(&[&root])?;
     let (host, _) = smdp::split_address(address);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .with_context(|| format!("{host} as a TLS server name"))?;

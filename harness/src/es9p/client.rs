@@ -75,6 +75,26 @@ impl Es9pError {
     }
 }
 
+/// The LPA's TLS configuration: rustls with the ring provider, trusting only `roots` (DER).
+pub fn tls_client_config(
+    roots: &[impl AsRef<[u8]>],
+) -> Result<Arc<rustls::ClientConfig>, Es9pError> {
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(CertificateDer::from(der.as_ref().to_vec()))
+            .map_err(|e| Es9pError::Tls(format!("root certificate not usable: {e}")))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Es9pError::Tls(e.to_string()))?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A blocking ES9+ client for one SM-DP+ address.
 #[derive(Debug, Clone)]
 pub struct Es9pClient {
@@ -86,21 +106,9 @@ impl Es9pClient {
     /// A client for `smdp_address` (`host` or `host:port`, as in an activation code) trusting
     /// only `roots` (DER certificates: the CI, or the DPtls certificate itself).
     pub fn new<R: AsRef<[u8]>>(smdp_address: &str, roots: &[R]) -> Result<Self, Es9pError> {
-        let mut store = rustls::RootCertStore::empty();
-        for der in roots {
-            store
-                .add(CertificateDer::from(der.as_ref().to_vec()))
-                .map_err(|e| Es9pError::Tls(format!("root certificate not usable: {e}")))?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Es9pError::Tls(e.to_string()))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
+        let config = tls_client_config(roots)?;
         let agent = ureq::AgentBuilder::new()
-            .tls_config(Arc::new(config))
+            .tls_config(config)
             .timeout(TIMEOUT)
             .build();
         let address = smdp_address

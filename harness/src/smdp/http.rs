@@ -32,7 +32,7 @@ const CONTENT_TYPE_JSON_UTF8: &str = "application/json;charset=UTF-8";
 const WORKER_THREADS: usize = 2;
 
 /// The rustls server configuration with CERT.DP.TLS (NIST) and its key.
-pub(super) fn tls_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn tls_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let curve = pki::Curve::Nist;
     let loaded = pki::Pki::load(pki_dir, curve)
         .with_context(|| format!("PKI {} (NIST set, for TLS)", pki_dir.display()))?;

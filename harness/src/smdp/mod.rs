@@ -17,6 +17,8 @@ pub mod certs;
 pub mod es2;
 mod es9;
 mod http;
+
+pub use http::tls_config;
 pub mod store;
 
 pub use es2::{
