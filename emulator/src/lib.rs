@@ -15,6 +15,7 @@ pub mod fs;
 pub mod pin;
 pub mod rsp;
 pub mod saip;
+pub mod script;
 pub mod status;
 pub mod store;
 pub mod tlv;

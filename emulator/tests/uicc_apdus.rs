@@ -15,57 +15,10 @@ fn card() -> Uicc {
     card
 }
 
-fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_uppercase()
-}
-
-/// `pattern` with `*` wildcards against the hex of `got`.
-fn matches(pattern: &str, got: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let mut rest = got;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            let Some(pos) = rest.find(part) else {
-                return false;
-            };
-            rest = &rest[pos + part.len()..];
-        }
-    }
-    rest.is_empty()
-}
-
 fn run(card: &mut Uicc, script: &str) {
-    let mut last_cmd = String::new();
-    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(cmd) = line.strip_prefix('>') {
-            last_cmd = clean(cmd);
-            let answer = card.transmit(&hex::decode(&last_cmd).unwrap());
-            let got = hex::encode_upper(&answer);
-            // The next line must be the expectation; keep the answer for it.
-            LAST.with(|l| *l.borrow_mut() = got);
-        } else if let Some(want) = line.strip_prefix('<') {
-            let got = LAST.with(|l| l.borrow().clone());
-            assert!(
-                matches(&clean(want), &got),
-                "> {last_cmd}\n  expected < {}\n  got      < {got}",
-                clean(want)
-            );
-        }
+    if let Err(e) = simlab_emulator::script::run(&mut |apdu| card.transmit(apdu), script) {
+        panic!("{e}");
     }
-}
-
-thread_local! {
-    static LAST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 const VERIFY_PIN1: &str = "> 00 20 00 01 08 30303030FFFFFFFF\n< 9000";

@@ -82,56 +82,13 @@ pub fn bytes(hex_text: &str) -> Vec<u8> {
     hex::decode(&clean).unwrap_or_else(|e| panic!("bad hex {hex_text:?}: {e}"))
 }
 
-fn clean_upper(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_uppercase()
-}
-
-/// `pattern` (hex with `*` wildcards) against the hex of an answer.
-pub fn matches(pattern: &str, got: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let mut rest = got;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.len() >= part.len() && rest.ends_with(part);
-        } else {
-            let Some(pos) = rest.find(part) else {
-                return false;
-            };
-            rest = &rest[pos + part.len()..];
-        }
-    }
-    rest.is_empty()
-}
+#[allow(unused_imports)] // used by the pcscd lane only
+pub use simlab_emulator::script::matches;
 
 /// Runs `script` through `transmit` (raw: no GET RESPONSE added), asserting every answer.
 /// `lane` names the path in failure messages.
 pub fn run_script(lane: &str, transmit: &mut dyn FnMut(&[u8]) -> Vec<u8>, script: &str) {
-    let mut last_cmd = String::new();
-    let mut last_answer: Option<String> = None;
-    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(cmd) = line.strip_prefix('>') {
-            last_cmd = clean_upper(cmd);
-            let answer = transmit(&bytes(&last_cmd));
-            last_answer = Some(hex::encode_upper(answer));
-        } else if let Some(want) = line.strip_prefix('<') {
-            let got = last_answer
-                .take()
-                .unwrap_or_else(|| panic!("script error: '< {want}' without a command before"));
-            assert!(
-                matches(&clean_upper(want), &got),
-                "[{lane}] > {last_cmd}\n  expected < {}\n  got      < {got}",
-                clean_upper(want)
-            );
-        } else {
-            panic!("script error: line {line:?} starts with neither '>' nor '<'");
-        }
+    if let Err(e) = simlab_emulator::script::run(transmit, script) {
+        panic!("[{lane}] {e}");
     }
 }
