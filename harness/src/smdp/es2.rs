@@ -413,27 +413,17 @@ impl Smdp {
         })
     }
 
-    /// Whether personalising the order's template with an MSISDN works (checked once per
-    /// template, by personalising it).
+    /// Whether the order's template takes an MSISDN (read when the template was loaded).
     fn template_has_msisdn(&self, order: &Order) -> Result<bool, FunctionError> {
-        if let Some(known) = self
-            .msisdn_capable
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&order.template).copied())
-        {
-            return Ok(known);
-        }
-        let capable = self.profile_package(order).is_ok();
-        if !capable {
-            let mut without = order.clone();
-            without.msisdn = None;
-            self.profile_package(&without)?;
-        }
-        if let Ok(mut m) = self.msisdn_capable.lock() {
-            m.insert(order.template.clone(), capable);
-        }
-        Ok(capable)
+        self.templates
+            .get(&order.template)
+            .map(|t| t.has_msisdn)
+            .ok_or_else(|| {
+                FunctionError::new(
+                    codes::EXECUTION_ERROR,
+                    format!("template {} is gone", order.template),
+                )
+            })
     }
 
     fn es2_order(&self, iccid: &str) -> Result<Order, FunctionError> {

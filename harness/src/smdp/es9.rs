@@ -561,12 +561,9 @@ impl Smdp {
             .templates
             .get(stem)
             .ok_or_else(|| FunctionError::new(codes::MATCHING_ID_REFUSED, stem.to_owned()))?;
-        let header = simlab_emulator::saip::decode(template)
-            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, format!("{stem}: {e}")))?
-            .header;
         let mut order = Order {
             id: 0,
-            iccid: header.iccid,
+            iccid: template.iccid.clone(),
             template: stem.to_owned(),
             state: OrderState::Released,
             eid: None,

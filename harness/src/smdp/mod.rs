@@ -259,9 +259,7 @@ pub struct Smdp {
     replace_session_keys: bool,
     cc_retry_limit: u32,
     download_retry_limit: u32,
-    templates: BTreeMap<String, Arc<Vec<u8>>>,
-    /// Per template: whether it takes an MSISDN (has EF.MSISDN in an opt-usim PE).
-    msisdn_capable: Mutex<std::collections::HashMap<String, bool>>,
+    templates: BTreeMap<String, Template>,
     store: Mutex<Store>,
     timings: Timings,
     progress: es2::ProgressSink,
@@ -299,8 +297,39 @@ fn san_names(cert_der: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A profile template (SAIP package) and what the SM-DP+ needs to know of it, read once
+/// when the server starts rather than on every download.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub der: Arc<Vec<u8>>,
+    /// The package's own ICCID (the one a download by file stem installs).
+    pub iccid: String,
+    /// Whether personalisation can write an MSISDN (the package has EF.MSISDN).
+    pub has_msisdn: bool,
+}
+
+impl Template {
+    /// Decodes `der` once; a package that does not decode is refused with its reason.
+    pub fn new(der: Vec<u8>) -> anyhow::Result<Self> {
+        let iccid = simlab_emulator::saip::decode(&der)?.header.iccid;
+        let probe = simlab_emulator::saip::Personalisation {
+            iccid: iccid.clone(),
+            imsi: None,
+            k: None,
+            opc: None,
+            msisdn: Some("+10000000000".into()),
+        };
+        let has_msisdn = simlab_emulator::saip::personalise(&der, &probe).is_ok();
+        Ok(Self {
+            der: Arc::new(der),
+            iccid,
+            has_msisdn,
+        })
+    }
+}
+
 /// Loads every `*.der` of `dir`, keyed by file stem.
-pub fn load_templates(dir: &Path) -> anyhow::Result<BTreeMap<String, Arc<Vec<u8>>>> {
+pub fn load_templates(dir: &Path) -> anyhow::Result<BTreeMap<String, Template>> {
     let mut out = BTreeMap::new();
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("templates directory {}", dir.display()))?;
@@ -308,7 +337,9 @@ pub fn load_templates(dir: &Path) -> anyhow::Result<BTreeMap<String, Arc<Vec<u8>
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "der") {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                out.insert(stem.to_owned(), Arc::new(read(&path)?));
+                let template = Template::new(read(&path)?)
+                    .with_context(|| format!("profile template {}", path.display()))?;
+                out.insert(stem.to_owned(), template);
             }
         }
     }
@@ -352,7 +383,6 @@ impl Smdp {
             cc_retry_limit: opts.cc_retry_limit,
             download_retry_limit: opts.download_retry_limit,
             templates,
-            msisdn_capable: Mutex::new(std::collections::HashMap::new()),
             store: Mutex::new(store),
             timings: Timings::default(),
             progress: es2::ProgressSink::new(opts.es2_callback_url.clone()),
@@ -421,7 +451,7 @@ impl Smdp {
             )
         })?;
         if !order.personalised {
-            return Ok(template.as_ref().clone());
+            return Ok(template.der.as_ref().clone());
         }
         let started = Instant::now();
         let p = simlab_emulator::saip::Personalisation {
@@ -431,7 +461,7 @@ impl Smdp {
             opc: order.opc,
             msisdn: order.msisdn.clone(),
         };
-        let result = simlab_emulator::saip::personalise(template, &p);
+        let result = simlab_emulator::saip::personalise(&template.der, &p);
         add(&self.timings.personalise, started.elapsed());
         result.map_err(|e| {
             FunctionError::new(
