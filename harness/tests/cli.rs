@@ -70,3 +70,62 @@ fn pki_generate_writes_the_sgp26_layout() {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
 }
+
+/// `simlab network serve` and `simlab lpa` as a user runs them: a download into an eUICC
+/// whose state lives in a directory, then list, enable and notifications, all in JSON.
+#[test]
+fn lpa_commands_download_enable_and_list_against_network_serve() {
+    use std::io::{BufRead, BufReader};
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args(["network", "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let address = first.rsplit("https://").next().unwrap().trim().to_string();
+    assert!(address.starts_with("127.0.0.1:"), "{first}");
+    let state = tempfile::tempdir().unwrap();
+    let st = state.path().to_str().unwrap();
+    let lpa = |args: &[&str]| {
+        let mut all = vec![
+            "lpa",
+            "--card",
+            "vectors/cards/euicc.toml",
+            "--state",
+            st,
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        simlab(&all)
+    };
+    let ac = format!("LPA:1${address}$TS48V5-SAIP2-3-BERTLV-SUCI-UNIQUE");
+    let (ok, out, err) = lpa(&["download", "--activation-code", &ac]);
+    let _ = server.kill();
+    assert!(ok, "{out}\n{err}");
+    let done: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(done["iccid"], "8949449999999990163");
+    let (ok, out, err) = lpa(&["list"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["state"], "disabled", "{out}");
+    let (ok, _, err) = lpa(&["enable", "8949449999999990163"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = lpa(&["list"]);
+    assert!(ok && out.contains("\"enabled\""), "{out}");
+    let (ok, out, err) = lpa(&["notifications", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Enable"),
+        "the enable notification waits in the eUICC: {out}"
+    );
+    let (ok, _, err) = lpa(&["delete", "8949449999999990163"]);
+    assert!(!ok, "an enabled profile cannot be deleted");
+    assert!(
+        err.contains("DeleteProfile") && err.contains("ProfileNotInDisabledState"),
+        "{err}"
+    );
+}
