@@ -140,7 +140,11 @@ const AUTH_SET1_OK: &str = "< DB 08 a54211d5e3ba50bf 10 b40ba9a3c58b2a05bbf0d987
 #[case::needs_pin1(&format!("{SELECT_USIM}\n{AUTH_SET1}\n< 6982"))]
 #[case::needs_the_usim_selected(&format!("{VERIFY_PIN1}\n{AUTH_SET1}\n< 6985"))]
 #[case::gsm_context(&format!("{SELECT_USIM}\n{VERIFY_PIN1}\n> 00 88 00 80 11 10 23553cbe9637a89d218ae64dae47bf35 00\n< 04 * 08 eae4be823af9a08b 9000"))]
-#[case::bad_rand_length(&format!("{SELECT_USIM}\n{VERIFY_PIN1}\n> 00 88 00 81 05 04 01020304 00 00\n< *"))]
+// TS 31.102 §7.1.2: RAND must be 16 bytes ('6A 80'); length bytes that disagree with Lc
+// are a wrong length ('67 00'); a case 4 APDU with a stray byte is no APDU at all ('67 00').
+#[case::bad_rand_length(&format!("{SELECT_USIM}\n{VERIFY_PIN1}\n> 00 88 00 81 08 04 01020304 02 AABB 00\n< 6A80"))]
+#[case::rand_longer_than_the_data(&format!("{SELECT_USIM}\n{VERIFY_PIN1}\n> 00 88 00 81 05 10 01020304 00\n< 6700"))]
+#[case::malformed_apdu(&format!("{SELECT_USIM}\n{VERIFY_PIN1}\n> 00 88 00 81 05 04 01020304 00 00\n< 6700"))]
 #[case::unknown_context(&format!("{SELECT_USIM}\n{VERIFY_PIN1}\n> 00 88 00 82 11 10 23553cbe9637a89d218ae64dae47bf35 00\n< 6A86"))]
 #[case::deactivated_usim_refuses(&format!(
     "> 00 20 00 0A 08 3535353535353535\n< 9000\n{VERIFY_PIN1}\n{SELECT_USIM}\n> 00 04 00 00\n< 9000\n\

@@ -205,7 +205,8 @@ fn an_unknown_matching_id_is_refused_and_the_session_cancelled() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().contains("8.2.6") || err.to_string().contains("3.8"),
+        err.to_string()
+            .contains("subject code 8.2.6, reason code 3.8"),
         "{err}"
     );
     assert!(
