@@ -105,6 +105,7 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let ac = format!("LPA:1${address}$TS48V5-SAIP2-3-BERTLV-SUCI-UNIQUE");
     let (ok, out, err) = lpa(&["download", "--activation-code", &ac]);
     let _ = server.kill();
+    let _ = server.wait();
     assert!(ok, "{out}\n{err}");
     let done: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(done["iccid"], "8949449999999990163");
