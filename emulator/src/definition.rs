@@ -65,7 +65,7 @@ pub struct CardSection {
     /// Free text shown in logs.
     #[serde(default)]
     pub name: String,
-    /// ATR in hex; the default offers T=0 and T=1.
+    /// ATR in hex; the default (`uicc::DEFAULT_ATR`) offers T=0 only, as real UICCs do.
     pub atr: Option<String>,
     /// ICCID digits (18–20), as printed on the card. Required for a UICC; an eUICC without
     /// one has no EF.ICCID while no profile is enabled.

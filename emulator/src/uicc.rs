@@ -152,14 +152,19 @@ impl Context<'_> {
     }
 }
 
-/// The default ATR, offering T=0 and T=1 (ISO 7816-3 §8.2): `3B 97 96 80 B1 FE 45 1F C7
-/// 80 31 E0 73 FE 21 00 AE`. TA1 '96' (Fi=512, Di=32); TD1 '80': T=0, TD2 follows; TD2 'B1':
-/// T=1 with TA3 'FE' (IFSC 254) and TB3 '45' (BWI 4, CWI 5); TD3 '1F': T=15 global with TA4
-/// 'C7' (clock stop allowed, classes A/B/C, as TS 102 221 §6.3.3 expects); seven historical
-/// bytes; TCK 'AE' (required once T=1 is offered).
+/// The default ATR, offering T=0 only, as real UICCs and eUICCs do (ISO 7816-3 §8.2):
+/// `3B 97 96 80 1F C7 80 31 E0 73 FE 21 00 A4`. T0 '97': TA1 and TD1 follow, seven historical
+/// bytes; TA1 '96' (Fi=512, Di=32); TD1 '80': T=0, TD2 follows; TD2 '1F': T=15 global, TA3
+/// follows; TA3 'C7' (clock stop allowed, classes A/B/C, as TS 102 221 §6.3.3 expects); seven
+/// historical bytes; TCK 'A4' (ISO 7816-3 §8.2.5: present once T=15 is indicated).
+///
+/// Why not T=1 too: when an ATR offers both, pcscd settles on T=1 for the first client that
+/// connects with "any protocol" (opensc-tool, pcsc_scan, pyscard), and every later client that
+/// insists on T=0 (pySim-shell's transmits, lpac's connect) then fails with
+/// `SCARD_E_PROTO_MISMATCH` until the card is reset. A card definition may still set
+/// `card.atr` to an ATR that offers T=1.
 pub const DEFAULT_ATR: &[u8] = &[
-    0x3B, 0x97, 0x96, 0x80, 0xB1, 0xFE, 0x45, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE, 0x21, 0x00,
-    0xAE,
+    0x3B, 0x97, 0x96, 0x80, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE, 0x21, 0x00, 0xA4,
 ];
 
 /// A UICC with its USIM.
@@ -482,4 +487,39 @@ fn mutates(cmd: &Command<'_>) -> bool {
             | ActivateFile
             | Authenticate
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_ATR;
+
+    /// ISO 7816-3 §8.2: walks the interface bytes and collects the protocols the TDi announce.
+    fn offered_protocols(atr: &[u8]) -> Vec<u8> {
+        let mut protocols = Vec::new();
+        let mut i = 1;
+        let mut y = atr[i] >> 4;
+        loop {
+            i += 1 + usize::try_from((y & 0x7).count_ones()).unwrap_or(0);
+            if y & 0x8 == 0 {
+                break;
+            }
+            let td = atr[i];
+            protocols.push(td & 0x0F);
+            y = td >> 4;
+        }
+        protocols
+    }
+
+    #[test]
+    fn the_default_atr_offers_t0_and_the_global_t15_but_not_t1() {
+        assert_eq!(offered_protocols(DEFAULT_ATR), [0, 15]);
+    }
+
+    #[test]
+    fn the_default_atr_has_a_valid_check_byte_and_seven_historical_bytes() {
+        assert_eq!(DEFAULT_ATR[1..].iter().fold(0, |a, b| a ^ b), 0, "TCK");
+        assert_eq!(DEFAULT_ATR[1] & 0x0F, 7);
+        // TS + T0 + TA1 TD1 + TD2 TA3 + 7 historical + TCK.
+        assert_eq!(DEFAULT_ATR.len(), 2 + 2 + 2 + 7 + 1);
+    }
 }

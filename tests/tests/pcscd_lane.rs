@@ -335,6 +335,70 @@ fn a_t0_only_client_connects_and_fetches_61xx_answers_itself() {
     );
 }
 
+/// notes in `uicc::DEFAULT_ATR`: with an ATR offering T=1 too, pcscd settles on T=1 for the
+/// first "any protocol" client and a T=0-only client then gets SCARD_E_PROTO_MISMATCH.
+#[rstest::rstest]
+#[case::any_first_then_t0_only(Protocols::ANY, Protocols::T0)]
+#[case::t0_only_first_then_any(Protocols::T0, Protocols::ANY)]
+fn any_protocol_and_t0_only_clients_share_the_card_in_either_order(
+    #[case] first: Protocols,
+    #[case] second: Protocols,
+) {
+    let Some(lane) = Lane::start("any_protocol_and_t0_only_clients_share_the_card_in_either_order")
+    else {
+        return;
+    };
+    let one = lane.connect(first);
+    assert_eq!(
+        status(&one).1,
+        Some(Protocol::T0),
+        "first connection ({first:?})"
+    );
+    run_pcsc(&one, READ_ICCID);
+    // The first client stays connected, as opensc-tool's or pcsc_scan's session would.
+    let two = lane.connect(second);
+    assert_eq!(
+        status(&two).1,
+        Some(Protocol::T0),
+        "second connection ({second:?})"
+    );
+    run_pcsc(&two, &format!("{READ_ICCID}\n{SELECT_USIM_T0}"));
+    // Both share channel 0 and so its selection (the USIM now): back to the MF first.
+    run_pcsc(
+        &one,
+        &format!("> 00 A4 00 0C 02 3F00\n< 9000\n{READ_ICCID}"),
+    );
+    drop(one);
+    drop(two);
+    // A third T=0-only client after both left (lpac after pcsc_scan).
+    let three = lane.connect(Protocols::T0);
+    run_pcsc(&three, READ_ICCID);
+}
+
+/// pySim-shell connects with "any" and then transmits with the T=0 protocol control
+/// information: that works only when "any" settled on T=0, which the default ATR guarantees.
+#[test]
+fn a_client_connecting_with_any_protocol_transmits_with_t0() {
+    let Some(lane) = Lane::start("a_client_connecting_with_any_protocol_transmits_with_t0") else {
+        return;
+    };
+    let card = lane.connect(Protocols::ANY);
+    let (atr, protocol) = status(&card);
+    assert_eq!(atr, lane.atr);
+    assert_eq!(
+        protocol,
+        Some(Protocol::T0),
+        "pcscd chose {protocol:?} for ATR {}: a T=0 transmit would fail with PROTO_MISMATCH",
+        hex::encode_upper(&atr)
+    );
+    // The pcsc crate transmits with the PCI of the active protocol, T=0 here: the raw 61xx
+    // of a case-4 SELECT shows the T=0 transport in use.
+    run_pcsc(
+        &card,
+        &format!("{SELECT_USIM_T0}\n{VERIFY_PIN1}\n{READ_IMSI}"),
+    );
+}
+
 #[test]
 fn pcscd_shows_the_reader_empty_once_the_card_stops() {
     let Some(mut lane) = Lane::start("pcscd_shows_the_reader_empty_once_the_card_stops") else {
