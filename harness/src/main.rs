@@ -3,6 +3,7 @@
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use simlab_harness::adapter::VpcdCard;
+use simlab_harness::output::Output;
 use simlab_harness::transport::{InProcess, PcscReader, Transport, VpcdReader};
 use simlab_harness::{bench, cards, pki, selftest};
 use std::path::PathBuf;
@@ -16,6 +17,10 @@ use std::time::Duration;
     about = "A virtual UICC/eUICC and conformance harness"
 )]
 struct Cli {
+    /// Print one JSON document on stdout ({"ok": true, "result": …} or {"ok": false,
+    /// "error": …}) instead of text; accepted anywhere on the line.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,13 +150,15 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    let out = Output::new(cli.json);
     if let Err(e) = run(cli) {
-        eprintln!("simlab: error: {e:#}");
+        out.error(&e);
         std::process::exit(1);
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = Output::new(cli.json);
     match cli.command {
         Command::Card(CardCommand::Serve(a)) => serve(a),
         Command::Card(CardCommand::Selftest(a)) => {
@@ -187,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(a) => bench::run(&a),
         Command::Network(cmd) => simlab_harness::network::run(cmd),
-        Command::Lpa(a) => simlab_harness::lpa::cli::run(a),
+        Command::Lpa(a) => simlab_harness::lpa::cli::run(a, out),
     }
 }
 

@@ -108,11 +108,12 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let _ = server.wait();
     assert!(ok, "{out}\n{err}");
     let done: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(done["iccid"], "8949449999999990163");
+    assert_eq!(done["ok"], true, "{out}");
+    assert_eq!(done["result"]["iccid"], "8949449999999990163");
     let (ok, out, err) = lpa(&["list"]);
     assert!(ok, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list[0]["state"], "disabled", "{out}");
+    assert_eq!(list["result"][0]["state"], "disabled", "{out}");
     let (ok, _, err) = lpa(&["enable", "8949449999999990163"]);
     assert!(ok, "{err}");
     let (ok, out, _) = lpa(&["list"]);
@@ -123,8 +124,17 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
         out.contains("Enable"),
         "the enable notification waits in the eUICC: {out}"
     );
-    let (ok, _, err) = lpa(&["delete", "8949449999999990163"]);
+    let (ok, out, err) = lpa(&["delete", "8949449999999990163"]);
     assert!(!ok, "an enabled profile cannot be deleted");
+    let failure: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(failure["ok"], false, "{out}");
+    assert!(
+        failure["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ProfileNotInDisabledState"),
+        "{out}"
+    );
     assert!(
         err.contains("DeleteProfile") && err.contains("ProfileNotInDisabledState"),
         "{err}"

@@ -3,6 +3,7 @@
 use super::{download_via, process_notifications, ActivationCode, DeviceInfo, Es10Client};
 use crate::cards;
 use crate::es9p::Es9pClient;
+use crate::output::Output;
 use crate::transcript::{Recording, RecordingEs9, Transcript};
 use crate::transport::{InProcess, PcscReader, Transport, VpcdReader};
 use anyhow::Context as _;
@@ -27,9 +28,6 @@ pub struct LpaArgs {
     /// Certificates (DER or PEM) trusted for the SM-DP+'s TLS; default: the CI of vectors/pki.
     #[arg(long = "trust")]
     pub trust: Vec<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
     #[command(subcommand)]
     pub command: LpaCommand,
 }
@@ -124,20 +122,15 @@ fn pem_or_der(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn print<T: serde::Serialize + std::fmt::Debug>(
-    json: bool,
+    out: Output,
     text: &str,
     value: &T,
 ) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        println!("{text}");
-    }
-    Ok(())
+    out.result(value, || text.to_owned())
 }
 
 /// Runs one `simlab lpa` command.
-pub fn run(a: LpaArgs) -> anyhow::Result<()> {
+pub fn run(a: LpaArgs, out: Output) -> anyhow::Result<()> {
     let record = Transcript::new();
     let mut card = transport(&a)?;
     if let LpaCommand::Download {
@@ -148,7 +141,7 @@ pub fn run(a: LpaArgs) -> anyhow::Result<()> {
         card = Box::new(Recording::new(card, &record));
     }
     let mut es10 = Es10Client::open(card)?;
-    let json = a.json;
+    let json = out;
     match &a.command {
         LpaCommand::ChipInfo => {
             let eid = es10.eid()?;
