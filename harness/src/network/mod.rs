@@ -44,6 +44,10 @@ pub enum NetworkCommand {
         /// URL receiving ES2+.HandleDownloadProgressInfo.
         #[arg(long)]
         es2_callback: Option<String>,
+        /// Lifetime of an ES9+ session in seconds; afterwards it answers "TransactionId –
+        /// Unknown" and is purged.
+        #[arg(long, default_value_t = smdp::DEFAULT_SESSION_TTL.as_secs())]
+        session_ttl: u64,
     },
     /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
     Order {
@@ -93,6 +97,7 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             templates,
             no_replace_session_keys,
             es2_callback,
+            session_ttl,
         } => {
             let mut opts = SmdpOptions::new(pki, templates);
             opts.listen = listen;
@@ -101,6 +106,7 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             opts.curve = curve(&curve_arg)?;
             opts.replace_session_keys = !no_replace_session_keys;
             opts.es2_callback_url = es2_callback;
+            opts.session_ttl = std::time::Duration::from_secs(session_ttl);
             let running = smdp::start(opts)?;
             let example = running
                 .smdp()

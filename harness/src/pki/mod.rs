@@ -672,6 +672,47 @@ impl Pki {
             })
     }
 
+    /// Issues another eUICC certificate and key for `eid` under this set's EUM (whose key
+    /// must be present), with the same profile as the generated one: for tests and load
+    /// generators that need many distinct eUICCs of one PKI.
+    pub fn issue_euicc(&self, eid: &str) -> Result<CertAndKey, PkiError> {
+        validate_eid(eid)?;
+        let missing = |what: &str| PkiError::Missing {
+            what: what.into(),
+            path: key_path(Role::Eum, self.curve),
+        };
+        let eum = self
+            .eum
+            .as_ref()
+            .ok_or_else(|| missing("EUM certificate"))?;
+        let eum_key = eum.key.as_ref().ok_or_else(|| missing("EUM private key"))?;
+        let eum_cert = Certificate::from_der(&eum.cert_der)?;
+        let eum_ski = eum.subject_key_id()?.unwrap_or_default();
+        let key = KeyPair::generate(self.curve)?;
+        let spki = key.spki()?;
+        let ski = profiles::key_identifier(&spki);
+        let params = ProfileParams {
+            eid,
+            eum_eid_prefix: "",
+            smdp_host: "",
+        };
+        let req = CertRequest {
+            serial: random_serial(),
+            issuer: eum_cert.tbs_certificate.subject.clone(),
+            subject: profiles::subject(Role::Euicc, &params)?,
+            validity: Validity {
+                not_before: eum_cert.tbs_certificate.validity.not_before,
+                not_after: profiles::NO_EXPIRY,
+            },
+            spki,
+            extensions: profiles::extensions(Role::Euicc, &params, &ski, &eum_ski)?,
+        };
+        Ok(CertAndKey {
+            cert_der: profiles::issue(req, eum_key)?,
+            key: Some(key),
+        })
+    }
+
     /// The EID in the eUICC certificate's subject serialNumber, if there is an eUICC.
     pub fn eid(&self) -> Result<Option<String>, PkiError> {
         let Some(euicc) = &self.euicc else {

@@ -323,22 +323,27 @@ impl Smdp {
     ) -> Result<DownloadOrderResponse, FunctionError> {
         if let Some(iccid) = &req.iccid {
             // Reserving a given ICCID: only profiles this server already holds as Available.
-            let mut order = self
-                .with_store(|s| s.order_by_iccid(iccid))?
-                .filter(|o| o.state == OrderState::Available)
-                .ok_or_else(|| {
-                    err(
-                        codes::ICCID_UNKNOWN,
-                        format!("no available profile {iccid}"),
-                    )
-                })?;
-            order.eid = req.eid.clone();
-            order.state = if order.eid.is_some() {
-                OrderState::Linked
-            } else {
-                OrderState::Allocated
+            let found = self.with_store(|s| s.order_by_iccid(iccid))?;
+            let unknown = || {
+                err(
+                    codes::ICCID_UNKNOWN,
+                    format!("no available profile {iccid}"),
+                )
             };
-            self.with_store(|s| s.update_order(&order))?;
+            let found = found.ok_or_else(unknown)?;
+            let (order, outcome) = self.transition(found.id, |o| {
+                if o.state != OrderState::Available {
+                    return Err(unknown());
+                }
+                o.eid = req.eid.clone();
+                o.state = if o.eid.is_some() {
+                    OrderState::Linked
+                } else {
+                    OrderState::Allocated
+                };
+                Ok(())
+            })?;
+            outcome?;
             return Ok(DownloadOrderResponse {
                 header: ResponseHeader::success(),
                 iccid: order.iccid,
@@ -401,6 +406,7 @@ impl Smdp {
             )),
             personalised: true,
             last_transaction_id: None,
+            euicc_certificate: None,
         };
         // Templates without EF.MSISDN in an opt-usim PE get no MSISDN.
         if !self.template_has_msisdn(&order)? {
@@ -450,33 +456,7 @@ impl Smdp {
         &self,
         req: &ConfirmOrderRequest,
     ) -> Result<ConfirmOrderResponse, FunctionError> {
-        let mut order = self.es2_order(&req.iccid)?;
-        if !matches!(order.state, OrderState::Allocated | OrderState::Linked) {
-            return Err(err(
-                codes::ICCID_NOT_ALLOWED,
-                format!(
-                    "profile {} is {}, expected allocated or linked",
-                    order.iccid, order.state
-                ),
-            ));
-        }
-        match (&order.eid, &req.eid) {
-            (Some(bound), Some(given)) if bound != given => {
-                return Err(err(
-                    codes::EID_INVALID_ASSOCIATION,
-                    format!(
-                        "profile {} is linked to EID {bound}, not {given}",
-                        order.iccid
-                    ),
-                ))
-            }
-            (None, Some(given)) => {
-                crate::pki::validate_eid(given)
-                    .map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
-                order.eid = Some(given.clone());
-            }
-            _ => {}
-        }
+        let found = self.es2_order(&req.iccid)?;
         let matching_id = match req.matching_id.as_deref().filter(|m| !m.is_empty()) {
             Some(m) => {
                 if self.with_store(|s| s.order_by_matching_id(m))?.is_some()
@@ -491,14 +471,43 @@ impl Smdp {
             }
             None => new_matching_id(),
         };
-        order.matching_id = Some(matching_id.clone());
-        order.confirmation_code = req.confirmation_code.clone().filter(|c| !c.is_empty());
-        order.state = if req.release_flag {
-            OrderState::Released
-        } else {
-            OrderState::Confirmed
-        };
-        self.with_store(|s| s.update_order(&order))?;
+        let (order, outcome) = self.transition(found.id, |order| {
+            if !matches!(order.state, OrderState::Allocated | OrderState::Linked) {
+                return Err(err(
+                    codes::ICCID_NOT_ALLOWED,
+                    format!(
+                        "profile {} is {}, expected allocated or linked",
+                        order.iccid, order.state
+                    ),
+                ));
+            }
+            match (&order.eid, &req.eid) {
+                (Some(bound), Some(given)) if bound != given => {
+                    return Err(err(
+                        codes::EID_INVALID_ASSOCIATION,
+                        format!(
+                            "profile {} is linked to EID {bound}, not {given}",
+                            order.iccid
+                        ),
+                    ))
+                }
+                (None, Some(given)) => {
+                    crate::pki::validate_eid(given)
+                        .map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
+                    order.eid = Some(given.clone());
+                }
+                _ => {}
+            }
+            order.matching_id = Some(matching_id.clone());
+            order.confirmation_code = req.confirmation_code.clone().filter(|c| !c.is_empty());
+            order.state = if req.release_flag {
+                OrderState::Released
+            } else {
+                OrderState::Confirmed
+            };
+            Ok(())
+        })?;
+        outcome?;
         Ok(ConfirmOrderResponse {
             header: ResponseHeader::success(),
             eid: order.eid,
@@ -515,40 +524,43 @@ impl Smdp {
     /// ES2+.CancelOrder (SGP.22 §5.3.3): ends a pending order; the profile becomes Available or
     /// Unavailable as the operator says.
     fn cancel_order_checked(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
-        let mut order = self.es2_order(&req.iccid)?;
-        if order.state.is_downloaded() {
-            return Err(err(
-                codes::ICCID_NOT_ALLOWED,
-                format!(
-                    "profile {} is {}: too late to cancel",
-                    order.iccid, order.state
-                ),
-            ));
-        }
-        if let (Some(bound), Some(given)) = (&order.eid, &req.eid) {
-            if bound != given {
+        let found = self.es2_order(&req.iccid)?;
+        let (_, outcome) = self.transition(found.id, |order| {
+            if order.state.is_downloaded() {
                 return Err(err(
-                    codes::EID_INVALID_ASSOCIATION,
-                    format!("profile is linked to {bound}"),
+                    codes::ICCID_NOT_ALLOWED,
+                    format!(
+                        "profile {} is {}: too late to cancel",
+                        order.iccid, order.state
+                    ),
                 ));
             }
-        }
-        order.state = match req.final_profile_status_indicator.as_str() {
-            "Available" => OrderState::Available,
-            "Unavailable" => OrderState::Unavailable,
-            other => {
-                return Err(err(
-                    codes::INVALID_INPUT,
-                    format!(
+            if let (Some(bound), Some(given)) = (&order.eid, &req.eid) {
+                if bound != given {
+                    return Err(err(
+                        codes::EID_INVALID_ASSOCIATION,
+                        format!("profile is linked to {bound}"),
+                    ));
+                }
+            }
+            order.state = match req.final_profile_status_indicator.as_str() {
+                "Available" => OrderState::Available,
+                "Unavailable" => OrderState::Unavailable,
+                other => {
+                    return Err(err(
+                        codes::INVALID_INPUT,
+                        format!(
                         "finalProfileStatusIndicator {other:?}, expected Available or Unavailable"
                     ),
-                ))
-            }
-        };
-        order.matching_id = None;
-        order.eid = None;
-        order.confirmation_code = None;
-        self.with_store(|s| s.update_order(&order))?;
+                    ))
+                }
+            };
+            order.matching_id = None;
+            order.eid = None;
+            order.confirmation_code = None;
+            Ok(())
+        })?;
+        outcome?;
         Ok(HeaderOnly {
             header: ResponseHeader::success(),
         })
@@ -567,18 +579,21 @@ impl Smdp {
         &self,
         req: &ReleaseProfileRequest,
     ) -> Result<HeaderOnly, FunctionError> {
-        let mut order = self.es2_order(&req.iccid)?;
-        if order.state != OrderState::Confirmed {
-            return Err(err(
-                codes::ICCID_NOT_ALLOWED,
-                format!(
-                    "profile {} is {}, expected confirmed",
-                    order.iccid, order.state
-                ),
-            ));
-        }
-        order.state = OrderState::Released;
-        self.with_store(|s| s.update_order(&order))?;
+        let found = self.es2_order(&req.iccid)?;
+        let (_, outcome) = self.transition(found.id, |order| {
+            if order.state != OrderState::Confirmed {
+                return Err(err(
+                    codes::ICCID_NOT_ALLOWED,
+                    format!(
+                        "profile {} is {}, expected confirmed",
+                        order.iccid, order.state
+                    ),
+                ));
+            }
+            order.state = OrderState::Released;
+            Ok(())
+        })?;
+        outcome?;
         Ok(HeaderOnly {
             header: ResponseHeader::success(),
         })

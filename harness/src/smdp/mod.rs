@@ -49,8 +49,11 @@ pub const HOST_ID: &[u8] = b"simlab-smdp";
 pub const SERVICE_PROVIDER_NAME: &str = "simlab";
 /// Default confirmation-code attempts per order before it goes to Error.
 pub const DEFAULT_CC_RETRY_LIMIT: u32 = 3;
-/// Default download attempts (authenticateClient per order) before refusing.
+/// Default download attempts (packages bound per order) before refusing.
 pub const DEFAULT_DOWNLOAD_RETRY_LIMIT: u32 = 5;
+/// Default lifetime of an ES9+ session, from InitiateAuthentication on. SGP.22 sets none; it
+/// must cover a user reading the profile metadata and typing a confirmation code.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 
 /// How to run an SM-DP+.
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct SmdpOptions {
     pub es2_callback_url: Option<String>,
     pub cc_retry_limit: u32,
     pub download_retry_limit: u32,
+    /// How long an ES9+ session lives; afterwards its functions answer "TransactionId –
+    /// Unknown" (8.10.1 / 3.9) and it is purged.
+    pub session_ttl: Duration,
 }
 
 impl SmdpOptions {
@@ -91,6 +97,7 @@ impl SmdpOptions {
             es2_callback_url: None,
             cc_retry_limit: DEFAULT_CC_RETRY_LIMIT,
             download_retry_limit: DEFAULT_DOWNLOAD_RETRY_LIMIT,
+            session_ttl: DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -259,6 +266,7 @@ pub struct Smdp {
     replace_session_keys: bool,
     cc_retry_limit: u32,
     download_retry_limit: u32,
+    session_ttl: Duration,
     templates: BTreeMap<String, Template>,
     store: Mutex<Store>,
     timings: Timings,
@@ -382,6 +390,7 @@ impl Smdp {
             replace_session_keys: opts.replace_session_keys,
             cc_retry_limit: opts.cc_retry_limit,
             download_retry_limit: opts.download_retry_limit,
+            session_ttl: opts.session_ttl,
             templates,
             store: Mutex::new(store),
             timings: Timings::default(),
@@ -422,6 +431,20 @@ impl Smdp {
         drop(guard);
         add(&self.timings.db, started.elapsed());
         Ok(result?)
+    }
+
+    /// Changes order `id` in one atomic step ([`Store::transition`]), timed as database time.
+    pub fn transition<T>(
+        &self,
+        id: i64,
+        change: impl FnOnce(&mut Order) -> Result<T, FunctionError>,
+    ) -> Result<(Order, Result<T, FunctionError>), FunctionError> {
+        self.with_store(|s| s.transition(id, change))
+    }
+
+    /// ES9+ sessions stored (expired ones included until purged).
+    pub fn session_count(&self) -> Result<u64, FunctionError> {
+        self.with_store(Store::session_count)
     }
 
     /// Every order, oldest first.
