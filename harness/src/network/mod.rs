@@ -5,24 +5,34 @@
 //! The binary adds one line: `Network(#[command(subcommand)] NetworkCommand)` dispatched to
 //! [`run`].
 
-use crate::pki::{self, Role};
+use crate::pki;
 use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
 use anyhow::{bail, Context as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-/// Default SM-DP+ port of `simlab network serve`.
+/// Default SM-DP+ port of `simlab network serve` (ES9+, what activation codes name).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default ES2+ port (the operator's, mutual TLS).
+pub const DEFAULT_ES2_LISTEN: &str = "127.0.0.1:8444";
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NetworkCommand {
     /// Serve the SM-DP+ (ES9+ and ES2+ over HTTPS) until interrupted; prints its address, the
     /// CA certificate clients must trust and an example activation code.
     Serve {
-        /// Address to listen on (port 0 picks a free port).
+        /// Address ES9+ listens on (port 0 picks a free port); a warning is logged when it is
+        /// not a loopback address.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Address ES2+ listens on: mutual TLS, operator client certificates only.
+        #[arg(long, default_value = DEFAULT_ES2_LISTEN)]
+        es2_listen: SocketAddr,
+        /// Operator CA (DER or PEM) ES2+ clients must chain to [default: the PKI's
+        /// Operator/CERT_OPERATOR_CA_NIST.der].
+        #[arg(long)]
+        operator_ca: Option<PathBuf>,
         /// Host name to advertise instead of the listen IP (must be in the DPtls SAN).
         #[arg(long)]
         host: Option<String>,
@@ -60,7 +70,9 @@ pub enum NetworkCommand {
         /// Require this confirmation code.
         #[arg(long)]
         confirmation_code: Option<String>,
-        /// A running SM-DP+ (`https://host:port` or `host:port`), reached over ES2+.
+        /// The ES2+ port of a running SM-DP+ (`https://host:port` or `host:port`; `simlab
+        /// network serve` listens on 127.0.0.1:8444), reached with the PKI's operator client
+        /// certificate (mutual TLS).
         #[arg(long, conflicts_with = "db")]
         server: Option<String>,
         /// Or write the order into this SM-DP+ database directly.
@@ -69,7 +81,8 @@ pub enum NetworkCommand {
         /// SM-DP+ address for the activation code in `--db` mode.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         address: String,
-        /// Test PKI directory (its CI is the TLS root for `--server`).
+        /// Test PKI directory (its CI is the TLS root for `--server`, its Operator/ BOSS
+        /// certificate and key the client identity).
         #[arg(long, default_value = "vectors/pki")]
         pki: PathBuf,
         /// Directory of SAIP profile templates (`--db` mode).
@@ -90,6 +103,8 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Serve {
             listen,
+            es2_listen,
+            operator_ca,
             host,
             db,
             pki,
@@ -101,6 +116,8 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
         } => {
             let mut opts = SmdpOptions::new(pki, templates);
             opts.listen = listen;
+            opts.es2_listen = es2_listen;
+            opts.operator_ca = operator_ca;
             opts.public_host = host;
             opts.db = db;
             opts.curve = curve(&curve_arg)?;
@@ -116,7 +133,10 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                 .unwrap_or_default();
             println!("SM-DP+ listening on https://{}", running.address);
             println!("  ES9+: https://{}/gsma/rsp2/es9plus/...", running.address);
-            println!("  ES2+: https://{}/gsma/rsp2/es2plus/...", running.address);
+            println!(
+                "  ES2+: https://{}/gsma/rsp2/es2plus/... (operator client certificate required)",
+                running.es2_address
+            );
             println!(
                 "  TLS root (CI) certificate: {}",
                 running.ca_cert_path.display()
@@ -124,7 +144,7 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             println!("  example activation code (template as is): {example}");
             println!(
                 "  personalised order: simlab network order --server {} --template NAME",
-                running.address
+                running.es2_address
             );
             let (tx, rx) = mpsc::channel();
             ctrlc::set_handler(move || {
@@ -147,10 +167,7 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
         } => {
             let (iccid, activation_code) = match (server, db) {
                 (Some(server), _) => {
-                    let root_path = pki.join(pki::cert_path(Role::Ci, pki::Curve::Nist));
-                    let root = std::fs::read(&root_path)
-                        .with_context(|| format!("TLS root {}", root_path.display()))?;
-                    let client = Es2pClient::new(&server, &[root])?;
+                    let client = Es2pClient::from_pki(&server, &pki)?;
                     let iccid = client
                         .download_order(&DownloadOrderRequest {
                             eid: eid.clone(),
@@ -164,12 +181,10 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                         release_flag: true,
                         ..Default::default()
                     })?;
-                    let smdp_address = confirmed.smdp_address.unwrap_or_else(|| {
-                        server
-                            .trim_start_matches("https://")
-                            .trim_end_matches('/')
-                            .to_owned()
-                    });
+                    // SGP.22 §5.3.2: the SM-DP+ names its ES9+ address; the ES2+ one differs.
+                    let smdp_address = confirmed
+                        .smdp_address
+                        .context("ConfirmOrder answered no smdpAddress for the activation code")?;
                     (
                         iccid,
                         format!("LPA:1${smdp_address}${}", confirmed.matching_id),

@@ -18,6 +18,7 @@
 
 pub mod eid;
 pub mod keys;
+pub mod operator;
 pub mod profiles;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ use x509_cert::Certificate;
 
 pub use eid::{complete_eid, eid_check_digits, validate_eid, EidError};
 pub use keys::KeyPair;
+pub use operator::OperatorIdentity;
 pub use profiles::Role;
 
 use profiles::{CertRequest, ProfileParams};
@@ -108,6 +110,14 @@ impl std::fmt::Display for PkiSummary {
                 set.files.len()
             )?;
         }
+        if !self.operator.is_empty() {
+            writeln!(
+                f,
+                "  operator CA + BOSS client certificate for ES2+ mutual TLS ({} files in {}/)",
+                self.operator.len(),
+                operator::OPERATOR_DIR
+            )?;
+        }
         Ok(())
     }
 }
@@ -173,6 +183,8 @@ pub struct PkiSummary {
     pub smdp_host: String,
     /// One entry per generated curve.
     pub sets: Vec<CurveSet>,
+    /// The operator CA and BOSS client files for ES2+ mutual TLS ([`operator`]).
+    pub operator: Vec<PathBuf>,
 }
 
 /// One generated curve.
@@ -340,7 +352,7 @@ pub fn key_path(role: Role, curve: Curve) -> PathBuf {
     Path::new(l.dir).join(format!("{}_{}.pem", l.key, curve.suffix()))
 }
 
-fn write_file(
+pub(crate) fn write_file(
     out: &Path,
     rel: &Path,
     bytes: &[u8],
@@ -397,14 +409,14 @@ fn check_options(opts: &PkiOptions) -> Result<(), PkiError> {
     Ok(())
 }
 
-fn random_serial() -> Vec<u8> {
+pub(crate) fn random_serial() -> Vec<u8> {
     let mut serial = vec![0u8; SERIAL_LEN];
     OsRng.fill_bytes(&mut serial);
     serial[0] = (serial[0] & SERIAL_POSITIVE_MASK) | SERIAL_NONZERO_BIT;
     serial
 }
 
-fn validity(from: SystemTime, days: u32) -> Result<Validity, PkiError> {
+pub(crate) fn validity(from: SystemTime, days: u32) -> Result<Validity, PkiError> {
     let until = from + Duration::from_secs(u64::from(days) * SECONDS_PER_DAY);
     Ok(Validity {
         not_before: profiles::rfc5280_time(from)?,
@@ -514,11 +526,13 @@ pub fn generate(out: &Path, opts: &PkiOptions) -> Result<PkiSummary, PkiError> {
         .into_iter()
         .map(|curve| generate_curve(out, opts, curve))
         .collect::<Result<Vec<_>, _>>()?;
+    let operator = operator::generate(out, &opts.validity)?;
     Ok(PkiSummary {
         out: out.to_owned(),
         eid: opts.eid.clone(),
         smdp_host: opts.smdp_host.clone(),
         sets,
+        operator,
     })
 }
 

@@ -2,8 +2,9 @@
 //! DownloadOrder, ConfirmOrder, CancelOrder, ReleaseProfile served by the SM-DP+, and
 //! HandleDownloadProgressInfo sent by it to the operator.
 //!
-//! Served on the same HTTPS port as ES9+, under `/gsma/rsp2/es2plus/`. SGP.22 asks for mutual
-//! TLS on ES2+; this test server does not authenticate the operator.
+//! Served under `/gsma/rsp2/es2plus/` on a port of its own with mutual TLS: the operator's
+//! client certificate must chain to the configured operator CA ([`crate::pki::operator`]);
+//! other clients are refused in the TLS handshake. [`Es2pClient`] is the operator side.
 
 use super::store::{Order, OrderState, ProgressEvent};
 use super::{FunctionError, Smdp};
@@ -11,10 +12,13 @@ use crate::es9p::{
     codes, HeaderOnly, RequestHeader, ResponseHeader, StatusCode, ADMIN_PROTOCOL,
     CONTENT_TYPE_JSON, HEADER_ADMIN_PROTOCOL, STATUS_EXECUTED_SUCCESS, STATUS_FAILED,
 };
+use crate::pki::OperatorIdentity;
+use anyhow::Context as _;
 use rand::Rng as _;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use simlab_emulator::saip::luhn_check_digit;
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -624,7 +628,23 @@ impl Smdp {
     }
 }
 
-/// A blocking ES2+ client (the operator side), for `simlab network order --server`.
+/// A blocking ES2+ client: the operator's side (its BOSS), as `simlab network order --server`
+/// uses it. It authenticates with the operator's client certificate (mutual TLS) and trusts
+/// only the given roots for the SM-DP+'s certificate.
+///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// use simlab_harness::smdp::{DownloadOrderRequest, Es2pClient};
+/// // The BOSS certificate, its key and the TLS root all from one PKI directory.
+/// let es2 = Es2pClient::from_pki("127.0.0.1:8444", std::path::Path::new("vectors/pki"))?;
+/// let order = es2.download_order(&DownloadOrderRequest {
+///     profile_type: Some("TS48V1-A-UNIQUE".into()),
+///     ..Default::default()
+/// })?;
+/// println!("reserved ICCID {}", order.iccid);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Es2pClient {
     base_url: String,
@@ -632,18 +652,24 @@ pub struct Es2pClient {
 }
 
 impl Es2pClient {
-    /// A client for `https://host:port` (or `http://`), trusting only `roots` for TLS.
-    pub fn new<R: AsRef<[u8]>>(url: &str, roots: &[R]) -> anyhow::Result<Self> {
+    /// A client for the ES2+ port `url` (`https://host:port` or `host:port`) presenting
+    /// `identity` and trusting only `roots` (DER) for the SM-DP+'s TLS certificate.
+    pub fn new<R: AsRef<[u8]>>(
+        url: &str,
+        roots: &[R],
+        identity: &OperatorIdentity,
+    ) -> anyhow::Result<Self> {
         let mut store = rustls::RootCertStore::empty();
         for der in roots {
             store.add(CertificateDer::from(der.as_ref().to_vec()))?;
         }
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8_der.clone()));
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(store)
-        .with_no_client_auth();
+        .with_client_auth_cert(vec![CertificateDer::from(identity.cert_der.clone())], key)?;
         let agent = ureq::AgentBuilder::new()
             .tls_config(Arc::new(config))
             .timeout(Duration::from_secs(30))
@@ -657,6 +683,19 @@ impl Es2pClient {
             base_url: base,
             agent,
         })
+    }
+
+    /// A client for `url` with everything from the PKI directory `pki_dir`: the BOSS client
+    /// certificate and key (`Operator/`), and the CI that issued CERT.DP.TLS as TLS root.
+    pub fn from_pki(url: &str, pki_dir: &Path) -> anyhow::Result<Self> {
+        let root_path = pki_dir.join(crate::pki::cert_path(
+            crate::pki::Role::Ci,
+            crate::pki::Curve::Nist,
+        ));
+        let root = std::fs::read(&root_path)
+            .with_context(|| format!("TLS root {}", root_path.display()))?;
+        let identity = OperatorIdentity::load(pki_dir)?;
+        Self::new(url, &[root], &identity)
     }
 
     fn call<Req: Serialize, Resp: for<'de> Deserialize<'de>>(
@@ -674,7 +713,10 @@ impl Es2pClient {
         {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => anyhow::bail!("{function}: {url}: {e}"),
+            Err(e) => anyhow::bail!(
+                "{function}: {url}: {e} (ES2+ needs mutual TLS: a client certificate of the \
+                 operator CA the SM-DP+ trusts, and the SM-DP+'s ES2+ port)"
+            ),
         };
         let body = response.into_string()?;
         let header: HeaderOnly = serde_json::from_str(&body)

@@ -2,6 +2,15 @@
 //! `POST /gsma/rsp2/es9plus/{function}` and `POST /gsma/rsp2/es2plus/{function}`, rustls with
 //! the ring provider and CERT.DP.TLS (NIST: rustls has no brainpool), on a tokio runtime thread.
 //!
+//! ES9+ and ES2+ listen on separate ports. ES9+ is server-authenticated TLS, as SGP.22 specifies
+//! it for the LPA; ES2+ is the operator's interface and requires a client certificate chaining
+//! to the configured operator CA — a client without one, or with another, is refused during
+//! the TLS handshake with an alert (`certificate_required`, `unknown_ca`, `bad_certificate`)
+//! and never reaches a function. Two ports rather than one with an optional client certificate:
+//! an ES9+ handshake then never carries a CertificateRequest (which some LPAs do not expect),
+//! refusal happens in TLS itself rather than in each route, and the operator port can listen
+//! on another interface than the one devices reach.
+//!
 //! Every executed function answers `200` with a JSON body whose header says success or failure
 //! (§6.5.1.4); handleNotification answers `204 No Content` (§6.5.1); unknown paths `404`.
 
@@ -31,8 +40,35 @@ const CONTENT_TYPE_JSON_UTF8: &str = "application/json;charset=UTF-8";
 /// Runtime worker threads: the machine has two cores.
 const WORKER_THREADS: usize = 2;
 
-/// The rustls server configuration with CERT.DP.TLS (NIST) and its key.
+/// The rustls server configuration with CERT.DP.TLS (NIST) and its key (ES9+: no client
+/// authentication).
 pub fn tls_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    server_config(pki_dir, None)
+}
+
+/// The ES2+ server configuration: CERT.DP.TLS, and a client certificate required that chains
+/// to `operator_ca` (DER).
+pub fn es2_tls_config(
+    pki_dir: &Path,
+    operator_ca: &[u8],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(operator_ca.to_vec()))
+        .context("operator CA certificate is not usable as a trust anchor")?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .context("ES2+ client certificate verifier")?;
+    server_config(pki_dir, Some(verifier))
+}
+
+fn server_config(
+    pki_dir: &Path,
+    client_auth: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let curve = pki::Curve::Nist;
     let loaded = pki::Pki::load(pki_dir, curve)
         .with_context(|| format!("PKI {} (NIST set, for TLS)", pki_dir.display()))?;
@@ -46,20 +82,45 @@ pub fn tls_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let pkcs8 = secret.to_pkcs8_der().context("DPtls key as PKCS#8")?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
     let chain = vec![CertificateDer::from(loaded.dp_tls.cert_der.clone())];
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .context("TLS certificate and key")?;
+    .with_safe_default_protocol_versions()?;
+    let builder = match client_auth {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .context("TLS certificate and key")?;
     Ok(Arc::new(config))
 }
 
-/// Serves `smdp` on `listener` until `handle` shuts down, on a new runtime thread.
+/// One HTTPS server to run: where, with which TLS, serving which interface.
+pub(super) struct Listener {
+    pub socket: std::net::TcpListener,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub interface: Interface,
+}
+
+/// Which SGP.22 interface a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Interface {
+    Es9Plus,
+    Es2Plus,
+}
+
+fn router(interface: Interface, smdp: Arc<Smdp>) -> Router {
+    let router = match interface {
+        Interface::Es9Plus => Router::new().route("/gsma/rsp2/es9plus/{function}", post(es9)),
+        Interface::Es2Plus => Router::new().route("/gsma/rsp2/es2plus/{function}", post(es2)),
+    };
+    router.with_state(smdp)
+}
+
+/// Serves `smdp` on every listener until `handle` shuts down, on a new runtime thread.
 pub(super) fn spawn(
-    listener: std::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    listeners: Vec<Listener>,
     smdp: Arc<Smdp>,
     handle: axum_server::Handle,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -68,32 +129,46 @@ pub(super) fn spawn(
         .thread_name("smdp")
         .enable_all()
         .build()?;
-    let app = Router::new()
-        .route("/gsma/rsp2/es9plus/{function}", post(es9))
-        .route("/gsma/rsp2/es2plus/{function}", post(es2))
-        .with_state(smdp);
     let thread = std::thread::Builder::new()
         .name("smdp-server".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-                // TCP_NODELAY: without it Nagle held the first response of each new connection
-                // behind the server's earlier small, still unacknowledged write (after the TLS
-                // handshake) until the client's delayed ACK, up to 40 ms on Linux: every
-                // download's InitiateAuthentication took ~12 ms on average instead of ~1 ms.
-                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
-                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
-                let result = axum_server::from_tcp(listener)
-                    .acceptor(acceptor)
-                    .handle(handle)
-                    .serve(app.into_make_service())
-                    .await;
-                if let Err(e) = result {
-                    tracing::error!("SM-DP+ server stopped: {e}");
+                let servers: Vec<_> = listeners
+                    .into_iter()
+                    .map(|l| {
+                        let app = router(l.interface, Arc::clone(&smdp));
+                        tokio::spawn(serve(l.socket, l.tls, app, handle.clone()))
+                    })
+                    .collect();
+                for server in servers {
+                    let _ = server.await;
                 }
             });
         })?;
     Ok(thread)
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    handle: axum_server::Handle,
+) {
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    // TCP_NODELAY: without it Nagle held the first response of each new connection
+    // behind the server's earlier small, still unacknowledged write (after the TLS
+    // handshake) until the client's delayed ACK, up to 40 ms on Linux: every
+    // download's InitiateAuthentication took ~12 ms on average instead of ~1 ms.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let result = axum_server::from_tcp(listener)
+        .acceptor(acceptor)
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await;
+    if let Err(e) = result {
+        tracing::error!("SM-DP+ server stopped: {e}");
+    }
 }
 
 /// What a function produced: a JSON body, or "no content".
