@@ -411,6 +411,7 @@ fn refuses_a_body_that_is_not_the_functions_json() {
     let post = |path: &str, body: &str| {
         let r = agent
             .post(&format!("{}{path}", s.url()))
+            .set("X-Admin-Protocol", "gsma/rsp/v2.2.0")
             .set("Content-Type", "application/json")
             .send_string(body);
         match r {

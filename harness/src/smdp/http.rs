@@ -12,19 +12,28 @@
 //! on another interface than the one devices reach.
 //!
 //! Every executed function answers `200` with a JSON body whose header says success or failure
-//! (§6.5.1.4); handleNotification answers `204 No Content` (§6.5.1); unknown paths `404`.
+//! (§6.5.1.4); handleNotification answers `204 No Content` (§6.5.1).
+//!
+//! The input contract (§6.5.1): a request must carry `X-Admin-Protocol: gsma/rsp/v2.x.y` (or
+//! v3) and `Content-Type: application/json`, else the function is not run and the answer is
+//! `200` with a failed header. Requests that reach no function get their HTTP status and a
+//! failed header too, never a bare status: an unknown path `404`, a method other than POST
+//! `405`, a body over [`MAX_BODY`] `413` (bodies up to [`DRAIN_LIMIT`] are read to the end
+//! first, so that the client sees the answer instead of a connection reset). Which codes each
+//! of these carries is listed in `docs/smdp.md`.
 
-use super::es2::{CANCEL_ORDER, CONFIRM_ORDER, DOWNLOAD_ORDER, RELEASE_PROFILE};
+use super::es2::{CANCEL_ORDER, CONFIRM_ORDER, DOWNLOAD_ORDER, ES2P_PATH_PREFIX, RELEASE_PROFILE};
 use super::{FunctionError, Smdp};
 use crate::es9p::{
     codes, HeaderOnly, ResponseHeader, ADMIN_PROTOCOL, AUTHENTICATE_CLIENT, CANCEL_SESSION,
-    GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION, HEADER_ADMIN_PROTOCOL, INITIATE_AUTHENTICATION,
+    CONTENT_TYPE_JSON, ES9P_PATH_PREFIX, GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION,
+    HEADER_ADMIN_PROTOCOL, INITIATE_AUTHENTICATION,
 };
 use crate::pki::{self, Role};
 use anyhow::Context as _;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -39,6 +48,15 @@ use std::sync::Arc;
 const CONTENT_TYPE_JSON_UTF8: &str = "application/json;charset=UTF-8";
 /// Runtime worker threads: the machine has two cores.
 const WORKER_THREADS: usize = 2;
+/// Largest request body a function accepts. SGP.22 requests are a few kilobytes (the largest,
+/// AuthenticateClient and HandleNotification, carry two certificates).
+pub const MAX_BODY: usize = 256 * 1024;
+/// Over-size bodies up to this size are read and dropped before the refusal is sent; beyond
+/// it the connection is closed unread.
+pub const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+/// `X-Admin-Protocol` values served (SGP.22 §6.5.1: `gsma/rsp/v<x.y.z>`): v2, and v3 whose
+/// ES9+ JSON binding is the same for these functions.
+const ADMIN_PROTOCOL_PREFIXES: [&str; 2] = ["gsma/rsp/v2.", "gsma/rsp/v3."];
 
 /// The rustls server configuration with CERT.DP.TLS (NIST) and its key (ES9+: no client
 /// authentication).
@@ -112,8 +130,18 @@ pub(super) enum Interface {
 
 fn router(interface: Interface, smdp: Arc<Smdp>) -> Router {
     let router = match interface {
-        Interface::Es9Plus => Router::new().route("/gsma/rsp2/es9plus/{function}", post(es9)),
-        Interface::Es2Plus => Router::new().route("/gsma/rsp2/es2plus/{function}", post(es2)),
+        Interface::Es9Plus => Router::new()
+            .route(
+                "/gsma/rsp2/es9plus/{function}",
+                post(es9).fallback(wrong_method),
+            )
+            .fallback(unknown_es9_path),
+        Interface::Es2Plus => Router::new()
+            .route(
+                "/gsma/rsp2/es2plus/{function}",
+                post(es2).fallback(wrong_method),
+            )
+            .fallback(unknown_es2_path),
     };
     router.with_state(smdp)
 }
@@ -171,11 +199,11 @@ async fn serve(
     }
 }
 
-/// What a function produced: a JSON body, or "no content".
+/// What a function produced: a JSON body, or "no content"; or why no function ran.
 enum Outcome {
     Json(String),
     NoContent,
-    NotFound,
+    Refused(StatusCode, FunctionError),
 }
 
 fn to_json<T: Serialize>(result: Result<T, FunctionError>) -> Outcome {
@@ -201,6 +229,16 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, FunctionError> {
     })
 }
 
+/// The functions served on each port (what `dispatch_es9` / `dispatch_es2` know).
+const ES9_FUNCTIONS: [&str; 5] = [
+    INITIATE_AUTHENTICATION,
+    AUTHENTICATE_CLIENT,
+    GET_BOUND_PROFILE_PACKAGE,
+    HANDLE_NOTIFICATION,
+    CANCEL_SESSION,
+];
+const ES2_FUNCTIONS: [&str; 4] = [DOWNLOAD_ORDER, CONFIRM_ORDER, CANCEL_ORDER, RELEASE_PROFILE];
+
 fn dispatch_es9(smdp: &Smdp, function: &str, body: &[u8]) -> Outcome {
     match function {
         INITIATE_AUTHENTICATION => {
@@ -215,7 +253,7 @@ fn dispatch_es9(smdp: &Smdp, function: &str, body: &[u8]) -> Outcome {
             Err(e) => to_json::<()>(Err(e)),
         },
         CANCEL_SESSION => to_json(parse(body).and_then(|r| smdp.cancel_session(&r))),
-        _ => Outcome::NotFound,
+        other => unknown_function("ES9+", other),
     }
 }
 
@@ -225,20 +263,40 @@ fn dispatch_es2(smdp: &Smdp, function: &str, body: &[u8]) -> Outcome {
         CONFIRM_ORDER => to_json(parse(body).and_then(|r| smdp.confirm_order(&r))),
         CANCEL_ORDER => to_json(parse(body).and_then(|r| smdp.cancel_order(&r))),
         RELEASE_PROFILE => to_json(parse(body).and_then(|r| smdp.release_profile(&r))),
-        _ => Outcome::NotFound,
+        other => unknown_function("ES2+", other),
     }
 }
 
+fn unknown_function(interface: &str, function: &str) -> Outcome {
+    Outcome::Refused(
+        StatusCode::NOT_FOUND,
+        FunctionError::new(
+            codes::UNKNOWN_FUNCTION,
+            format!("{interface} has no function {function:?}"),
+        ),
+    )
+}
+
+fn failure_body(e: FunctionError) -> String {
+    serde_json::to_string(&HeaderOnly {
+        header: ResponseHeader::failed(e.code, e.message),
+    })
+    .unwrap_or_default()
+}
+
 fn respond(outcome: Outcome) -> Response {
-    let mut response = match outcome {
-        Outcome::Json(body) => (
-            StatusCode::OK,
+    let json = |status: StatusCode, body: String| {
+        (
+            status,
             [(header::CONTENT_TYPE, CONTENT_TYPE_JSON_UTF8)],
             body,
         )
-            .into_response(),
+            .into_response()
+    };
+    let mut response = match outcome {
+        Outcome::Json(body) => json(StatusCode::OK, body),
         Outcome::NoContent => StatusCode::NO_CONTENT.into_response(),
-        Outcome::NotFound => StatusCode::NOT_FOUND.into_response(),
+        Outcome::Refused(status, e) => json(status, failure_body(e)),
     };
     response.headers_mut().insert(
         HEADER_ADMIN_PROTOCOL,
@@ -247,13 +305,101 @@ fn respond(outcome: Outcome) -> Response {
     response
 }
 
+/// Reads the whole body, at most [`DRAIN_LIMIT`] bytes, and checks the request against the
+/// input contract of SGP.22 §6.5.1 (see the module docs).
+async fn checked_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Outcome> {
+    let too_large = |len: Option<usize>| {
+        Outcome::Refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            FunctionError::new(
+                codes::INVALID_INPUT,
+                format!(
+                    "request body of {} exceeds the limit of {MAX_BODY} bytes",
+                    len.map_or_else(
+                        || format!("more than {DRAIN_LIMIT} bytes"),
+                        |n| format!("{n} bytes")
+                    )
+                ),
+            ),
+        )
+    };
+    let bytes = axum::body::to_bytes(body, DRAIN_LIMIT)
+        .await
+        .map_err(|_| too_large(None))?;
+    if let Some(e) = header_refusal(headers) {
+        return Err(Outcome::Json(failure_body(e)));
+    }
+    if bytes.len() > MAX_BODY {
+        return Err(too_large(Some(bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// Why the headers do not meet SGP.22 §6.5.1, if they do not.
+fn header_refusal(headers: &HeaderMap) -> Option<FunctionError> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+    };
+    match text(HEADER_ADMIN_PROTOCOL) {
+        None => {
+            return Some(FunctionError::new(
+                codes::MANDATORY_ELEMENT_MISSING,
+                format!("no {HEADER_ADMIN_PROTOCOL} header; expected {ADMIN_PROTOCOL}"),
+            ))
+        }
+        Some(v)
+            if !ADMIN_PROTOCOL_PREFIXES
+                .iter()
+                .any(|p| v.to_ascii_lowercase().starts_with(p)) =>
+        {
+            return Some(FunctionError::new(
+                codes::SPECIFICATION_VERSION_UNSUPPORTED,
+                format!(
+                    "{HEADER_ADMIN_PROTOCOL} {v:?} is not served; this SM-DP+ speaks \
+                     gsma/rsp/v2.x.y (and v3)"
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    // RFC 9110 §8.3.1: media type case-insensitive, parameters (charset) allowed.
+    let content_type = text(header::CONTENT_TYPE.as_str());
+    let media_type = content_type
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    match (content_type.as_deref(), media_type.as_deref()) {
+        (_, Some(CONTENT_TYPE_JSON)) => None,
+        (None, _) => Some(FunctionError::new(
+            codes::MANDATORY_ELEMENT_MISSING,
+            format!("no Content-Type header; expected {CONTENT_TYPE_JSON}"),
+        )),
+        (Some(other), _) => Some(FunctionError::new(
+            codes::INVALID_INPUT,
+            format!("Content-Type {other:?}; expected {CONTENT_TYPE_JSON}"),
+        )),
+    }
+}
+
 /// Runs the CPU-bound function off the async workers.
 async fn run(
     smdp: Arc<Smdp>,
+    (interface, functions): (&str, &[&str]),
     function: String,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
     dispatch: fn(&Smdp, &str, &[u8]) -> Outcome,
 ) -> Response {
+    if !functions.contains(&function.as_str()) {
+        drain(body).await;
+        return respond(unknown_function(interface, &function));
+    }
+    let body = match checked_body(&headers, body).await {
+        Ok(b) => b,
+        Err(refused) => return respond(refused),
+    };
     let outcome = tokio::task::spawn_blocking(move || dispatch(&smdp, &function, &body)).await;
     match outcome {
         Ok(o) => respond(o),
@@ -267,15 +413,87 @@ async fn run(
 async fn es9(
     State(smdp): State<Arc<Smdp>>,
     UrlPath(function): UrlPath<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    run(smdp, function, body, dispatch_es9).await
+    run(
+        smdp,
+        ("ES9+", &ES9_FUNCTIONS),
+        function,
+        headers,
+        body,
+        dispatch_es9,
+    )
+    .await
 }
 
 async fn es2(
     State(smdp): State<Arc<Smdp>>,
     UrlPath(function): UrlPath<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    run(smdp, function, body, dispatch_es2).await
+    run(
+        smdp,
+        ("ES2+", &ES2_FUNCTIONS),
+        function,
+        headers,
+        body,
+        dispatch_es2,
+    )
+    .await
+}
+
+/// Reads (and drops) the body of a request that reaches no function, so that the client
+/// gets the answer rather than a reset.
+async fn drain(body: Body) {
+    let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+}
+
+async fn wrong_method(method: Method, uri: Uri, body: Body) -> Response {
+    drain(body).await;
+    let mut response = respond(Outcome::Refused(
+        StatusCode::METHOD_NOT_ALLOWED,
+        FunctionError::new(
+            codes::INVALID_INPUT,
+            format!(
+                "{method} {}: SGP.22 functions are called with POST",
+                uri.path()
+            ),
+        ),
+    ));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+fn unknown_path(uri: &Uri, hint: &str) -> Response {
+    respond(Outcome::Refused(
+        StatusCode::NOT_FOUND,
+        FunctionError::new(
+            codes::UNKNOWN_FUNCTION,
+            format!("no function at {}; {hint}", uri.path()),
+        ),
+    ))
+}
+
+async fn unknown_es9_path(uri: Uri, body: Body) -> Response {
+    drain(body).await;
+    let hint = if uri.path().starts_with(ES2P_PATH_PREFIX) {
+        "ES2+ is served on the operator's port (mutual TLS), not on the ES9+ port"
+    } else {
+        "ES9+ functions are under /gsma/rsp2/es9plus/"
+    };
+    unknown_path(&uri, hint)
+}
+
+async fn unknown_es2_path(uri: Uri, body: Body) -> Response {
+    drain(body).await;
+    let hint = if uri.path().starts_with(ES9P_PATH_PREFIX) {
+        "ES9+ is served on its own port, not on the operator's ES2+ port"
+    } else {
+        "ES2+ functions are under /gsma/rsp2/es2plus/"
+    };
+    unknown_path(&uri, hint)
 }

@@ -20,7 +20,7 @@ pub mod es2;
 mod es9;
 mod http;
 
-pub use http::{es2_tls_config, tls_config};
+pub use http::{es2_tls_config, tls_config, DRAIN_LIMIT, MAX_BODY};
 pub mod store;
 
 pub use es2::{
