@@ -117,7 +117,7 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let (ok, out, err) = lpa(&["list"]);
     assert!(ok, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list["result"][0]["state"], "disabled", "{out}");
+    assert_eq!(list["result"][0]["profileState"], "disabled", "{out}");
     let (ok, _, err) = lpa(&["enable", "8949449999999990163"]);
     assert!(ok, "{err}");
     let (ok, out, _) = lpa(&["list"]);
