@@ -24,7 +24,7 @@ fn server(callback: Option<String>) -> RunningSmdp {
 }
 
 fn es2(s: &RunningSmdp) -> Es2pClient {
-    Es2pClient::from_pki(&s.es2_url(), &pki_dir()).unwrap()
+    Es2pClient::from_pki(&s.es2_url(), pki_dir()).unwrap()
 }
 
 /// A TLS client trusting the PKI's CI, presenting `identity` (certificate DER, PKCS#8 key) or
@@ -113,7 +113,7 @@ fn es2_refuses_client_certificates_of_another_ca() {
 #[test]
 fn es2_serves_the_operators_client_certificate() {
     let s = server(None);
-    let me = simlab_harness::pki::OperatorIdentity::load(&pki_dir()).unwrap();
+    let me = simlab_harness::pki::OperatorIdentity::load(pki_dir()).unwrap();
     let response = post_download_order(
         &tls_agent(&s, Some((me.cert_der, me.key_pkcs8_der))),
         &s.es2_url(),
@@ -393,16 +393,19 @@ fn reports_download_progress_to_the_operator() {
 fn the_order_command_places_a_released_order_on_a_running_server() {
     use simlab_harness::network::{run, NetworkCommand};
     let s = server(None);
-    run(NetworkCommand::Order {
-        template: TEMPLATE.into(),
-        eid: None,
-        confirmation_code: Some("7777".into()),
-        server: Some(s.es2_address.clone()),
-        db: None,
-        address: String::new(),
-        pki: pki_dir(),
-        templates: templates_dir(),
-    })
+    run(
+        NetworkCommand::Order {
+            template: TEMPLATE.into(),
+            eid: None,
+            confirmation_code: Some("7777".into()),
+            server: Some(s.es2_address.clone()),
+            db: None,
+            address: String::new(),
+            pki: Some(pki_dir()),
+            templates: Some(templates_dir()),
+        },
+        simlab_harness::output::Output::new(true),
+    )
     .unwrap();
     let orders = s.smdp().orders().unwrap();
     assert_eq!(orders.len(), 1);

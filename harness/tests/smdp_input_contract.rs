@@ -41,7 +41,7 @@ fn agent(port: Port) -> ureq::Agent {
     let config = match port {
         Port::Es9 => builder.with_no_client_auth(),
         Port::Es2 => {
-            let me = OperatorIdentity::load(&pki_dir()).unwrap();
+            let me = OperatorIdentity::load(pki_dir()).unwrap();
             builder
                 .with_client_auth_cert(
                     vec![CertificateDer::from(me.cert_der)],

@@ -15,7 +15,6 @@
 //! digitalSignature (critical) and extendedKeyUsage id-kp-clientAuth — what a TLS server's
 //! client-certificate verification (rustls-webpki) checks.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use der::pem::LineEnding;
@@ -26,6 +25,7 @@ use x509_cert::Certificate;
 
 use super::profiles::{self, Attr, CertRequest};
 use super::{random_serial, validity, write_file, Curve, KeyPair, PkiError, PkiValidity};
+use crate::defaults::Files;
 
 /// Directory of the operator files inside a PKI directory.
 pub const OPERATOR_DIR: &str = "Operator";
@@ -130,9 +130,8 @@ pub fn generate(out: &Path, v: &PkiValidity) -> Result<Vec<PathBuf>, PkiError> {
     Ok(files)
 }
 
-fn read(dir: &Path, rel: &Path) -> Result<Vec<u8>, PkiError> {
-    let path = dir.join(rel);
-    fs::read(&path).map_err(|source| match source.kind() {
+fn read(dir: &Files, rel: &Path) -> Result<Vec<u8>, PkiError> {
+    dir.read(rel).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => PkiError::Missing {
             what: format!(
                 "operator {} (ES2+ mutual TLS; `simlab pki generate` writes one)",
@@ -142,21 +141,23 @@ fn read(dir: &Path, rel: &Path) -> Result<Vec<u8>, PkiError> {
                     "certificate"
                 }
             ),
-            path,
+            path: dir.location(rel),
         },
         _ => PkiError::Io {
             action: "reading",
-            path,
+            path: dir.location(rel),
             source,
         },
     })
 }
 
-/// The operator CA certificate (DER) of the PKI in `dir`: what the SM-DP+ trusts on ES2+.
-pub fn load_ca(dir: &Path) -> Result<Vec<u8>, PkiError> {
-    let der = read(dir, &ca_cert_path())?;
+/// The operator CA certificate (DER) of the PKI `dir` (a directory, or the built-in test
+/// PKI): what the SM-DP+ trusts on ES2+.
+pub fn load_ca(dir: impl Into<Files>) -> Result<Vec<u8>, PkiError> {
+    let dir = dir.into();
+    let der = read(&dir, &ca_cert_path())?;
     Certificate::from_der(&der).map_err(|e| PkiError::BadCertificate {
-        path: dir.join(ca_cert_path()),
+        path: dir.location(ca_cert_path()),
         reason: format!("not a DER X.509 certificate: {e}"),
     })?;
     Ok(der)
@@ -172,10 +173,12 @@ pub struct OperatorIdentity {
 }
 
 impl OperatorIdentity {
-    /// Loads the BOSS client certificate and key of the PKI in `dir`.
-    pub fn load(dir: &Path) -> Result<Self, PkiError> {
-        let cert_der = read(dir, &client_cert_path())?;
-        let pem = read(dir, &client_key_path())?;
+    /// Loads the BOSS client certificate and key of the PKI `dir` (a directory, or the
+    /// built-in test PKI).
+    pub fn load(dir: impl Into<Files>) -> Result<Self, PkiError> {
+        let dir = dir.into();
+        let cert_der = read(&dir, &client_cert_path())?;
+        let pem = read(&dir, &client_key_path())?;
         let key = KeyPair::from_sec1_pem(&String::from_utf8_lossy(&pem), Curve::Nist)?;
         let cert = Certificate::from_der(&cert_der)?;
         if cert
@@ -186,7 +189,7 @@ impl OperatorIdentity {
             != key.public_point().as_slice()
         {
             return Err(PkiError::BadCertificate {
-                path: dir.join(client_cert_path()),
+                path: dir.location(client_cert_path()),
                 reason: format!(
                     "private key {} does not belong to this certificate",
                     client_key_path().display()

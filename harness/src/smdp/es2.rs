@@ -8,6 +8,7 @@
 
 use super::store::{Order, OrderState, ProgressEvent};
 use super::{FunctionError, Smdp};
+use crate::defaults::Files;
 use crate::es9p::{
     codes, HeaderOnly, RequestHeader, ResponseHeader, StatusCode, ADMIN_PROTOCOL,
     CONTENT_TYPE_JSON, HEADER_ADMIN_PROTOCOL, STATUS_EXECUTED_SUCCESS, STATUS_FAILED,
@@ -18,7 +19,6 @@ use rand::Rng as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use simlab_emulator::saip::luhn_check_digit;
-use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -76,6 +76,38 @@ pub struct DownloadOrderRequest {
 pub struct DownloadOrderResponse {
     pub header: ResponseHeader,
     pub iccid: String,
+    /// simlab extension, not in SGP.22: the personalisation of a new profile (IMSI, K, OPc,
+    /// MSISDN), which the operator needs to provision its HSS. SGP.22 leaves that exchange to
+    /// MNO and SM-DP+ (real ones use profile description files); a test lab needs it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber: Option<SubscriberData>,
+}
+
+/// What the network side needs of a personalised profile (see
+/// [`DownloadOrderResponse::subscriber`]); keys in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imsi: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msisdn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opc: Option<String>,
+}
+
+impl SubscriberData {
+    /// The personalisation of `order`, if it was personalised.
+    pub fn of(order: &Order) -> Option<Self> {
+        order.personalised.then(|| Self {
+            imsi: order.imsi.clone(),
+            msisdn: order.msisdn.clone(),
+            k: order.k.map(hex::encode_upper),
+            opc: order.opc.map(hex::encode_upper),
+        })
+    }
 }
 
 /// ES2+.ConfirmOrder input (SGP.22 §5.3.2).
@@ -196,7 +228,7 @@ impl ProgressSink {
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` for a Unix time (proleptic Gregorian, H. Hinnant's civil_from_days).
-fn timestamp(at: SystemTime) -> String {
+pub(crate) fn timestamp(at: SystemTime) -> String {
     let secs = at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -350,6 +382,7 @@ impl Smdp {
             outcome?;
             return Ok(DownloadOrderResponse {
                 header: ResponseHeader::success(),
+                subscriber: SubscriberData::of(&order),
                 iccid: order.iccid,
             });
         }
@@ -419,6 +452,7 @@ impl Smdp {
         order.id = self.with_store(|s| s.insert_order(&order))?;
         Ok(DownloadOrderResponse {
             header: ResponseHeader::success(),
+            subscriber: SubscriberData::of(&order),
             iccid: order.iccid,
         })
     }
@@ -636,7 +670,7 @@ impl Smdp {
 /// # fn main() -> anyhow::Result<()> {
 /// use simlab_harness::smdp::{DownloadOrderRequest, Es2pClient};
 /// // The BOSS certificate, its key and the TLS root all from one PKI directory.
-/// let es2 = Es2pClient::from_pki("127.0.0.1:8444", std::path::Path::new("vectors/pki"))?;
+/// let es2 = Es2pClient::from_pki("127.0.0.1:8444", simlab_harness::defaults::Files::pki())?;
 /// let order = es2.download_order(&DownloadOrderRequest {
 ///     profile_type: Some("TS48V1-A-UNIQUE".into()),
 ///     ..Default::default()
@@ -685,16 +719,16 @@ impl Es2pClient {
         })
     }
 
-    /// A client for `url` with everything from the PKI directory `pki_dir`: the BOSS client
-    /// certificate and key (`Operator/`), and the CI that issued CERT.DP.TLS as TLS root.
-    pub fn from_pki(url: &str, pki_dir: &Path) -> anyhow::Result<Self> {
-        let root_path = pki_dir.join(crate::pki::cert_path(
-            crate::pki::Role::Ci,
-            crate::pki::Curve::Nist,
-        ));
-        let root = std::fs::read(&root_path)
-            .with_context(|| format!("TLS root {}", root_path.display()))?;
-        let identity = OperatorIdentity::load(pki_dir)?;
+    /// A client for `url` with everything from one PKI (a directory, or the built-in test PKI
+    /// [`Files::pki`]): the BOSS client certificate and key (`Operator/`), and the CI that
+    /// issued CERT.DP.TLS as TLS root.
+    pub fn from_pki(url: &str, pki: impl Into<Files>) -> anyhow::Result<Self> {
+        let pki = pki.into();
+        let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+        let root = pki
+            .read(&rel)
+            .with_context(|| format!("TLS root {}", pki.location(&rel).display()))?;
+        let identity = OperatorIdentity::load(pki)?;
         Self::new(url, &[root], &identity)
     }
 

@@ -24,6 +24,7 @@
 
 use super::es2::{CANCEL_ORDER, CONFIRM_ORDER, DOWNLOAD_ORDER, ES2P_PATH_PREFIX, RELEASE_PROFILE};
 use super::{FunctionError, Smdp};
+use crate::defaults::Files;
 use crate::es9p::{
     codes, HeaderOnly, ResponseHeader, ADMIN_PROTOCOL, AUTHENTICATE_CLIENT, CANCEL_SESSION,
     CONTENT_TYPE_JSON, ES9P_PATH_PREFIX, GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION,
@@ -41,7 +42,6 @@ use p256::pkcs8::EncodePrivateKey as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::Path;
 use std::sync::Arc;
 
 /// `Content-Type` of every JSON answer (SGP.22 §6.5.1).
@@ -60,14 +60,14 @@ const ADMIN_PROTOCOL_PREFIXES: [&str; 2] = ["gsma/rsp/v2.", "gsma/rsp/v3."];
 
 /// The rustls server configuration with CERT.DP.TLS (NIST) and its key (ES9+: no client
 /// authentication).
-pub fn tls_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn tls_config(pki_dir: &Files) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     server_config(pki_dir, None)
 }
 
 /// The ES2+ server configuration: CERT.DP.TLS, and a client certificate required that chains
 /// to `operator_ca` (DER).
 pub fn es2_tls_config(
-    pki_dir: &Path,
+    pki_dir: &Files,
     operator_ca: &[u8],
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let mut roots = rustls::RootCertStore::empty();
@@ -84,16 +84,18 @@ pub fn es2_tls_config(
 }
 
 fn server_config(
-    pki_dir: &Path,
+    pki_dir: &Files,
     client_auth: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let curve = pki::Curve::Nist;
-    let loaded = pki::Pki::load(pki_dir, curve)
-        .with_context(|| format!("PKI {} (NIST set, for TLS)", pki_dir.display()))?;
+    let loaded = pki::Pki::load_from(pki_dir, curve)
+        .with_context(|| format!("PKI {pki_dir} (NIST set, for TLS)"))?;
     let key = loaded.dp_tls.key.as_ref().with_context(|| {
         format!(
             "no TLS key {}",
-            pki_dir.join(pki::key_path(Role::DpTls, curve)).display()
+            pki_dir
+                .location(pki::key_path(Role::DpTls, curve))
+                .display()
         )
     })?;
     let secret = p256::SecretKey::from_slice(&key.scalar()).context("DPtls key")?;
