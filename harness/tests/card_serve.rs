@@ -96,3 +96,35 @@ fn refuses_a_nonsense_idle_timeout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--idle-timeout"), "{stderr}");
 }
+
+#[test]
+fn refuses_a_state_directory_of_the_other_kind_of_card_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("card");
+    // A UICC's state, as `card serve --card uicc --state DIR` leaves it.
+    simlab_harness::cards::load_card(std::path::Path::new("uicc"), Some(&state)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args([
+            "--json",
+            "card",
+            "serve",
+            "--card",
+            "euicc",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "card-state", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("holds a UICC") && message.contains("describes an eUICC"),
+        "{message}"
+    );
+    // The state was not touched: the UICC loads from it as before.
+    simlab_harness::cards::load_card(std::path::Path::new("uicc"), Some(&state)).unwrap();
+}
