@@ -662,21 +662,23 @@ pub struct KeysetSection {
 }
 
 impl OtaSection {
-    fn keys(&self) -> Result<OtaKeys, DefinitionError> {
+    /// The keysets as the card holds them (a sender uses their `keys`).
+    pub fn keys(&self) -> Result<OtaKeys, DefinitionError> {
         let mut keysets = Vec::new();
         for k in &self.keysets {
-            let kic_algorithm =
-                match k.kic_algorithm.as_str() {
-                    "3des-cbc2" => CipherAlgorithm::TripleDesCbc2,
-                    "3des-cbc3" => CipherAlgorithm::TripleDesCbc3,
-                    "aes-cbc" => CipherAlgorithm::AesCbc,
-                    other => return Err(field(
+            let kic_algorithm = match k.kic_algorithm.as_str() {
+                "3des-cbc2" => CipherAlgorithm::TripleDesCbc2,
+                "3des-cbc3" => CipherAlgorithm::TripleDesCbc3,
+                "aes-cbc" => CipherAlgorithm::AesCbc,
+                other => {
+                    return Err(field(
                         "ota.keyset.kic_algorithm",
                         format!(
                             "expected \"3des-cbc2\", \"3des-cbc3\" or \"aes-cbc\", got {other:?}"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let kid_algorithm = match k.kid_algorithm.as_str() {
                 "3des-cbc-mac2" => MacAlgorithm::TripleDesCbcMac2,
                 "3des-cbc-mac3" => MacAlgorithm::TripleDesCbcMac3,

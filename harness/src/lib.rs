@@ -7,6 +7,7 @@ pub mod cards;
 pub mod es9p;
 pub mod lpa;
 pub mod network;
+pub mod ota;
 pub mod output;
 pub mod pki;
 pub mod selftest;

@@ -44,6 +44,9 @@ enum Command {
     /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
     #[command(subcommand)]
     Network(simlab_harness::network::NetworkCommand),
+    /// Remote card management over the air: SCP80 secured packets by SMS-PP to RFM.
+    #[command(subcommand)]
+    Ota(simlab_harness::ota::cli::OtaCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(&a),
         Command::Network(cmd) => simlab_harness::network::run(cmd),
         Command::Lpa(a) => simlab_harness::lpa::cli::run(a, out),
+        Command::Ota(cmd) => simlab_harness::ota::cli::run(cmd, out),
     }
 }
 
