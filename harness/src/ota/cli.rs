@@ -2,9 +2,9 @@
 //! checked and each command's status word printed.
 
 use super::{default_spi, send, OtaError, RemoteCommand, SendReport};
-use crate::cards;
+use crate::apdu::Target;
+use crate::defaults;
 use crate::output::{CodedError, Output};
-use crate::transport::{InProcess, PcscReader, Transport, VpcdReader};
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
@@ -12,10 +12,6 @@ use simlab_emulator::definition::OtaSection;
 use simlab_emulator::ota::ts_102_225::{Checksum, CounterMode, Keyset, PorRequest, PorStatus, Spi};
 use simlab_emulator::ota::ts_102_226::ScriptFormat;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// The card definition whose keysets `--keyset INDEX` reads by default.
-const DEFAULT_KEYS: &str = "vectors/cards/uicc.toml";
 
 #[derive(Subcommand, Debug)]
 pub enum OtaCommand {
@@ -26,25 +22,22 @@ pub enum OtaCommand {
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
-    /// A PC/SC reader (exact name or unique prefix), e.g. "Virtual PCD 00 00" or a real SIM.
-    #[arg(long, group = "target", required_unless_present_any = ["card", "vpcd"])]
-    pub reader: Option<String>,
-    /// An emulated card from this definition, in-process.
-    #[arg(long, group = "target")]
-    pub card: Option<PathBuf>,
-    /// Card state directory for --card (counters and deactivated files persist there).
-    #[arg(long, requires = "card")]
+    #[command(flatten)]
+    pub target: Target,
+    /// With --vpcd: connect to a card listening there (`simlab card serve --listen ADDR`)
+    /// instead of waiting for one.
+    #[arg(long, requires = "vpcd")]
+    pub vpcd_connect: bool,
+    /// State directory of an in-process --card (counters and deactivated files persist).
+    #[arg(long, requires = "card", value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// Play vpcd: wait on this address for a card to connect.
-    #[arg(long, group = "target")]
-    pub vpcd: Option<String>,
     /// The keyset: a KID key index (1-15) of the keysets in --keys (default: --card's
-    /// definition, else vectors/cards/uicc.toml), or a TOML file with [[ota.keyset]] tables
+    /// definition, else the built-in uicc card's), or a TOML file with [[ota.keyset]] tables
     /// (FILE, or FILE:INDEX when it holds several).
-    #[arg(long)]
+    #[arg(long, value_name = "INDEX|FILE")]
     pub keyset: String,
     /// Where --keyset INDEX looks (a card definition or any TOML with [[ota.keyset]]).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
     /// TAR in hex: B00011 USIM RFM, B00010 UICC RFM.
     #[arg(long, default_value = "B00011")]
@@ -62,9 +55,6 @@ pub struct SendArgs {
     /// expanded every command's.
     #[arg(long, value_enum, default_value_t = Format::Compact)]
     pub format: Format,
-    /// With --vpcd: connect to a card listening there instead of waiting for one.
-    #[arg(long)]
-    pub vpcd_connect: bool,
     /// The APDUs in hex (spaces inside one argument are ignored).
     #[arg(required = true)]
     pub apdus: Vec<String>,
@@ -124,13 +114,7 @@ pub fn run(cmd: OtaCommand, out: Output) -> anyhow::Result<()> {
 fn send_cmd(a: SendArgs, out: Output) -> anyhow::Result<()> {
     let keyset = load_keyset(&a)?;
     let command = remote_command(&a)?;
-    let mut transport: Box<dyn Transport> = match (&a.reader, &a.card, &a.vpcd) {
-        (Some(r), _, _) => Box::new(PcscReader::connect(r)?),
-        (_, Some(c), _) => Box::new(InProcess::new(cards::load_card(c, a.state.as_deref())?)),
-        (_, _, Some(v)) if a.vpcd_connect => Box::new(VpcdReader::connect(v)?),
-        (_, _, Some(v)) => Box::new(VpcdReader::accept(v, Duration::from_secs(30))?),
-        _ => anyhow::bail!("give one of --reader, --card or --vpcd"),
-    };
+    let mut transport = a.target.open(a.vpcd_connect, a.state.as_deref())?;
     let report = send(&mut transport, &keyset, &command).map_err(coded)?;
     let result = result_of(&keyset, &command, &report);
     if let Some(por) = &report.por {
@@ -198,55 +182,57 @@ fn keysets_in(path: &Path) -> anyhow::Result<Vec<Keyset>> {
 }
 
 fn load_keyset(a: &SendArgs) -> anyhow::Result<Keyset> {
-    let pick = |path: &Path, index: Option<u8>| -> anyhow::Result<Keyset> {
-        let all = keysets_in(path)?;
-        let indexes: Vec<String> = all.iter().map(|k| k.kid_index.to_string()).collect();
-        let found = match index {
-            Some(i) => all.into_iter().find(|k| k.kid_index == i),
-            None if all.len() == 1 => all.into_iter().next(),
-            None => {
-                return Err(CodedError::new(
-                    "usage",
-                    format!(
-                        "{} holds keysets with KID indexes {}: give --keyset {}:INDEX",
-                        path.display(),
-                        indexes.join(", "),
-                        path.display()
-                    ),
-                )
-                .into())
-            }
-        };
-        found.ok_or_else(|| {
-            CodedError::new(
-                "usage",
-                format!(
-                    "{} has no keyset with KID index {}; it has {}",
-                    path.display(),
-                    index.unwrap_or(0),
-                    if indexes.is_empty() {
-                        "none".into()
-                    } else {
-                        indexes.join(", ")
-                    }
-                ),
-            )
-            .into()
-        })
-    };
     if let Ok(index) = a.keyset.parse::<u8>() {
-        let path = a
-            .keys
-            .clone()
-            .or_else(|| a.card.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYS));
-        return pick(&path, Some(index));
+        let (label, all) = match (&a.keys, &a.target.card) {
+            (Some(file), _) => (file.display().to_string(), keysets_in(file)?),
+            (None, Some(card)) => (card.display().to_string(), card_keysets(card)?),
+            (None, None) => (
+                format!("the built-in {} card", defaults::UICC),
+                card_keysets(Path::new(defaults::UICC))?,
+            ),
+        };
+        return pick(&label, all, Some(index));
     }
-    match a.keyset.rsplit_once(':') {
+    let (file, index) = match a.keyset.rsplit_once(':') {
         Some((file, index)) if index.parse::<u8>().is_ok() && !Path::new(&a.keyset).exists() => {
-            pick(Path::new(file), index.parse().ok())
+            (file, index.parse().ok())
         }
-        _ => pick(Path::new(&a.keyset), None),
+        _ => (a.keyset.as_str(), None),
+    };
+    pick(file, keysets_in(Path::new(file))?, index)
+}
+
+/// The keysets of a card definition (a file or a built-in card's name).
+fn card_keysets(card: &Path) -> anyhow::Result<Vec<Keyset>> {
+    let def = defaults::card_definition(card)?;
+    let keys = def
+        .ota
+        .keys()
+        .map_err(|e| CodedError::new("card-definition", format!("{}: {e}", card.display())))?;
+    Ok(keys.keysets.into_iter().map(|k| k.keys).collect())
+}
+
+/// The keyset with KID index `index` of `all` (read from `label`), or the only one.
+fn pick(label: &str, all: Vec<Keyset>, index: Option<u8>) -> anyhow::Result<Keyset> {
+    let indexes: Vec<String> = all.iter().map(|k| k.kid_index.to_string()).collect();
+    let usage = |m: String| anyhow::Error::from(CodedError::new("usage", m));
+    match index {
+        Some(i) => all.into_iter().find(|k| k.kid_index == i).ok_or_else(|| {
+            usage(format!(
+                "{label} has no keyset with KID index {i}; it has {}",
+                if indexes.is_empty() {
+                    "none".into()
+                } else {
+                    indexes.join(", ")
+                }
+            ))
+        }),
+        None if all.len() == 1 => all.into_iter().next().ok_or_else(|| usage(label.into())),
+        None if all.is_empty() => Err(usage(format!("{label} has no [[ota.keyset]]"))),
+        None => Err(usage(format!(
+            "{label} holds keysets with KID indexes {}: give --keyset {label}:INDEX",
+            indexes.join(", ")
+        ))),
     }
 }
 
