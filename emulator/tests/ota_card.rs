@@ -716,3 +716,57 @@ proptest! {
         prop_assert_eq!(&c.state().pins, &before.pins);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Keysets in card definitions
+
+#[rstest]
+#[case::algorithm("kic_algorithm = \"des\"", "ota.keyset.kic_algorithm", "got \"des\"")]
+#[case::key_length("kic = \"3001\"", "ota.keyset", "kic is 2 bytes")]
+#[case::level(
+    "min_security_level = \"cc+strong\"",
+    "ota.keyset.min_security_level",
+    "cc+strong"
+)]
+#[case::index("kic_index = 16", "ota.keyset", "outside 1..=15")]
+fn a_bad_keyset_field_is_named_with_what_was_expected(
+    #[case] line: &str,
+    #[case] field: &str,
+    #[case] says: &str,
+) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/cards/uicc.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let key = line.split(" = ").next().unwrap();
+    // Replace the first keyset's line with that key (or add it).
+    let start = text.find("[[ota.keyset]]").unwrap();
+    let (head, tail) = text.split_at(start);
+    let mut lines: Vec<String> = tail.lines().map(String::from).collect();
+    match lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{key} = ")))
+    {
+        Some(i) => lines[i] = line.into(),
+        None => lines.insert(1, line.into()),
+    }
+    let bad = format!("{head}{}", lines.join("\n"));
+    let err = CardDefinition::from_toml(&bad)
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(field) && err.contains(says), "{err}");
+}
+
+#[test]
+fn two_keysets_with_one_kid_index_are_refused() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/cards/uicc.toml");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("kid_index = 2", "kid_index = 3");
+    let err = CardDefinition::from_toml(&text)
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3 is used by two keysets"), "{err}");
+}

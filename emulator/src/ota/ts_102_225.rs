@@ -1111,3 +1111,149 @@ mod hex_vec {
         hex::decode(text).map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn keyset(
+        kic_algorithm: CipherAlgorithm,
+        kic_len: usize,
+        kid_algorithm: MacAlgorithm,
+        kid_len: usize,
+    ) -> Keyset {
+        Keyset {
+            kic_index: 1,
+            kic_algorithm,
+            kic: (0..kic_len as u8).collect(),
+            kid_index: 1,
+            kid_algorithm,
+            kid: (0..kid_len as u8).map(|b| b ^ 0x5A).collect(),
+        }
+    }
+
+    fn spi_strategy() -> impl Strategy<Value = Spi> {
+        (any::<[u8; 2]>()).prop_filter_map("reserved PoR bits", |b| {
+            Spi::decode([b[0] & 0x1F, b[1] & 0x3F]).ok()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn spi_decode_encode_round_trips(spi in spi_strategy()) {
+            prop_assert_eq!(Spi::decode(spi.encode()).unwrap(), spi);
+        }
+
+        #[test]
+        fn every_status_code_round_trips(code in any::<u8>()) {
+            prop_assert_eq!(PorStatus::from_code(code).code(), code);
+        }
+
+        #[test]
+        fn parsing_arbitrary_packets_and_pors_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let k = keyset(CipherAlgorithm::AesCbc, 16, MacAlgorithm::AesCmac, 16);
+            if let Ok(h) = CommandHeader::parse(&bytes) {
+                let _ = CommandPacket::open(&h, &bytes, &PacketKeys::of(&k));
+            }
+            let spi = Spi::decode([0x06, 0x19]).unwrap();
+            let _ = ResponsePacket::open(&bytes, &spi, 0x12, &PacketKeys::of(&k));
+        }
+
+        #[test]
+        fn sealed_packets_open_to_what_was_sealed(
+            spi in spi_strategy().prop_filter("no DS", |s| s.checksum != Checksum::Ds && s.por_checksum != Checksum::Ds),
+            counter in 0..=COUNTER_MAX,
+            data in proptest::collection::vec(any::<u8>(), 0..120),
+            alg in 0usize..5,
+        ) {
+            let k = [
+                keyset(CipherAlgorithm::TripleDesCbc2, 16, MacAlgorithm::TripleDesCbcMac2, 16),
+                keyset(CipherAlgorithm::TripleDesCbc3, 24, MacAlgorithm::TripleDesCbcMac3, 24),
+                keyset(CipherAlgorithm::AesCbc, 16, MacAlgorithm::AesCmac, 16),
+                keyset(CipherAlgorithm::AesCbc, 24, MacAlgorithm::AesCmac, 24),
+                keyset(CipherAlgorithm::AesCbc, 32, MacAlgorithm::AesCmac, 32),
+            ][alg].clone();
+            let p = CommandPacket::for_keyset(&k, spi, [0xB0, 0, 0x11], counter, data);
+            let sealed = p.seal(&PacketKeys::of(&k)).unwrap();
+            let h = CommandHeader::parse(&sealed).unwrap();
+            prop_assert_eq!(CommandPacket::open(&h, &sealed, &PacketKeys::of(&k)).unwrap(), p.clone());
+            let por = ResponsePacket { tar: p.tar, counter, status: PorStatus::Ok, data: p.data.clone() };
+            let ud = por.seal(&spi, p.kid, &PacketKeys::of(&k)).unwrap();
+            let opened = ResponsePacket::open(&ud, &spi, p.kid, &PacketKeys::of(&k)).unwrap();
+            prop_assert!(opened.secured);
+            prop_assert_eq!(opened.packet, por);
+        }
+    }
+
+    #[rstest]
+    #[case::des2(
+        CipherAlgorithm::TripleDesCbc2,
+        24,
+        "kic is 24 bytes; 3des-cbc2 needs 16 (2 keys) or 24 (3 keys)"
+    )]
+    #[case::aes(
+        CipherAlgorithm::AesCbc,
+        20,
+        "kic is 20 bytes; aes-cbc needs 16, 24 or 32"
+    )]
+    fn a_key_of_the_wrong_length_is_named(
+        #[case] alg: CipherAlgorithm,
+        #[case] len: usize,
+        #[case] msg: &str,
+    ) {
+        let k = keyset(alg, len, MacAlgorithm::AesCmac, 16);
+        assert_eq!(k.check().unwrap_err().to_string(), msg);
+    }
+
+    #[test]
+    fn an_unsecured_por_is_accepted_only_for_a_security_failure() {
+        let k = keyset(CipherAlgorithm::AesCbc, 16, MacAlgorithm::AesCmac, 16);
+        let spi = Spi::decode([0x06, 0x19]).unwrap();
+        let plain = Spi {
+            por_ciphered: false,
+            por_checksum: Checksum::None,
+            ..spi
+        };
+        let por = |status| {
+            ResponsePacket {
+                tar: [1, 2, 3],
+                counter: 0,
+                status,
+                data: Vec::new(),
+            }
+            .seal(&plain, 0x12, &PacketKeys::none())
+            .unwrap()
+        };
+        let opened = ResponsePacket::open(
+            &por(PorStatus::RcCcDsFailed),
+            &spi,
+            0x12,
+            &PacketKeys::of(&k),
+        )
+        .unwrap();
+        assert_eq!(
+            (opened.secured, opened.packet.status),
+            (false, PorStatus::RcCcDsFailed)
+        );
+        assert_eq!(
+            ResponsePacket::open(&por(PorStatus::Ok), &spi, 0x12, &PacketKeys::of(&k)),
+            Err(PorError::NotSecured(PorStatus::Ok))
+        );
+    }
+
+    #[test]
+    fn crc_checks_are_the_iso_13239_ones() {
+        // The standard check values of CRC-32 (ISO-HDLC) and CRC-16 (IBM-SDLC / X.25).
+        assert_eq!(
+            redundancy_check(RcAlgorithm::Crc32, b"123456789"),
+            [0xCB, 0xF4, 0x39, 0x26]
+        );
+        assert_eq!(
+            redundancy_check(RcAlgorithm::Crc16, b"123456789"),
+            [0x90, 0x6E]
+        );
+    }
+}

@@ -156,3 +156,57 @@ impl Reassembly {
         Received::Packet(parts.into_iter().flat_map(|p| p.data).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn split_then_reassembled_in_any_order_gives_the_packet_back(
+            packet in proptest::collection::vec(any::<u8>(), 1..1200),
+            seed in any::<u64>(),
+        ) {
+            let mut parts = split(&packet, &Address::isdn("+491234"), [0; 7], 42).unwrap();
+            // A deterministic shuffle of the parts.
+            let n = parts.len();
+            for i in (1..n).rev() {
+                let j = (seed.rotate_left(i as u32) as usize) % (i + 1);
+                parts.swap(i, j);
+            }
+            let mut r = Reassembly::default();
+            let mut got = None;
+            for (i, p) in parts.into_iter().enumerate() {
+                let tpdu = p.encode().unwrap();
+                let back = SmsDeliver::decode(&tpdu).unwrap();
+                match r.receive(back) {
+                    Received::Packet(data) => { prop_assert_eq!(i, n - 1); got = Some(data); }
+                    Received::Partial => prop_assert!(i < n - 1),
+                    other => prop_assert!(false, "{:?}", other),
+                }
+            }
+            prop_assert_eq!(got, Some(packet));
+        }
+
+        #[test]
+        fn decoding_arbitrary_tpdus_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(sms) = SmsDeliver::decode(&bytes) {
+                let _ = Reassembly::default().receive(sms);
+            }
+        }
+    }
+
+    #[test]
+    fn a_packet_too_long_for_sixteen_messages_is_refused() {
+        let err = split(&vec![0; 3000], &Address::isdn("1"), [0; 7], 0).unwrap_err();
+        assert!(err.to_string().contains("3000 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_message_without_a_command_packet_identifier_is_not_secured() {
+        let sms = SmsDeliver::data_download(Address::isdn("1"), [0; 7], Vec::new(), vec![1, 2]);
+        assert_eq!(Reassembly::default().receive(sms), Received::NotSecured);
+    }
+}
