@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod es9p;
 pub mod lpa;
 pub mod network;
+pub mod ota;
 pub mod output;
 pub mod pki;
 pub mod selftest;
