@@ -103,7 +103,6 @@ pub static READER: LaneSetting = LaneSetting(slot_reader);
 /// Held (listening) by the process whose test uses the slot. Not vpcd's port.
 pub static SLOT_LOCK_ADDR: LaneSetting = LaneSetting(slot_lock);
 
-
 /// The default card definition of the repository.
 pub fn card_definition() -> PathBuf {
     PathBuf::from(concat!(
