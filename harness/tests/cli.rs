@@ -89,7 +89,14 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     use std::io::{BufRead, BufReader};
     let elsewhere = tempfile::tempdir().unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
-        .args(["network", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "network",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--es2-listen",
+            "127.0.0.1:0",
+        ])
         .current_dir(elsewhere.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -170,7 +170,7 @@ pub const NO_EXPIRY: Time = Time::INFINITY;
 
 /// Builds an extension with the given criticality (the criticality per role comes from
 /// SGP.22 / SGP.26, not from the crate's defaults).
-fn ext<T: der::oid::AssociatedOid + Encode>(
+pub(super) fn ext<T: der::oid::AssociatedOid + Encode>(
     value: &T,
     critical: bool,
 ) -> Result<Extension, PkiError> {
@@ -181,11 +181,11 @@ fn ext<T: der::oid::AssociatedOid + Encode>(
     })
 }
 
-fn ski_ext(ski: &[u8]) -> Result<Extension, PkiError> {
+pub(super) fn ski_ext(ski: &[u8]) -> Result<Extension, PkiError> {
     ext(&SubjectKeyIdentifier(OctetString::new(ski)?), false)
 }
 
-fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
+pub(super) fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
     ext(
         &AuthorityKeyIdentifier {
             key_identifier: Some(OctetString::new(issuer_ski)?),
@@ -196,7 +196,7 @@ fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
     )
 }
 
-fn key_usage_ext(usages: FlagSet<KeyUsages>) -> Result<Extension, PkiError> {
+pub(super) fn key_usage_ext(usages: FlagSet<KeyUsages>) -> Result<Extension, PkiError> {
     // keyUsage is critical in every SGP.26 certificate (RFC 5280 §4.2.1.3: SHOULD).
     ext(&KeyUsage(usages), true)
 }
