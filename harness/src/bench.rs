@@ -12,6 +12,7 @@
 pub mod downloads;
 
 use crate::adapter::VpcdCard;
+use crate::defaults::{BuiltIn, Files};
 use crate::selftest;
 use crate::transport::{PcscReader, Transport, TransportError};
 use anyhow::{ensure, Context as _};
@@ -55,15 +56,15 @@ pub struct BenchArgs {
     /// Template downloaded (file stem in --templates, used as matching ID).
     #[arg(long, default_value = "TS48V1-A-UNIQUE")]
     pub template: String,
-    /// eUICC definition.
-    #[arg(long, default_value = "vectors/cards/euicc.toml")]
+    /// eUICC definition: a file, or a built-in card name.
+    #[arg(long, value_name = "FILE|NAME", default_value = crate::defaults::EUICC)]
     pub card: PathBuf,
-    /// SM-DP+ PKI directory (SGP.26 layout).
-    #[arg(long, default_value = "vectors/pki")]
-    pub pki: PathBuf,
-    /// SM-DP+ template directory.
-    #[arg(long, default_value = "vectors/profiles")]
-    pub templates: PathBuf,
+    /// SM-DP+ PKI directory (SGP.26 layout); default: the built-in test PKI.
+    #[arg(long, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
+    /// SM-DP+ template directory; default: the built-in TS.48 templates.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
     /// Only the in-process download measurement.
     #[arg(long)]
     pub no_https: bool,
@@ -82,6 +83,14 @@ pub struct BenchArgs {
     /// `stats` on stdin.
     #[arg(long, hide = true)]
     pub serve_smdp: bool,
+}
+
+fn pki(a: &BenchArgs) -> Files {
+    Files::or_built_in(a.pki.as_deref(), BuiltIn::Pki)
+}
+
+fn templates(a: &BenchArgs) -> Files {
+    Files::or_built_in(a.templates.as_deref(), BuiltIn::Profiles)
 }
 
 const SELECT_ICCID: [u8; 7] = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x2F, 0xE2];
@@ -255,8 +264,8 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
 fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
     let opts = downloads::DownloadBenchOptions {
         card: a.card.clone(),
-        pki: a.pki.clone(),
-        templates: a.templates.clone(),
+        pki: pki(a),
+        templates: templates(a),
         template: a.template.clone(),
         count: a.download_count.max(1),
         server_program: None,
@@ -274,7 +283,7 @@ fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
             https.push(downloads::over_https(&opts, 1)?);
         }
         https.push(downloads::over_https(&opts, a.lpas)?);
-        let tls = downloads::tls_handshakes(&a.pki, "127.0.0.1", opts.count)?;
+        let tls = downloads::tls_handshakes(&opts.pki, "127.0.0.1", opts.count)?;
         downloads::print_https(&https, local.first(), Some(&tls));
     }
     Ok(())
@@ -283,7 +292,7 @@ fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
 /// `simlab bench`: measures and prints the table.
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if a.serve_smdp {
-        return downloads::serve_smdp(&a.pki, &a.templates, a.db_file);
+        return downloads::serve_smdp(&pki(a), &templates(a), a.db_file);
     }
     if a.downloads {
         return run_downloads(a);

@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod bench;
 pub mod cards;
+pub mod defaults;
 pub mod eap_aka;
 pub mod es9p;
 pub mod lpa;

@@ -59,8 +59,8 @@ enum CardCommand {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// Card definition file.
-    #[arg(long, default_value = "vectors/cards/uicc.toml")]
+    /// Card definition: a file, or a built-in card (uicc, euicc).
+    #[arg(long, value_name = "FILE|NAME", default_value = simlab_harness::defaults::UICC)]
     card: PathBuf,
     /// Directory keeping the card's persistent state (PINs, SQN, files) across runs.
     #[arg(long)]
@@ -75,13 +75,13 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct SelftestArgs {
-    /// Card definition file (default: the built-in vectors/cards/uicc.toml).
-    #[arg(long)]
+    /// Card definition: a file, or a built-in card (default: uicc).
+    #[arg(long, value_name = "FILE|NAME")]
     card: Option<PathBuf>,
-    /// The repository's vectors directory, for the eUICC part (test PKI, TS.48 profiles,
-    /// euicc.toml); default: the checkout the binary was built from.
-    #[arg(long, default_value = simlab_harness::selftest::BUILD_VECTORS)]
-    vectors: PathBuf,
+    /// A vectors directory for the eUICC part (cards/euicc.toml, pki/, profiles/); default:
+    /// the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    vectors: Option<PathBuf>,
     /// Only the UICC part.
     #[arg(long)]
     uicc_only: bool,
@@ -93,8 +93,8 @@ struct Target {
     /// A PC/SC reader (exact name or unique prefix), e.g. "Virtual PCD 00 00".
     #[arg(long)]
     reader: Option<String>,
-    /// An emulated card from this definition file, in-process.
-    #[arg(long)]
+    /// An emulated card, in-process: a definition file, or a built-in card (uicc, euicc).
+    #[arg(long, value_name = "FILE|NAME")]
     card: Option<PathBuf>,
     /// Play vpcd: listen on this address until a card connects (e.g. 127.0.0.1:35963
     /// with no pcscd running), or with --vpcd-connect, connect to a listening card.
@@ -165,9 +165,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = selftest::run(a.card.as_deref())?;
             print!("{report}");
             if !a.uicc_only {
-                let report = selftest::run_euicc(&a.vectors).with_context(|| {
-                    format!("eUICC self-test (vectors from {})", a.vectors.display())
-                })?;
+                let report =
+                    selftest::run_euicc(a.vectors.as_deref()).context("eUICC self-test")?;
                 print!("{report}");
             }
             Ok(())

@@ -3,10 +3,19 @@
 
 use std::process::Command;
 
+/// Runs `simlab` in the repository's root.
 fn simlab(args: &[&str]) -> (bool, String, String) {
+    simlab_in(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
+        args,
+    )
+}
+
+/// Runs `simlab` in `dir` (a directory with no `vectors/`: the built-in defaults must do).
+fn simlab_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_simlab"))
         .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(dir)
         .output()
         .unwrap();
     (
@@ -17,8 +26,9 @@ fn simlab(args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn selftest_passes_on_the_builtin_card() {
-    let (ok, out, err) = simlab(&["card", "selftest"]);
+fn selftest_passes_on_the_builtin_card_from_any_directory() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simlab_in(elsewhere.path(), &["card", "selftest"]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("ICCID 8949001010000000016 ok"), "{out}");
     assert!(out.contains("selftest: PASS"), "{out}");
@@ -71,15 +81,16 @@ fn pki_generate_writes_the_sgp26_layout() {
     }
 }
 
-/// `simlab network serve` and `simlab lpa` as a user runs them: a download into an eUICC
-/// whose state lives in a directory, then list, enable and notifications, all in JSON.
+/// `simlab network serve` and `simlab lpa` as a user runs them, from a directory without the
+/// repository's vectors (built-in PKI, templates and eUICC): a download into an eUICC whose
+/// state lives in a directory, then list, enable and notifications, all in JSON.
 #[test]
 fn lpa_commands_download_enable_and_list_against_network_serve() {
     use std::io::{BufRead, BufReader};
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let elsewhere = tempfile::tempdir().unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
         .args(["network", "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(root)
+        .current_dir(elsewhere.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -91,16 +102,9 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let state = tempfile::tempdir().unwrap();
     let st = state.path().to_str().unwrap();
     let lpa = |args: &[&str]| {
-        let mut all = vec![
-            "lpa",
-            "--card",
-            "vectors/cards/euicc.toml",
-            "--state",
-            st,
-            "--json",
-        ];
+        let mut all = vec!["lpa", "--card", "euicc", "--state", st, "--json"];
         all.extend_from_slice(args);
-        simlab(&all)
+        simlab_in(elsewhere.path(), &all)
     };
     let ac = format!("LPA:1${address}$TS48V5-SAIP2-3-BERTLV-SUCI-UNIQUE");
     let (ok, out, err) = lpa(&["download", "--activation-code", &ac]);

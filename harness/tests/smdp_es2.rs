@@ -292,8 +292,8 @@ fn the_order_command_places_a_released_order_on_a_running_server() {
         server: Some(s.address.clone()),
         db: None,
         address: String::new(),
-        pki: pki_dir(),
-        templates: templates_dir(),
+        pki: Some(pki_dir()),
+        templates: Some(templates_dir()),
     })
     .unwrap();
     let orders = s.smdp().orders().unwrap();

@@ -18,6 +18,7 @@
 //! parsed and built once, then cloned): the card holds at most `max_profiles` profiles and a
 //! template's ICCID installs only once per card. Nothing is deleted afterwards.
 
+use crate::defaults::Files;
 use crate::es9p::Es9pClient;
 use crate::es9p::{
     AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest, Es9Plus,
@@ -31,7 +32,7 @@ use crate::transport::{InProcess, Transport, TransportError};
 use anyhow::{bail, ensure, Context as _};
 use rustix::time::{clock_gettime, ClockId};
 use simlab_emulator::uicc::CardState;
-use simlab_emulator::{CardDefinition, Uicc};
+use simlab_emulator::Uicc;
 use std::cell::Cell;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -50,12 +51,12 @@ const READY: &str = "listening";
 /// What the download benchmark runs against.
 #[derive(Debug, Clone)]
 pub struct DownloadBenchOptions {
-    /// eUICC definition (`vectors/cards/euicc.toml`).
+    /// eUICC definition: a file, or a built-in card name (`euicc`).
     pub card: PathBuf,
-    /// PKI directory of the SM-DP+ (`vectors/pki`).
-    pub pki: PathBuf,
-    /// SAIP templates (`vectors/profiles`).
-    pub templates: PathBuf,
+    /// PKI of the SM-DP+ (default: the built-in `vectors/pki`).
+    pub pki: Files,
+    /// SAIP templates (default: the built-in `vectors/profiles`).
+    pub templates: Files,
     /// Template file stem downloaded each time (its matching ID).
     pub template: String,
     /// Downloads per measurement.
@@ -99,8 +100,7 @@ struct CardFactory {
 
 impl CardFactory {
     fn load(path: &Path) -> anyhow::Result<Self> {
-        let def = CardDefinition::load(path)
-            .with_context(|| format!("loading card definition {}", path.display()))?;
+        let def = crate::defaults::card_definition(path)?;
         let (atr, state) = def
             .build()
             .with_context(|| format!("in card definition {}", path.display()))?;
@@ -362,18 +362,16 @@ fn activation_code(address: &str, template: &str) -> anyhow::Result<ActivationCo
 pub fn in_process(opts: &DownloadBenchOptions, threads: usize) -> anyhow::Result<InProcessReport> {
     let factory = CardFactory::load(&opts.card)?;
     let smdp = Smdp::open(
-        &SmdpOptions::new(&opts.pki, &opts.templates),
+        &SmdpOptions::new(opts.pki.clone(), opts.templates.clone()),
         IN_PROCESS_ADDRESS,
     )?;
     if !smdp.templates().any(|t| t == opts.template) {
-        bail!(
-            "no template {} in {}",
-            opts.template,
-            opts.templates.display()
-        );
+        bail!("no template {} in {}", opts.template, opts.templates);
     }
-    let package_len = std::fs::metadata(opts.templates.join(format!("{}.der", opts.template)))
-        .map(|m| m.len() as usize)
+    let package_len = opts
+        .templates
+        .read(format!("{}.der", opts.template))
+        .map(|der| der.len())
         .unwrap_or(0);
     let ac = activation_code(smdp.address(), &opts.template)?;
     let run = || one_download(&factory, &smdp, &ac);
@@ -435,12 +433,14 @@ impl ServerProcess {
         let mut cmd = Command::new(program);
         cmd.arg("bench")
             .arg("--serve-smdp")
-            .arg("--pki")
-            .arg(&opts.pki)
-            .arg("--templates")
-            .arg(&opts.templates)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
+        if let Some(dir) = opts.pki.disk_dir() {
+            cmd.arg("--pki").arg(dir);
+        }
+        if let Some(dir) = opts.templates.disk_dir() {
+            cmd.arg("--templates").arg(dir);
+        }
         if opts.db_file {
             cmd.arg("--db-file");
         }
@@ -564,8 +564,8 @@ fn parse_stats(line: &str) -> anyhow::Result<(Duration, TimingsSnapshot)> {
 /// `bench --serve-smdp`: serves the SM-DP+ on a free loopback port with [`smdp::start`] (as
 /// `simlab network serve` does), prints `listening ADDR`, then answers `reset` and `stats`
 /// lines on stdin until stdin closes.
-pub fn serve_smdp(pki: &Path, templates: &Path, db_file: bool) -> anyhow::Result<()> {
-    let mut opts = SmdpOptions::new(pki, templates);
+pub fn serve_smdp(pki: &Files, templates: &Files, db_file: bool) -> anyhow::Result<()> {
+    let mut opts = SmdpOptions::new(pki.clone(), templates.clone());
     let dir = if db_file { Some(db_dir()?) } else { None };
     if let Some(dir) = &dir {
         opts.db = Some(dir.join("smdp.sqlite"));
@@ -624,13 +624,7 @@ pub fn over_https(opts: &DownloadBenchOptions, lpas: usize) -> anyhow::Result<Ht
             Server::Own(ServerProcess::start(&program, opts)?)
         }
     };
-    let root_path = opts.pki.join(crate::pki::cert_path(
-        crate::pki::Role::Ci,
-        crate::pki::Curve::Nist,
-    ));
-    let roots =
-        vec![std::fs::read(&root_path)
-            .with_context(|| format!("TLS root {}", root_path.display()))?];
+    let roots = vec![ci_root(&opts.pki)?];
     let ac = activation_code(server.address(), &opts.template)?;
     // As `lpa::download` does: a new client (new TLS connection) for each download.
     let run = || {
@@ -772,15 +766,17 @@ fn pending<D>(conn: &mut rustls::ConnectionCommon<D>) -> anyhow::Result<Vec<u8>>
     Ok(out)
 }
 
+/// The NIST CI certificate of `pki`: the TLS root of the SM-DP+.
+fn ci_root(pki: &Files) -> anyhow::Result<Vec<u8>> {
+    let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+    pki.read(&rel)
+        .with_context(|| format!("TLS root {}", pki.location(&rel).display()))
+}
+
 /// `n` full handshakes in memory, each side's CPU time counted separately.
-pub fn tls_handshakes(pki_dir: &Path, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
+pub fn tls_handshakes(pki_dir: &Files, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
     let server_config = crate::smdp::tls_config(pki_dir)?;
-    let root_path = pki_dir.join(crate::pki::cert_path(
-        crate::pki::Role::Ci,
-        crate::pki::Curve::Nist,
-    ));
-    let root =
-        std::fs::read(&root_path).with_context(|| format!("TLS root {}", root_path.display()))?;
+    let root = ci_root(pki_dir)?;
     let client_config = crate::es9p::client::tls_client_config(&[&root])?;
     let (host, _) = smdp::split_address(address);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
@@ -983,8 +979,8 @@ mod tests {
     fn options(count: usize) -> DownloadBenchOptions {
         DownloadBenchOptions {
             card: root().join("vectors/cards/euicc.toml"),
-            pki: root().join("vectors/pki"),
-            templates: root().join("vectors/profiles"),
+            pki: Files::pki(),
+            templates: Files::templates(),
             template: "TS48V1-A-UNIQUE".into(),
             count,
             server_program: None,

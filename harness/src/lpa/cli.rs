@@ -16,8 +16,9 @@ pub struct LpaArgs {
     /// A PC/SC reader (exact name or unique prefix), e.g. "Virtual PCD 00 00".
     #[arg(long, group = "target")]
     pub reader: Option<String>,
-    /// An emulated eUICC from this definition, in-process (with --state to keep what it installs).
-    #[arg(long, group = "target")]
+    /// An emulated eUICC, in-process: a definition file, or the built-in `euicc` (with --state
+    /// to keep what it installs).
+    #[arg(long, group = "target", value_name = "FILE|NAME")]
     pub card: Option<PathBuf>,
     /// Card state directory for --card.
     #[arg(long, requires = "card")]
@@ -25,8 +26,9 @@ pub struct LpaArgs {
     /// Play vpcd: wait on this address for a card to connect.
     #[arg(long, group = "target")]
     pub vpcd: Option<String>,
-    /// Certificates (DER or PEM) trusted for the SM-DP+'s TLS; default: the CI of vectors/pki.
-    #[arg(long = "trust")]
+    /// Certificates (DER or PEM) trusted for the SM-DP+'s TLS; default: the CI of the built-in
+    /// test PKI (vectors/pki).
+    #[arg(long = "trust", value_name = "CERT")]
     pub trust: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: LpaCommand,
@@ -92,14 +94,10 @@ fn transport(a: &LpaArgs) -> anyhow::Result<Box<dyn Transport>> {
 }
 
 fn trust_roots(a: &LpaArgs) -> anyhow::Result<Vec<Vec<u8>>> {
-    let paths = if a.trust.is_empty() {
-        vec![PathBuf::from(
-            "vectors/pki/CertificateIssuer/CERT_CI_ECDSA_NIST.der",
-        )]
-    } else {
-        a.trust.clone()
-    };
-    paths
+    if a.trust.is_empty() {
+        return Ok(vec![crate::defaults::ci_certificate()?]);
+    }
+    a.trust
         .iter()
         .map(|p| {
             let bytes = std::fs::read(p)

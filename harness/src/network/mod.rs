@@ -17,6 +17,7 @@ pub mod server;
 pub mod service;
 pub mod ts43;
 
+use crate::defaults::{BuiltIn, Files};
 use crate::pki::{self, Role};
 use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
 use anyhow::{bail, Context as _};
@@ -42,15 +43,15 @@ pub enum NetworkCommand {
         /// SQLite database file (default: in memory, lost on exit).
         #[arg(long)]
         db: Option<PathBuf>,
-        /// Test PKI directory (SGP.26 layout).
-        #[arg(long, default_value = "vectors/pki")]
-        pki: PathBuf,
+        /// Test PKI directory (SGP.26 layout); default: the built-in test PKI.
+        #[arg(long, value_name = "DIR")]
+        pki: Option<PathBuf>,
         /// Curve of DPauth/DPpb: nist or brainpool (TLS always uses the NIST DPtls).
         #[arg(long, default_value = "nist")]
         curve: String,
-        /// Directory of SAIP profile templates (`*.der`).
-        #[arg(long, default_value = "vectors/profiles")]
-        templates: PathBuf,
+        /// Directory of SAIP profile templates (`*.der`); default: the built-in TS.48 ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
         /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
         #[arg(long)]
         no_replace_session_keys: bool,
@@ -62,7 +63,7 @@ pub enum NetworkCommand {
     },
     /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
     Order {
-        /// Template file stem (see `vectors/profiles`).
+        /// Template file stem (the built-in TS.48 templates: see `vectors/profiles`).
         #[arg(long)]
         template: String,
         /// Bind the order to this EID.
@@ -80,12 +81,13 @@ pub enum NetworkCommand {
         /// SM-DP+ address for the activation code in `--db` mode.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         address: String,
-        /// Test PKI directory (its CI is the TLS root for `--server`).
-        #[arg(long, default_value = "vectors/pki")]
-        pki: PathBuf,
-        /// Directory of SAIP profile templates (`--db` mode).
-        #[arg(long, default_value = "vectors/profiles")]
-        templates: PathBuf,
+        /// Test PKI directory (its CI is the TLS root for `--server`); default: the built-in
+        /// test PKI.
+        #[arg(long, value_name = "DIR")]
+        pki: Option<PathBuf>,
+        /// Directory of SAIP profile templates (`--db` mode); default: the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
     },
 }
 
@@ -110,7 +112,10 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             es2_callback,
             operator,
         } => {
-            let mut opts = SmdpOptions::new(pki, templates);
+            let mut opts = SmdpOptions::new(
+                Files::or_built_in(pki.as_deref(), BuiltIn::Pki),
+                Files::or_built_in(templates.as_deref(), BuiltIn::Profiles),
+            );
             opts.listen = listen;
             opts.public_host = host;
             opts.db = db;
@@ -159,9 +164,11 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
         } => {
             let (iccid, activation_code) = match (server, db) {
                 (Some(server), _) => {
-                    let root_path = pki.join(pki::cert_path(Role::Ci, pki::Curve::Nist));
-                    let root = std::fs::read(&root_path)
-                        .with_context(|| format!("TLS root {}", root_path.display()))?;
+                    let pki = Files::or_built_in(pki.as_deref(), BuiltIn::Pki);
+                    let root_rel = pki::cert_path(Role::Ci, pki::Curve::Nist);
+                    let root = pki.read(&root_rel).with_context(|| {
+                        format!("TLS root {}", pki.location(&root_rel).display())
+                    })?;
                     let client = Es2pClient::new(&server, &[root])?;
                     let iccid = client
                         .download_order(&DownloadOrderRequest {
@@ -188,7 +195,10 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                     )
                 }
                 (None, Some(db)) => {
-                    let mut opts = SmdpOptions::new(pki, templates);
+                    let mut opts = SmdpOptions::new(
+                        Files::or_built_in(pki.as_deref(), BuiltIn::Pki),
+                        Files::or_built_in(templates.as_deref(), BuiltIn::Profiles),
+                    );
                     opts.db = Some(db);
                     let smdp = smdp::Smdp::open(&opts, &address)?;
                     let (order, ac) = smdp
@@ -274,8 +284,8 @@ mod tests {
             server: None,
             db: Some(db.clone()),
             address: DEFAULT_LISTEN.into(),
-            pki: root.join("vectors/pki"),
-            templates: root.join("vectors/profiles"),
+            pki: Some(root.join("vectors/pki")),
+            templates: None,
         })
         .unwrap();
         let store = smdp::Store::open(Some(&db)).unwrap();

@@ -5,6 +5,7 @@
 
 use super::http;
 use super::service::{Network, ServiceOptions, TemplateAlgorithm};
+use crate::defaults::Files;
 use crate::smdp::{self, Es2pClient, RunningSmdp, SmdpOptions};
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -54,8 +55,15 @@ impl NetworkOptions {
         }
     }
 
-    /// The flows' embedded network: loopback, free ports, in-memory database, the PKI and
-    /// templates of `vectors` (the repository's `vectors/` directory).
+    /// The flows' embedded network with simlab's built-in test PKI and TS.48 templates:
+    /// loopback, free ports, in-memory database.
+    pub fn built_in() -> Self {
+        let mut o = Self::new(SmdpOptions::new(Files::pki(), Files::templates()));
+        o.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        o
+    }
+
+    /// As [`Self::built_in`] with the PKI and templates of `vectors` (a `vectors/` directory).
     pub fn embedded(vectors: &Path) -> Self {
         let mut o = Self::new(SmdpOptions::new(
             vectors.join("pki"),
@@ -159,10 +167,12 @@ pub fn urls(operator: &str, smdp: &str) -> Value {
 }
 
 /// The AKA algorithm of a template (its first PE-AKAParameter with an algorithm).
-pub fn template_algorithm(dir: &Path, template: &str) -> anyhow::Result<TemplateAlgorithm> {
-    let path = dir.join(format!("{template}.der"));
-    let der =
-        std::fs::read(&path).with_context(|| format!("profile template {}", path.display()))?;
+pub fn template_algorithm(dir: &Files, template: &str) -> anyhow::Result<TemplateAlgorithm> {
+    let file = format!("{template}.der");
+    let path = dir.location(&file);
+    let der = dir
+        .read(&file)
+        .with_context(|| format!("profile template {}", path.display()))?;
     let package = simlab_emulator::saip::decode(&der)
         .with_context(|| format!("profile template {}", path.display()))?;
     match package.aka.iter().find_map(|a| a.algorithm) {
@@ -246,7 +256,8 @@ pub struct OperatorArgs {
     #[arg(long, default_value = DEFAULT_PROFILE_TEMPLATE)]
     pub profile_template: String,
     /// Provision the subscriber a card definition describes (ICCID, IMSI, keys, MSISDN):
-    /// `CARD.toml` or `CARD.toml,msisdn=+15555550100`. Repeatable.
+    /// `CARD.toml` (or a built-in card's name, e.g. `uicc`), optionally
+    /// `,msisdn=+15555550100`. Repeatable.
     #[arg(long = "subscriber")]
     pub subscribers: Vec<String>,
 }
@@ -269,7 +280,7 @@ impl OperatorArgs {
                 Some((p, m)) => (p, Some(m)),
                 None => (spec.as_str(), None),
             };
-            let def = simlab_emulator::definition::CardDefinition::load(Path::new(path))
+            let def = crate::defaults::card_definition(Path::new(path))
                 .with_context(|| format!("--subscriber {spec}"))?;
             let p = super::service::Provision::from_card_definition(&def, msisdn)
                 .with_context(|| format!("--subscriber {spec}"))?;
