@@ -50,7 +50,7 @@ impl SoftUsim {
 
     fn of(p: &Provision) -> Self {
         Self {
-            alg: p.aka.algorithm().unwrap(),
+            alg: p.aka.as_ref().unwrap().algorithm().unwrap(),
             sqn: SqnStore::default(),
         }
     }
@@ -398,6 +398,66 @@ fn companion_download_with_shared_number_binds_and_calls_ring_both() {
     assert_eq!(fa.rings.len(), 1);
     assert_eq!(fa.rings[0].imsis, [IMSI.to_owned(), watch_imsi.clone()]);
     assert_eq!(fa.answered_by.as_deref(), Some(IMSI));
+
+    // Fig. 5 step 510: the primary sees the group in its configuration.
+    let doc = client
+        .entitlement_document(
+            &EntitlementRequest::acquire_configuration(),
+            &Auth::Token(token.clone()),
+        )
+        .unwrap();
+    assert_eq!(
+        doc.multi_imsi().unwrap()["Members"][1]["IMSI"],
+        watch_imsi.as_str()
+    );
+
+    // Unbinding a line born on the shared number: it has no number left, so it is disabled
+    // and the group ends.
+    client
+        .entitlement_document(
+            &EntitlementRequest::deactivate_multi_imsi(None, &LineId::Imsi(watch_imsi.clone())),
+            &Auth::Token(token),
+        )
+        .unwrap();
+    let watch = client.line(&watch_imsi).unwrap();
+    assert_eq!(watch.state, LineState::Disabled);
+    assert_eq!(watch.reason.as_deref(), Some("unbound from +15555550100"));
+    assert!(client.groups().unwrap().is_empty());
+    assert_eq!(client.call(MSISDN, None).unwrap().rings[0].imsis, [IMSI]);
+}
+
+#[test]
+fn an_euicc_line_given_by_eid_gets_its_profile_ordered_and_becomes_active_once_installed() {
+    let net = start();
+    let client = net.client();
+    let mut euicc = Euicc::new(&net);
+    let eid = euicc.eid();
+    let p = Provision {
+        msisdn: "+15555550177".into(),
+        imsi: None,
+        iccid: None,
+        kind: simlab_harness::network::db::CardKind::Euicc,
+        eid: Some(eid.clone()),
+        aka: None,
+        account: None,
+        sqn: None,
+        ota: None,
+        policy: Policy::default(),
+        ring_mode: Default::default(),
+    };
+    let line = client.provision(&p).unwrap();
+    assert_eq!(line.state, LineState::Pending);
+    let ac = line.activation_code.clone().unwrap();
+    // Idempotent: the same line and code again.
+    let again = client.provision(&p).unwrap();
+    assert_eq!(
+        (again.imsi.as_str(), again.activation_code.as_deref()),
+        (line.imsi.as_str(), Some(ac.as_str()))
+    );
+    euicc.install(&ac);
+    let line = client.line(&line.imsi).unwrap();
+    assert_eq!(line.state, LineState::Active);
+    assert_eq!(line.eid.as_deref(), Some(eid.as_str()));
 }
 
 #[test]
