@@ -320,6 +320,22 @@ impl Euicc {
         self.es10.as_mut().unwrap().eid().unwrap()
     }
 
+    /// Only a download (the LPA's error when the SM-DP+ or the card refuses).
+    fn try_download(&mut self, activation_code: &str) -> Result<(), String> {
+        let es10 = self.es10.as_mut().unwrap();
+        let ac: ActivationCode = activation_code.parse().unwrap();
+        lpa::download(
+            es10,
+            &ac,
+            None,
+            &self.roots,
+            &DeviceInfo::default(),
+            &mut |_| {},
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
+    }
+
     /// Downloads, enables and sends the notifications (the SM-DP+ then knows "enabled").
     fn install(&mut self, activation_code: &str) -> String {
         let es10 = self.es10.as_mut().unwrap();
@@ -368,8 +384,21 @@ fn companion_download(
         LineState::Pending,
         "not usable before the profile is installed"
     );
+    // The BOSS ordered it for this EID only (the SM-DP+ refuses any other eUICC).
+    let smdp_order = net
+        .smdp()
+        .unwrap()
+        .smdp()
+        .order_by_iccid(&info.iccid)
+        .unwrap()
+        .unwrap();
+    assert_eq!(smdp_order.eid.as_deref(), Some(eid.as_str()));
     let iccid = euicc.install(&info.activation_code);
     assert_eq!(iccid, info.iccid);
+    // An activation code serves once.
+    let again = euicc.try_download(&info.activation_code);
+    let again = again.expect_err("a second download with the same code worked");
+    assert!(again.contains("reason code 3.8"), "{again}");
     (euicc, iccid, order.order.imsi)
 }
 
