@@ -13,6 +13,7 @@ pub mod downloads;
 
 use crate::adapter::VpcdCard;
 use crate::defaults::{BuiltIn, Files};
+use crate::output::Output;
 use crate::selftest;
 use crate::transport::{PcscReader, Transport, TransportError};
 use anyhow::{ensure, Context as _};
@@ -261,7 +262,7 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
 }
 
 /// `simlab bench --downloads`: in-process rows, then HTTPS rows.
-fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
+fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     let opts = downloads::DownloadBenchOptions {
         card: a.card.clone(),
         pki: pki(a),
@@ -276,44 +277,70 @@ fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
     if a.threads > 1 {
         local.push(downloads::in_process(&opts, a.threads)?);
     }
-    downloads::print_in_process(&a.template, &local);
+    if !out.is_json() {
+        out.progress(downloads::in_process_text(&a.template, &local).trim_end());
+    }
+    let mut https = Vec::new();
+    let mut tls = None;
     if !a.no_https {
-        let mut https = Vec::new();
         if a.lpas > 1 {
             https.push(downloads::over_https(&opts, 1)?);
         }
         https.push(downloads::over_https(&opts, a.lpas)?);
-        let tls = downloads::tls_handshakes(&opts.pki, "127.0.0.1", opts.count)?;
-        downloads::print_https(&https, local.first(), Some(&tls));
+        tls = Some(downloads::tls_handshakes(
+            &opts.pki,
+            "127.0.0.1",
+            opts.count,
+        )?);
+        if !out.is_json() {
+            out.progress(downloads::https_text(&https, local.first(), tls.as_ref()).trim_end());
+        }
     }
-    Ok(())
+    let result = serde_json::json!({
+        "inProcess": downloads::in_process_json(&a.template, &local),
+        "https": (!a.no_https).then(|| downloads::https_json(&https, tls.as_ref())),
+    });
+    out.result(&result, String::new)
 }
 
-/// `simlab bench`: measures and prints the table.
-pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+/// `simlab bench`: measures and prints the table (or the JSON result).
+pub fn run(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     if a.serve_smdp {
         return downloads::serve_smdp(&pki(a), &templates(a), a.db_file);
     }
     if a.downloads {
-        return run_downloads(a);
+        return run_downloads(a, out);
     }
     let rows = measure(a)?;
-    println!(
-        "workload: SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A), median of {}",
-        a.repeat.max(1)
-    );
-    println!(
-        "{:<22} {:>14} {:>14} {:>8}",
-        "path", "card APDU/s", "null APDU/s", "ratio"
-    );
-    for r in &rows {
-        println!(
-            "{:<22} {:>14.0} {:>14.0} {:>7.1}%",
-            r.path,
-            r.card,
-            r.null,
-            100.0 * r.ratio()
+    let workload = "SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A)";
+    let json = serde_json::json!({
+        "workload": workload,
+        "repeat": a.repeat.max(1),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "path": r.path,
+            "cardApdusPerSecond": r.card.round(),
+            "nullApdusPerSecond": r.null.round(),
+            "ratio": (r.ratio() * 1e4).round() / 1e4,
+        })).collect::<Vec<_>>(),
+    });
+    out.result(&json, || {
+        let mut text = format!(
+            "workload: {workload}, median of {}\n{:<22} {:>14} {:>14} {:>8}\n",
+            a.repeat.max(1),
+            "path",
+            "card APDU/s",
+            "null APDU/s",
+            "ratio"
         );
-    }
-    Ok(())
+        for r in &rows {
+            text.push_str(&format!(
+                "{:<22} {:>14.0} {:>14.0} {:>7.1}%\n",
+                r.path,
+                r.card,
+                r.null,
+                100.0 * r.ratio()
+            ));
+        }
+        text
+    })
 }

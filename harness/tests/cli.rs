@@ -124,7 +124,7 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let (ok, out, err) = lpa(&["list"]);
     assert!(ok, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list["result"][0]["state"], "disabled", "{out}");
+    assert_eq!(list["result"][0]["profileState"], "disabled", "{out}");
     let (ok, _, err) = lpa(&["enable", "8949449999999990163"]);
     assert!(ok, "{err}");
     let (ok, out, _) = lpa(&["list"]);
@@ -182,7 +182,7 @@ fn network_serve_prints_the_operator_urls_and_provisions_subscribers() {
         if let Some(url) = line.strip_prefix("Operator network listening on ") {
             base = Some(url.trim().to_owned());
         }
-        let done = line.contains("admin (read-only)");
+        let done = line.contains("Ctrl-C stops");
         printed.push(line);
         if done {
             break;

@@ -263,8 +263,12 @@ pub struct OperatorArgs {
 }
 
 impl OperatorArgs {
-    /// Starts the network around the SM-DP+ options and provisions the subscribers.
-    pub fn start(&self, smdp: SmdpOptions) -> anyhow::Result<RunningNetwork> {
+    /// Starts the network around the SM-DP+ options and provisions the subscribers (answered
+    /// with the network).
+    pub fn start(
+        &self,
+        smdp: SmdpOptions,
+    ) -> anyhow::Result<(RunningNetwork, Vec<super::db::LineView>)> {
         if self.code_tries == 0 {
             anyhow::bail!("--code-tries must be at least 1");
         }
@@ -275,6 +279,7 @@ impl OperatorArgs {
         opts.token_ttl = Duration::from_secs(self.token_ttl);
         opts.profile_template = self.profile_template.clone();
         let running = start(opts)?;
+        let mut provisioned = Vec::new();
         for spec in &self.subscribers {
             let (path, msisdn) = match spec.split_once(",msisdn=") {
                 Some((p, m)) => (p, Some(m)),
@@ -289,26 +294,32 @@ impl OperatorArgs {
                 .provision(&p)
                 .map_err(|e| anyhow::anyhow!("--subscriber {spec}: {e}"))?
                 .1;
-            println!(
-                "  subscriber {} IMSI {} ICCID {} provisioned",
-                line.msisdn,
-                line.imsi,
-                line.iccid.unwrap_or_default()
-            );
+            provisioned.push(line);
         }
-        Ok(running)
+        Ok((running, provisioned))
     }
 }
 
-/// Prints every operator URL (after the SM-DP+'s).
-pub fn print_urls(running: &RunningNetwork) {
+/// Every operator URL and the provisioned subscribers, as text for people.
+pub fn urls_text(running: &RunningNetwork, provisioned: &[super::db::LineView]) -> String {
     let base = running.operator_url();
-    println!("Operator network listening on {base}");
-    println!("  entitlement (TS.43, EAP-AKA / token / SMS code): {base}/ts43");
-    println!("  contract page: {base}/contract/{{id}}");
-    println!("  SMS centre: POST {base}/smsc/messages, GET {base}/smsc/inbox/{{imsi}}");
-    println!("  BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo");
-    println!("  HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach");
-    println!("  calls: POST {base}/calls");
-    println!("  admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}");
+    let mut out = format!(
+        "Operator network listening on {base}\n  \
+         entitlement (TS.43, EAP-AKA / token / SMS code): {base}/ts43\n  \
+         contract page: {base}/contract/{{id}}\n  \
+         SMS centre: POST {base}/smsc/messages, GET {base}/smsc/inbox/{{imsi}}\n  \
+         BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo\n  \
+         HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach\n  \
+         calls: POST {base}/calls\n  \
+         admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
+    );
+    for line in provisioned {
+        out.push_str(&format!(
+            "  subscriber {} IMSI {} ICCID {} provisioned\n",
+            line.msisdn,
+            line.imsi,
+            line.iccid.as_deref().unwrap_or("")
+        ));
+    }
+    out
 }

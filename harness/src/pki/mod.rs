@@ -16,6 +16,7 @@
 //!
 //! All private keys are TEST keys, written in the clear.
 
+pub mod cli;
 pub mod eid;
 pub mod keys;
 pub mod profiles;
