@@ -3,7 +3,8 @@
 //! so the ratio says what the card itself costs:
 //! 1. in-process (`Uicc::transmit` vs `NullCard::transmit`), one core;
 //! 2. over vpcd's wire protocol on loopback TCP (reader side ↔ card side), no pcscd;
-//! 3. through pcscd and vpcd ("Virtual PCD 00 00"), with `--pcscd`.
+//! 3. through pcscd and vpcd (the reader of `--vpcd`'s slot, "Virtual PCD 00 00" by
+//!    default), with `--pcscd`.
 //!
 //! The workload is the commonest read: SELECT EF.ICCID by FID, then READ BINARY.
 //!
@@ -31,9 +32,17 @@ pub struct BenchArgs {
     /// APDUs per loopback TCP measurement.
     #[arg(long, default_value_t = 40_000)]
     pub tcp: usize,
-    /// Also measure through pcscd (needs pcscd with vpcd listening on 127.0.0.1:35963).
+    /// Also measure through pcscd (needs pcscd with vpcd; the card goes into --vpcd's slot).
     #[arg(long)]
     pub pcscd: bool,
+    /// The vpcd slot for --pcscd (host:port; port 35963 + N is reader "Virtual PCD 00 0N").
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = crate::card_cli::VPCD_ENV,
+        default_value = simlab_vpcd::DEFAULT_VPCD_ADDR
+    )]
+    pub vpcd: String,
     /// APDUs per pcscd measurement.
     #[arg(long, default_value_t = 10_000)]
     pub pcscd_apdus: usize,
@@ -191,11 +200,11 @@ fn connect_pcscd(reader: &str) -> anyhow::Result<PcscReader> {
     }
 }
 
-fn through_pcscd<C: VirtualCard + 'static>(card: C, n: usize) -> anyhow::Result<f64> {
-    let thread =
-        simlab_vpcd::card::spawn(card, simlab_vpcd::DEFAULT_VPCD_ADDR, Default::default())?;
+fn through_pcscd<C: VirtualCard + 'static>(card: C, vpcd: &str, n: usize) -> anyhow::Result<f64> {
+    let reader_name = crate::card_cli::vpcd_reader_name(vpcd)?;
+    let thread = simlab_vpcd::card::spawn(card, vpcd.to_owned(), Default::default())?;
     let result = (|| {
-        let mut reader = connect_pcscd("Virtual PCD 00 00")?;
+        let mut reader = connect_pcscd(&reader_name)?;
         rate(n, || {
             for i in 0..n {
                 let answer = reader
@@ -248,9 +257,10 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         for _ in 0..repeat {
             c.push(through_pcscd(
                 VpcdCard::new(selftest::load(None)?.0),
+                &a.vpcd,
                 a.pcscd_apdus,
             )?);
-            z.push(through_pcscd(NullCard::default(), a.pcscd_apdus)?);
+            z.push(through_pcscd(NullCard::default(), &a.vpcd, a.pcscd_apdus)?);
         }
         rows.push(Row {
             path: "pcscd + vpcd",
