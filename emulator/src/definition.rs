@@ -8,6 +8,8 @@
 use crate::aka::{AkaAlgorithm, SqnStore};
 use crate::euicc::{EuiccConfig, EuiccState, Identity, ProfileContent};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, FsError};
+use crate::ota::keys::{CardKeyset, OtaKeys, SecurityLevel};
+use crate::ota::ts_102_225::{CipherAlgorithm, Keyset, MacAlgorithm, COUNTER_MAX};
 use crate::pin::{self, Pin, PinStore, Puk};
 use crate::ts_31_102::{self, rules, UsimFiles, UsimState};
 use crate::uicc::{CardState, DEFAULT_ATR};
@@ -26,6 +28,9 @@ pub struct CardDefinition {
     #[serde(default, rename = "file")]
     pub files: Vec<FileOverride>,
     pub euicc: Option<EuiccSection>,
+    /// OTA keysets (`[[ota.keyset]]`, ETSI TS 102 225).
+    #[serde(default)]
+    pub ota: OtaSection,
     /// Where relative file paths start (the TOML file's directory), set by [`Self::load`].
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -555,6 +560,7 @@ impl CardDefinition {
             fs,
             pins: self.pins()?,
             usim: Some(self.usim_state(usim)?),
+            ota: self.ota.keys()?,
             euicc: None,
         };
         Ok((atr, state))
@@ -576,15 +582,18 @@ impl CardDefinition {
             apply_override(&mut fs, o)?;
         }
         let pins = self.pins()?;
+        let ota = self.ota.keys()?;
         let base = ProfileContent {
             fs: fs.clone(),
             pins: pins.clone(),
             usim: None,
+            ota: ota.clone(),
         };
         let state = CardState {
             fs,
             pins,
             usim: None,
+            ota,
             euicc: Some(Box::new(self.euicc_state(e, base)?)),
         };
         Ok((atr, state))
@@ -748,6 +757,109 @@ impl CardDefinition {
                 .map_err(|e| field("usim.aka.sqn", e.to_string()))?;
         }
         Ok(UsimState { algorithm, sqn })
+    }
+}
+
+/// The `[ota]` section: the card's OTA keysets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtaSection {
+    #[serde(default, rename = "keyset")]
+    pub keysets: Vec<KeysetSection>,
+}
+
+/// One `[[ota.keyset]]`: KIc and KID with their key index (1–15), algorithm and key (hex),
+/// and the minimum security level the remote applications demand of packets using it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysetSection {
+    pub kic_index: u8,
+    /// `3des-cbc2`, `3des-cbc3` or `aes-cbc`.
+    pub kic_algorithm: String,
+    pub kic: String,
+    pub kid_index: u8,
+    /// `3des-cbc-mac2`, `3des-cbc-mac3` or `aes-cmac`.
+    pub kid_algorithm: String,
+    pub kid: String,
+    /// E.g. `cc+ciphering` (the default) or `cc+ciphering+counter-higher`.
+    pub min_security_level: Option<String>,
+    /// The counter value the card starts from (the highest already used).
+    #[serde(default)]
+    pub counter: u64,
+}
+
+impl OtaSection {
+    /// The keysets as the card holds them (a sender uses their `keys`).
+    pub fn keys(&self) -> Result<OtaKeys, DefinitionError> {
+        let mut keysets = Vec::new();
+        for k in &self.keysets {
+            let kic_algorithm = match k.kic_algorithm.as_str() {
+                "3des-cbc2" => CipherAlgorithm::TripleDesCbc2,
+                "3des-cbc3" => CipherAlgorithm::TripleDesCbc3,
+                "aes-cbc" => CipherAlgorithm::AesCbc,
+                other => {
+                    return Err(field(
+                        "ota.keyset.kic_algorithm",
+                        format!(
+                            "expected \"3des-cbc2\", \"3des-cbc3\" or \"aes-cbc\", got {other:?}"
+                        ),
+                    ))
+                }
+            };
+            let kid_algorithm = match k.kid_algorithm.as_str() {
+                "3des-cbc-mac2" => MacAlgorithm::TripleDesCbcMac2,
+                "3des-cbc-mac3" => MacAlgorithm::TripleDesCbcMac3,
+                "aes-cmac" => MacAlgorithm::AesCmac,
+                other => {
+                    return Err(field(
+                        "ota.keyset.kid_algorithm",
+                        format!(
+                            "expected \"3des-cbc-mac2\", \"3des-cbc-mac3\" or \"aes-cmac\", got {other:?}"
+                        ),
+                    ))
+                }
+            };
+            let key = |name: &'static str, v: &str| {
+                hex::decode(v.replace(' ', ""))
+                    .map_err(|e| field(name, format!("expected hex ({e})")))
+            };
+            let keys = Keyset {
+                kic_index: k.kic_index,
+                kic_algorithm,
+                kic: key("ota.keyset.kic", &k.kic)?,
+                kid_index: k.kid_index,
+                kid_algorithm,
+                kid: key("ota.keyset.kid", &k.kid)?,
+            };
+            keys.check()
+                .map_err(|e| field("ota.keyset", e.to_string()))?;
+            let min_security_level = match &k.min_security_level {
+                Some(text) => SecurityLevel::parse(text)
+                    .map_err(|e| field("ota.keyset.min_security_level", e.to_string()))?,
+                None => SecurityLevel::CC_CIPHERED,
+            };
+            if k.counter > COUNTER_MAX {
+                return Err(field(
+                    "ota.keyset.counter",
+                    "expected at most 2^40 - 1 (five bytes)",
+                ));
+            }
+            if keysets
+                .iter()
+                .any(|c: &CardKeyset| c.keys.kid_index == keys.kid_index)
+            {
+                return Err(field(
+                    "ota.keyset.kid_index",
+                    format!("{} is used by two keysets", keys.kid_index),
+                ));
+            }
+            keysets.push(CardKeyset {
+                keys,
+                min_security_level,
+                counter: k.counter,
+            });
+        }
+        Ok(OtaKeys { keysets })
     }
 }
 

@@ -13,6 +13,26 @@ use std::sync::atomic::Ordering;
 /// The environment variable naming the vpcd slot (`host:port`) `card serve` connects to.
 pub const VPCD_ENV: &str = "SIMLAB_VPCD";
 
+/// The PC/SC reader name of the vpcd slot at `addr` (docs/vpcd.md): port 35963 + N is
+/// "Virtual PCD 00 0N" in Debian's vpcd configuration.
+pub fn vpcd_reader_name(addr: &str) -> anyhow::Result<String> {
+    let slot = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .and_then(|p| p.checked_sub(simlab_vpcd::VPCD_BASE_PORT))
+        .filter(|n| *n < 100)
+        .ok_or_else(|| {
+            CodedError::new(
+                "usage",
+                format!(
+                    "vpcd address {addr:?}: expected host:port with port {} + slot",
+                    simlab_vpcd::VPCD_BASE_PORT
+                ),
+            )
+        })?;
+    Ok(format!("Virtual PCD 00 {slot:02}"))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum CardCommand {
     /// Serve a card to vpcd until Ctrl-C: pcscd shows it in the reader of that vpcd slot
@@ -177,4 +197,23 @@ fn serve(a: ServeArgs, out: Output) -> anyhow::Result<()> {
         "stopped": true,
     });
     out.result(&result, String::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case("127.0.0.1:35963", "Virtual PCD 00 00")]
+    #[case("127.0.0.1:35964", "Virtual PCD 00 01")]
+    #[case("[::1]:35965", "Virtual PCD 00 02")]
+    fn vpcd_ports_map_to_reader_names(#[case] addr: &str, #[case] reader: &str) {
+        assert_eq!(vpcd_reader_name(addr).unwrap(), reader);
+    }
+
+    #[test]
+    fn a_port_below_vpcd_s_is_refused() {
+        assert!(vpcd_reader_name("127.0.0.1:8080").is_err());
+        assert!(vpcd_reader_name("localhost").is_err());
+    }
 }

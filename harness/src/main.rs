@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use simlab_harness::output::Output;
-use simlab_harness::{aka_cli, apdu, bench, card_cli, lpa, network, pki, transcript};
+use simlab_harness::{aka_cli, apdu, bench, card_cli, lpa, network, ota, pki, transcript};
 use std::io::IsTerminal as _;
 
 #[derive(Parser, Debug)]
@@ -48,6 +48,9 @@ enum Command {
     /// Download transcripts: normalise one, or compare two.
     #[command(subcommand)]
     Transcript(transcript::cli::TranscriptCommand),
+    /// Remote card management over the air: SCP80 secured packets by SMS-PP to RFM.
+    #[command(subcommand)]
+    Ota(ota::cli::OtaCommand),
 }
 
 /// The log filter: RUST_LOG when set, else `info` (`warn` for benchmarks, whose output is a
@@ -154,6 +157,7 @@ fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Network(c) => network::run(c, out),
         Command::Aka(c) => aka_cli::run(c, out),
         Command::Transcript(c) => transcript::cli::run(c, out),
+        Command::Ota(c) => ota::cli::run(c, out),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Card side of the vpcd protocol (vsmartcard `src/vpcd/vpcd.c`, virtualsmartcard 0.8/0.9;
-//! facts in `/work/shared/notes/vpcd.md`): serve a [`VirtualCard`] to vpcd.
+//! facts in `docs/vpcd.md`): serve a [`VirtualCard`] to vpcd.
 //!
 //! Normal mode: vpcd listens (127.0.0.1:35963 for slot 0) and the card connects
 //! ([`serve`], [`spawn`]). Reversed mode: the reader's `DEVICENAME` is `host:port` and vpcd

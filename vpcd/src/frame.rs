@@ -1,5 +1,5 @@
 //! vpcd framing, as implemented by vsmartcard's `vpcd` driver (virtualsmartcard 0.8/0.9,
-//! `src/vpcd/vpcd.c`; no written spec exists, the facts are in `/work/shared/notes/vpcd.md`).
+//! `src/vpcd/vpcd.c`; no written spec exists, the facts are in `docs/vpcd.md`).
 //!
 //! Both directions carry frames: a `u16` big-endian payload length, then the payload.
 //! From vpcd to the card a 1-byte payload is a control message ([`Control`]); any longer

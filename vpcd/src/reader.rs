@@ -1,5 +1,5 @@
 //! Reader side of the vpcd protocol (vsmartcard `src/vpcd/vpcd.c`, virtualsmartcard
-//! 0.8/0.9; facts in `/work/shared/notes/vpcd.md`): play vpcd's part and drive any vpcd card
+//! 0.8/0.9; facts in `docs/vpcd.md`): play vpcd's part and drive any vpcd card
 //! (ours, or vsmartcard's Python `vicc`) without pcscd.
 //!
 //! Normal mode: we listen ([`ReaderListener`]) and the card connects, as it would to vpcd.

@@ -12,8 +12,8 @@
 //! | DPtls  | —                | digitalSignature        | dp-tls (no)        | EKU serverAuth+clientAuth (critical), SAN DNS |
 //!
 //! The per-role profiles are the subclauses of SGP.22 v2.5 §4.5.2.1.0; criticality and names
-//! are copied from the SGP.26 certificates (CI, DPauth, DPpb, DPtls are in
-//! `shared/upstream/sgp26`; the EUM name constraint as SGP.26 prints it:
+//! are copied from the SGP.26 certificates (`vectors/rsp-crypto/sgp26` holds the CI, DPauth
+//! and DPpb ones; the EUM name constraint as SGP.26 prints it:
 //! `DirName: O = RSP Test EUM, serialNumber = 89049032`).
 //!
 //! Every certificate but the CI carries SKI and AKI (keyIdentifier = issuer SKI); SGP.22 v2.5
