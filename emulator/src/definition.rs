@@ -747,7 +747,10 @@ impl OtaSection {
                 counter: k.counter,
             });
         }
-        Ok(OtaKeys { keysets })
+        Ok(OtaKeys {
+            keysets,
+            ..OtaKeys::default()
+        })
     }
 }
 
