@@ -197,6 +197,9 @@ pub enum DefinitionError {
     File { path: String, problem: String },
     #[error("building the file system: {0}")]
     Fs(#[from] FsError),
+    /// A saved state (`--state` directory) that is not this card's.
+    #[error("the state directory holds {found}, but the card definition describes {expected}: use another state directory, or the definition that made it")]
+    StateMismatch { expected: String, found: String },
 }
 
 fn field(field: &'static str, problem: impl Into<String>) -> DefinitionError {
@@ -221,6 +224,18 @@ fn hex_field<const N: usize>(name: &'static str, value: &str) -> Result<[u8; N],
     })
 }
 
+/// A PUK is 8 digits (ETSI TS 102 221 §9.5.1: "the UNBLOCK PIN … 8 digits").
+const PUK_DIGITS: usize = 8;
+/// EF.SPN: one display-condition byte, then the name in 16 bytes (3GPP TS 31.102 §4.2.12).
+const SPN_MAX: usize = 16;
+/// An FQDN is at most 255 bytes (RFC 1035 §2.3.4); SGP.22 addresses are FQDNs.
+const FQDN_MAX: usize = 255;
+/// sasAcreditationNumber is `UTF8String (SIZE(0..64))` (SGP.22 v2.5 §5.7.12 EUICCInfo2).
+const SAS_MAX: usize = 64;
+/// ISD-P AIDs are numbered in 12 bits here (`EuiccState::next_isdp_aid`): at most 4096
+/// profiles can have distinct AIDs.
+const MAX_PROFILES: usize = 4096;
+
 /// PIN retry limits (TS 102 221 leaves them to the issuer; these are the usual ones).
 const PIN_ATTEMPTS: u8 = 3;
 const PUK_ATTEMPTS: u8 = 10;
@@ -236,7 +251,75 @@ const FID_PL: u16 = 0x2F05;
 const FID_ARR_MF: u16 = 0x2F06;
 const DIR_RECORD_LEN: usize = 0x20;
 
+/// The service provider name fits EF.SPN as it is encoded (3GPP TS 31.102 §4.2.12: 16 bytes,
+/// here letters, digits and spaces of the GSM default alphabet): refused rather than cut.
+fn check_spn(spn: &str) -> Result<(), DefinitionError> {
+    if spn.len() > SPN_MAX {
+        return Err(field(
+            "usim.spn",
+            format!(
+                "expected at most {SPN_MAX} characters (EF.SPN holds 16 bytes), got {}",
+                spn.chars().count()
+            ),
+        ));
+    }
+    if let Some(c) = spn
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == ' '))
+    {
+        return Err(field(
+            "usim.spn",
+            format!("{c:?} cannot be written to EF.SPN: use letters, digits and spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// An SM-DP+ / SM-DS address: an FQDN (SGP.22 §4.1), optionally with `:port`.
+fn check_fqdn(name: &'static str, address: &str) -> Result<(), DefinitionError> {
+    if address.is_empty() || address.len() > FQDN_MAX {
+        return Err(field(
+            name,
+            format!(
+                "expected a host name of 1 to {FQDN_MAX} bytes, got {} bytes",
+                address.len()
+            ),
+        ));
+    }
+    if let Some(c) = address
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_' | '[' | ']')))
+    {
+        return Err(field(
+            name,
+            format!("{c:?} is not allowed in a host name ({address:?})"),
+        ));
+    }
+    Ok(())
+}
+
 impl CardDefinition {
+    /// Checks that `saved` (a card's state directory) was made from a definition of this
+    /// kind: a UICC's state with an eUICC definition, an eUICC's with a UICC definition, or
+    /// another eUICC's (another EID), is refused here by name instead of failing later
+    /// (e.g. `6A86` on the first ES10 command).
+    pub fn check_saved_state(&self, saved: &CardState) -> Result<(), DefinitionError> {
+        let eid = |e: &[u8; 16]| hex::encode(e);
+        let describe = |state: &CardState| match &state.euicc {
+            Some(e) => format!("an eUICC (EID {})", eid(&e.identity.eid)),
+            None => "a UICC".to_owned(),
+        };
+        let expected = match &self.euicc {
+            Some(e) => format!("an eUICC (EID {})", e.eid.to_ascii_lowercase()),
+            None => "a UICC".to_owned(),
+        };
+        let found = describe(saved);
+        if found == expected {
+            return Ok(());
+        }
+        Err(DefinitionError::StateMismatch { expected, found })
+    }
+
     /// Parses a definition from TOML text.
     pub fn from_toml(text: &str) -> Result<Self, DefinitionError> {
         let def: Self = toml::from_str(text)?;
@@ -332,6 +415,14 @@ impl CardDefinition {
         };
         config.isd_r_aid = aid("euicc.isd_r_aid", &e.isd_r_aid, config.isd_r_aid.clone())?;
         config.ecasd_aid = aid("euicc.ecasd_aid", &e.ecasd_aid, config.ecasd_aid.clone())?;
+        for (name, address) in [
+            ("euicc.default_smdp_address", &e.default_smdp_address),
+            ("euicc.root_smds_address", &e.root_smds_address),
+        ] {
+            if let Some(a) = address {
+                check_fqdn(name, a)?;
+            }
+        }
         config.default_dp_address = e.default_smdp_address.clone();
         config.factory_dp_address = e.default_smdp_address.clone();
         if let Some(ds) = &e.root_smds_address {
@@ -359,9 +450,21 @@ impl CardDefinition {
             config.firmware_version,
         )?;
         if let Some(sas) = &e.sas_accreditation_number {
+            if sas.len() > SAS_MAX {
+                return Err(field(
+                    "euicc.sas_accreditation_number",
+                    format!("expected at most {SAS_MAX} bytes, got {}", sas.len()),
+                ));
+            }
             config.sas_accreditation_number = sas.clone();
         }
         if let Some(m) = e.max_profiles {
+            if !(1..=MAX_PROFILES).contains(&m) {
+                return Err(field(
+                    "euicc.max_profiles",
+                    format!("expected 1 to {MAX_PROFILES} profiles, got {m}"),
+                ));
+            }
             config.max_profiles = m;
         }
         Ok(EuiccState::new(identity, config, base))
@@ -429,6 +532,9 @@ impl CardDefinition {
         }
         if !(2..=3).contains(&usim.mnc_length) {
             return Err(field("usim.mnc_length", "expected 2 or 3"));
+        }
+        if let Some(spn) = &usim.spn {
+            check_spn(spn)?;
         }
 
         let mut fs = FileSystem::new(ArrRef {
@@ -567,6 +673,12 @@ impl CardDefinition {
             pin::pad(v).map_err(|_| field(name, format!("expected 4 to 8 digits, got {v:?}")))
         };
         let puk = |name, v: &str| -> Result<Option<Puk>, DefinitionError> {
+            if v.len() != PUK_DIGITS || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(field(
+                    name,
+                    format!("expected {PUK_DIGITS} digits (a PUK is 8 digits), got {v:?}"),
+                ));
+            }
             Ok(Some(Puk {
                 value: digits(name, v)?,
                 max_attempts: PUK_ATTEMPTS,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod card_cli;
 pub mod cards;
 pub mod defaults;
+pub mod eap_aka;
 pub mod es9p;
 pub mod lpa;
 pub mod network;

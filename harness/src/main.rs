@@ -104,6 +104,9 @@ fn parse() -> Cli {
 const USAGE_EXIT_CODE: i32 = 2;
 
 fn main() {
+    // `simlab … | head`: a closed stdout or stderr ends the process quietly, as with any
+    // command-line tool, instead of a panic ("failed printing to stdout", exit 101).
+    sigpipe::reset();
     let cli = parse();
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.command))
