@@ -113,6 +113,16 @@ CREATE TABLE IF NOT EXISTS net_orders (
     activation_code TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS net_order_events (
+    id INTEGER PRIMARY KEY,
+    iccid TEXT NOT NULL,
+    point INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    event_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    outcome TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS net_sms (
     id INTEGER PRIMARY KEY,
     msisdn TEXT NOT NULL,
@@ -138,6 +148,33 @@ CREATE TABLE IF NOT EXISTS net_ota_jobs (
     created_at INTEGER NOT NULL
 );
 ";
+
+/// Columns added after the first release of the schema: `(table, column, definition)`. A
+/// database written before gets them when the network opens it.
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("net_orders", "event_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("net_transfers", "expires_at", "INTEGER"),
+    ("net_transfers", "reason", "TEXT"),
+];
+
+/// Creates the tables, and adds the columns an older database lacks.
+pub fn create(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(SCHEMA)?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let mut stmt = c.prepare(&format!("PRAGMA table_info({table})"))?;
+        let present = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .iter()
+            .any(|name| name == column);
+        if !present {
+            c.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -875,29 +912,94 @@ pub fn orders(c: &Connection) -> rusqlite::Result<Vec<BossOrder>> {
     rows.collect()
 }
 
-/// BOSS orders whose SM-DP+ order state (shared `orders` table) moved since the BOSS last
-/// acted: `(order, SM-DP+ state)`.
-pub fn orders_to_reconcile(c: &Connection) -> rusqlite::Result<Vec<(BossOrder, String)>> {
+fn order_row(r: &Row) -> rusqlite::Result<(BossOrder, i64)> {
+    Ok((
+        BossOrder {
+            iccid: r.get(0)?,
+            operation_id: r.get(1)?,
+            msisdn: r.get(2)?,
+            eid: r.get(3)?,
+            imsi: r.get(4)?,
+            purpose: r.get(5)?,
+            state: r.get(6)?,
+            activation_code: r.get(7)?,
+        },
+        r.get(8)?,
+    ))
+}
+
+/// The order of `iccid` and the time (Unix seconds) of the event that set its state.
+pub fn order(c: &Connection, iccid: &str) -> rusqlite::Result<Option<(BossOrder, i64)>> {
+    c.query_row(
+        "SELECT iccid, operation_id, msisdn, eid, imsi, purpose, state, activation_code, \
+         event_at FROM net_orders WHERE iccid = ?1",
+        [iccid],
+        order_row,
+    )
+    .optional()
+}
+
+/// Records the order's new state, set by an event of `event_at` (or by the BOSS itself).
+pub fn set_order_state(
+    c: &Connection,
+    iccid: &str,
+    state: &str,
+    event_at: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE net_orders SET state = ?2, event_at = ?3, updated_at = ?4 WHERE iccid = ?1",
+        params![iccid, state, event_at, now()],
+    )?;
+    Ok(())
+}
+
+/// An ES2+.HandleDownloadProgressInfo event the BOSS received, and what it did with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEvent {
+    pub iccid: String,
+    pub point: u32,
+    pub status: String,
+    pub reason: Option<String>,
+    /// The event's timestamp (Unix seconds).
+    pub event_at: i64,
+    pub received_at: i64,
+    /// "applied: FROM → TO" or "ignored: why".
+    pub outcome: String,
+}
+
+pub fn insert_order_event(c: &Connection, e: &OrderEvent) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO net_order_events (iccid, point, status, reason, event_at, received_at, \
+         outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            e.iccid,
+            e.point,
+            e.status,
+            e.reason,
+            e.event_at,
+            e.received_at,
+            e.outcome
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn order_events(c: &Connection) -> rusqlite::Result<Vec<OrderEvent>> {
     let mut stmt = c.prepare(
-        "SELECT n.iccid, n.operation_id, n.msisdn, n.eid, n.imsi, n.purpose, n.state, \
-         n.activation_code, o.state FROM net_orders n JOIN orders o ON o.iccid = n.iccid \
-         WHERE o.id = (SELECT MAX(id) FROM orders WHERE iccid = n.iccid) AND o.state != n.state \
-         ORDER BY n.rowid",
+        "SELECT iccid, point, status, reason, event_at, received_at, outcome \
+         FROM net_order_events ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            BossOrder {
-                iccid: r.get(0)?,
-                operation_id: r.get(1)?,
-                msisdn: r.get(2)?,
-                eid: r.get(3)?,
-                imsi: r.get(4)?,
-                purpose: r.get(5)?,
-                state: r.get(6)?,
-                activation_code: r.get(7)?,
-            },
-            r.get(8)?,
-        ))
+        Ok(OrderEvent {
+            iccid: r.get(0)?,
+            point: r.get(1)?,
+            status: r.get(2)?,
+            reason: r.get(3)?,
+            event_at: r.get(4)?,
+            received_at: r.get(5)?,
+            outcome: r.get(6)?,
+        })
     })?;
     rows.collect()
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod contract;
 pub mod db;
 pub mod error;
+pub mod es2;
 pub mod http;
 pub mod ota;
 pub mod server;

@@ -160,7 +160,7 @@ pub fn urls(operator: &str, smdp: &str, es2: &str) -> Value {
             "hlr": format!("{operator}/hlr/imsi/{{imsi}}"),
             "hlrAttach": format!("{operator}/hlr/attach"),
             "calls": format!("{operator}/calls"),
-            "admin": format!("{operator}/admin/{{subscribers|groups|orders|operations|sms|contracts}}"),
+            "admin": format!("{operator}/admin/{{subscribers|groups|orders|order-events|transfers|operations|sms|contracts}}"),
             "es9plus": format!("{smdp}/gsma/rsp2/es9plus/"),
             "es2plus": format!("{es2}/gsma/rsp2/es2plus/"),
         }

@@ -12,6 +12,7 @@ use super::db::{
     self, BossOrder, CardKind, Code, Line, LineState, LineView, Operation, Subscriber, Token,
 };
 use super::error::NetError;
+use super::es2;
 use super::ts43::{
     self, AppFields, LineId, Operation as Op, Params, Request, TransferType,
     SERVICE_STATUS_ACTIVATED, SERVICE_STATUS_ACTIVATING, SERVICE_STATUS_DEACTIVATED,
@@ -263,7 +264,9 @@ pub struct SubscriberView {
     pub imsis: Vec<LineView>,
 }
 
-/// A BOSS order with the SM-DP+'s current state of it.
+/// A BOSS order with the SM-DP+'s state of it, as the SM-DP+ last reported it over ES2+
+/// (HandleDownloadProgressInfo; the same as `order.state`, kept for clients of the first
+/// version of this API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
@@ -296,6 +299,8 @@ pub struct ContractOutcome {
 struct Ordered {
     iccid: String,
     activation_code: String,
+    /// The SM-DP+'s ES9+ address (ConfirmOrder's smdpAddress).
+    smdp_address: String,
     imsi: String,
     algorithm: AkaAlgorithm,
 }
@@ -326,7 +331,7 @@ impl Network {
             options,
             template_algorithm,
         };
-        network.db(|c| Ok(c.execute_batch(db::SCHEMA)?))?;
+        network.db(|c| Ok(db::create(c)?))?;
         Ok(network)
     }
 
@@ -496,7 +501,7 @@ impl Network {
         if let Some(view) = existing {
             return Ok((200, view));
         }
-        let ordered = self.order_profile(eid)?;
+        let ordered = self.order_profile(eid, msisdn)?;
         self.tx(|c| {
             let account = self.ensure_subscriber(c, p, msisdn, account.as_deref())?;
             let line = Line {
@@ -535,20 +540,59 @@ impl Network {
         })
     }
 
-    /// Brings the BOSS in step with the SM-DP+'s orders (the shared `orders` table: states set
-    /// by downloads, installation results and the eUICC's enable / disable / delete
-    /// notifications). Runs before every request and on each ES2+ progress notification.
-    pub fn reconcile(&self) -> Result<(), NetError> {
+    /// ES2+.HandleDownloadProgressInfo from the SM-DP+ (SGP.22 §5.3.5): the BOSS's record of
+    /// the order follows the event when it moves the order forward ([`super::es2::decide`]),
+    /// and the subscriber state with it, in one transaction. Answers what it did; refuses an
+    /// event for an order the BOSS did not place (SGP.22 "Profile ICCID – Unknown") or for
+    /// another EID than the order's ("EID – Invalid association").
+    pub fn download_progress(
+        &self,
+        req: &crate::smdp::es2::HandleDownloadProgressInfoRequest,
+    ) -> Result<db::OrderEvent, es2::Refusal> {
+        let event = es2::Event::from_request(req)?;
+        let internal =
+            |e: NetError| es2::Refusal::new(crate::es9p::codes::EXECUTION_ERROR, e.to_string());
         self.tx(|c| {
-            for (mut order, smdp_state) in db::orders_to_reconcile(c)? {
-                self.apply_order_state(c, &order, &smdp_state)?;
-                order.state = smdp_state;
-                db::put_order(c, &order)?;
+            let Some((order, current_at)) = db::order(c, &event.iccid)? else {
+                return Ok(Err(es2::Refusal::new(
+                    crate::es9p::codes::ICCID_UNKNOWN,
+                    format!("the BOSS placed no order for ICCID {}", event.iccid),
+                )));
+            };
+            if let Some(eid) = event.eid.as_deref().filter(|e| *e != order.eid) {
+                return Ok(Err(es2::Refusal::new(
+                    crate::es9p::codes::EID_INVALID_ASSOCIATION,
+                    format!(
+                        "order {} is for EID {}, the event names {eid}",
+                        order.iccid, order.eid
+                    ),
+                )));
             }
-            Ok(())
+            let outcome = match es2::decide(&order.state, current_at, &event) {
+                es2::Decision::Apply(new) => {
+                    self.apply_order_state(c, &order, new)?;
+                    db::set_order_state(c, &order.iccid, new, event.at)?;
+                    format!("applied: {} → {new}", order.state)
+                }
+                es2::Decision::Ignore(why) => format!("ignored: {why}"),
+            };
+            let record = db::OrderEvent {
+                iccid: event.iccid.clone(),
+                point: event.point,
+                status: req.notification_point_status.status.clone(),
+                reason: event.reason.clone(),
+                event_at: event.at,
+                received_at: db::now(),
+                outcome,
+            };
+            db::insert_order_event(c, &record)?;
+            Ok(Ok(record))
         })
+        .map_err(internal)?
     }
 
+    /// What the order's new state means for its line (and the transfer it completes): the
+    /// guards on the line's state make each consequence happen once.
     fn apply_order_state(
         &self,
         c: &Connection,
@@ -620,6 +664,11 @@ impl Network {
                 line.state = LineState::Disabled;
                 line.reason = Some(format!("profile {} deleted on the eUICC", order.iccid));
                 db::update_line(c, &line)?;
+                if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
+                    if t.state == "pending" {
+                        db::set_transfer(c, t.id, "failed", None)?;
+                    }
+                }
             }
             (_, "error" | "unavailable") if line.state == LineState::Pending => {
                 line.state = LineState::Disabled;
@@ -641,54 +690,133 @@ impl Network {
 
     /// Orders a profile for `eid` over ES2+ (DownloadOrder with the EID, ConfirmOrder with
     /// releaseFlag): SGP.22 v2.5 §3.1.1 / §5.3.1–§5.3.2. No lock is held meanwhile.
-    fn order_profile(&self, eid: &str) -> Result<Ordered, NetError> {
+    ///
+    /// The profile carries `msisdn`, the number the network routes for the line (simlab's
+    /// DownloadOrder extension `msisdn`): one source of truth for EF.MSISDN and the BOSS. The
+    /// subscription data the BOSS provisions (IMSI, K, OPc) come back in the DownloadOrder
+    /// answer (simlab's extension `subscriber`, as an operator reads a profile vendor's output
+    /// file); an SM-DP+ that personalised another MSISDN has its order cancelled again.
+    fn order_profile(&self, eid: &str, msisdn: &str) -> Result<Ordered, NetError> {
         let smdp_error = |e: anyhow::Error| NetError::new(502, "smdp-error", format!("{e:#}"));
-        let iccid = self
+        let ordered = self
             .es2
             .download_order(&DownloadOrderRequest {
                 eid: Some(eid.to_owned()),
                 profile_type: Some(self.options.profile_template.clone()),
-                ..Default::default()
-            })
-            .map_err(smdp_error)?
-            .iccid;
-        let confirmed = self
-            .es2
-            .confirm_order(&ConfirmOrderRequest {
-                iccid: iccid.clone(),
-                eid: Some(eid.to_owned()),
-                release_flag: true,
+                msisdn: Some(msisdn.to_owned()),
                 ..Default::default()
             })
             .map_err(smdp_error)?;
+        let iccid = ordered.iccid.clone();
+        let data = match self.subscription_data(&ordered, msisdn) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self.cancel_order(&iccid, eid, "its subscription data are unusable");
+                return Err(e);
+            }
+        };
+        let confirmed = match self.es2.confirm_order(&ConfirmOrderRequest {
+            iccid: iccid.clone(),
+            eid: Some(eid.to_owned()),
+            release_flag: true,
+            ..Default::default()
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.cancel_order(&iccid, eid, "ConfirmOrder failed");
+                return Err(smdp_error(e));
+            }
+        };
         let address = confirmed
             .smdp_address
             .unwrap_or_else(|| self.smdp.address().to_owned());
-        // The subscription data the SM-DP+ personalised the profile with, from the shared
-        // database (as an operator reads the profile vendor's output file).
-        let order = self.smdp.order_by_iccid(&iccid)?.ok_or_else(|| {
-            NetError::internal(format!("ordered profile {iccid} is not in the database"))
-        })?;
-        let (Some(imsi), Some(k)) = (order.imsi.clone(), order.k) else {
-            return Err(NetError::internal(format!(
-                "profile {iccid} was not personalised"
-            )));
+        Ok(Ordered {
+            iccid,
+            activation_code: format!("LPA:1${address}${}", confirmed.matching_id),
+            smdp_address: address,
+            imsi: data.0,
+            algorithm: data.1,
+        })
+    }
+
+    /// The IMSI and AKA keys of a profile from the DownloadOrder answer, checked against what
+    /// the BOSS asked for.
+    fn subscription_data(
+        &self,
+        ordered: &crate::smdp::DownloadOrderResponse,
+        msisdn: &str,
+    ) -> Result<(String, AkaAlgorithm), NetError> {
+        let iccid = &ordered.iccid;
+        let unusable = |what: &str| {
+            NetError::new(
+                502,
+                "smdp-error",
+                format!(
+                    "DownloadOrder of {iccid}: {what} (the BOSS needs the simlab extension \
+                     `subscriber` with imsi, k and opc)"
+                ),
+            )
         };
+        let data = ordered
+            .subscriber
+            .as_ref()
+            .ok_or_else(|| unusable("no subscriber data in the answer"))?;
+        if let Some(carried) = &data.msisdn {
+            if carried != msisdn {
+                return Err(unusable(&format!(
+                    "the profile carries MSISDN {carried}, not the line's {msisdn}"
+                )));
+            }
+        }
+        let imsi = data
+            .imsi
+            .as_deref()
+            .ok_or_else(|| unusable("no imsi"))
+            .and_then(|i| {
+                ts43::check_imsi("subscriber.imsi", i).map_err(|e| unusable(&e.message))
+            })?;
+        let k = data
+            .k
+            .as_deref()
+            .ok_or_else(|| unusable("no k"))
+            .and_then(|k| key16("subscriber.k", k).map_err(|e| unusable(&e.message)))?;
         let algorithm = match self.template_algorithm {
             TemplateAlgorithm::Xor => AkaAlgorithm::XorTest { k },
             TemplateAlgorithm::Milenage => AkaAlgorithm::Milenage {
                 k,
-                opc: order
+                opc: data
                     .opc
-                    .ok_or_else(|| NetError::internal(format!("profile {iccid} has no OPc")))?,
+                    .as_deref()
+                    .ok_or_else(|| unusable("no opc"))
+                    .and_then(|o| key16("subscriber.opc", o).map_err(|e| unusable(&e.message)))?,
             },
         };
-        Ok(Ordered {
-            iccid,
-            activation_code: format!("LPA:1${address}${}", confirmed.matching_id),
-            imsi,
-            algorithm,
-        })
+        Ok((imsi, algorithm))
+    }
+
+    /// ES2+.CancelOrder (SGP.22 §5.3.3) of an order the BOSS gives up, with
+    /// finalProfileStatusIndicator "Unavailable" (its subscription data went to the BOSS; it
+    /// is never handed out again). Answers whether the SM-DP+ no longer holds it for
+    /// download: cancelled now, or unknown to it.
+    fn cancel_order(&self, iccid: &str, eid: &str, why: &str) -> Result<(), String> {
+        match self.es2.cancel_order(&crate::smdp::CancelOrderRequest {
+            header: None,
+            iccid: iccid.to_owned(),
+            eid: Some(eid.to_owned()),
+            matching_id: None,
+            final_profile_status_indicator: "Unavailable".into(),
+        }) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = format!("{e:#}");
+                let code = crate::es9p::codes::ICCID_UNKNOWN;
+                if text.contains(&format!("subject {} reason {}", code.subject, code.reason)) {
+                    return Ok(());
+                }
+                tracing::warn!(%iccid, "CancelOrder ({why}) failed: {text}");
+                Err(text)
+            }
+        }
     }
 
     // ----- SMS centre, one-time codes, tokens -----
@@ -733,14 +861,12 @@ impl Network {
                 "at most 1600 characters (10 concatenated SMS)",
             ));
         }
-        self.reconcile()?;
         self.tx(|c| self.deliver(c, &to, from, text))
     }
 
     /// `GET /smsc/inbox/{imsi}`.
     pub fn inbox(&self, imsi: &str, after: i64) -> Result<Vec<db::Sms>, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         self.db(|c| {
             if db::line(c, &imsi)?.is_none() {
                 return Err(NetError::forbidden(
@@ -895,7 +1021,6 @@ impl Network {
 
     /// `GET /ts43`.
     pub fn ts43_get(&self, params: &Params) -> Result<Ts43Answer, NetError> {
-        self.reconcile()?;
         if let Some(op) = params.get("operation_id") {
             return self.continue_operation(op, params);
         }
@@ -1027,7 +1152,6 @@ impl Network {
 
     /// `POST /ts43` with an EAP-Response.
     pub fn ts43_post(&self, session: Option<&str>, packet: &[u8]) -> Result<Ts43Answer, NetError> {
-        self.reconcile()?;
         let unknown = || {
             NetError::forbidden("eap-session-unknown", "no EAP-AKA session: send the EAP_SESSION cookie of the challenge (sessions are single-use and expire)")
         };
@@ -1364,14 +1488,15 @@ impl Network {
         if op.state == state::NEW && subscriber.policy.contract && !subscriber.contract_signed {
             return self.ask_contract(op, "service");
         }
-        let ordered = self.order_profile(eid)?;
+        // The line's number before the order: the profile carries it (EF.MSISDN).
+        let msisdn = if bind {
+            op.msisdn.clone()
+        } else {
+            self.tx(|c| self.new_msisdn(c))?
+        };
+        let ordered = self.order_profile(eid, &msisdn)?;
         self.tx(|c| {
             let account = subscriber.account.clone();
-            let msisdn = if bind {
-                op.msisdn.clone()
-            } else {
-                self.new_msisdn(c)?
-            };
             if !bind {
                 db::upsert_subscriber(
                     c,
@@ -1428,7 +1553,7 @@ impl Network {
                 "DownloadInfo",
                 json!({
                     "ProfileActivationCode": ordered.activation_code,
-                    "ProfileSmdpAddress": self.smdp.address(),
+                    "ProfileSmdpAddress": ordered.smdp_address,
                     "ProfileIccid": ordered.iccid,
                 }),
             )
@@ -1682,7 +1807,7 @@ impl Network {
                 format!("another upgrade or migration of {} is pending", op.msisdn),
             ));
         };
-        let ordered = match self.order_profile(new_eid) {
+        let ordered = match self.order_profile(new_eid, &op.msisdn) {
             Ok(o) => o,
             Err(e) => {
                 self.tx(|c| Ok(db::set_transfer(c, transfer_id, "failed", None)?))?;
@@ -1744,7 +1869,6 @@ impl Network {
     /// The user's answer on the contract page (step 6030); accept continues the operation at
     /// once (6040–6060), decline ends it with nothing created.
     pub fn answer_contract(&self, id: &str, accept: bool) -> Result<ContractOutcome, NetError> {
-        self.reconcile()?;
         let (mut op, contract) = self.tx(|c| {
             let mut k = db::contract(c, id)?
                 .ok_or_else(|| NetError::not_found(format!("no contract {id}")))?;
@@ -1800,7 +1924,6 @@ impl Network {
     /// `GET /hlr/imsi/{imsi}`.
     pub fn hlr_record(&self, imsi: &str) -> Result<HlrRecord, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         let line = self.db(|c| Ok(db::line(c, &imsi)?))?.ok_or_else(|| {
             NetError::forbidden(
                 "unknown-subscriber",
@@ -1819,7 +1942,6 @@ impl Network {
     /// `POST /hlr/attach`: network authentication of an IMSI (TS 33.102 §6.3).
     pub fn attach(&self, imsi: &str) -> Result<AttachChallenge, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         let session = format!("att-{}", random_hex(16));
         self.tx(|c| {
             let mut line = Self::usable(db::line(c, &imsi)?, &imsi)?;
@@ -1934,7 +2056,6 @@ impl Network {
     /// `POST /calls`: who rings, in which order (the seed's FA and MAH).
     pub fn call(&self, to: &str, answering: Option<&[String]>) -> Result<CallResult, NetError> {
         let to = ts43::normalise_msisdn("to", to)?;
-        self.reconcile()?;
         let (lines, mode) = self.db(|c| {
             let lines = db::lines_of(c, &to)?;
             let mode = db::subscriber(c, &to)?
@@ -2033,7 +2154,6 @@ impl Network {
     // ----- Admin API (read-only) -----
 
     pub fn subscribers(&self) -> Result<Vec<SubscriberView>, NetError> {
-        self.reconcile()?;
         self.db(|c| {
             let lines = db::all_lines(c)?;
             Ok(db::subscribers(c)?
@@ -2064,7 +2184,6 @@ impl Network {
 
     pub fn line(&self, imsi: &str) -> Result<LineView, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         self.db(|c| Ok(db::line(c, &imsi)?))?
             .map(|l| l.view())
             .ok_or_else(|| NetError::not_found(format!("no IMSI {imsi}")))
@@ -2087,26 +2206,24 @@ impl Network {
             .collect())
     }
 
+    /// The BOSS's orders with the state the SM-DP+ last reported for each over ES2+.
     pub fn orders(&self) -> Result<Vec<OrderView>, NetError> {
-        self.reconcile()?;
-        let orders = self.db(|c| Ok(db::orders(c)?))?;
-        orders
+        Ok(self
+            .db(|c| Ok(db::orders(c)?))?
             .into_iter()
-            .map(|o| {
-                let smdp_state = self
-                    .smdp
-                    .order_by_iccid(&o.iccid)?
-                    .map(|s| s.state.to_string());
-                Ok(OrderView {
-                    order: o,
-                    smdp_state,
-                })
+            .map(|o| OrderView {
+                smdp_state: Some(o.state.clone()),
+                order: o,
             })
-            .collect()
+            .collect())
+    }
+
+    /// Every ES2+.HandleDownloadProgressInfo event received, with what the BOSS did with it.
+    pub fn order_events(&self) -> Result<Vec<db::OrderEvent>, NetError> {
+        self.db(|c| Ok(db::order_events(c)?))
     }
 
     pub fn operations(&self) -> Result<Vec<OperationView>, NetError> {
-        self.reconcile()?;
         Ok(self
             .db(|c| Ok(db::operations(c)?))?
             .into_iter()
