@@ -372,3 +372,183 @@ fn ef_msisdn_on_the_euicc_is_the_number_the_network_shows_for_the_line() {
     assert_eq!(line.msisdn, MSISDN);
     assert_eq!(euicc.read_msisdn().as_deref(), Some(MSISDN));
 }
+
+/// Asks for an upgrade of [`MSISDN`] to `eid` with the code the old card receives.
+fn ask_upgrade(
+    client: &NetworkClient,
+    eid: &str,
+) -> (
+    String,
+    Result<simlab_harness::network::client::EntitlementDocument, String>,
+) {
+    let doc = client
+        .entitlement_document(
+            &EntitlementRequest::transfer(MSISDN, eid, Some("upgrade")),
+            &Auth::Otp {
+                msisdn: MSISDN.into(),
+            },
+        )
+        .unwrap();
+    let op = doc.operation_id().unwrap().to_owned();
+    let code = client.latest_code(IMSI).unwrap().unwrap();
+    let answer = client
+        .continue_operation(&op, Some(&code), None)
+        .map_err(|e| e.code().unwrap_or("not-a-network-error").to_owned());
+    (op, answer)
+}
+
+fn download_info(doc: &simlab_harness::network::client::EntitlementDocument) -> String {
+    match doc.next_step() {
+        NextStep::Download(info) => info.activation_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Runs SQL on the shared database (the test judges; the network never reads the SM-DP+'s
+/// tables).
+fn sql(net: &RunningNetwork, statement: &str) {
+    net.network()
+        .smdp()
+        .with_store(|s| {
+            s.connection().execute(statement, []).unwrap();
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_lapsed_transfer_is_cancelled_at_the_smdp_and_the_number_can_move_again() {
+    let net = start();
+    let (client, _usim, _token) = primary(&net, Policy::default());
+    let mut euicc = Euicc::new(&net);
+    let eid = euicc.eid();
+    let (first_op, first) = ask_upgrade(&client, &eid);
+    let first_code = download_info(&first.unwrap());
+    let first_order = client.orders().unwrap().pop().unwrap().order;
+    let smdp = net.smdp().unwrap().smdp();
+
+    // The reservation lapses (its deadline moved into the past: no waiting in tests).
+    sql(&net, "UPDATE net_transfers SET expires_at = 0");
+    // The SM-DP+ has begun the download meanwhile (it has not reported it yet): CancelOrder
+    // is refused, so the transfer stays as it was and the number stays reserved.
+    sql(
+        &net,
+        &format!(
+            "UPDATE orders SET state = 'downloaded' WHERE iccid = '{}'",
+            first_order.iccid
+        ),
+    );
+    let snapshot = |client: &NetworkClient| {
+        (
+            client.transfers().unwrap(),
+            client.subscriber(MSISDN).unwrap(),
+            client.orders().unwrap(),
+        )
+    };
+    let before = snapshot(&client);
+    assert_eq!(
+        ask_upgrade(&client, &eid).1.unwrap_err(),
+        "transfer-in-progress"
+    );
+    assert_eq!(snapshot(&client).1, before.1, "no line changed");
+    assert_eq!(snapshot(&client).0, before.0, "no transfer changed");
+    assert_eq!(net.network().expire_transfers().unwrap(), []);
+
+    // The download never happens: the next request finds the reservation lapsed, the order
+    // is cancelled at the SM-DP+, and the number moves on.
+    sql(
+        &net,
+        &format!(
+            "UPDATE orders SET state = 'released' WHERE iccid = '{}'",
+            first_order.iccid
+        ),
+    );
+    let (_, second) = ask_upgrade(&client, &eid);
+    let second_code = download_info(&second.unwrap());
+    let transfers = client.transfers().unwrap();
+    assert_eq!(
+        transfers
+            .iter()
+            .map(|t| t.state.as_str())
+            .collect::<Vec<_>>(),
+        ["expired", "pending"],
+        "the lapsed one, the new one (the refused request reserved nothing): {transfers:?}"
+    );
+    let expired = &transfers[0];
+    assert_eq!(
+        expired.order_iccid.as_deref(),
+        Some(first_order.iccid.as_str())
+    );
+    assert!(
+        expired
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("cancelled at the SM-DP+ (ES2+.CancelOrder, Unavailable)"),
+        "{expired:?}"
+    );
+    assert_eq!(
+        order_of(&client, &first_order.iccid).order.state,
+        "unavailable"
+    );
+    assert_eq!(
+        smdp.order_by_iccid(&first_order.iccid)
+            .unwrap()
+            .unwrap()
+            .state,
+        simlab_harness::smdp::OrderState::Unavailable
+    );
+    let dead = client.line(&first_order.imsi).unwrap();
+    assert_eq!(dead.state, LineState::Disabled);
+    assert!(dead.reason.unwrap().starts_with("transfer expired: "));
+    // The first request's continuation says why it ended.
+    let op = client
+        .operations()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.id == first_op)
+        .unwrap();
+    assert_eq!(op.state, "failed");
+
+    // SGP.22 §5.6.3: the lapsed activation code is refused by the SM-DP+ (matching ID
+    // refused), the new one works and completes the upgrade.
+    let refused = euicc.try_download(&first_code).unwrap_err();
+    assert!(
+        refused.contains("8.2.6") && refused.contains("3.8"),
+        "{refused}"
+    );
+    euicc.install(&second_code);
+    let lines = client.subscriber(MSISDN).unwrap().imsis;
+    let active: Vec<_> = lines
+        .iter()
+        .filter(|l| l.state == LineState::Active)
+        .collect();
+    assert_eq!(active.len(), 1, "{lines:?}");
+    assert_ne!(active[0].imsi, IMSI);
+    assert_ne!(active[0].imsi, first_order.imsi);
+    assert_eq!(client.transfers().unwrap()[1].state, "done");
+}
+
+#[test]
+fn the_sweeper_expires_a_transfer_nobody_asks_about() {
+    let mut opts = simlab_harness::network::server::NetworkOptions::embedded(&vectors());
+    opts.transfer_ttl = std::time::Duration::ZERO;
+    let net = simlab_harness::network::server::start(opts).unwrap();
+    let (client, _usim, _token) = primary(&net, Policy::default());
+    let mut euicc = Euicc::new(&net);
+    let eid = euicc.eid();
+    let code = download_info(&ask_upgrade(&client, &eid).1.unwrap());
+    // The sweeper runs every second for this lifetime; wait for it (bounded), no request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client.transfers().unwrap()[0].state == "pending" {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(client.transfers().unwrap()[0].state, "expired");
+    assert_eq!(client.line(IMSI).unwrap().state, LineState::Active);
+    let refused = euicc.try_download(&code).unwrap_err();
+    assert!(
+        refused.contains("8.2.6") && refused.contains("3.8"),
+        "{refused}"
+    );
+}

@@ -833,6 +833,12 @@ impl NetworkClient {
         self.get_json("/admin/order-events")
     }
 
+    /// Every upgrade / migration with its state (`pending`, `done`, `failed`, `expired`) and,
+    /// for those that did not complete, why.
+    pub fn transfers(&self) -> Result<Vec<super::db::Transfer>> {
+        self.get_json("/admin/transfers")
+    }
+
     pub fn operations(&self) -> Result<Vec<OperationView>> {
         self.get_json("/admin/operations")
     }

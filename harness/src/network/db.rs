@@ -1004,8 +1004,9 @@ pub fn order_events(c: &Connection) -> rusqlite::Result<Vec<OrderEvent>> {
     rows.collect()
 }
 
-/// A pending or finished upgrade / migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An upgrade / migration: `pending` (the number is reserved), `done`, `failed` or `expired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Transfer {
     pub id: i64,
     pub msisdn: String,
@@ -1014,21 +1015,46 @@ pub struct Transfer {
     pub new_eid: String,
     pub order_iccid: Option<String>,
     pub state: String,
+    pub created_at: i64,
+    /// When the reservation lapses unless the download has begun (Unix seconds; `None` for
+    /// transfers recorded before reservations had a lifetime: created + the current TTL).
+    pub expires_at: Option<i64>,
+    /// Why it ended, when it did not complete.
+    pub reason: Option<String>,
 }
 
-/// Reserves the MSISDN for one transfer; `Ok(None)` when another is pending (the UNIQUE
-/// partial index decides, so two concurrent requests cannot both pass).
+const TRANSFER_COLUMNS: &str =
+    "id, msisdn, operation_id, old_imsi, new_eid, order_iccid, state, created_at, expires_at, reason";
+
+fn transfer_row(r: &Row) -> rusqlite::Result<Transfer> {
+    Ok(Transfer {
+        id: r.get(0)?,
+        msisdn: r.get(1)?,
+        operation_id: r.get(2)?,
+        old_imsi: r.get(3)?,
+        new_eid: r.get(4)?,
+        order_iccid: r.get(5)?,
+        state: r.get(6)?,
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        reason: r.get(9)?,
+    })
+}
+
+/// Reserves the MSISDN for one transfer until `expires_at`; `Ok(None)` when another is
+/// pending (the UNIQUE partial index decides, so two concurrent requests cannot both pass).
 pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option<i64>> {
     match c.execute(
         "INSERT INTO net_transfers (msisdn, operation_id, old_imsi, new_eid, order_iccid, state, \
-         created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
         params![
             t.msisdn,
             t.operation_id,
             t.old_imsi,
             t.new_eid,
             t.order_iccid,
-            now()
+            now(),
+            t.expires_at
         ],
     ) {
         Ok(_) => Ok(Some(c.last_insert_rowid())),
@@ -1041,24 +1067,58 @@ pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option
     }
 }
 
-pub fn transfer_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Transfer>> {
+pub fn transfer(c: &Connection, id: i64) -> rusqlite::Result<Option<Transfer>> {
     c.query_row(
-        "SELECT id, msisdn, operation_id, old_imsi, new_eid, order_iccid, state FROM \
-         net_transfers WHERE operation_id = ?1 ORDER BY id DESC LIMIT 1",
-        [op],
-        |r| {
-            Ok(Transfer {
-                id: r.get(0)?,
-                msisdn: r.get(1)?,
-                operation_id: r.get(2)?,
-                old_imsi: r.get(3)?,
-                new_eid: r.get(4)?,
-                order_iccid: r.get(5)?,
-                state: r.get(6)?,
-            })
-        },
+        &format!("SELECT {TRANSFER_COLUMNS} FROM net_transfers WHERE id = ?1"),
+        [id],
+        transfer_row,
     )
     .optional()
+}
+
+pub fn transfer_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Transfer>> {
+    c.query_row(
+        &format!(
+            "SELECT {TRANSFER_COLUMNS} FROM net_transfers WHERE operation_id = ?1 \
+             ORDER BY id DESC LIMIT 1"
+        ),
+        [op],
+        transfer_row,
+    )
+    .optional()
+}
+
+pub fn transfers(c: &Connection) -> rusqlite::Result<Vec<Transfer>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM net_transfers ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], transfer_row)?;
+    rows.collect()
+}
+
+/// Pending transfers whose reservation lapsed at `now` and whose download has not begun: no
+/// order yet (a request interrupted between reservation and order, older than `orphan_grace`
+/// beyond its expiry), or an order the SM-DP+ last reported released. `ttl` dates transfers
+/// recorded without an expiry.
+pub fn lapsed_transfers(
+    c: &Connection,
+    now: i64,
+    ttl: i64,
+    orphan_grace: i64,
+) -> rusqlite::Result<Vec<Transfer>> {
+    let columns = TRANSFER_COLUMNS
+        .split(", ")
+        .map(|col| format!("t.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = c.prepare(&format!(
+        "SELECT {columns} FROM net_transfers t LEFT JOIN net_orders o ON o.iccid = t.order_iccid \
+         WHERE t.state = 'pending' AND COALESCE(t.expires_at, t.created_at + ?2) <= ?1 \
+         AND ((t.order_iccid IS NULL AND COALESCE(t.expires_at, t.created_at + ?2) + ?3 <= ?1) \
+              OR o.state = 'released') ORDER BY t.id"
+    ))?;
+    let rows = stmt.query_map(params![now, ttl, orphan_grace], transfer_row)?;
+    rows.collect()
 }
 
 pub fn set_transfer(
@@ -1072,6 +1132,14 @@ pub fn set_transfer(
         params![id, state, order_iccid],
     )?;
     Ok(())
+}
+
+/// Ends a pending transfer with `state` and why; `false` when it was no longer pending.
+pub fn end_transfer(c: &Connection, id: i64, state: &str, reason: &str) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE net_transfers SET state = ?2, reason = ?3 WHERE id = ?1 AND state = 'pending'",
+        params![id, state, reason],
+    )? == 1)
 }
 
 /// An SMS in an inbox.

@@ -57,6 +57,7 @@ pub fn router(network: Shared) -> Router {
         .route("/admin/groups", get(admin_groups))
         .route("/admin/orders", get(admin_orders))
         .route("/admin/order-events", get(admin_order_events))
+        .route("/admin/transfers", get(admin_transfers))
         .route("/admin/operations", get(admin_operations))
         .route("/admin/sms", get(admin_sms))
         .route("/admin/contracts", get(admin_contracts))
@@ -471,6 +472,10 @@ async fn admin_orders(State(network): State<Shared>) -> Response {
 
 async fn admin_order_events(State(network): State<Shared>) -> Response {
     run_json(network, |n| n.order_events()).await
+}
+
+async fn admin_transfers(State(network): State<Shared>) -> Response {
+    run_json(network, |n| n.transfers()).await
 }
 
 async fn admin_operations(State(network): State<Shared>) -> Response {

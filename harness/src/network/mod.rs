@@ -357,6 +357,24 @@ mod tests {
     }
 
     #[test]
+    fn serve_takes_the_transfer_lifetime_in_seconds() {
+        let cli = Cli::parse_from(["simlab", "serve", "--transfer-ttl", "120"]);
+        let NetworkCommand::Serve { operator, .. } = cli.cmd else {
+            panic!("{:?}", cli.cmd)
+        };
+        assert_eq!(operator.transfer_ttl, 120);
+        let cli = Cli::parse_from(["simlab", "serve"]);
+        let NetworkCommand::Serve { operator, .. } = cli.cmd else {
+            panic!("{:?}", cli.cmd)
+        };
+        assert_eq!(
+            operator.transfer_ttl,
+            server::DEFAULT_TRANSFER_TTL.as_secs()
+        );
+        assert!(Cli::try_parse_from(["simlab", "serve", "--transfer-ttl", "-1"]).is_err());
+    }
+
+    #[test]
     fn refuses_server_and_db_together() {
         assert!(Cli::try_parse_from([
             "simlab",

@@ -24,6 +24,11 @@ pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_CODE_TRIES: u32 = 3;
 /// Default token lifetime: one day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+/// Default lifetime of a transfer's reservation of its number: one hour to start the
+/// download on the new device (the one-time code before it lives 5 minutes).
+pub const DEFAULT_TRANSFER_TTL: Duration = Duration::from_secs(3600);
+/// Longest wait between two sweeps for lapsed transfers.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How to run the network.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub struct NetworkOptions {
     pub code_ttl: Duration,
     pub code_tries: u32,
     pub token_ttl: Duration,
+    /// Lifetime of a transfer's reservation of its number (see [`DEFAULT_TRANSFER_TTL`]).
+    pub transfer_ttl: Duration,
     pub profile_template: String,
 }
 
@@ -51,6 +58,7 @@ impl NetworkOptions {
             code_ttl: DEFAULT_CODE_TTL,
             code_tries: DEFAULT_CODE_TRIES,
             token_ttl: DEFAULT_TOKEN_TTL,
+            transfer_ttl: DEFAULT_TRANSFER_TTL,
             profile_template: DEFAULT_PROFILE_TEMPLATE.into(),
         }
     }
@@ -82,6 +90,9 @@ pub struct RunningNetwork {
     operator_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Dropped to stop the sweeper of lapsed transfers.
+    sweeper_stop: Option<std::sync::mpsc::Sender<()>>,
+    sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningNetwork {
@@ -133,6 +144,10 @@ impl RunningNetwork {
             let _ = tx.send(());
         }
         if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        drop(self.sweeper_stop.take());
+        if let Some(t) = self.sweeper.take() {
             let _ = t.join();
         }
         if let Some(s) = self.smdp.take() {
@@ -218,6 +233,7 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
             code_ttl: opts.code_ttl,
             code_tries: opts.code_tries,
             token_ttl: opts.token_ttl,
+            transfer_ttl: opts.transfer_ttl,
             profile_template: opts.profile_template.clone(),
             base_url: operator_url.clone(),
             smdp_es2_url: running_smdp.es2_url(),
@@ -228,13 +244,44 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
     let network = Arc::new(network);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread = http::spawn(listener, Arc::clone(&network), rx)?;
+    let (sweeper_stop, sweeper) = spawn_sweeper(Arc::clone(&network), opts.transfer_ttl)?;
     Ok(RunningNetwork {
         smdp: Some(running_smdp),
         network,
         operator_url,
         shutdown: Some(tx),
         thread: Some(thread),
+        sweeper_stop: Some(sweeper_stop),
+        sweeper: Some(sweeper),
     })
+}
+
+/// Expires lapsed transfers every quarter of their lifetime (between 1 s and
+/// [`MAX_SWEEP_INTERVAL`]), so that a number is freed even when nobody asks for it, until the
+/// returned sender is dropped.
+fn spawn_sweeper(
+    network: Arc<Network>,
+    ttl: Duration,
+) -> anyhow::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let interval = (ttl / 4).clamp(Duration::from_secs(1), MAX_SWEEP_INTERVAL);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("network-transfer-sweeper".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(interval)
+            {
+                match network.expire_transfers() {
+                    Ok(ended) => {
+                        for t in ended {
+                            tracing::info!(msisdn = %t.msisdn, "transfer {} expired", t.id);
+                        }
+                    }
+                    Err(e) => tracing::warn!("expiring transfers: {e}"),
+                }
+            }
+        })?;
+    Ok((stop, thread))
 }
 
 /// The operator side's options of `simlab network serve`.
@@ -253,6 +300,11 @@ pub struct OperatorArgs {
     /// Lifetime of entitlement tokens, in seconds.
     #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
     pub token_ttl: u64,
+    /// Lifetime of an upgrade's / migration's reservation of its number, in seconds: a
+    /// transfer whose download has not begun by then is cancelled (its order too, at the
+    /// SM-DP+) and the number can be transferred again.
+    #[arg(long, default_value_t = DEFAULT_TRANSFER_TTL.as_secs())]
+    pub transfer_ttl: u64,
     /// Profile template the BOSS orders for new lines.
     #[arg(long, default_value = DEFAULT_PROFILE_TEMPLATE)]
     pub profile_template: String,
@@ -278,6 +330,7 @@ impl OperatorArgs {
         opts.code_ttl = Duration::from_secs(self.code_ttl);
         opts.code_tries = self.code_tries;
         opts.token_ttl = Duration::from_secs(self.token_ttl);
+        opts.transfer_ttl = Duration::from_secs(self.transfer_ttl);
         opts.profile_template = self.profile_template.clone();
         let running = start(opts)?;
         let mut provisioned = Vec::new();
@@ -312,7 +365,7 @@ pub fn urls_text(running: &RunningNetwork, provisioned: &[super::db::LineView]) 
          BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo\n  \
          HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach\n  \
          calls: POST {base}/calls\n  \
-         admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
+         admin (read-only): {base}/admin/{{subscribers,groups,orders,order-events,transfers,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
     );
     for line in provisioned {
         out.push_str(&format!(

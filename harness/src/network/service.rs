@@ -40,6 +40,9 @@ const MAX_RESYNCS: u32 = 2;
 const CODE_DIGITS: usize = 6;
 /// Who sends the network's own SMS.
 pub const SMS_SENDER: &str = "simlab";
+/// A transfer reserved but never ordered (the request was interrupted) lapses this long after
+/// its expiry, so that a request still ordering is not overtaken.
+const ORPHAN_GRACE: i64 = 60;
 /// MSISDNs the BOSS hands out to new lines: +1555 and seven digits from a counter.
 const MSISDN_PREFIX: &str = "+1555";
 const MSISDN_FIRST: i64 = 2_000_000;
@@ -53,6 +56,9 @@ pub struct ServiceOptions {
     pub code_tries: u32,
     /// Lifetime of tokens.
     pub token_ttl: Duration,
+    /// Lifetime of a transfer's reservation of its number: past it, a transfer whose
+    /// download has not begun is cancelled ([`Network::expire_transfers`]).
+    pub transfer_ttl: Duration,
     /// Profile template the BOSS orders (a file stem of the SM-DP+'s templates).
     pub profile_template: String,
     /// `http://host:port` of the operator services (contract URLs).
@@ -665,9 +671,8 @@ impl Network {
                 line.reason = Some(format!("profile {} deleted on the eUICC", order.iccid));
                 db::update_line(c, &line)?;
                 if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
-                    if t.state == "pending" {
-                        db::set_transfer(c, t.id, "failed", None)?;
-                    }
+                    let why = format!("the new profile {} was deleted on the eUICC", order.iccid);
+                    db::end_transfer(c, t.id, "failed", &why)?;
                 }
             }
             (_, "error" | "unavailable") if line.state == LineState::Pending => {
@@ -678,9 +683,8 @@ impl Network {
                 ));
                 db::update_line(c, &line)?;
                 if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
-                    if t.state == "pending" {
-                        db::set_transfer(c, t.id, "failed", None)?;
-                    }
+                    let why = format!("order {} failed at the SM-DP+ ({smdp_state})", order.iccid);
+                    db::end_transfer(c, t.id, "failed", &why)?;
                 }
             }
             _ => {}
@@ -1774,33 +1778,44 @@ impl Network {
     }
 
     /// ManageSubscription TRANSFER_SUBSCRIPTION after the code: reserve the number (exactly
-    /// one pending transfer per MSISDN), order the profile (Fig. 16 1605–1608, Fig. 17).
+    /// one pending transfer per MSISDN, for `--transfer-ttl`), order the profile (Fig. 16
+    /// 1605–1608, Fig. 17). A lapsed reservation of another request does not block: it is
+    /// expired first ([`Self::expire_transfers`]).
     fn transfer(
         &self,
         op: &mut Operation,
-        request: &Request,
+        _request: &Request,
         new_eid: &str,
     ) -> Result<AppFields, NetError> {
         let old_imsi = op
             .imsi
             .clone()
             .ok_or_else(|| NetError::internal("transfer without old card"))?;
-        let reserved = self.tx(|c| {
-            let old = Self::usable(db::line(c, &old_imsi)?, &old_imsi)?;
-            let id = db::reserve_transfer(
-                c,
-                &db::Transfer {
-                    id: 0,
-                    msisdn: op.msisdn.clone(),
-                    operation_id: op.id.clone(),
-                    old_imsi: old.imsi.clone(),
-                    new_eid: new_eid.to_owned(),
-                    order_iccid: None,
-                    state: "pending".into(),
-                },
-            )?;
-            Ok((id, old))
-        })?;
+        let reserve = || {
+            self.tx(|c| {
+                let old = Self::usable(db::line(c, &old_imsi)?, &old_imsi)?;
+                let id = db::reserve_transfer(
+                    c,
+                    &db::Transfer {
+                        id: 0,
+                        msisdn: op.msisdn.clone(),
+                        operation_id: op.id.clone(),
+                        old_imsi: old.imsi.clone(),
+                        new_eid: new_eid.to_owned(),
+                        order_iccid: None,
+                        state: "pending".into(),
+                        created_at: 0,
+                        expires_at: Some(Self::ttl(self.options.transfer_ttl)),
+                        reason: None,
+                    },
+                )?;
+                Ok((id, old))
+            })
+        };
+        let mut reserved = reserve()?;
+        if reserved.0.is_none() && !self.expire_transfers()?.is_empty() {
+            reserved = reserve()?;
+        }
         let (Some(transfer_id), old) = reserved else {
             return Err(NetError::conflict(
                 "transfer-in-progress",
@@ -1810,12 +1825,17 @@ impl Network {
         let ordered = match self.order_profile(new_eid, &op.msisdn) {
             Ok(o) => o,
             Err(e) => {
-                self.tx(|c| Ok(db::set_transfer(c, transfer_id, "failed", None)?))?;
+                let why = format!("the profile could not be ordered: {}", e.message);
+                self.tx(|c| Ok(db::end_transfer(c, transfer_id, "failed", &why)?))?;
                 return Err(e);
             }
         };
-        let _ = request;
-        self.tx(|c| {
+        let placed = self.tx(|c| {
+            // The reservation may have lapsed while the SM-DP+ was asked (a very short
+            // --transfer-ttl): then nothing is recorded and the new order is cancelled.
+            if db::transfer(c, transfer_id)?.is_none_or(|t| t.state != "pending") {
+                return Ok(None);
+            }
             let line = Line {
                 imsi: ordered.imsi.clone(),
                 msisdn: op.msisdn.clone(),
@@ -1842,15 +1862,90 @@ impl Network {
                     eid: new_eid.to_owned(),
                     imsi: ordered.imsi.clone(),
                     purpose: "transfer".into(),
-                    state: "released".into(),
+                    state: es2::state::RELEASED.into(),
                     activation_code: ordered.activation_code.clone(),
                 },
             )?;
             db::set_transfer(c, transfer_id, "pending", Some(&ordered.iccid))?;
             let fields = self.download_fields(op, &ordered);
             self.finish(c, op, &fields)?;
-            Ok(fields)
+            Ok(Some(fields))
+        })?;
+        placed.ok_or_else(|| {
+            let _ = self.cancel_order(&ordered.iccid, new_eid, "the reservation lapsed");
+            NetError::conflict(
+                "transfer-expired",
+                format!(
+                    "the reservation of {} lapsed before the profile was ordered; ask again",
+                    op.msisdn
+                ),
+            )
         })
+    }
+
+    /// Ends every pending transfer whose reservation lapsed before its download began
+    /// (`--transfer-ttl`): its order is cancelled at the SM-DP+ over ES2+.CancelOrder (SGP.22
+    /// §5.3.3, finalProfileStatusIndicator "Unavailable": its activation code is refused from
+    /// then on), then in one transaction the transfer becomes `expired` with the reason, the
+    /// new line `disabled`, the order `unavailable` and the operation `failed` — the number is
+    /// transferable again. A transfer whose order the SM-DP+ does not confirm cancelled (the
+    /// download began meanwhile, or the SM-DP+ is unreachable) stays pending, untouched.
+    /// Runs on a timer ([`super::server::start`]) and when a new transfer finds the number
+    /// reserved. Answers the transfers it ended.
+    pub fn expire_transfers(&self) -> Result<Vec<db::Transfer>, NetError> {
+        let ttl = self.options.transfer_ttl.as_secs() as i64;
+        let lapsed = self.db(|c| Ok(db::lapsed_transfers(c, db::now(), ttl, ORPHAN_GRACE)?))?;
+        let mut ended = Vec::new();
+        for t in lapsed {
+            if let Some(iccid) = &t.order_iccid {
+                if self
+                    .cancel_order(iccid, &t.new_eid, "transfer expired")
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            let reason = match &t.order_iccid {
+                Some(iccid) => format!(
+                    "no download within {ttl} s (--transfer-ttl): order {iccid} cancelled at \
+                     the SM-DP+ (ES2+.CancelOrder, Unavailable)"
+                ),
+                None => format!(
+                    "interrupted before the profile was ordered; lapsed after {ttl} s \
+                     (--transfer-ttl)"
+                ),
+            };
+            let done = self.tx(|c| {
+                if !db::end_transfer(c, t.id, "expired", &reason)? {
+                    return Ok(None);
+                }
+                if let Some(iccid) = &t.order_iccid {
+                    if let Some((order, _)) = db::order(c, iccid)? {
+                        db::set_order_state(c, iccid, es2::state::UNAVAILABLE, db::now())?;
+                        if let Some(mut line) = db::line(c, &order.imsi)? {
+                            if line.state == LineState::Pending {
+                                line.state = LineState::Disabled;
+                                line.reason = Some(format!("transfer expired: {reason}"));
+                                db::update_line(c, &line)?;
+                            }
+                        }
+                    }
+                }
+                if let Some(mut op) = db::operation(c, &t.operation_id)? {
+                    op.state = state::FAILED.into();
+                    op.result = Some(format!("transfer expired: {reason}"));
+                    db::put_operation(c, &op)?;
+                }
+                Ok(db::transfer(c, t.id)?)
+            })?;
+            ended.extend(done);
+        }
+        Ok(ended)
+    }
+
+    /// Every upgrade / migration (admin API).
+    pub fn transfers(&self) -> Result<Vec<db::Transfer>, NetError> {
+        self.db(|c| Ok(db::transfers(c)?))
     }
 
     // ----- Contract page (WS 1032) -----
