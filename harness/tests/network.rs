@@ -202,10 +202,8 @@ fn sms_codes_are_single_use_count_wrong_tries_lock_and_expire() {
     // An expired code (its deadline moved into the past in the database).
     let (op, code) = ask();
     net.network()
-        .smdp()
-        .with_store(|s| {
-            s.connection()
-                .execute("UPDATE net_codes SET expires_at = 0", [])
+        .with_connection(|c| {
+            c.execute("UPDATE net_codes SET expires_at = 0", [])
                 .unwrap();
             Ok(())
         })

@@ -404,10 +404,20 @@ fn download_info(doc: &simlab_harness::network::client::EntitlementDocument) -> 
     }
 }
 
-/// Runs SQL on the shared database (the test judges; the network never reads the SM-DP+'s
-/// tables).
-fn sql(net: &RunningNetwork, statement: &str) {
+/// Runs SQL on the network's tables (the test ages a reservation).
+fn net_sql(net: &RunningNetwork, statement: &str) {
     net.network()
+        .with_connection(|c| {
+            c.execute(statement, []).unwrap();
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Runs SQL on the SM-DP+'s tables (the test plays the SM-DP+'s side of a race).
+fn smdp_sql(net: &RunningNetwork, statement: &str) {
+    net.smdp()
+        .unwrap()
         .smdp()
         .with_store(|s| {
             s.connection().execute(statement, []).unwrap();
@@ -428,10 +438,10 @@ fn a_lapsed_transfer_is_cancelled_at_the_smdp_and_the_number_can_move_again() {
     let smdp = net.smdp().unwrap().smdp();
 
     // The reservation lapses (its deadline moved into the past: no waiting in tests).
-    sql(&net, "UPDATE net_transfers SET expires_at = 0");
+    net_sql(&net, "UPDATE net_transfers SET expires_at = 0");
     // The SM-DP+ has begun the download meanwhile (it has not reported it yet): CancelOrder
     // is refused, so the transfer stays as it was and the number stays reserved.
-    sql(
+    smdp_sql(
         &net,
         &format!(
             "UPDATE orders SET state = 'downloaded' WHERE iccid = '{}'",
@@ -456,7 +466,7 @@ fn a_lapsed_transfer_is_cancelled_at_the_smdp_and_the_number_can_move_again() {
 
     // The download never happens: the next request finds the reservation lapsed, the order
     // is cancelled at the SM-DP+, and the number moves on.
-    sql(
+    smdp_sql(
         &net,
         &format!(
             "UPDATE orders SET state = 'released' WHERE iccid = '{}'",
@@ -551,4 +561,67 @@ fn the_sweeper_expires_a_transfer_nobody_asks_about() {
         refused.contains("8.2.6") && refused.contains("3.8"),
         "{refused}"
     );
+}
+
+#[test]
+fn the_network_works_against_an_smdp_it_does_not_run() {
+    // An SM-DP+ with a database of its own, as another host runs it.
+    let smdp = simlab_harness::smdp::start(simlab_harness::smdp::SmdpOptions::new(
+        vectors().join("pki"),
+        vectors().join("profiles"),
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = simlab_harness::network::server::NetworkOptions::embedded(&vectors());
+    opts.remote_smdp = Some(simlab_harness::network::server::RemoteSmdp {
+        es2_url: smdp.es2_url(),
+        address: smdp.address.clone(),
+        ca_cert_der: smdp.ca_cert_der.clone(),
+        db: Some(dir.path().join("network.sqlite")),
+    });
+    let net = simlab_harness::network::server::start(opts).unwrap();
+    assert!(net.smdp().is_none(), "no SM-DP+ of its own");
+    smdp.smdp()
+        .set_es2_callback_url(Some(net.es2_callback_url()));
+
+    let (client, _usim, token) = primary(&net, Policy::default());
+    let (mut euicc, info) = companion_order(&net, &client, &token, true);
+    assert!(info.activation_code.contains(&smdp.address));
+    euicc.install(&info.activation_code);
+    let order = order_of(&client, &info.iccid);
+    assert_eq!(order.order.state, "enabled");
+    let line = client.line(&order.order.imsi).unwrap();
+    assert_eq!(
+        (line.state, line.msisdn.as_str()),
+        (LineState::Active, MSISDN)
+    );
+    assert_eq!(euicc.read_msisdn().as_deref(), Some(MSISDN));
+    assert_eq!(client.groups().unwrap()[0].members.len(), 2);
+
+    // Two databases: the SM-DP+ knows nothing of subscribers, the network holds no order of
+    // the SM-DP+'s.
+    let count = |c: &rusqlite::Connection, sql: &str| -> i64 {
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    smdp.smdp()
+        .with_store(|s| {
+            let c = s.connection();
+            assert_eq!(
+                count(
+                    c,
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'net_%'"
+                ),
+                0
+            );
+            assert_eq!(count(c, "SELECT COUNT(*) FROM orders"), 1);
+            Ok(())
+        })
+        .unwrap();
+    net.network()
+        .with_connection(|c| {
+            assert_eq!(count(c, "SELECT COUNT(*) FROM orders"), 0);
+            assert_eq!(count(c, "SELECT COUNT(*) FROM net_orders"), 1);
+            Ok(())
+        })
+        .unwrap();
 }

@@ -168,7 +168,7 @@ fn query_params(raw: Option<String>) -> Result<Params, NetError> {
 
 async fn index(State(network): State<Shared>) -> Response {
     let base = network.options().base_url.clone();
-    let smdp = format!("https://{}", network.smdp().address());
+    let smdp = format!("https://{}", network.options().smdp_address);
     let es2 = network.options().smdp_es2_url.clone();
     json_response(200, &super::server::urls(&base, &smdp, &es2))
 }

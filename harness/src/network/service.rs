@@ -65,6 +65,9 @@ pub struct ServiceOptions {
     pub base_url: String,
     /// `https://host:port` of the SM-DP+'s ES2+ (mutual TLS), for the URL list.
     pub smdp_es2_url: String,
+    /// The SM-DP+'s ES9+ address (`host:port`) for activation codes when ConfirmOrder names
+    /// none.
+    pub smdp_address: String,
 }
 
 /// The AKA algorithm a template's profiles use (its `PE-AKAParameter`), keys per order.
@@ -90,10 +93,19 @@ pub enum Ts43Answer {
     Document(Value),
 }
 
+/// Where the network's tables live.
+#[derive(Debug)]
+enum Database {
+    /// In the SM-DP+'s database (the embedded network: one file, one lock).
+    Shared(Arc<Smdp>),
+    /// A database of its own: the SM-DP+ runs elsewhere and is reached only over ES2+.
+    Own(std::sync::Mutex<crate::smdp::Store>),
+}
+
 /// The operator network.
 #[derive(Debug)]
 pub struct Network {
-    smdp: Arc<Smdp>,
+    database: Database,
     es2: Es2pClient,
     options: ServiceOptions,
     template_algorithm: TemplateAlgorithm,
@@ -325,14 +337,41 @@ mod state {
 }
 
 impl Network {
+    /// The network around an SM-DP+ in the same process, its tables in the SM-DP+'s database.
     pub fn new(
         smdp: Arc<Smdp>,
         es2: Es2pClient,
         options: ServiceOptions,
         template_algorithm: TemplateAlgorithm,
     ) -> Result<Self, NetError> {
+        Self::open(Database::Shared(smdp), es2, options, template_algorithm)
+    }
+
+    /// The network for an SM-DP+ elsewhere (reached over ES2+ only), its tables in a database
+    /// of its own (`None`: in memory).
+    pub fn standalone(
+        db: Option<&std::path::Path>,
+        es2: Es2pClient,
+        options: ServiceOptions,
+        template_algorithm: TemplateAlgorithm,
+    ) -> Result<Self, NetError> {
+        let store = crate::smdp::Store::open(db).map_err(|e| NetError::internal(e.to_string()))?;
+        Self::open(
+            Database::Own(std::sync::Mutex::new(store)),
+            es2,
+            options,
+            template_algorithm,
+        )
+    }
+
+    fn open(
+        database: Database,
+        es2: Es2pClient,
+        options: ServiceOptions,
+        template_algorithm: TemplateAlgorithm,
+    ) -> Result<Self, NetError> {
         let network = Self {
-            smdp,
+            database,
             es2,
             options,
             template_algorithm,
@@ -345,13 +384,34 @@ impl Network {
         &self.options
     }
 
-    pub fn smdp(&self) -> &Arc<Smdp> {
-        &self.smdp
+    /// The SM-DP+ whose database the network shares, when it runs in this process.
+    pub fn smdp(&self) -> Option<&Arc<Smdp>> {
+        match &self.database {
+            Database::Shared(smdp) => Some(smdp),
+            Database::Own(_) => None,
+        }
     }
 
-    /// Runs `f` on the shared connection under the SM-DP+ store's lock.
+    /// Runs `f` on the network's database connection under its lock (tests and QA tools
+    /// inspect or age the network's tables with it). Never call it from inside `f`.
+    pub fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, NetError>,
+    ) -> Result<T, NetError> {
+        self.db(f)
+    }
+
+    /// Runs `f` on the connection under the database's lock.
     fn db<T>(&self, f: impl FnOnce(&Connection) -> Result<T, NetError>) -> Result<T, NetError> {
-        self.smdp.with_store(|s| Ok(f(s.connection())))?
+        match &self.database {
+            Database::Shared(smdp) => smdp.with_store(|s| Ok(f(s.connection())))?,
+            Database::Own(store) => {
+                let store = store
+                    .lock()
+                    .map_err(|_| NetError::internal("network database lock poisoned"))?;
+                f(store.connection())
+            }
+        }
     }
 
     /// Runs `f` in one transaction: all of it is stored, or none of it.
@@ -733,7 +793,7 @@ impl Network {
         };
         let address = confirmed
             .smdp_address
-            .unwrap_or_else(|| self.smdp.address().to_owned());
+            .unwrap_or_else(|| self.options.smdp_address.clone());
         Ok(Ordered {
             iccid,
             activation_code: format!("LPA:1${address}${}", confirmed.matching_id),
