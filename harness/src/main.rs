@@ -44,6 +44,9 @@ enum Command {
     /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
     #[command(subcommand)]
     Network(simlab_harness::network::NetworkCommand),
+    /// Conformance suites: run the cases of vectors/conformance against any card.
+    #[command(subcommand)]
+    Suite(simlab_harness::suite::SuiteCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(&a),
         Command::Network(cmd) => simlab_harness::network::run(cmd),
         Command::Lpa(a) => simlab_harness::lpa::cli::run(a, out),
+        Command::Suite(cmd) => simlab_harness::suite::run(cmd, out),
     }
 }
 
