@@ -80,6 +80,8 @@ pub enum Part {
         var: String,
         proprietary: bool,
     },
+    /// `$len(NAME)`: one byte, the length of `NAME` (e.g. Lc before `$NAME`).
+    Len(String),
 }
 
 /// A status word pattern, e.g. `9000`, `61xx`, `63Cx`: `x` matches any nibble.
@@ -209,10 +211,12 @@ pub struct Capture {
 pub enum CaptureSource {
     /// The whole answer data.
     Data,
-    /// Bytes `start..end` of the answer data (`data[i]` is `i..i+1`).
-    DataRange { start: usize, end: usize },
+    /// Bytes `start..end` of the answer data (`data[i]` is `i..i+1`, `data[i..]` to the end).
+    DataRange { start: usize, end: Option<usize> },
     /// The value at a TLV path.
     Tlv(TlvPath),
+    /// SW2, e.g. the length a '61 XX' or '6C XX' announces.
+    Sw2,
 }
 
 /// Captured and probed values by name.
@@ -227,6 +231,8 @@ pub enum TemplateError {
     Unknown(String),
     #[error("$cla({0}) needs a one-byte channel number from 1 to 19")]
     BadChannel(String),
+    #[error("$len({0}): the value is longer than 255 bytes")]
+    TooLong(String),
     #[error("`*` is only allowed in expectations")]
     Wildcard,
 }
@@ -251,6 +257,7 @@ impl Template {
                 Part::Any => return Err(TemplateError::Wildcard),
                 Part::Var(v) => out.extend(lookup(vars, v)?),
                 Part::Cla { var, proprietary } => out.push(cla_of(vars, var, *proprietary)?),
+                Part::Len(var) => out.push(len_of(vars, var)?),
             }
         }
         Ok(out)
@@ -267,6 +274,7 @@ impl Template {
                 Part::Cla { var, proprietary } => {
                     out.push_str(&format!("{:02X}", cla_of(vars, var, *proprietary)?));
                 }
+                Part::Len(var) => out.push_str(&format!("{:02X}", len_of(vars, var)?)),
             }
         }
         Ok(out)
@@ -285,6 +293,10 @@ fn lookup<'a>(vars: &'a Vars, name: &str) -> Result<&'a [u8], TemplateError> {
     vars.get(name)
         .map(Vec::as_slice)
         .ok_or_else(|| TemplateError::Unknown(name.to_owned()))
+}
+
+fn len_of(vars: &Vars, name: &str) -> Result<u8, TemplateError> {
+    u8::try_from(lookup(vars, name)?.len()).map_err(|_| TemplateError::TooLong(name.into()))
 }
 
 fn cla_of(vars: &Vars, name: &str, proprietary: bool) -> Result<u8, TemplateError> {
@@ -402,11 +414,13 @@ impl Check {
 
 impl CaptureSource {
     /// The captured bytes, or why the answer does not have them.
-    pub fn take(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn take(&self, data: &[u8], sw: u16) -> Result<Vec<u8>, String> {
         match self {
+            CaptureSource::Sw2 => Ok(vec![sw.to_be_bytes()[1]]),
             CaptureSource::Data => Ok(data.to_vec()),
             CaptureSource::DataRange { start, end } => {
-                data.get(*start..*end).map(<[u8]>::to_vec).ok_or_else(|| {
+                let end = end.unwrap_or(data.len());
+                data.get(*start..end).map(<[u8]>::to_vec).ok_or_else(|| {
                     format!(
                         "data[{start}..{end}] but the answer has {} bytes",
                         data.len()

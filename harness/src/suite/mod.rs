@@ -118,10 +118,7 @@ fn selected(files: &[case::CaseFile], globs: &[glob::Pattern]) -> Vec<case::Case
 }
 
 fn load_cases(dir: &std::path::Path) -> anyhow::Result<Vec<case::CaseFile>> {
-    parse::load(dir).map_err(|e| {
-        let message = format!("{e:#}");
-        e.context(CodedError::new("case-file", message))
-    })
+    parse::load(dir).map_err(|e| CodedError::new("case-file", format!("{e:#}")).into())
 }
 
 #[derive(Debug, serde::Serialize)]

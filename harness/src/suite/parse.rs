@@ -17,10 +17,11 @@
 //!     tlv 62/83 = 3F00                   # value at a BER-TLV path (E3[1] = 2nd E3)
 //!     tlv 62/C6 present                  # also: absent, len 2, len 1..4, len 2..
 //!     data mask F0 = 60                  # also: data len 16, data any, data empty
-//!     capture FCP = tlv 62/83            # also: data, data[0], data[2..4]
+//!     capture FCP = tlv 62/83            # also: data, data[0], data[2..4], data[1..], sw2
 //!     > 00 70 00 00 01
 //!     capture CH = data[0]
-//!     > $cla(CH) A4 00 0C 02 $FCP        # $NAME inserts a capture, $cla(CH) a CLA byte
+//!     > $cla(CH) A4 00 0C $len(FCP) $FCP # $NAME inserts a capture, $cla(CH) the CLA of
+//!                                        # channel CH ($cla80: proprietary), $len(X) a length
 //!     es10 GetEID                        # ES10 function over STORE DATA to the ISD-R
 //!     tlv BF3E/5A len 16
 //!     es10 EnableProfile iccid=$ENABLED_ICCID refresh=false
@@ -211,6 +212,10 @@ fn template(wildcards: bool) -> impl FnMut(&str) -> Res<'_, Template> {
                         var: v.into(),
                         proprietary: true,
                     },
+                ),
+                map(
+                    preceded(tag("$len("), cut(terminated(ident, char(')')))),
+                    |v| Part::Len(v.into()),
                 ),
                 map(
                     preceded(tag("$cla("), cut(terminated(ident, char(')')))),
@@ -418,12 +423,13 @@ fn capture_line(i: &str) -> Res<'_, Capture> {
             preceded(pair(tag("tlv"), space1), tlv_path),
             CaptureSource::Tlv,
         ),
+        value(CaptureSource::Sw2, tag("sw2")),
         map(
             preceded(
                 tag("data"),
                 opt(delimited(
                     char('['),
-                    pair(number, opt(preceded(tag(".."), number))),
+                    pair(number, opt(preceded(tag(".."), opt(number)))),
                     char(']'),
                 )),
             ),
@@ -431,7 +437,7 @@ fn capture_line(i: &str) -> Res<'_, Capture> {
                 None => CaptureSource::Data,
                 Some((start, None)) => CaptureSource::DataRange {
                     start,
-                    end: start + 1,
+                    end: Some(start + 1),
                 },
                 Some((start, Some(end))) => CaptureSource::DataRange { start, end },
             },
@@ -443,7 +449,7 @@ fn capture_line(i: &str) -> Res<'_, Capture> {
             separated_pair(
                 expected("a capture name", ident),
                 eq,
-                expected("data, data[i], data[i..j] or tlv PATH", source),
+                expected("data, data[i], data[i..j], sw2 or tlv PATH", source),
             ),
             |(name, source)| Capture {
                 name: name.into(),

@@ -223,7 +223,7 @@ fn run_steps(t: &mut dyn Transport, case: &Case, globals: &Vars) -> Result<(), S
         for capture in &step.captures {
             let value = capture
                 .source
-                .take(&data)
+                .take(&data, sw)
                 .map_err(|e| failed(line, format!("a value to capture as {}", capture.name), e))?;
             vars.insert(capture.name.clone(), value);
         }
