@@ -636,3 +636,48 @@ fn lpa_downloads_and_enables_a_profile_through_pcscd() {
     );
     server.stop();
 }
+
+/// The conformance suite through the real pcscd: every case of vectors/conformance against
+/// simlab's UICC and its eUICC with the TS.48 test profile in "Virtual PCD 00 00", each
+/// with its deviations file; nothing unexpected fails and at least the UICC, USIM (and
+/// eUICC) areas ran.
+#[rstest::rstest]
+#[case::uicc("uicc", 150)]
+#[case::euicc_test_profile("euicc-test-profile", 200)]
+fn the_conformance_suite_passes_through_pcscd(#[case] card: &str, #[case] at_least: usize) {
+    use simlab_harness::suite::{execute, target::TargetSpec, RunOptions};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let definition = root.join(format!("vectors/cards/{card}.toml"));
+    let Some(_lane) = Lane::start_with("the_conformance_suite_passes_through_pcscd", || {
+        let uicc = simlab_harness::cards::load_card(&definition, None).unwrap();
+        (uicc.atr().to_vec(), uicc)
+    }) else {
+        return;
+    };
+    let report = execute(&RunOptions {
+        cases: root.join("vectors/conformance"),
+        target: TargetSpec::Reader(READER.to_owned()),
+        filters: Vec::new(),
+        deviations: Some(root.join(format!("vectors/conformance/deviations/simlab-{card}.toml"))),
+        timeout: Duration::from_secs(20),
+    })
+    .unwrap();
+    let failed: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.verdict(),
+                simlab_harness::suite::runner::Verdict::Failed
+                    | simlab_harness::suite::runner::Verdict::Error
+            )
+        })
+        .map(|c| format!("{}\n{}", c.id, c.transcript))
+        .collect();
+    assert!(report.ok(), "{}\n{}", report.text(), failed.join("\n"));
+    assert!(
+        report.totals.passed >= at_least,
+        "{} passed through pcscd",
+        report.totals.passed
+    );
+}

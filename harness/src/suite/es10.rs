@@ -84,6 +84,19 @@ pub fn check_args(function: &str, args: &BTreeMap<String, String>) -> Result<(),
 fn hex_value(v: &str, vars: &Vars) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for token in v.split_whitespace() {
+        if let Some(name) = token
+            .strip_prefix("$len(")
+            .and_then(|t| t.strip_suffix(')'))
+        {
+            let value = vars
+                .get(name)
+                .ok_or_else(|| format!("${name} is not known here"))?;
+            out.push(
+                u8::try_from(value.len())
+                    .map_err(|_| format!("${name} is longer than 255 bytes"))?,
+            );
+            continue;
+        }
         match token.strip_prefix('$') {
             Some(name) => out.extend(
                 vars.get(name)
@@ -93,6 +106,20 @@ fn hex_value(v: &str, vars: &Vars) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
+}
+
+/// A text argument; `$NAME` takes a captured value's bytes as UTF-8 (e.g. an address read
+/// back from the card, to put it back).
+fn text(v: &str, vars: &Vars) -> Result<String, String> {
+    match v.strip_prefix('$') {
+        Some(name) => {
+            let bytes = vars
+                .get(name)
+                .ok_or_else(|| format!("${name} is not known here"))?;
+            String::from_utf8(bytes.clone()).map_err(|_| format!("${name} is not UTF-8"))
+        }
+        None => Ok(v.to_owned()),
+    }
 }
 
 fn iccid(v: &str, vars: &Vars) -> Result<m::Iccid, String> {
@@ -173,7 +200,7 @@ pub fn encode(
         "GetEuiccConfiguredAddresses" => m::EuiccConfiguredAddressesRequest.to_der(),
         "GetRAT" => m::GetRatRequest.to_der(),
         "SetDefaultDpAddress" => m::SetDefaultDpAddressRequest {
-            address: arg("address").unwrap_or_default().to_owned(),
+            address: text(arg("address").unwrap_or_default(), vars)?,
         }
         .to_der(),
         "GetProfilesInfo" => {
@@ -214,7 +241,7 @@ pub fn encode(
         .to_der(),
         "SetNickname" => m::SetNicknameRequest {
             iccid: iccid(arg("iccid").ok_or("SetNickname needs iccid=…")?, vars)?,
-            nickname: arg("nickname").unwrap_or_default().to_owned(),
+            nickname: text(arg("nickname").unwrap_or_default(), vars)?,
         }
         .to_der(),
         "ListNotification" => m::ListNotificationRequest {

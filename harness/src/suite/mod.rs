@@ -157,43 +157,46 @@ fn list(a: ListArgs, out: Output) -> anyhow::Result<()> {
     })
 }
 
-fn run_suite(a: RunArgs, out: Output) -> anyhow::Result<()> {
-    let files = load_cases(&a.cases)?;
-    let cases = selected(&files, &filters(&a.filter)?);
+/// What to run and against which card.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// A directory of `*.cases` files, or one file.
+    pub cases: PathBuf,
+    pub target: TargetSpec,
+    /// Globs over case identifiers; empty: every case.
+    pub filters: Vec<String>,
+    pub deviations: Option<PathBuf>,
+    /// Longest wait for one APDU's answer.
+    pub timeout: Duration,
+}
+
+/// Runs the cases against the card and returns the report (also when cases failed or the
+/// card went away mid-run: see [`report::RunReport::ok`] and `aborted`). Errors are what
+/// prevents a run: unreadable case or deviations files, a card that cannot be reached.
+pub fn execute(o: &RunOptions) -> anyhow::Result<report::RunReport> {
+    let files = load_cases(&o.cases)?;
+    let cases = selected(&files, &filters(&o.filters)?);
     if cases.is_empty() {
         return Err(CodedError::new(
             "usage",
-            format!("no case matches the --filter globs {:?}", a.filter),
+            format!("no case matches the --filter globs {:?}", o.filters),
         )
         .into());
     }
-    let deviations = match &a.deviations {
-        Some(p) => Deviations::load(p)
-            .map_err(|e| e.context(CodedError::new("deviations-file", "bad deviations file")))?,
+    let deviations = match &o.deviations {
+        Some(p) => Deviations::load(p).map_err(|e| {
+            let message = format!("{e:#}");
+            anyhow::Error::new(CodedError::new("deviations-file", message))
+        })?,
         None => Deviations::default(),
     };
-    if !(a.timeout.is_finite() && a.timeout > 0.0) {
-        return Err(
-            CodedError::new("usage", "--timeout must be a positive number of seconds").into(),
-        );
-    }
-    let timeout = Duration::from_secs_f64(a.timeout);
-    let spec = match (a.target.reader, a.target.card, a.target.vpcd) {
-        (Some(r), _, _) => TargetSpec::Reader(r),
-        (_, Some(c), _) => TargetSpec::Card {
-            definition: c,
-            state: a.state,
-        },
-        (_, _, Some(v)) => TargetSpec::Vpcd(v),
-        _ => return Err(CodedError::new("usage", "give one of --reader, --card or --vpcd").into()),
-    };
-    let mut card = Timed::connect(&spec, timeout).map_err(|e| {
+    let spec = &o.target;
+    let mut card = Timed::connect(spec, o.timeout).map_err(|e| {
         e.context(CodedError::new(
             "transport",
             format!("cannot reach the {spec}"),
         ))
     })?;
-
     let (atr, mut caps) = match crate::transport::Transport::reset(&mut card)
         .and_then(|atr| probe::probe(&mut card).map(|c| (atr, c)))
     {
@@ -245,18 +248,43 @@ fn run_suite(a: RunArgs, out: Output) -> anyhow::Result<()> {
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let report = report::RunReport::new(
+    Ok(report::RunReport::new(
         report::RunInfo {
             target: spec.to_string(),
             card: deviations.card_name.clone(),
             atr: hex::encode_upper(&atr),
             capabilities: caps,
             not_run,
-            aborted: aborted.clone(),
+            aborted,
             unused_deviations: unused,
         },
         results,
-    );
+    ))
+}
+
+fn run_suite(a: RunArgs, out: Output) -> anyhow::Result<()> {
+    if !(a.timeout.is_finite() && a.timeout > 0.0) {
+        return Err(
+            CodedError::new("usage", "--timeout must be a positive number of seconds").into(),
+        );
+    }
+    let target = match (a.target.reader, a.target.card, a.target.vpcd) {
+        (Some(r), _, _) => TargetSpec::Reader(r),
+        (_, Some(c), _) => TargetSpec::Card {
+            definition: c,
+            state: a.state,
+        },
+        (_, _, Some(v)) => TargetSpec::Vpcd(v),
+        _ => return Err(CodedError::new("usage", "give one of --reader, --card or --vpcd").into()),
+    };
+    let report = execute(&RunOptions {
+        cases: a.cases,
+        target,
+        filters: a.filter,
+        deviations: a.deviations,
+        timeout: Duration::from_secs_f64(a.timeout),
+    })?;
+    let aborted = report.aborted.clone();
     if let Some(path) = &a.junit {
         let xml = report.junit().context("building the JUnit report")?;
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
