@@ -12,6 +12,9 @@
 #
 # SIMLAB_SKIP_PCSCD=1 skips installing and starting pcscd (pcscd-lane tests then skip),
 # for machines where you are not root.
+#
+# After the tests, scripts/fuzz.sh runs every cargo-fuzz target of fuzz/ for
+# SIMLAB_FUZZ_SECONDS (default 20) each; SIMLAB_SKIP_FUZZ=1 skips it. A crash fails the run.
 
 set -uo pipefail
 
@@ -51,10 +54,18 @@ cargo test --workspace --locked "$@"
 rc=$?
 
 pcscd_stop
+fuzz="skipped (SIMLAB_SKIP_FUZZ=1)"
+if [ "$rc" -eq 0 ] && [ "${SIMLAB_SKIP_FUZZ:-}" != 1 ]; then
+    fuzz_start=$(date +%s)
+    say "scripts/fuzz.sh   [${SIMLAB_FUZZ_SECONDS:-20}s per target]"
+    "$ROOT/scripts/fuzz.sh"
+    rc=$?
+    fuzz="$(( $(date +%s) - fuzz_start ))s"
+fi
 elapsed=$(($(date +%s) - start))
 if [ "$rc" -eq 0 ]; then
-    say "PASS: cargo test passed in ${elapsed}s (pcscd lane: $lane)"
+    say "PASS: cargo test and fuzzing passed in ${elapsed}s (pcscd lane: $lane; fuzzing: $fuzz)"
 else
-    say "FAIL: cargo test exited $rc after ${elapsed}s (pcscd lane: $lane)"
+    say "FAIL: exit $rc after ${elapsed}s (pcscd lane: $lane; fuzzing: $fuzz)"
 fi
 exit "$rc"
