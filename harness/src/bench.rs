@@ -3,7 +3,8 @@
 //! so the ratio says what the card itself costs:
 //! 1. in-process (`Uicc::transmit` vs `NullCard::transmit`), one core;
 //! 2. over vpcd's wire protocol on loopback TCP (reader side ↔ card side), no pcscd;
-//! 3. through pcscd and vpcd ("Virtual PCD 00 00"), with `--pcscd`.
+//! 3. through pcscd and vpcd (the reader of `--vpcd`'s slot, "Virtual PCD 00 00" by
+//!    default), with `--pcscd`.
 //!
 //! The workload is the commonest read: SELECT EF.ICCID by FID, then READ BINARY.
 //!
@@ -12,10 +13,13 @@
 pub mod downloads;
 
 use crate::adapter::VpcdCard;
+use crate::defaults::{BuiltIn, Files};
+use crate::output::Output;
 use crate::selftest;
 use crate::transport::{PcscReader, Transport, TransportError};
 use anyhow::{ensure, Context as _};
 use clap::Args;
+use simlab_emulator::rsp::ecdsa::{set_p256_backend, P256Backend};
 use simlab_vpcd::reader::ReaderListener;
 use simlab_vpcd::{NullCard, VirtualCard};
 use std::path::PathBuf;
@@ -29,9 +33,17 @@ pub struct BenchArgs {
     /// APDUs per loopback TCP measurement.
     #[arg(long, default_value_t = 40_000)]
     pub tcp: usize,
-    /// Also measure through pcscd (needs pcscd with vpcd listening on 127.0.0.1:35963).
+    /// Also measure through pcscd (needs pcscd with vpcd; the card goes into --vpcd's slot).
     #[arg(long)]
     pub pcscd: bool,
+    /// The vpcd slot for --pcscd (host:port; port 35963 + N is reader "Virtual PCD 00 0N").
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = crate::card_cli::VPCD_ENV,
+        default_value = simlab_vpcd::DEFAULT_VPCD_ADDR
+    )]
+    pub vpcd: String,
     /// APDUs per pcscd measurement.
     #[arg(long, default_value_t = 10_000)]
     pub pcscd_apdus: usize,
@@ -55,15 +67,15 @@ pub struct BenchArgs {
     /// Template downloaded (file stem in --templates, used as matching ID).
     #[arg(long, default_value = "TS48V1-A-UNIQUE")]
     pub template: String,
-    /// eUICC definition.
-    #[arg(long, default_value = "vectors/cards/euicc.toml")]
+    /// eUICC definition: a file, or a built-in card name.
+    #[arg(long, value_name = "FILE|NAME", default_value = crate::defaults::EUICC)]
     pub card: PathBuf,
-    /// SM-DP+ PKI directory (SGP.26 layout).
-    #[arg(long, default_value = "vectors/pki")]
-    pub pki: PathBuf,
-    /// SM-DP+ template directory.
-    #[arg(long, default_value = "vectors/profiles")]
-    pub templates: PathBuf,
+    /// SM-DP+ PKI directory (SGP.26 layout); default: the built-in test PKI.
+    #[arg(long, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
+    /// SM-DP+ template directory; default: the built-in TS.48 templates.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
     /// Only the in-process download measurement.
     #[arg(long)]
     pub no_https: bool,
@@ -78,10 +90,40 @@ pub struct BenchArgs {
     /// Process id of --server, to count its CPU time (from /proc/PID/stat).
     #[arg(long, requires = "server")]
     pub server_pid: Option<u32>,
+    /// P-256 implementation for the download measurement: ring (the default), rustcrypto, or
+    /// both side by side in one run.
+    #[arg(long, value_enum, default_value = "ring")]
+    pub p256: P256Choice,
     /// Internal: serve the SM-DP+ for the HTTPS download measurement and answer `reset` /
     /// `stats` on stdin.
     #[arg(long, hide = true)]
     pub serve_smdp: bool,
+}
+
+/// `--p256`: which ECDSA/ECDH implementation the download measurement uses on NIST P-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum P256Choice {
+    Ring,
+    Rustcrypto,
+    Both,
+}
+
+impl P256Choice {
+    fn backends(self) -> Vec<P256Backend> {
+        match self {
+            P256Choice::Ring => vec![P256Backend::Ring],
+            P256Choice::Rustcrypto => vec![P256Backend::RustCrypto],
+            P256Choice::Both => P256Backend::ALL.to_vec(),
+        }
+    }
+}
+
+fn pki(a: &BenchArgs) -> Files {
+    Files::or_built_in(a.pki.as_deref(), BuiltIn::Pki)
+}
+
+fn templates(a: &BenchArgs) -> Files {
+    Files::or_built_in(a.templates.as_deref(), BuiltIn::Profiles)
 }
 
 const SELECT_ICCID: [u8; 7] = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x2F, 0xE2];
@@ -181,11 +223,11 @@ fn connect_pcscd(reader: &str) -> anyhow::Result<PcscReader> {
     }
 }
 
-fn through_pcscd<C: VirtualCard + 'static>(card: C, n: usize) -> anyhow::Result<f64> {
-    let thread =
-        simlab_vpcd::card::spawn(card, simlab_vpcd::DEFAULT_VPCD_ADDR, Default::default())?;
+fn through_pcscd<C: VirtualCard + 'static>(card: C, vpcd: &str, n: usize) -> anyhow::Result<f64> {
+    let reader_name = crate::card_cli::vpcd_reader_name(vpcd)?;
+    let thread = simlab_vpcd::card::spawn(card, vpcd.to_owned(), Default::default())?;
     let result = (|| {
-        let mut reader = connect_pcscd("Virtual PCD 00 00")?;
+        let mut reader = connect_pcscd(&reader_name)?;
         rate(n, || {
             for i in 0..n {
                 let answer = reader
@@ -238,9 +280,10 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         for _ in 0..repeat {
             c.push(through_pcscd(
                 VpcdCard::new(selftest::load(None)?.0),
+                &a.vpcd,
                 a.pcscd_apdus,
             )?);
-            z.push(through_pcscd(NullCard::default(), a.pcscd_apdus)?);
+            z.push(through_pcscd(NullCard::default(), &a.vpcd, a.pcscd_apdus)?);
         }
         rows.push(Row {
             path: "pcscd + vpcd",
@@ -251,60 +294,165 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// `simlab bench --downloads`: in-process rows, then HTTPS rows.
-fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
+/// One backend's download measurements.
+struct DownloadRun {
+    backend: P256Backend,
+    local: Vec<downloads::InProcessReport>,
+    https: Vec<downloads::HttpsReport>,
+    tls: Option<downloads::TlsHandshakeCpu>,
+}
+
+/// `simlab bench --downloads`: in-process rows, then HTTPS rows, per P-256 backend; with
+/// `--p256 both` the backends alternate in one run and a comparison closes the output.
+fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     let opts = downloads::DownloadBenchOptions {
         card: a.card.clone(),
-        pki: a.pki.clone(),
-        templates: a.templates.clone(),
+        pki: pki(a),
+        templates: templates(a),
         template: a.template.clone(),
         count: a.download_count.max(1),
         server_program: None,
         db_file: a.db_file,
         external: a.server.clone().map(|s| (s, a.server_pid)),
     };
-    let mut local = vec![downloads::in_process(&opts, 1)?];
-    if a.threads > 1 {
-        local.push(downloads::in_process(&opts, a.threads)?);
-    }
-    downloads::print_in_process(&a.template, &local);
-    if !a.no_https {
-        let mut https = Vec::new();
-        if a.lpas > 1 {
-            https.push(downloads::over_https(&opts, 1)?);
+    let mut runs = Vec::new();
+    for backend in a.p256.backends() {
+        set_p256_backend(backend);
+        if !out.is_json() {
+            out.progress(format!("== P-256 backend: {backend}"));
         }
-        https.push(downloads::over_https(&opts, a.lpas)?);
-        let tls = downloads::tls_handshakes(&a.pki, "127.0.0.1", opts.count)?;
-        downloads::print_https(&https, local.first(), Some(&tls));
+        let mut local = vec![downloads::in_process(&opts, 1)?];
+        if a.threads > 1 {
+            local.push(downloads::in_process(&opts, a.threads)?);
+        }
+        if !out.is_json() {
+            out.progress(downloads::in_process_text(&a.template, &local).trim_end());
+        }
+        let mut https = Vec::new();
+        let mut tls = None;
+        if !a.no_https {
+            if a.lpas > 1 {
+                https.push(downloads::over_https(&opts, 1)?);
+            }
+            https.push(downloads::over_https(&opts, a.lpas)?);
+            tls = Some(downloads::tls_handshakes(
+                &opts.pki,
+                "127.0.0.1",
+                opts.count,
+            )?);
+            if !out.is_json() {
+                out.progress(downloads::https_text(&https, local.first(), tls.as_ref()).trim_end());
+            }
+        }
+        runs.push(DownloadRun {
+            backend,
+            local,
+            https,
+            tls,
+        });
     }
-    Ok(())
+    set_p256_backend(P256Backend::default());
+    let result = serde_json::json!({
+        "runs": runs.iter().map(|r| serde_json::json!({
+            "p256": r.backend.to_string(),
+            "inProcess": downloads::in_process_json(&a.template, &r.local),
+            "https": (!a.no_https).then(|| downloads::https_json(&r.https, r.tls.as_ref())),
+        })).collect::<Vec<_>>(),
+    });
+    out.result(&result, || comparison(&runs))
 }
 
-/// `simlab bench`: measures and prints the table.
-pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+/// The backends side by side (first row = baseline for the ratios); empty for one backend.
+fn comparison(runs: &[DownloadRun]) -> String {
+    let [base, ..] = runs else {
+        return String::new();
+    };
+    if runs.len() < 2 {
+        return String::new();
+    }
+    let ms = |d: Duration, n: usize| d.as_secs_f64() * 1e3 / n.max(1) as f64;
+    let row = |r: &DownloadRun| {
+        let l = r.local.first();
+        (
+            l.map_or(0.0, downloads::InProcessReport::per_second),
+            l.map_or(0.0, |l| ms(l.cpu.smdp, l.downloads)),
+            l.map_or(0.0, |l| ms(l.cpu.card, l.downloads)),
+            r.https.last().map(|h| ms(h.server_cpu, h.downloads)),
+            r.https.last().map(downloads::HttpsReport::per_second),
+        )
+    };
+    let b = row(base);
+    let mut t = format!(
+        "== side by side (in-process: 1 thread; HTTPS: the last row above)\n{:<12} {:>13} {:>12} {:>10} {:>16} {:>12}\n",
+        "P-256", "downloads/s", "SM-DP+ ms", "card ms", "HTTPS server ms", "HTTPS dl/s"
+    );
+    for r in runs {
+        let (rate, smdp, card, server, https) = row(r);
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+        t.push_str(&format!(
+            "{:<12} {:>13.1} {:>12.3} {:>10.3} {:>16} {:>12}\n",
+            r.backend.to_string(),
+            rate,
+            smdp,
+            card,
+            opt(server, 3),
+            opt(https, 1)
+        ));
+        if r.backend != base.backend {
+            t.push_str(&format!(
+                "  vs {}: downloads/s ×{:.2}, SM-DP+ CPU ×{:.2}, card CPU ×{:.2}\n",
+                base.backend,
+                rate / b.0.max(f64::MIN_POSITIVE),
+                smdp / b.1.max(f64::MIN_POSITIVE),
+                card / b.2.max(f64::MIN_POSITIVE)
+            ));
+        }
+    }
+    t
+}
+
+/// `simlab bench`: measures and prints the table (or the JSON result).
+pub fn run(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     if a.serve_smdp {
-        return downloads::serve_smdp(&a.pki, &a.templates, a.db_file);
+        if let Some(backend) = a.p256.backends().first() {
+            set_p256_backend(*backend);
+        }
+        return downloads::serve_smdp(&pki(a), &templates(a), a.db_file);
     }
     if a.downloads {
-        return run_downloads(a);
+        return run_downloads(a, out);
     }
     let rows = measure(a)?;
-    println!(
-        "workload: SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A), median of {}",
-        a.repeat.max(1)
-    );
-    println!(
-        "{:<22} {:>14} {:>14} {:>8}",
-        "path", "card APDU/s", "null APDU/s", "ratio"
-    );
-    for r in &rows {
-        println!(
-            "{:<22} {:>14.0} {:>14.0} {:>7.1}%",
-            r.path,
-            r.card,
-            r.null,
-            100.0 * r.ratio()
+    let workload = "SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A)";
+    let json = serde_json::json!({
+        "workload": workload,
+        "repeat": a.repeat.max(1),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "path": r.path,
+            "cardApdusPerSecond": r.card.round(),
+            "nullApdusPerSecond": r.null.round(),
+            "ratio": (r.ratio() * 1e4).round() / 1e4,
+        })).collect::<Vec<_>>(),
+    });
+    out.result(&json, || {
+        let mut text = format!(
+            "workload: {workload}, median of {}\n{:<22} {:>14} {:>14} {:>8}\n",
+            a.repeat.max(1),
+            "path",
+            "card APDU/s",
+            "null APDU/s",
+            "ratio"
         );
-    }
-    Ok(())
+        for r in &rows {
+            text.push_str(&format!(
+                "{:<22} {:>14.0} {:>14.0} {:>7.1}%\n",
+                r.path,
+                r.card,
+                r.null,
+                100.0 * r.ratio()
+            ));
+        }
+        text
+    })
 }

@@ -16,13 +16,16 @@
 //!
 //! All private keys are TEST keys, written in the clear.
 
+pub mod cli;
 pub mod eid;
 pub mod keys;
+pub mod operator;
 pub mod profiles;
 
 #[cfg(test)]
 mod tests;
 
+use crate::defaults::Files;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -37,6 +40,7 @@ use x509_cert::Certificate;
 
 pub use eid::{complete_eid, eid_check_digits, validate_eid, EidError};
 pub use keys::KeyPair;
+pub use operator::OperatorIdentity;
 pub use profiles::Role;
 
 use profiles::{CertRequest, ProfileParams};
@@ -108,6 +112,14 @@ impl std::fmt::Display for PkiSummary {
                 set.files.len()
             )?;
         }
+        if !self.operator.is_empty() {
+            writeln!(
+                f,
+                "  operator CA + BOSS client certificate for ES2+ mutual TLS ({} files in {}/)",
+                self.operator.len(),
+                operator::OPERATOR_DIR
+            )?;
+        }
         Ok(())
     }
 }
@@ -173,6 +185,8 @@ pub struct PkiSummary {
     pub smdp_host: String,
     /// One entry per generated curve.
     pub sets: Vec<CurveSet>,
+    /// The operator CA and BOSS client files for ES2+ mutual TLS ([`operator`]).
+    pub operator: Vec<PathBuf>,
 }
 
 /// One generated curve.
@@ -340,7 +354,7 @@ pub fn key_path(role: Role, curve: Curve) -> PathBuf {
     Path::new(l.dir).join(format!("{}_{}.pem", l.key, curve.suffix()))
 }
 
-fn write_file(
+pub(crate) fn write_file(
     out: &Path,
     rel: &Path,
     bytes: &[u8],
@@ -397,14 +411,14 @@ fn check_options(opts: &PkiOptions) -> Result<(), PkiError> {
     Ok(())
 }
 
-fn random_serial() -> Vec<u8> {
+pub(crate) fn random_serial() -> Vec<u8> {
     let mut serial = vec![0u8; SERIAL_LEN];
     OsRng.fill_bytes(&mut serial);
     serial[0] = (serial[0] & SERIAL_POSITIVE_MASK) | SERIAL_NONZERO_BIT;
     serial
 }
 
-fn validity(from: SystemTime, days: u32) -> Result<Validity, PkiError> {
+pub(crate) fn validity(from: SystemTime, days: u32) -> Result<Validity, PkiError> {
     let until = from + Duration::from_secs(u64::from(days) * SECONDS_PER_DAY);
     Ok(Validity {
         not_before: profiles::rfc5280_time(from)?,
@@ -514,11 +528,13 @@ pub fn generate(out: &Path, opts: &PkiOptions) -> Result<PkiSummary, PkiError> {
         .into_iter()
         .map(|curve| generate_curve(out, opts, curve))
         .collect::<Result<Vec<_>, _>>()?;
+    let operator = operator::generate(out, &opts.validity)?;
     Ok(PkiSummary {
         out: out.to_owned(),
         eid: opts.eid.clone(),
         smdp_host: opts.smdp_host.clone(),
         sets,
+        operator,
     })
 }
 
@@ -552,8 +568,8 @@ impl CertAndKey {
 pub struct Pki {
     /// The curve of this set.
     pub curve: Curve,
-    /// The directory it was read from.
-    pub dir: PathBuf,
+    /// Where it was read from (a directory, or the built-in test PKI).
+    pub source: Files,
     /// CI certificate (always present); its key only in generated sets.
     pub ci: CertAndKey,
     /// EUM certificate and key (absent in the public SGP.26 files).
@@ -568,25 +584,20 @@ pub struct Pki {
     pub dp_tls: CertAndKey,
 }
 
-fn read_optional(dir: &Path, rel: &Path) -> Result<Option<Vec<u8>>, PkiError> {
-    let path = dir.join(rel);
-    match fs::read(&path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io {
-            action: "reading",
-            path,
-            source,
-        }),
-    }
+fn read_optional(dir: &Files, rel: &Path) -> Result<Option<Vec<u8>>, PkiError> {
+    dir.read_optional(rel).map_err(|source| PkiError::Io {
+        action: "reading",
+        path: dir.location(rel),
+        source,
+    })
 }
 
-fn load_role(dir: &Path, role: Role, curve: Curve) -> Result<Option<CertAndKey>, PkiError> {
+fn load_role(dir: &Files, role: Role, curve: Curve) -> Result<Option<CertAndKey>, PkiError> {
     let rel = cert_path(role, curve);
     let Some(cert_der) = read_optional(dir, &rel)? else {
         return Ok(None);
     };
-    let path = dir.join(&rel);
+    let path = dir.location(&rel);
     let cert = Certificate::from_der(&cert_der).map_err(|e| PkiError::BadCertificate {
         path: path.clone(),
         reason: format!("not a DER X.509 certificate: {e}"),
@@ -644,15 +655,21 @@ impl Pki {
     /// Reads the `curve` set of a directory in the SGP.26 layout. CI, DPauth, DPpb and DPtls
     /// certificates are required; EUM/eUICC and every private key are optional.
     pub fn load(dir: &Path, curve: Curve) -> Result<Pki, PkiError> {
+        Self::load_from(&Files::from(dir), curve)
+    }
+
+    /// [`Pki::load`] from a directory on disk or the built-in test PKI
+    /// ([`crate::defaults::Files::pki`]).
+    pub fn load_from(dir: &Files, curve: Curve) -> Result<Pki, PkiError> {
         let required = |role: Role| -> Result<CertAndKey, PkiError> {
             load_role(dir, role, curve)?.ok_or_else(|| PkiError::Missing {
                 what: format!("{role:?} certificate"),
-                path: dir.join(cert_path(role, curve)),
+                path: dir.location(cert_path(role, curve)),
             })
         };
         Ok(Pki {
             curve,
-            dir: dir.to_owned(),
+            source: dir.clone(),
             ci: required(Role::Ci)?,
             eum: load_role(dir, Role::Eum, curve)?,
             euicc: load_role(dir, Role::Euicc, curve)?,
@@ -667,9 +684,50 @@ impl Pki {
         self.ci
             .subject_key_id()?
             .ok_or_else(|| PkiError::BadCertificate {
-                path: self.dir.join(cert_path(Role::Ci, self.curve)),
+                path: self.source.location(cert_path(Role::Ci, self.curve)),
                 reason: "CI certificate has no SubjectKeyIdentifier".into(),
             })
+    }
+
+    /// Issues another eUICC certificate and key for `eid` under this set's EUM (whose key
+    /// must be present), with the same profile as the generated one: for tests and load
+    /// generators that need many distinct eUICCs of one PKI.
+    pub fn issue_euicc(&self, eid: &str) -> Result<CertAndKey, PkiError> {
+        validate_eid(eid)?;
+        let missing = |what: &str| PkiError::Missing {
+            what: what.into(),
+            path: key_path(Role::Eum, self.curve),
+        };
+        let eum = self
+            .eum
+            .as_ref()
+            .ok_or_else(|| missing("EUM certificate"))?;
+        let eum_key = eum.key.as_ref().ok_or_else(|| missing("EUM private key"))?;
+        let eum_cert = Certificate::from_der(&eum.cert_der)?;
+        let eum_ski = eum.subject_key_id()?.unwrap_or_default();
+        let key = KeyPair::generate(self.curve)?;
+        let spki = key.spki()?;
+        let ski = profiles::key_identifier(&spki);
+        let params = ProfileParams {
+            eid,
+            eum_eid_prefix: "",
+            smdp_host: "",
+        };
+        let req = CertRequest {
+            serial: random_serial(),
+            issuer: eum_cert.tbs_certificate.subject.clone(),
+            subject: profiles::subject(Role::Euicc, &params)?,
+            validity: Validity {
+                not_before: eum_cert.tbs_certificate.validity.not_before,
+                not_after: profiles::NO_EXPIRY,
+            },
+            spki,
+            extensions: profiles::extensions(Role::Euicc, &params, &ski, &eum_ski)?,
+        };
+        Ok(CertAndKey {
+            cert_der: profiles::issue(req, eum_key)?,
+            key: Some(key),
+        })
     }
 
     /// The EID in the eUICC certificate's subject serialNumber, if there is an eUICC.

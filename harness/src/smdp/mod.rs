@@ -6,7 +6,9 @@
 //!   function taking and returning the JSON types of [`crate::es9p`] / [`es2`]. Tests and
 //!   in-process benchmarks call it directly.
 //! - [`start`] serves it over HTTPS (axum + rustls/ring, CERT.DP.TLS of the PKI) on its own
-//!   tokio runtime thread and returns a [`RunningSmdp`] handle usable from synchronous code.
+//!   tokio runtime thread and returns a [`RunningSmdp`] handle usable from synchronous code:
+//!   ES9+ on one port (server authentication only), ES2+ on another that requires the
+//!   operator's client certificate ([`crate::pki::operator`]; see [`http`] for why two ports).
 //! - Orders, sessions and events live in SQLite ([`store`]); profiles are TS.48 SAIP templates
 //!   personalised per order (fresh ICCID, IMSI, K/OPc, MSISDN) with
 //!   [`simlab_emulator::saip::personalise`]. Every template is also downloadable with its file
@@ -18,7 +20,7 @@ pub mod es2;
 mod es9;
 mod http;
 
-pub use http::tls_config;
+pub use http::{es2_tls_config, tls_config, DRAIN_LIMIT, MAX_BODY};
 pub mod store;
 
 pub use es2::{
@@ -27,6 +29,7 @@ pub use es2::{
 };
 pub use store::{NotificationRecord, Order, OrderState, ProgressEvent, Store};
 
+use crate::defaults::Files;
 use crate::es9p::{codes, StatusCode};
 use crate::pki::{self, Role};
 use anyhow::Context as _;
@@ -49,25 +52,34 @@ pub const HOST_ID: &[u8] = b"simlab-smdp";
 pub const SERVICE_PROVIDER_NAME: &str = "simlab";
 /// Default confirmation-code attempts per order before it goes to Error.
 pub const DEFAULT_CC_RETRY_LIMIT: u32 = 3;
-/// Default download attempts (authenticateClient per order) before refusing.
+/// Default download attempts (packages bound per order) before refusing.
 pub const DEFAULT_DOWNLOAD_RETRY_LIMIT: u32 = 5;
+/// Default lifetime of an ES9+ session, from InitiateAuthentication on. SGP.22 sets none; it
+/// must cover a user reading the profile metadata and typing a confirmation code.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 
 /// How to run an SM-DP+.
 #[derive(Debug, Clone)]
 pub struct SmdpOptions {
-    /// Where to listen (port 0 picks a free one).
+    /// Where ES9+ listens (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// Where ES2+ listens (port 0 picks a free one); mutual TLS with the operator CA.
+    pub es2_listen: SocketAddr,
+    /// The operator CA certificate (DER) ES2+ clients must chain to; `None`: the PKI's
+    /// `Operator/CERT_OPERATOR_CA_NIST.der`.
+    pub operator_ca: Option<PathBuf>,
     /// Host name or address to advertise (activation codes, serverAddress); default: the
     /// listen IP (`127.0.0.1` when listening on all interfaces).
     pub public_host: Option<String>,
-    /// PKI directory in the SGP.26 layout (CI, DPauth, DPpb, DPtls with keys).
-    pub pki_dir: PathBuf,
+    /// PKI in the SGP.26 layout (CI, DPauth, DPpb, DPtls with keys): a directory, or the
+    /// built-in test PKI ([`Files::pki`]).
+    pub pki_dir: Files,
     /// Curve of DPauth/DPpb (TLS always uses the NIST DPtls: rustls has no brainpool).
     pub curve: pki::Curve,
     /// SQLite file; `None` = in memory.
     pub db: Option<PathBuf>,
-    /// Directory of SAIP templates (`*.der`), e.g. `vectors/profiles`.
-    pub templates_dir: PathBuf,
+    /// SAIP templates (`*.der`): a directory, or the built-in TS.48 ones ([`Files::templates`]).
+    pub templates_dir: Files,
     /// Send `A2` ReplaceSessionKeys in every bound package.
     pub replace_session_keys: bool,
     /// Where ES2+.HandleDownloadProgressInfo goes (http or https URL); events are recorded in
@@ -75,13 +87,18 @@ pub struct SmdpOptions {
     pub es2_callback_url: Option<String>,
     pub cc_retry_limit: u32,
     pub download_retry_limit: u32,
+    /// How long an ES9+ session lives; afterwards its functions answer "TransactionId –
+    /// Unknown" (8.10.1 / 3.9) and it is purged.
+    pub session_ttl: Duration,
 }
 
 impl SmdpOptions {
     /// Loopback, any port, NIST, in-memory database, ReplaceSessionKeys on.
-    pub fn new(pki_dir: impl Into<PathBuf>, templates_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(pki_dir: impl Into<Files>, templates_dir: impl Into<Files>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            es2_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            operator_ca: None,
             public_host: None,
             pki_dir: pki_dir.into(),
             curve: pki::Curve::Nist,
@@ -91,6 +108,7 @@ impl SmdpOptions {
             es2_callback_url: None,
             cc_retry_limit: DEFAULT_CC_RETRY_LIMIT,
             download_retry_limit: DEFAULT_DOWNLOAD_RETRY_LIMIT,
+            session_ttl: DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -259,19 +277,22 @@ pub struct Smdp {
     replace_session_keys: bool,
     cc_retry_limit: u32,
     download_retry_limit: u32,
+    session_ttl: Duration,
     templates: BTreeMap<String, Template>,
     store: Mutex<Store>,
     timings: Timings,
     progress: es2::ProgressSink,
 }
 
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+fn read(dir: &Files, rel: &Path) -> anyhow::Result<Vec<u8>> {
+    dir.read(rel)
+        .with_context(|| format!("reading {}", dir.location(rel).display()))
 }
 
-fn signing_key(dir: &Path, role: Role, curve: pki::Curve) -> anyhow::Result<SigningKey> {
-    let path = dir.join(pki::key_path(role, curve));
-    let text = String::from_utf8(read(&path)?)
+fn signing_key(dir: &Files, role: Role, curve: pki::Curve) -> anyhow::Result<SigningKey> {
+    let rel = pki::key_path(role, curve);
+    let path = dir.location(&rel);
+    let text = String::from_utf8(read(dir, &rel)?)
         .with_context(|| format!("{} is not PEM text", path.display()))?;
     SigningKey::from_pem(&text).with_context(|| format!("private key {}", path.display()))
 }
@@ -329,19 +350,16 @@ impl Template {
 }
 
 /// Loads every `*.der` of `dir`, keyed by file stem.
-pub fn load_templates(dir: &Path) -> anyhow::Result<BTreeMap<String, Template>> {
+pub fn load_templates(dir: &Files) -> anyhow::Result<BTreeMap<String, Template>> {
     let mut out = BTreeMap::new();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("templates directory {}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "der") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                let template = Template::new(read(&path)?)
-                    .with_context(|| format!("profile template {}", path.display()))?;
-                out.insert(stem.to_owned(), template);
-            }
-        }
+    let files = dir
+        .with_extension("der")
+        .with_context(|| format!("templates directory {dir}"))?;
+    for (name, der) in files {
+        let stem = name.trim_end_matches(".der");
+        let template = Template::new(der)
+            .with_context(|| format!("profile template {}", dir.location(&name).display()))?;
+        out.insert(stem.to_owned(), template);
     }
     Ok(out)
 }
@@ -352,10 +370,10 @@ impl Smdp {
     pub fn open(opts: &SmdpOptions, address: &str) -> anyhow::Result<Smdp> {
         let dir = &opts.pki_dir;
         let curve = opts.curve;
-        let ci_der = read(&dir.join(pki::cert_path(Role::Ci, curve)))?;
-        let pki = pki::Pki::load(dir, curve).with_context(|| format!("PKI {}", dir.display()))?;
+        let ci_der = read(dir, &pki::cert_path(Role::Ci, curve))?;
+        let pki = pki::Pki::load_from(dir, curve).with_context(|| format!("PKI {dir}"))?;
         let ci = TrustedCi::from_certificate(&ci_der).context("CI certificate")?;
-        let tls_cert = read(&dir.join(pki::cert_path(Role::DpTls, pki::Curve::Nist)))
+        let tls_cert = read(dir, &pki::cert_path(Role::DpTls, pki::Curve::Nist))
             .unwrap_or_else(|_| pki.dp_tls.cert_der.clone());
         let (host, port) = split_address(address);
         let mut accepted_hosts = san_names(&tls_cert);
@@ -382,6 +400,7 @@ impl Smdp {
             replace_session_keys: opts.replace_session_keys,
             cc_retry_limit: opts.cc_retry_limit,
             download_retry_limit: opts.download_retry_limit,
+            session_ttl: opts.session_ttl,
             templates,
             store: Mutex::new(store),
             timings: Timings::default(),
@@ -422,6 +441,20 @@ impl Smdp {
         drop(guard);
         add(&self.timings.db, started.elapsed());
         Ok(result?)
+    }
+
+    /// Changes order `id` in one atomic step ([`Store::transition`]), timed as database time.
+    pub fn transition<T>(
+        &self,
+        id: i64,
+        change: impl FnOnce(&mut Order) -> Result<T, FunctionError>,
+    ) -> Result<(Order, Result<T, FunctionError>), FunctionError> {
+        self.with_store(|s| s.transition(id, change))
+    }
+
+    /// ES9+ sessions stored (expired ones included until purged).
+    pub fn session_count(&self) -> Result<u64, FunctionError> {
+        self.with_store(Store::session_count)
     }
 
     /// Every order, oldest first.
@@ -514,11 +547,13 @@ pub fn split_address(address: &str) -> (&str, Option<u16>) {
 /// A running HTTPS SM-DP+ (its own tokio runtime thread). Dropping it stops the server.
 #[derive(Debug)]
 pub struct RunningSmdp {
-    /// `host:port` to put in activation codes.
+    /// `host:port` to put in activation codes (ES9+).
     pub address: String,
+    /// `host:port` of ES2+ (the operator's port, mutual TLS).
+    pub es2_address: String,
     /// The root a client must trust for the TLS connection (the CI that issued CERT.DP.TLS).
     pub ca_cert_der: Vec<u8>,
-    /// Where that root is on disk.
+    /// Where that root is: a path on disk, or `vectors/pki/… (built in)`.
     pub ca_cert_path: PathBuf,
     smdp: Arc<Smdp>,
     handle: axum_server::Handle,
@@ -530,9 +565,14 @@ impl RunningSmdp {
         &self.smdp
     }
 
-    /// `https://host:port`.
+    /// `https://host:port` of ES9+.
     pub fn url(&self) -> String {
         format!("https://{}", self.address)
+    }
+
+    /// `https://host:port` of ES2+.
+    pub fn es2_url(&self) -> String {
+        format!("https://{}", self.es2_address)
     }
 
     /// Stops the server and waits for its thread.
@@ -554,11 +594,46 @@ impl Drop for RunningSmdp {
     }
 }
 
-/// Starts an SM-DP+ over HTTPS (ES9+ and ES2+ on the same port).
-pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
-    let listener = std::net::TcpListener::bind(opts.listen)
-        .with_context(|| format!("listening on {}", opts.listen))?;
+/// Binds `addr` for one interface; warns when it is reachable from other machines.
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("{what}: listening on {addr}"))?;
     listener.set_nonblocking(true)?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "{what} listens on {addr}, reachable from other machines: this SM-DP+ is a test \
+             server whose private keys are public test keys"
+        );
+    }
+    Ok(listener)
+}
+
+/// The operator CA ES2+ trusts: `opts.operator_ca` (DER or PEM), else the PKI's.
+fn operator_ca(opts: &SmdpOptions) -> anyhow::Result<Vec<u8>> {
+    let Some(path) = &opts.operator_ca else {
+        return Ok(pki::operator::load_ca(opts.pki_dir.clone())?);
+    };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("operator CA certificate {}", path.display()))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8_lossy(&bytes);
+        let (label, der) = der::pem::decode_vec(text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("operator CA {}: {e}", path.display()))?;
+        anyhow::ensure!(
+            label == "CERTIFICATE",
+            "operator CA {}: a PEM {label}, expected CERTIFICATE",
+            path.display()
+        );
+        return Ok(der);
+    }
+    Ok(bytes)
+}
+
+/// Starts an SM-DP+ over HTTPS: ES9+ on `opts.listen`, ES2+ (mutual TLS) on
+/// `opts.es2_listen`.
+pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
+    let listener = bind(opts.listen, "ES9+")?;
+    let es2_listener = bind(opts.es2_listen, "ES2+")?;
     let local = listener.local_addr()?;
     let host = opts.public_host.clone().unwrap_or_else(|| {
         if local.ip().is_unspecified() {
@@ -568,16 +643,36 @@ pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
         }
     });
     let address = format!("{host}:{}", local.port());
+    let es2_local = es2_listener.local_addr()?;
+    let es2_host = if es2_local.ip().is_unspecified() {
+        "127.0.0.1".into()
+    } else {
+        es2_local.ip().to_string()
+    };
+    let es2_address = format!("{es2_host}:{}", es2_local.port());
     let smdp = Arc::new(Smdp::open(&opts, &address)?);
     let tls = http::tls_config(&opts.pki_dir)?;
-    let ca_cert_path = opts
-        .pki_dir
-        .join(pki::cert_path(Role::Ci, pki::Curve::Nist));
-    let ca_cert_der = read(&ca_cert_path)?;
+    let es2_tls = http::es2_tls_config(&opts.pki_dir, &operator_ca(&opts)?)?;
+    let ca_rel = pki::cert_path(Role::Ci, pki::Curve::Nist);
+    let ca_cert_path = opts.pki_dir.location(&ca_rel);
+    let ca_cert_der = read(&opts.pki_dir, &ca_rel)?;
     let handle = axum_server::Handle::new();
-    let thread = http::spawn(listener, tls, Arc::clone(&smdp), handle.clone())?;
+    let listeners = vec![
+        http::Listener {
+            socket: listener,
+            tls,
+            interface: http::Interface::Es9Plus,
+        },
+        http::Listener {
+            socket: es2_listener,
+            tls: es2_tls,
+            interface: http::Interface::Es2Plus,
+        },
+    ];
+    let thread = http::spawn(listeners, Arc::clone(&smdp), handle.clone())?;
     Ok(RunningSmdp {
         address,
+        es2_address,
         ca_cert_der,
         ca_cert_path,
         smdp,
