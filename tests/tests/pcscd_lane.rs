@@ -656,9 +656,9 @@ fn simlab_ota_send_deactivates_the_usim_and_scriptor_and_opensc_tool_see_62_83()
 /// with its deviations file; nothing unexpected fails and at least the UICC, USIM (and
 /// eUICC) areas ran.
 #[rstest::rstest]
-#[ignore = "pcscd lane: needs pcscd with vpcd; scripts/test.sh runs it with --ignored"]
 #[case::uicc("uicc", 150)]
 #[case::euicc_test_profile("euicc-test-profile", 200)]
+#[ignore = "pcscd lane: needs pcscd with vpcd; scripts/test.sh runs it with --ignored"]
 fn the_conformance_suite_passes_through_pcscd(#[case] card: &str, #[case] at_least: usize) {
     use simlab_harness::suite::{execute, target::TargetSpec, RunOptions};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
