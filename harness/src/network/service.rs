@@ -730,6 +730,8 @@ impl Network {
                 line.state = LineState::Disabled;
                 line.reason = Some(format!("profile {} deleted on the eUICC", order.iccid));
                 db::update_line(c, &line)?;
+                let why = line.reason.clone().unwrap_or_default();
+                Self::end_group_without_primary(c, &line.msisdn, &why)?;
                 if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
                     let why = format!("the new profile {} was deleted on the eUICC", order.iccid);
                     db::end_transfer(c, t.id, "failed", &why)?;
@@ -742,6 +744,8 @@ impl Network {
                     order.iccid
                 ));
                 db::update_line(c, &line)?;
+                let why = line.reason.clone().unwrap_or_default();
+                Self::end_group_without_primary(c, &line.msisdn, &why)?;
                 if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
                     let why = format!("order {} failed at the SM-DP+ ({smdp_state})", order.iccid);
                     db::end_transfer(c, t.id, "failed", &why)?;
@@ -1517,6 +1521,49 @@ impl Network {
         })
     }
 
+    /// Whether a line is a secondary of its number's group: bound in from a number of its own,
+    /// or born on the shared number (a SharedNumber companion, Fig. 5). Every other line is a
+    /// primary of its number (a provisioned card, an own-number companion, a transfer's new
+    /// card).
+    fn is_secondary(c: &Connection, line: &Line) -> Result<bool, NetError> {
+        if line.home_msisdn != line.msisdn {
+            return Ok(true);
+        }
+        Ok(match &line.order_iccid {
+            Some(iccid) => db::order(c, iccid)?.is_some_and(|(o, _)| o.purpose == "bind"),
+            None => false,
+        })
+    }
+
+    /// A group never outlives its primary: when `msisdn` has lines left but none of them is a
+    /// primary (its primary was deleted, failed or expired), the group ends as an unbinding
+    /// ends it — each line bound in from its own number goes back to it, each line born on the
+    /// shared number is disabled with `why`.
+    fn end_group_without_primary(c: &Connection, msisdn: &str, why: &str) -> Result<(), NetError> {
+        let lines: Vec<Line> = db::lines_of(c, msisdn)?
+            .into_iter()
+            .filter(|l| l.state != LineState::Disabled)
+            .collect();
+        for l in &lines {
+            if !Self::is_secondary(c, l)? {
+                return Ok(());
+            }
+        }
+        for mut l in lines {
+            if l.home_msisdn != msisdn {
+                l.msisdn = l.home_msisdn.clone();
+                l.ring_order = db::next_ring_order(c, &l.home_msisdn)?;
+            } else {
+                l.state = LineState::Disabled;
+                l.reason = Some(format!(
+                    "the primary line of {msisdn} left the group: {why}"
+                ));
+            }
+            db::update_line(c, &l)?;
+        }
+        Ok(())
+    }
+
     /// The members of an MSISDN's group: its lines that are not disabled, in ring order.
     fn members(c: &Connection, msisdn: &str) -> Result<Vec<LineView>, NetError> {
         Ok(db::lines_of(c, msisdn)?
@@ -1692,6 +1739,19 @@ impl Network {
         if second.state == LineState::Disabled {
             return Self::usable(Some(second.clone()), &second.imsi).map(|_| AppFields::default());
         }
+        // A primary with a group of its own would leave that group without it.
+        let others = self.db(|c| {
+            Ok(!Self::is_secondary(c, &second)? && Self::members(c, &second.msisdn)?.len() > 1)
+        })?;
+        if others {
+            return Err(NetError::conflict(
+                "already-in-group",
+                format!(
+                    "{} is the primary line of {}'s group; unbind its members first",
+                    second.imsi, second.msisdn
+                ),
+            ));
+        }
         let own = second.account == subscriber.account;
         if op.state == state::NEW && subscriber.policy.binding_contract {
             return self.ask_contract(op, "binding");
@@ -1751,16 +1811,18 @@ impl Network {
         self.tx(|c| {
             let p = Self::primary(c, op, primary)?;
             let mut s = Self::resolve(c, secondary)?;
-            if s.imsi == p.imsi {
-                return Err(NetError::invalid(
-                    "companion_terminal",
-                    "the secondary device is the primary itself",
-                ));
-            }
-            if s.msisdn != p.msisdn {
+            if s.msisdn != p.msisdn || s.state == LineState::Disabled {
                 return Err(NetError::conflict(
                     "not-in-group",
                     format!("{} does not share {}", s.imsi, p.msisdn),
+                ));
+            }
+            // Unbinding takes a secondary out; the number's own line leaves only by a transfer
+            // or the end of its subscription.
+            if !Self::is_secondary(c, &s)? {
+                return Err(NetError::invalid(
+                    "companion_terminal",
+                    format!("{} is the primary line of {} itself", s.imsi, p.msisdn),
                 ));
             }
             if s.home_msisdn != p.msisdn {
@@ -1812,16 +1874,22 @@ impl Network {
                         format!("{iccid} is not a card of {msisdn}"),
                     )
                 })?,
-            None => lines
-                .iter()
-                .find(|l| l.home_msisdn == *msisdn && l.state == LineState::Active)
-                .or_else(|| lines.iter().find(|l| l.state == LineState::Active))
-                .ok_or_else(|| {
+            None => {
+                // The number's own card (its primary), never a secondary sharing it.
+                let mut found = None;
+                for l in &lines {
+                    if l.state == LineState::Active && !Self::is_secondary(c, l)? {
+                        found = Some(l);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
                     NetError::forbidden(
                         "imsi-disabled",
-                        format!("{msisdn} has no active card to move from"),
+                        format!("{msisdn} has no active card of its own to move from"),
                     )
-                })?,
+                })?
+            }
         };
         let old = Self::usable(Some(old.clone()), &old.imsi)?;
         match (transfer_type, old.kind) {
@@ -1987,6 +2055,11 @@ impl Network {
                                 line.state = LineState::Disabled;
                                 line.reason = Some(format!("transfer expired: {reason}"));
                                 db::update_line(c, &line)?;
+                                Self::end_group_without_primary(
+                                    c,
+                                    &line.msisdn,
+                                    "transfer expired",
+                                )?;
                             }
                         }
                     }
