@@ -1,6 +1,7 @@
-//! The operator network's tables (`net_*`) in the SM-DP+'s SQLite database (docs/network.md
-//! §8), and typed access to them. Every function takes the connection the caller holds under
-//! the SM-DP+ store's lock; state changes run inside one transaction opened by the caller.
+//! The operator network's tables (`net_*`, docs/network.md §8) — in the SM-DP+'s SQLite
+//! database when both run in one process, else in one of the network's own — and typed access
+//! to them. Every function takes the connection the caller holds under the database's lock;
+//! state changes run inside one transaction opened by the caller.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};

@@ -4,9 +4,12 @@
 //! (1034) ordering profiles from the SM-DP+ (1035) over ES2+, the short message centre (1033),
 //! the contract page's decisions (web server 1032), HLR-like checks and call delivery.
 //!
-//! State lives in the SM-DP+'s SQLite database ([`super::db`]); every state change is one
-//! transaction taken under the SM-DP+ store's lock. Calls to the SM-DP+ over ES2+ happen with no
-//! lock held, between two transactions.
+//! State lives in SQLite ([`super::db`]): the SM-DP+'s database when it runs in this process,
+//! a database of its own otherwise; every state change is one transaction taken under the
+//! database's lock. The BOSS and the SM-DP+ share nothing but ES2+: orders go out as
+//! DownloadOrder / ConfirmOrder / CancelOrder, their progress comes back as
+//! HandleDownloadProgressInfo ([`super::es2`]). Calls to the SM-DP+ happen with no lock held,
+//! between two transactions.
 
 use super::db::{
     self, BossOrder, CardKind, Code, Line, LineState, LineView, Operation, Subscriber, Token,
