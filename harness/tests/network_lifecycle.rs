@@ -625,3 +625,28 @@ fn the_network_works_against_an_smdp_it_does_not_run() {
         })
         .unwrap();
 }
+
+#[test]
+fn a_code_lifetime_below_a_second_is_honoured() {
+    let mut opts = simlab_harness::network::server::NetworkOptions::embedded(&vectors());
+    opts.code_ttl = std::time::Duration::from_millis(300);
+    let net = simlab_harness::network::server::start(opts).unwrap();
+    let client = net.client();
+    client.provision(&uicc_provision()).unwrap();
+    let doc = client
+        .entitlement_document(
+            &EntitlementRequest::acquire_configuration(),
+            &Auth::Otp {
+                msisdn: MSISDN.into(),
+            },
+        )
+        .unwrap();
+    // TS.43 counts in seconds: rounded up, never 0 for a code that lives.
+    assert_eq!(doc.app()["OtpExpiresIn"], "1");
+    let code = client.latest_code(IMSI).unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(
+        code_of(client.continue_operation(doc.operation_id().unwrap(), Some(&code), None)),
+        "code-expired"
+    );
+}

@@ -152,7 +152,8 @@ CREATE TABLE IF NOT EXISTS net_ota_jobs (
 
 /// Columns added after the first release of the schema: `(table, column, definition)`. A
 /// database written before gets them when the network opens it.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("net_codes", "expires_ms", "INTEGER"),
     ("net_orders", "event_at", "INTEGER NOT NULL DEFAULT 0"),
     ("net_transfers", "expires_at", "INTEGER"),
     ("net_transfers", "reason", "TEXT"),
@@ -175,6 +176,14 @@ pub fn create(c: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub fn now() -> i64 {
@@ -663,6 +672,9 @@ pub struct Code {
     pub tries: u32,
     pub max_tries: u32,
     pub expires_at: i64,
+    /// The same deadline in Unix milliseconds (lifetimes below a second); `None` for codes
+    /// stored before it existed.
+    pub expires_ms: Option<i64>,
     pub used_at: Option<i64>,
     pub locked_at: Option<i64>,
     pub operation_id: Option<String>,
@@ -671,8 +683,8 @@ pub struct Code {
 pub fn put_code(c: &Connection, k: &Code) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO net_codes (id, msisdn, purpose, salt, code_hash, tries, max_tries, \
-         expires_at, used_at, locked_at, operation_id, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         expires_at, used_at, locked_at, operation_id, created_at, expires_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
          ON CONFLICT(id) DO UPDATE SET tries = ?6, used_at = ?9, locked_at = ?10",
         params![
             k.id,
@@ -686,7 +698,8 @@ pub fn put_code(c: &Connection, k: &Code) -> rusqlite::Result<()> {
             k.used_at,
             k.locked_at,
             k.operation_id,
-            now()
+            now(),
+            k.expires_ms
         ],
     )?;
     Ok(())
@@ -705,11 +718,12 @@ fn code_from_row(r: &Row<'_>) -> rusqlite::Result<Code> {
         used_at: r.get(8)?,
         locked_at: r.get(9)?,
         operation_id: r.get(10)?,
+        expires_ms: r.get(11)?,
     })
 }
 
 const CODE_COLUMNS: &str = "id, msisdn, purpose, salt, code_hash, tries, max_tries, expires_at, \
-    used_at, locked_at, operation_id";
+    used_at, locked_at, operation_id, expires_ms";
 
 /// The newest code request of an operation.
 pub fn code_of_operation(c: &Connection, operation_id: &str) -> rusqlite::Result<Option<Code>> {

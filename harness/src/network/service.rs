@@ -427,8 +427,15 @@ impl Network {
         })
     }
 
+    /// A deadline `d` from now, in Unix seconds (rounded up: a lifetime below a second
+    /// still ends after it, see the millisecond deadline of codes).
     fn ttl(d: Duration) -> i64 {
-        db::now() + d.as_secs() as i64
+        db::now() + Self::secs(d) as i64
+    }
+
+    /// `d` in whole seconds, rounded up (TS.43's OtpExpiresIn, SMS texts).
+    fn secs(d: Duration) -> u64 {
+        (d.as_millis() as u64).div_ceil(1000)
     }
 
     // ----- BOSS: provisioning, reconciliation with the SM-DP+ -----
@@ -971,12 +978,13 @@ impl Network {
             tries: 0,
             max_tries: self.options.code_tries,
             expires_at: Self::ttl(self.options.code_ttl),
+            expires_ms: Some(db::now_ms() + self.options.code_ttl.as_millis() as i64),
             used_at: None,
             locked_at: None,
             operation_id: Some(operation_id.to_owned()),
         };
         db::put_code(c, &record)?;
-        let minutes = self.options.code_ttl.as_secs().div_ceil(60);
+        let minutes = Self::secs(self.options.code_ttl).div_ceil(60);
         let text =
             format!("simlab: your verification code is {code} ({purpose}; valid {minutes} min)");
         let (_, imsis) = self.deliver(c, msisdn, SMS_SENDER, &text)?;
@@ -1000,7 +1008,9 @@ impl Network {
                 Err(NetError::forbidden("code-used", "this code was already used; request a new one"))
             } else if code.locked_at.is_some() {
                 Err(NetError::forbidden("code-locked", format!("{} wrong tries: this request is locked; request a new code", code.max_tries)))
-            } else if now > code.expires_at {
+            } else if now > code.expires_at
+                || code.expires_ms.is_some_and(|deadline| db::now_ms() > deadline)
+            {
                 Err(NetError::forbidden("code-expired", "the code expired; request a new one"))
             } else if ct_eq(&hash_code(&code.salt, typed.trim()), &code.code_hash) {
                 code.used_at = Some(now);
@@ -1159,7 +1169,10 @@ impl Network {
                 SUBSCRIPTION_RESULT_REQUIRES_USER_INPUT,
             )
             .set("OperationId", op.id.clone())
-            .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string());
+            .set(
+                "OtpExpiresIn",
+                Self::secs(self.options.code_ttl).to_string(),
+            );
         Ok(Ts43Answer::Document(ts43::document(
             &request.app,
             None,
@@ -1416,7 +1429,10 @@ impl Network {
                     )
                     .set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
                     .set("OperationId", op.id.clone())
-                    .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string()))
+                    .set(
+                        "OtpExpiresIn",
+                        Self::secs(self.options.code_ttl).to_string(),
+                    ))
             }
             _ => {}
         }
@@ -1774,7 +1790,10 @@ impl Network {
                 )
                 .set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
                 .set("OperationId", op.id.clone())
-                .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string()));
+                .set(
+                    "OtpExpiresIn",
+                    Self::secs(self.options.code_ttl).to_string(),
+                ));
         }
         self.tx(|c| {
             let mut s =
