@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// Log every APDU and answer on stderr (as RUST_LOG=simlab::apdu=debug does).
     #[arg(long)]
     pub log_apdus: bool,
+    /// With --listen: close a connection that sends nothing for this long (vpcd asks for the
+    /// ATR every 400 ms, so a silent peer is dead); a new connection replaces a silent one
+    /// at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub idle_timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -153,7 +158,22 @@ pub fn run(cmd: CardCommand, out: Output) -> anyhow::Result<()> {
 
 fn serve(a: ServeArgs, out: Output) -> anyhow::Result<()> {
     let card = cards::load_card(&a.card, a.state.as_deref())?;
-    let opts = simlab_vpcd::card::ServeOptions::default();
+    let idle_timeout = std::time::Duration::try_from_secs_f64(a.idle_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CodedError::new(
+                "usage",
+                format!(
+                    "--idle-timeout {}: give a positive number of seconds",
+                    a.idle_timeout
+                ),
+            )
+        })?;
+    let opts = simlab_vpcd::card::ServeOptions {
+        idle_timeout,
+        ..Default::default()
+    };
     let stop = opts.stop.clone();
     ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;

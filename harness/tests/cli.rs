@@ -96,6 +96,8 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
             "127.0.0.1:0",
             "--es2-listen",
             "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
         ])
         .current_dir(elsewhere.path())
         .stdout(std::process::Stdio::piped())
@@ -149,5 +151,75 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     assert!(
         err.contains("DeleteProfile") && err.contains("ProfileNotInDisabledState"),
         "{err}"
+    );
+}
+
+/// `simlab network serve` prints every operator URL and provisions `--subscriber` cards; the
+/// operator services answer at the printed address.
+#[test]
+fn network_serve_prints_the_operator_urls_and_provisions_subscribers() {
+    use std::io::{BufRead, BufReader};
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args([
+            "network",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+            "--subscriber",
+            "uicc",
+        ])
+        .current_dir(elsewhere.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("Operator network listening on ") {
+            base = Some(url.trim().to_owned());
+        }
+        let done = line.contains("Ctrl-C stops");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let base = base.unwrap_or_else(|| panic!("{printed:#?}"));
+    let text = printed.join("\n");
+    for service in [
+        "/ts43",
+        "/contract/",
+        "/smsc/inbox/",
+        "/boss/subscribers",
+        "/hlr/attach",
+        "/calls",
+        "/admin/",
+    ] {
+        assert!(
+            text.contains(&format!("{base}{service}")),
+            "{service}: {text}"
+        );
+    }
+    let subscribers: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{base}/admin/subscribers"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(subscribers[0]["msisdn"], "+15555550100", "{subscribers}");
+    assert_eq!(subscribers[0]["imsis"][0]["imsi"], "001010123456063");
+    assert!(
+        text.contains("subscriber +15555550100 IMSI 001010123456063"),
+        "{text}"
     );
 }

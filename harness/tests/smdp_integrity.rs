@@ -32,9 +32,17 @@ fn matching_id(ac: &str) -> String {
 
 /// DER value of the test SM-DP+ OID (RID 2.999.10 of the shipped DPauth certificate).
 const SMDP_OID: &[u8] = &[0x88, 0x37, 0x0A];
-/// eUICCs racing for one order per round, and rounds (each with a new order).
+/// eUICCs racing for one order per round, and rounds (each with a new order); more with
+/// `SIMLAB_RACE_ROUNDS` / `SIMLAB_RACERS` (docs/reliability.md).
 const RACERS: usize = 6;
 const ROUNDS: usize = 4;
+
+fn from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// What one racer got: its EID and the outcome of its download.
 type Outcome = (String, Result<Downloaded, (String, String)>);
@@ -107,8 +115,9 @@ fn race(s: &RunningSmdp, euiccs: &[FakeEuicc], mid: &str) -> Vec<Outcome> {
 #[test]
 fn exactly_one_of_many_concurrent_downloads_of_one_order_wins() {
     let s = server();
-    let euiccs = FakeEuicc::many(RACERS);
-    for round in 0..ROUNDS {
+    let euiccs = FakeEuicc::many(from_env("SIMLAB_RACERS", RACERS));
+    let rounds = from_env("SIMLAB_RACE_ROUNDS", ROUNDS);
+    for round in 0..rounds {
         let (order, ac) = s
             .smdp()
             .order_activation_code(TEMPLATE, None, None)
@@ -140,6 +149,10 @@ fn exactly_one_of_many_concurrent_downloads_of_one_order_wins() {
         let expected = s.smdp().profile_package(&order).unwrap();
         assert_eq!(winners[0].1.as_ref().unwrap().upp, expected);
     }
+    eprintln!(
+        "{rounds} rounds of {} concurrent downloads of one order: one winner each",
+        euiccs.len()
+    );
 }
 
 #[test]

@@ -592,3 +592,61 @@ fn lpa_downloads_and_enables_a_profile_through_pcscd() {
     );
     server.stop();
 }
+
+/// Issue 8's evidence through the real pcscd: `simlab ota send` (its own argument parsing and
+/// code, in-process, over PC/SC to the vpcd reader) deactivates ADF.USIM with a USIM RFM
+/// DEACTIVATE FILE in an SCP80 packet (3DES keyset 3 of vectors/cards/uicc.toml); afterwards
+/// the independent clients see '62 83' on SELECT of the USIM, and AUTHENTICATE is refused.
+#[test]
+#[ignore = "pcscd lane: needs pcscd with vpcd; scripts/test.sh runs it with --ignored"]
+fn simlab_ota_send_deactivates_the_usim_and_scriptor_and_opensc_tool_see_62_83() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Simlab {
+        #[command(subcommand)]
+        ota: simlab_harness::ota::cli::OtaCommand,
+    }
+    let _lane =
+        Lane::start("simlab_ota_send_deactivates_the_usim_and_scriptor_and_opensc_tool_see_62_83");
+    let keys = card_definition();
+    let args = Simlab::try_parse_from([
+        "simlab-ota",
+        "send",
+        "--reader",
+        READER.as_str(),
+        "--keys",
+        keys.to_str().unwrap(),
+        "--keyset",
+        "3",
+        "--tar",
+        "B00011",
+        "00040000",
+    ])
+    .unwrap();
+    simlab_harness::ota::cli::run(args.ota, simlab_harness::output::Output::new(true)).unwrap();
+    let usim = "00A4040C0CA0000000871002FF49FF0589";
+    let (ok, out, err) = client(
+        "scriptor",
+        &["-r", READER.as_str()],
+        &format!(
+            "{usim}\n002000010830303030FFFFFFFF\n008800812210{}10{}\n",
+            "00".repeat(16),
+            "00".repeat(16)
+        ),
+    );
+    assert!(ok, "scriptor failed:\n{out}{err}");
+    let answers: Vec<String> = out
+        .split('<')
+        .skip(1)
+        .map(|a| hex_digits(a.split(':').next().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        answers,
+        ["6283", "9000", "6985"],
+        "SELECT USIM, VERIFY PIN1, AUTHENTICATE:\n{out}"
+    );
+    let (ok, out, err) = client("opensc-tool", &["-r", READER.as_str(), "-s", usim], "");
+    assert!(ok, "opensc-tool failed:\n{out}{err}");
+    let sws: Vec<String> = opensc_answers(&out).into_iter().map(|(sw, _)| sw).collect();
+    assert_eq!(sws, ["6283"], "SELECT USIM through opensc-tool:\n{out}");
+}

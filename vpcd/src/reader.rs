@@ -234,7 +234,8 @@ impl ReaderConnection {
 
     fn receive(&mut self) -> Result<Vec<u8>, ReaderError> {
         // QUICKACK, as on the card side, in case the card writes header and body apart.
-        let read = frame::read_frame_with(&mut self.stream, &mut |s| quickack(s), &mut |_| false);
+        let read =
+            frame::read_frame_with(&mut self.stream, &mut |s, _| quickack(s), &mut |_| false);
         read.map_err(|e| self.fail(e))
     }
 

@@ -90,7 +90,12 @@ pub fn build(upp: &[u8]) -> Result<Installed, ErrorReason> {
     let usim = usim(&pkg)?;
     Ok(Installed {
         iccid,
-        content: ProfileContent { fs, pins, usim },
+        content: ProfileContent {
+            fs,
+            pins,
+            usim,
+            ota: crate::ota::keys::from_saip(&pkg),
+        },
     })
 }
 

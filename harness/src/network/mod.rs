@@ -1,15 +1,29 @@
-//! `simlab network`: the emulated operator network on loopback. For now its SM-DP+ (SGP.22 v2.5
-//! ES9+ and ES2+ over HTTPS, [`crate::smdp`]) and orders placed on it (ES2+ DownloadOrder +
-//! ConfirmOrder, printing the activation code of SGP.22 §4.1).
+//! `simlab network`: the emulated operator network on loopback (docs/network.md): the SM-DP+
+//! (SGP.22 v2.5 ES9+ and ES2+ over HTTPS, [`crate::smdp`]) and the operator's services over HTTP
+//! in the same process and database ([`server`]: entitlement server with EAP-AKA and SMS codes,
+//! contract page, SMS centre, BOSS, HLR and calls, admin API), its typed client ([`client`]),
+//! and orders placed on the SM-DP+ (ES2+ DownloadOrder + ConfirmOrder, printing the activation
+//! code of SGP.22 §4.1).
 //!
 //! The binary adds one line: `Network(#[command(subcommand)] NetworkCommand)` dispatched to
 //! [`run`].
+
+pub mod client;
+pub mod contract;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ota;
+pub mod server;
+pub mod service;
+pub mod ts43;
 
 use crate::defaults::{BuiltIn, Files};
 use crate::output::{CodedError, Output};
 use crate::pki;
 use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
 use anyhow::Context as _;
+use server::OperatorArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -53,13 +67,15 @@ pub enum NetworkCommand {
         /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
         #[arg(long)]
         no_replace_session_keys: bool,
-        /// URL receiving ES2+.HandleDownloadProgressInfo.
+        /// URL receiving ES2+.HandleDownloadProgressInfo (default: the network's BOSS).
         #[arg(long)]
         es2_callback: Option<String>,
         /// Lifetime of an ES9+ session in seconds; afterwards it answers "TransactionId –
         /// Unknown" and is purged.
         #[arg(long, value_name = "SECONDS", default_value_t = smdp::DEFAULT_SESSION_TTL.as_secs())]
         session_ttl: u64,
+        #[command(flatten)]
+        operator: OperatorArgs,
     },
     /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
     Order {
@@ -160,6 +176,7 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             no_replace_session_keys,
             es2_callback,
             session_ttl,
+            operator,
         } => {
             let mut opts = SmdpOptions::new(
                 Files::or_built_in(pki.as_deref(), BuiltIn::Pki),
@@ -174,7 +191,8 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             opts.curve = curve(&curve_arg)?;
             opts.replace_session_keys = !no_replace_session_keys;
             opts.es2_callback_url = es2_callback;
-            let running = smdp::start(opts)?;
+            let (network, provisioned) = operator.start(opts)?;
+            let running = network.smdp().context("the SM-DP+ is not running")?;
             let example = running
                 .smdp()
                 .templates()
@@ -189,6 +207,9 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
                 "caCertificate": running.ca_cert_path.display().to_string(),
                 "exampleActivationCode": example,
                 "templates": running.smdp().templates().collect::<Vec<_>>(),
+                "operatorUrl": network.operator_url(),
+                "operator": network.urls()["urls"],
+                "subscribers": provisioned,
             });
             out.result(&result, || {
                 format!(
@@ -196,11 +217,12 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
                      ES2+: https://{es2}/gsma/rsp2/es2plus/... (operator client certificate \
                      required)\n  TLS root (CI) certificate: {ca}\n  \
                      example activation code (template as is): {example}\n  \
-                     personalised order: simlab network order --server {es2} --template NAME\n  \
-                     Ctrl-C stops",
+                     personalised order: simlab network order --server {es2} --template NAME\n\
+                     {operator}  Ctrl-C stops",
                     addr = running.address,
                     es2 = running.es2_address,
                     ca = running.ca_cert_path.display(),
+                    operator = server::urls_text(&network, &provisioned),
                 )
             })?;
             let (tx, rx) = mpsc::channel();
@@ -209,7 +231,7 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             })
             .context("installing the Ctrl-C handler")?;
             let _ = rx.recv();
-            running.stop();
+            network.stop();
             Ok(())
         }
         NetworkCommand::Order {
