@@ -103,11 +103,25 @@ fn parse() -> Cli {
 /// Exit code of a command line that does not parse (clap's, and sysexits' EX_USAGE family).
 const USAGE_EXIT_CODE: i32 = 2;
 
+/// Whether the command serves peers over sockets for a long time. Those keep SIGPIPE
+/// ignored: HTTP servers write with `writev`, which raises SIGPIPE when a peer vanished
+/// mid-answer (a killed LPA); that must cost one connection (EPIPE), not the server.
+fn serves(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Network(network::NetworkCommand::Serve { .. })
+            | Command::Card(card_cli::CardCommand::Serve(_))
+            | Command::Bench(_)
+    )
+}
+
 fn main() {
-    // `simlab … | head`: a closed stdout or stderr ends the process quietly, as with any
-    // command-line tool, instead of a panic ("failed printing to stdout", exit 101).
-    sigpipe::reset();
     let cli = parse();
+    if !serves(&cli.command) {
+        // `simlab … | head`: a closed stdout or stderr ends the process quietly, as with any
+        // command-line tool, instead of a panic ("failed printing to stdout", exit 101).
+        sigpipe::reset();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.command))
         .with_writer(std::io::stderr)
