@@ -21,7 +21,7 @@ static PKI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../vectors/pki");
 static PROFILES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../vectors/profiles");
 
 /// The built-in card definitions, by name (`--card NAME`): `vectors/cards/NAME.toml`.
-pub const CARD_NAMES: [&str; 2] = ["uicc", "euicc"];
+pub const CARD_NAMES: [&str; 3] = ["uicc", "euicc", "euicc-test-profile"];
 /// The default UICC (Milenage test set 1).
 pub const UICC: &str = "uicc";
 /// The default eUICC (test PKI, NIST P-256, no profile).
@@ -311,6 +311,7 @@ mod tests {
     #[rstest]
     #[case::uicc("uicc")]
     #[case::euicc("euicc")]
+    #[case::euicc_test_profile("euicc-test-profile")]
     fn every_built_in_card_builds_the_same_card_as_its_file(#[case] name: &str) {
         let built_in = card(name).unwrap().build().unwrap();
         let on_disk = CardDefinition::load(&repo().join(format!("vectors/cards/{name}.toml")))
@@ -384,7 +385,7 @@ mod tests {
         let e = card_definition(Path::new("no-such-card")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "card definition no-such-card: no such file, and not a built-in card (uicc, euicc)"
+            "card definition no-such-card: no such file, and not a built-in card (uicc, euicc, euicc-test-profile)"
         );
     }
 

@@ -17,5 +17,6 @@ pub mod output;
 pub mod pki;
 pub mod selftest;
 pub mod smdp;
+pub mod suite;
 pub mod transcript;
 pub mod transport;

@@ -51,6 +51,9 @@ enum Command {
     /// Remote card management over the air: SCP80 secured packets by SMS-PP to RFM.
     #[command(subcommand)]
     Ota(ota::cli::OtaCommand),
+    /// Conformance suites: run the cases of vectors/conformance against any card.
+    #[command(subcommand)]
+    Suite(simlab_harness::suite::SuiteCommand),
 }
 
 /// The log filter: RUST_LOG when set, else `info` (`warn` for benchmarks, whose output is a
@@ -103,25 +106,36 @@ fn parse() -> Cli {
 /// Exit code of a command line that does not parse (clap's, and sysexits' EX_USAGE family).
 const USAGE_EXIT_CODE: i32 = 2;
 
-/// Whether the command serves peers over sockets for a long time. Those keep SIGPIPE
-/// ignored: HTTP servers write with `writev`, which raises SIGPIPE when a peer vanished
-/// mid-answer (a killed LPA); that must cost one connection (EPIPE), not the server.
-fn serves(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Network(network::NetworkCommand::Serve { .. })
-            | Command::Card(card_cli::CardCommand::Serve(_))
-            | Command::Bench(_)
-    )
+/// Exit code when stdout or stderr went away mid-print: 128 + SIGPIPE, what a shell shows for
+/// a command-line tool ended by a closed pipe.
+const CLOSED_OUTPUT_EXIT_CODE: i32 = 141;
+
+/// `simlab … | head`: a reader that went away ends simlab quietly, as command-line tools end,
+/// instead of a panic ("failed printing to stdout: Broken pipe", exit 101). Done here, once,
+/// for every print of every command. SIGPIPE itself stays ignored (Rust's default) rather
+/// than restored to its default action: hyper and rustls write to sockets with `writev`, which
+/// raises SIGPIPE on a peer that went away, and that signal would kill `simlab network serve`
+/// whenever a client dies mid-request (found by `tests/sigkill_downloads.rs`).
+fn end_quietly_on_closed_output() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // std's print macros panic with "failed printing to stdout: <io error>".
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_OUTPUT_EXIT_CODE);
+        }
+        default_hook(info);
+    }));
 }
 
 fn main() {
+    end_quietly_on_closed_output();
     let cli = parse();
-    if !serves(&cli.command) {
-        // `simlab … | head`: a closed stdout or stderr ends the process quietly, as with any
-        // command-line tool, instead of a panic ("failed printing to stdout", exit 101).
-        sigpipe::reset();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.command))
         .with_writer(std::io::stderr)
@@ -147,6 +161,7 @@ fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Aka(c) => aka_cli::run(c, out),
         Command::Transcript(c) => transcript::cli::run(c, out),
         Command::Ota(c) => ota::cli::run(c, out),
+        Command::Suite(c) => simlab_harness::suite::run(c, out),
     }
 }
 
