@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod bench;
 pub mod cards;
 pub mod device;
+pub mod eap_aka;
 pub mod flows;
 pub mod es9p;
 pub mod lpa;
