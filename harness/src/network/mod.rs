@@ -1,13 +1,26 @@
-//! `simlab network`: the emulated operator network on loopback. For now its SM-DP+ (SGP.22 v2.5
-//! ES9+ and ES2+ over HTTPS, [`crate::smdp`]) and orders placed on it (ES2+ DownloadOrder +
-//! ConfirmOrder, printing the activation code of SGP.22 §4.1).
+//! `simlab network`: the emulated operator network on loopback (docs/network.md): the SM-DP+
+//! (SGP.22 v2.5 ES9+ and ES2+ over HTTPS, [`crate::smdp`]) and the operator's services over HTTP
+//! in the same process and database ([`server`]: entitlement server with EAP-AKA and SMS codes,
+//! contract page, SMS centre, BOSS, HLR and calls, admin API), its typed client ([`client`]),
+//! and orders placed on the SM-DP+ (ES2+ DownloadOrder + ConfirmOrder, printing the activation
+//! code of SGP.22 §4.1).
 //!
 //! The binary adds one line: `Network(#[command(subcommand)] NetworkCommand)` dispatched to
 //! [`run`].
 
+pub mod client;
+pub mod contract;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod service;
+pub mod ts43;
+
 use crate::pki::{self, Role};
 use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
 use anyhow::{bail, Context as _};
+use server::OperatorArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -41,9 +54,11 @@ pub enum NetworkCommand {
         /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
         #[arg(long)]
         no_replace_session_keys: bool,
-        /// URL receiving ES2+.HandleDownloadProgressInfo.
+        /// URL receiving ES2+.HandleDownloadProgressInfo (default: the network's BOSS).
         #[arg(long)]
         es2_callback: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
     },
     /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
     Order {
@@ -93,6 +108,7 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             templates,
             no_replace_session_keys,
             es2_callback,
+            operator,
         } => {
             let mut opts = SmdpOptions::new(pki, templates);
             opts.listen = listen;
@@ -101,7 +117,8 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             opts.curve = curve(&curve_arg)?;
             opts.replace_session_keys = !no_replace_session_keys;
             opts.es2_callback_url = es2_callback;
-            let running = smdp::start(opts)?;
+            let network = operator.start(opts)?;
+            let running = network.smdp().context("the SM-DP+ is not running")?;
             let example = running
                 .smdp()
                 .templates()
@@ -120,13 +137,14 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                 "  personalised order: simlab network order --server {} --template NAME",
                 running.address
             );
+            server::print_urls(&network);
             let (tx, rx) = mpsc::channel();
             ctrlc::set_handler(move || {
                 let _ = tx.send(());
             })
             .context("installing the Ctrl-C handler")?;
             let _ = rx.recv();
-            running.stop();
+            network.stop();
             Ok(())
         }
         NetworkCommand::Order {

@@ -290,6 +290,12 @@ impl Store {
         Ok(Self { conn })
     }
 
+    /// The connection itself, for the operator network's own tables (`net_*`, see
+    /// `network::db`) in the same database; used under the same lock as everything here.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Inserts an order (its `id` is ignored) and returns the new id.
     pub fn insert_order(&self, o: &Order) -> Result<i64, StoreError> {
         let t = now();

@@ -1,0 +1,303 @@
+//! Starting the whole emulated network in one process: the SM-DP+ over HTTPS
+//! ([`crate::smdp::start`]) and the operator services over HTTP ([`super::http`]), sharing one
+//! SQLite database. Used by `simlab network serve` and in-process by the flows ("embedded"
+//! network, port 0).
+
+use super::http;
+use super::service::{Network, ServiceOptions, TemplateAlgorithm};
+use crate::smdp::{self, Es2pClient, RunningSmdp, SmdpOptions};
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default address of the operator services.
+pub const DEFAULT_OPERATOR_LISTEN: &str = "127.0.0.1:8080";
+/// Default profile template the BOSS orders: TS.48 v4 SAIP 2.3 with EF.MSISDN.
+pub const DEFAULT_PROFILE_TEMPLATE: &str = "TS48v4_SAIP2.3_BERTLV";
+/// Default lifetime of one-time codes (the issue: 5 minutes).
+pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
+/// Default wrong tries before a code request locks.
+pub const DEFAULT_CODE_TRIES: u32 = 3;
+/// Default token lifetime: one day.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+
+/// How to run the network.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// The SM-DP+ (its `db` is the network's database too; its `es2_callback_url` is set to
+    /// the BOSS by [`start`]).
+    pub smdp: SmdpOptions,
+    /// Where the operator services listen (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Host to put in URLs (contract pages); default the listen IP.
+    pub public_host: Option<String>,
+    pub code_ttl: Duration,
+    pub code_tries: u32,
+    pub token_ttl: Duration,
+    pub profile_template: String,
+}
+
+impl NetworkOptions {
+    /// Defaults around an SM-DP+ configuration.
+    pub fn new(smdp: SmdpOptions) -> Self {
+        Self {
+            smdp,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_host: None,
+            code_ttl: DEFAULT_CODE_TTL,
+            code_tries: DEFAULT_CODE_TRIES,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            profile_template: DEFAULT_PROFILE_TEMPLATE.into(),
+        }
+    }
+
+    /// The flows' embedded network: loopback, free ports, in-memory database, the PKI and
+    /// templates of `vectors` (the repository's `vectors/` directory).
+    pub fn embedded(vectors: &Path) -> Self {
+        let mut o = Self::new(SmdpOptions::new(
+            vectors.join("pki"),
+            vectors.join("profiles"),
+        ));
+        o.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        o
+    }
+}
+
+/// The running network. Dropping it stops both servers.
+#[derive(Debug)]
+pub struct RunningNetwork {
+    smdp: Option<RunningSmdp>,
+    network: Arc<Network>,
+    operator_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningNetwork {
+    /// `http://host:port` of the operator services.
+    pub fn operator_url(&self) -> &str {
+        &self.operator_url
+    }
+
+    /// The SM-DP+ (`host:port`, as activation codes carry it).
+    pub fn smdp_address(&self) -> &str {
+        self.smdp.as_ref().map_or("", |s| s.address.as_str())
+    }
+
+    /// The TLS root an LPA must trust for the SM-DP+.
+    pub fn smdp_ca_cert_der(&self) -> &[u8] {
+        self.smdp.as_ref().map_or(&[], |s| s.ca_cert_der.as_slice())
+    }
+
+    pub fn smdp(&self) -> Option<&RunningSmdp> {
+        self.smdp.as_ref()
+    }
+
+    /// The logic, for in-process checks.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
+    }
+
+    /// A client of the operator services.
+    pub fn client(&self) -> super::client::NetworkClient {
+        super::client::NetworkClient::new(&self.operator_url)
+    }
+
+    /// Every URL of the network.
+    pub fn urls(&self) -> Value {
+        urls(
+            &self.operator_url,
+            &format!("https://{}", self.smdp_address()),
+        )
+    }
+
+    /// Stops both servers and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(s) = self.smdp.take() {
+            s.stop();
+        }
+    }
+}
+
+impl Drop for RunningNetwork {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Every service URL (`GET /` answers this).
+pub fn urls(operator: &str, smdp: &str) -> Value {
+    json!({
+        "urls": {
+            "entitlement": format!("{operator}/ts43"),
+            "contract": format!("{operator}/contract/{{id}}"),
+            "smscSend": format!("{operator}/smsc/messages"),
+            "smscInbox": format!("{operator}/smsc/inbox/{{imsi}}"),
+            "bossSubscribers": format!("{operator}/boss/subscribers"),
+            "es2Callback": format!("{operator}/gsma/rsp2/es2plus/handleDownloadProgressInfo"),
+            "hlr": format!("{operator}/hlr/imsi/{{imsi}}"),
+            "hlrAttach": format!("{operator}/hlr/attach"),
+            "calls": format!("{operator}/calls"),
+            "admin": format!("{operator}/admin/{{subscribers|groups|orders|operations|sms|contracts}}"),
+            "es9plus": format!("{smdp}/gsma/rsp2/es9plus/"),
+            "es2plus": format!("{smdp}/gsma/rsp2/es2plus/"),
+        }
+    })
+}
+
+/// The AKA algorithm of a template (its first PE-AKAParameter with an algorithm).
+pub fn template_algorithm(dir: &Path, template: &str) -> anyhow::Result<TemplateAlgorithm> {
+    let path = dir.join(format!("{template}.der"));
+    let der =
+        std::fs::read(&path).with_context(|| format!("profile template {}", path.display()))?;
+    let package = simlab_emulator::saip::decode(&der)
+        .with_context(|| format!("profile template {}", path.display()))?;
+    match package.aka.iter().find_map(|a| a.algorithm) {
+        Some(simlab_emulator::saip::AkaAlgorithm::Milenage) => Ok(TemplateAlgorithm::Milenage),
+        Some(simlab_emulator::saip::AkaAlgorithm::UsimTestAlgorithm) => Ok(TemplateAlgorithm::Xor),
+        other => anyhow::bail!(
+            "profile template {}: AKA algorithm {other:?} is not supported by the network (Milenage or the XOR test algorithm)",
+            path.display()
+        ),
+    }
+}
+
+/// Starts the SM-DP+ and the operator services.
+pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
+    let algorithm = template_algorithm(&opts.smdp.templates_dir, &opts.profile_template)?;
+    let listener = std::net::TcpListener::bind(opts.listen)
+        .with_context(|| format!("listening on {}", opts.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let host = opts.public_host.clone().unwrap_or_else(|| {
+        if local.ip().is_unspecified() {
+            "127.0.0.1".into()
+        } else {
+            local.ip().to_string()
+        }
+    });
+    let operator_url = format!("http://{host}:{}", local.port());
+    if opts.smdp.es2_callback_url.is_none() {
+        opts.smdp.es2_callback_url = Some(format!(
+            "{operator_url}/gsma/rsp2/es2plus/handleDownloadProgressInfo"
+        ));
+    }
+    let running_smdp = smdp::start(opts.smdp.clone())?;
+    let es2 = Es2pClient::new(
+        &running_smdp.url(),
+        std::slice::from_ref(&running_smdp.ca_cert_der),
+    )
+    .context("ES2+ client of the BOSS")?;
+    let network = Network::new(
+        Arc::clone(running_smdp.smdp()),
+        es2,
+        ServiceOptions {
+            code_ttl: opts.code_ttl,
+            code_tries: opts.code_tries,
+            token_ttl: opts.token_ttl,
+            profile_template: opts.profile_template.clone(),
+            base_url: operator_url.clone(),
+        },
+        algorithm,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let network = Arc::new(network);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = http::spawn(listener, Arc::clone(&network), rx)?;
+    Ok(RunningNetwork {
+        smdp: Some(running_smdp),
+        network,
+        operator_url,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+/// The operator side's options of `simlab network serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OperatorArgs {
+    /// Address of the operator services (entitlement, contract page, SMSC, BOSS, HLR, calls,
+    /// admin) over HTTP; port 0 picks a free port.
+    #[arg(long, default_value = DEFAULT_OPERATOR_LISTEN)]
+    pub operator_listen: SocketAddr,
+    /// Lifetime of one-time codes and EAP-AKA sessions, in seconds.
+    #[arg(long, default_value_t = DEFAULT_CODE_TTL.as_secs())]
+    pub code_ttl: u64,
+    /// Wrong tries before a code request locks.
+    #[arg(long, default_value_t = DEFAULT_CODE_TRIES)]
+    pub code_tries: u32,
+    /// Lifetime of entitlement tokens, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
+    pub token_ttl: u64,
+    /// Profile template the BOSS orders for new lines.
+    #[arg(long, default_value = DEFAULT_PROFILE_TEMPLATE)]
+    pub profile_template: String,
+    /// Provision the subscriber a card definition describes (ICCID, IMSI, keys, MSISDN):
+    /// `CARD.toml` or `CARD.toml,msisdn=+15555550100`. Repeatable.
+    #[arg(long = "subscriber")]
+    pub subscribers: Vec<String>,
+}
+
+impl OperatorArgs {
+    /// Starts the network around the SM-DP+ options and provisions the subscribers.
+    pub fn start(&self, smdp: SmdpOptions) -> anyhow::Result<RunningNetwork> {
+        if self.code_tries == 0 {
+            anyhow::bail!("--code-tries must be at least 1");
+        }
+        let mut opts = NetworkOptions::new(smdp);
+        opts.listen = self.operator_listen;
+        opts.code_ttl = Duration::from_secs(self.code_ttl);
+        opts.code_tries = self.code_tries;
+        opts.token_ttl = Duration::from_secs(self.token_ttl);
+        opts.profile_template = self.profile_template.clone();
+        let running = start(opts)?;
+        for spec in &self.subscribers {
+            let (path, msisdn) = match spec.split_once(",msisdn=") {
+                Some((p, m)) => (p, Some(m)),
+                None => (spec.as_str(), None),
+            };
+            let def = simlab_emulator::definition::CardDefinition::load(Path::new(path))
+                .with_context(|| format!("--subscriber {spec}"))?;
+            let p = super::service::Provision::from_card_definition(&def, msisdn)
+                .with_context(|| format!("--subscriber {spec}"))?;
+            let line = running
+                .network()
+                .provision(&p)
+                .map_err(|e| anyhow::anyhow!("--subscriber {spec}: {e}"))?
+                .1;
+            println!(
+                "  subscriber {} IMSI {} ICCID {} provisioned",
+                line.msisdn,
+                line.imsi,
+                line.iccid.unwrap_or_default()
+            );
+        }
+        Ok(running)
+    }
+}
+
+/// Prints every operator URL (after the SM-DP+'s).
+pub fn print_urls(running: &RunningNetwork) {
+    let base = running.operator_url();
+    println!("Operator network listening on {base}");
+    println!("  entitlement (TS.43, EAP-AKA / token / SMS code): {base}/ts43");
+    println!("  contract page: {base}/contract/{{id}}");
+    println!("  SMS centre: POST {base}/smsc/messages, GET {base}/smsc/inbox/{{imsi}}");
+    println!("  BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo");
+    println!("  HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach");
+    println!("  calls: POST {base}/calls");
+    println!("  admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}");
+}

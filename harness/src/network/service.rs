@@ -1,0 +1,1993 @@
+//! The operator network's logic, synchronous and transport-free (the HTTP layer in
+//! [`super::http`] only decodes, calls one method and renders): the entitlement server
+//! (authorization server 1031 of the seed's Fig. 3) with EAP-AKA and one-time codes, the BOSS
+//! (1034) ordering profiles from the SM-DP+ (1035) over ES2+, the short message centre (1033),
+//! the contract page's decisions (web server 1032), HLR-like checks and call delivery.
+//!
+//! State lives in the SM-DP+'s SQLite database ([`super::db`]); every state change is one
+//! transaction taken under the SM-DP+ store's lock. Calls to the SM-DP+ over ES2+ happen with no
+//! lock held, between two transactions.
+
+use super::db::{
+    self, BossOrder, CardKind, Code, Line, LineState, LineView, Operation, Subscriber, Token,
+};
+use super::error::NetError;
+use super::ts43::{
+    self, AppFields, LineId, Operation as Op, Params, Request, TransferType,
+    SERVICE_STATUS_ACTIVATED, SERVICE_STATUS_ACTIVATING, SERVICE_STATUS_DEACTIVATED,
+    SUBSCRIPTION_RESULT_CONTINUE_TO_WEBSHEET, SUBSCRIPTION_RESULT_DISMISS,
+    SUBSCRIPTION_RESULT_DOWNLOAD_PROFILE, SUBSCRIPTION_RESULT_REQUIRES_USER_INPUT,
+};
+use crate::eap_aka::{self, server as eap_server, Identity, ServerVerdict};
+use crate::smdp::{ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, Smdp};
+use rand::Rng as _;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use simlab_emulator::aka::{self, ts_33_102::next_sqn, AkaAlgorithm};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// IND bits of the SQN (TS 33.102 Annex C.3.2), as the emulated USIM's SqnStore default.
+const IND_BITS: u8 = 5;
+/// AMF of the vectors: separation bit 0 (not an E-UTRAN vector, TS 33.102 Annex H).
+const AMF: [u8; 2] = [0x00, 0x00];
+/// Resynchronisations allowed in one EAP-AKA session.
+const MAX_RESYNCS: u32 = 2;
+/// One-time codes: six digits.
+const CODE_DIGITS: usize = 6;
+/// Who sends the network's own SMS.
+pub const SMS_SENDER: &str = "simlab";
+/// MSISDNs the BOSS hands out to new lines: +1555 and seven digits from a counter.
+const MSISDN_PREFIX: &str = "+1555";
+const MSISDN_FIRST: i64 = 2_000_000;
+
+/// What the network needs to know beyond the database.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Lifetime of one-time codes and EAP-AKA sessions.
+    pub code_ttl: Duration,
+    /// Wrong tries before a code request locks.
+    pub code_tries: u32,
+    /// Lifetime of tokens.
+    pub token_ttl: Duration,
+    /// Profile template the BOSS orders (a file stem of the SM-DP+'s templates).
+    pub profile_template: String,
+    /// `http://host:port` of the operator services (contract URLs).
+    pub base_url: String,
+}
+
+/// The AKA algorithm a template's profiles use (its `PE-AKAParameter`), keys per order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateAlgorithm {
+    Milenage,
+    Xor,
+}
+
+/// Who a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub msisdn: String,
+    pub imsi: Option<String>,
+}
+
+/// An answer of `/ts43`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ts43Answer {
+    /// An EAP-Request to relay, and the session it belongs to.
+    Challenge { packet: Vec<u8>, session: String },
+    /// The entitlement document.
+    Document(Value),
+}
+
+/// The operator network.
+#[derive(Debug)]
+pub struct Network {
+    smdp: Arc<Smdp>,
+    es2: Es2pClient,
+    options: ServiceOptions,
+    template_algorithm: TemplateAlgorithm,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::thread_rng().fill(&mut b[..]);
+    hex::encode(b)
+}
+
+fn hash_code(salt: &str, code: &str) -> String {
+    hex::encode(Sha256::digest(format!("{salt}:{code}").as_bytes()))
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A subscriber to provision (`POST /boss/subscribers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Provision {
+    pub msisdn: String,
+    pub imsi: String,
+    pub iccid: String,
+    pub kind: CardKind,
+    #[serde(default)]
+    pub eid: Option<String>,
+    pub aka: ProvisionAka,
+    #[serde(default)]
+    pub sqn: Option<u64>,
+    #[serde(default)]
+    pub ota: Option<Value>,
+    #[serde(default)]
+    pub policy: db::Policy,
+    #[serde(default)]
+    pub ring_mode: db::RingMode,
+}
+
+/// The AKA algorithm and keys of a provisioned card (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProvisionAka {
+    Milenage {
+        k: String,
+        #[serde(default)]
+        opc: Option<String>,
+        #[serde(default)]
+        op: Option<String>,
+    },
+    Xor {
+        k: String,
+    },
+}
+
+fn key16(field: &str, text: &str) -> Result<[u8; 16], NetError> {
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| NetError::invalid(field, "expected 32 hex digits (16 bytes)"))
+}
+
+impl ProvisionAka {
+    pub fn algorithm(&self) -> Result<AkaAlgorithm, NetError> {
+        Ok(match self {
+            ProvisionAka::Milenage { k, opc, op } => {
+                let k = key16("aka.k", k)?;
+                match (opc, op) {
+                    (Some(opc), None) => AkaAlgorithm::Milenage {
+                        k,
+                        opc: key16("aka.opc", opc)?,
+                    },
+                    (None, Some(op)) => AkaAlgorithm::milenage_from_op(k, key16("aka.op", op)?),
+                    _ => {
+                        return Err(NetError::invalid(
+                            "aka",
+                            "milenage needs exactly one of opc and op",
+                        ))
+                    }
+                }
+            }
+            ProvisionAka::Xor { k } => AkaAlgorithm::XorTest {
+                k: key16("aka.k", k)?,
+            },
+        })
+    }
+}
+
+/// Ring plan of a simulated call (`POST /calls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallResult {
+    pub to: String,
+    /// "single", "FA" or "MAH".
+    pub mode: String,
+    pub rings: Vec<RingStep>,
+    pub answered_by: Option<String>,
+    pub not_ringing: Vec<NotRinging>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingStep {
+    pub step: u32,
+    pub imsis: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotRinging {
+    pub imsi: String,
+    pub reason: String,
+}
+
+/// A network authentication challenge (`POST /hlr/attach`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachChallenge {
+    pub session: String,
+    pub rand: String,
+    pub autn: String,
+}
+
+/// How an attach ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attached {
+    pub attached: bool,
+    pub msisdn: String,
+}
+
+/// The HLR's view of an IMSI (`GET /hlr/imsi/{imsi}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HlrRecord {
+    pub imsi: String,
+    pub msisdn: String,
+    pub state: LineState,
+    pub reason: Option<String>,
+    pub can_attach: bool,
+}
+
+/// A group of IMSIs sharing an MSISDN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupView {
+    pub msisdn: String,
+    pub ring_mode: db::RingMode,
+    pub members: Vec<LineView>,
+}
+
+/// A subscriber with its lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberView {
+    pub msisdn: String,
+    pub account: String,
+    pub policy: db::Policy,
+    pub ring_mode: db::RingMode,
+    pub contract_signed: bool,
+    pub imsis: Vec<LineView>,
+}
+
+/// A BOSS order with the SM-DP+'s current state of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    #[serde(flatten)]
+    pub order: BossOrder,
+    pub smdp_state: Option<String>,
+}
+
+/// An operation for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationView {
+    pub id: String,
+    pub kind: String,
+    pub app: String,
+    pub msisdn: String,
+    pub state: String,
+    pub params: Value,
+    pub result: Option<Value>,
+}
+
+/// What a decision on the contract page led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractOutcome {
+    pub contract: db::Contract,
+    pub message: String,
+}
+
+/// A profile ordered over ES2+, with the subscription data the SM-DP+ personalised it with.
+struct Ordered {
+    iccid: String,
+    activation_code: String,
+    imsi: String,
+    algorithm: AkaAlgorithm,
+}
+
+/// Operation states.
+mod state {
+    pub const NEW: &str = "new";
+    pub const AWAITING_AUTH_CODE: &str = "awaiting-auth-code";
+    pub const AWAITING_CONTRACT: &str = "awaiting-contract";
+    pub const CONTRACT_ACCEPTED: &str = "contract-accepted";
+    pub const AWAITING_CODE: &str = "awaiting-code";
+    pub const CODE_VERIFIED: &str = "code-verified";
+    pub const DONE: &str = "done";
+    pub const DECLINED: &str = "declined";
+    pub const FAILED: &str = "failed";
+}
+
+impl Network {
+    pub fn new(
+        smdp: Arc<Smdp>,
+        es2: Es2pClient,
+        options: ServiceOptions,
+        template_algorithm: TemplateAlgorithm,
+    ) -> Result<Self, NetError> {
+        let network = Self {
+            smdp,
+            es2,
+            options,
+            template_algorithm,
+        };
+        network.db(|c| Ok(c.execute_batch(db::SCHEMA)?))?;
+        Ok(network)
+    }
+
+    pub fn options(&self) -> &ServiceOptions {
+        &self.options
+    }
+
+    pub fn smdp(&self) -> &Arc<Smdp> {
+        &self.smdp
+    }
+
+    /// Runs `f` on the shared connection under the SM-DP+ store's lock.
+    fn db<T>(&self, f: impl FnOnce(&Connection) -> Result<T, NetError>) -> Result<T, NetError> {
+        self.smdp.with_store(|s| Ok(f(s.connection())))?
+    }
+
+    /// Runs `f` in one transaction: all of it is stored, or none of it.
+    fn tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T, NetError>) -> Result<T, NetError> {
+        self.db(|c| {
+            let tx = c.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn ttl(d: Duration) -> i64 {
+        db::now() + d.as_secs() as i64
+    }
+
+    // ----- BOSS: provisioning, reconciliation with the SM-DP+ -----
+
+    /// `POST /boss/subscribers`: a line the operator already has (idempotent by ICCID).
+    pub fn provision(&self, p: &Provision) -> Result<(u16, LineView), NetError> {
+        let msisdn = ts43::normalise_msisdn("msisdn", &p.msisdn)?;
+        let imsi = ts43::check_imsi("imsi", &p.imsi)?;
+        let iccid = ts43::check_iccid("iccid", &p.iccid)?;
+        let eid = p
+            .eid
+            .as_deref()
+            .map(|e| ts43::check_eid("eid", e))
+            .transpose()?;
+        if p.kind == CardKind::Euicc && eid.is_none() {
+            return Err(NetError::missing("eid (required for kind euicc)"));
+        }
+        let algorithm = p.aka.algorithm()?;
+        self.tx(|c| {
+            if let Some(existing) = db::line_by_iccid(c, &iccid)? {
+                if existing.imsi != imsi {
+                    return Err(NetError::conflict(
+                        "imsi-exists",
+                        format!("ICCID {iccid} is provisioned with IMSI {}", existing.imsi),
+                    ));
+                }
+                let mut line = existing;
+                line.algorithm = algorithm.clone();
+                line.ota = p.ota.clone().or(line.ota);
+                db::update_line(c, &line)?;
+                return Ok((200, line.view()));
+            }
+            if db::line(c, &imsi)?.is_some() {
+                return Err(NetError::conflict(
+                    "imsi-exists",
+                    format!("IMSI {imsi} is already provisioned with another ICCID"),
+                ));
+            }
+            let account = match db::subscriber(c, &msisdn)? {
+                Some(s) => s.account,
+                None => {
+                    db::upsert_subscriber(
+                        c,
+                        &Subscriber {
+                            msisdn: msisdn.clone(),
+                            account: msisdn.clone(),
+                            policy: p.policy,
+                            ring_mode: p.ring_mode,
+                            contract_signed: false,
+                        },
+                    )?;
+                    msisdn.clone()
+                }
+            };
+            let line = Line {
+                imsi: imsi.clone(),
+                msisdn: msisdn.clone(),
+                home_msisdn: msisdn.clone(),
+                account,
+                iccid: Some(iccid.clone()),
+                eid,
+                kind: p.kind,
+                algorithm,
+                sqn_he: p.sqn.unwrap_or(0),
+                state: LineState::Active,
+                reason: None,
+                ring_order: db::next_ring_order(c, &msisdn)?,
+                ota: p.ota.clone(),
+                order_iccid: None,
+            };
+            db::insert_line(c, &line)?;
+            Ok((201, line.view()))
+        })
+    }
+
+    /// Brings the BOSS in step with the SM-DP+'s orders (the shared `orders` table: states set
+    /// by downloads, installation results and the eUICC's enable / disable / delete
+    /// notifications). Runs before every request and on each ES2+ progress notification.
+    pub fn reconcile(&self) -> Result<(), NetError> {
+        self.tx(|c| {
+            for (mut order, smdp_state) in db::orders_to_reconcile(c)? {
+                self.apply_order_state(c, &order, &smdp_state)?;
+                order.state = smdp_state;
+                db::put_order(c, &order)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn apply_order_state(
+        &self,
+        c: &Connection,
+        order: &BossOrder,
+        smdp_state: &str,
+    ) -> Result<(), NetError> {
+        let Some(mut line) = db::line(c, &order.imsi)? else {
+            return Ok(());
+        };
+        match (order.purpose.as_str(), smdp_state) {
+            ("subscribe" | "bind", "installed" | "enabled") if line.state == LineState::Pending => {
+                line.state = LineState::Active;
+                db::update_line(c, &line)?;
+            }
+            // Granted claims: the new eUICC's profile is enabled → the old card is disabled, in
+            // the same transaction as the new IMSI becomes active.
+            ("transfer", "enabled") if line.state == LineState::Pending => {
+                line.state = LineState::Active;
+                db::update_line(c, &line)?;
+                if let Some(transfer) = db::transfer_of_operation(c, &order.operation_id)? {
+                    if let Some(mut old) = db::line(c, &transfer.old_imsi)? {
+                        old.state = LineState::Disabled;
+                        old.reason = Some(format!(
+                            "migrated to EID {} (ICCID {}); TS.43 ServiceStatus 4 DEACTIVATED_NO_REUSE",
+                            order.eid, order.iccid
+                        ));
+                        db::update_line(c, &old)?;
+                        let notice = match old.kind {
+                            CardKind::Euicc => format!(
+                                "simlab: your number {} moved to another device; disable profile {} on this eUICC",
+                                order.msisdn,
+                                old.iccid.clone().unwrap_or_default()
+                            ),
+                            CardKind::Uicc => format!(
+                                "simlab: your number {} moved to another device; this SIM card is no longer in service",
+                                order.msisdn
+                            ),
+                        };
+                        // Addressed to the old card itself (it is disabled, so an SMS to the
+                        // MSISDN would no longer reach it).
+                        db::insert_sms(
+                            c,
+                            &order.msisdn,
+                            SMS_SENDER,
+                            &notice,
+                            "text",
+                            None,
+                            &[old.imsi.clone()],
+                        )?;
+                    }
+                    db::set_transfer(c, transfer.id, "done", None)?;
+                }
+            }
+            (_, "deleted") if line.state != LineState::Disabled => {
+                line.state = LineState::Disabled;
+                line.reason = Some(format!("profile {} deleted on the eUICC", order.iccid));
+                db::update_line(c, &line)?;
+            }
+            (_, "error" | "unavailable") if line.state == LineState::Pending => {
+                line.state = LineState::Disabled;
+                line.reason = Some(format!(
+                    "order {} failed at the SM-DP+ ({smdp_state})",
+                    order.iccid
+                ));
+                db::update_line(c, &line)?;
+                if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
+                    if t.state == "pending" {
+                        db::set_transfer(c, t.id, "failed", None)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Orders a profile for `eid` over ES2+ (DownloadOrder with the EID, ConfirmOrder with
+    /// releaseFlag): SGP.22 v2.5 §3.1.1 / §5.3.1–§5.3.2. No lock is held meanwhile.
+    fn order_profile(&self, eid: &str) -> Result<Ordered, NetError> {
+        let smdp_error = |e: anyhow::Error| NetError::new(502, "smdp-error", format!("{e:#}"));
+        let iccid = self
+            .es2
+            .download_order(&DownloadOrderRequest {
+                eid: Some(eid.to_owned()),
+                profile_type: Some(self.options.profile_template.clone()),
+                ..Default::default()
+            })
+            .map_err(smdp_error)?
+            .iccid;
+        let confirmed = self
+            .es2
+            .confirm_order(&ConfirmOrderRequest {
+                iccid: iccid.clone(),
+                eid: Some(eid.to_owned()),
+                release_flag: true,
+                ..Default::default()
+            })
+            .map_err(smdp_error)?;
+        let address = confirmed
+            .smdp_address
+            .unwrap_or_else(|| self.smdp.address().to_owned());
+        // The subscription data the SM-DP+ personalised the profile with, from the shared
+        // database (as an operator reads the profile vendor's output file).
+        let order = self.smdp.order_by_iccid(&iccid)?.ok_or_else(|| {
+            NetError::internal(format!("ordered profile {iccid} is not in the database"))
+        })?;
+        let (Some(imsi), Some(k)) = (order.imsi.clone(), order.k) else {
+            return Err(NetError::internal(format!(
+                "profile {iccid} was not personalised"
+            )));
+        };
+        let algorithm = match self.template_algorithm {
+            TemplateAlgorithm::Xor => AkaAlgorithm::XorTest { k },
+            TemplateAlgorithm::Milenage => AkaAlgorithm::Milenage {
+                k,
+                opc: order
+                    .opc
+                    .ok_or_else(|| NetError::internal(format!("profile {iccid} has no OPc")))?,
+            },
+        };
+        Ok(Ordered {
+            iccid,
+            activation_code: format!("LPA:1${address}${}", confirmed.matching_id),
+            imsi,
+            algorithm,
+        })
+    }
+
+    // ----- SMS centre, one-time codes, tokens -----
+
+    /// Delivers an SMS to every IMSI active for `to`; returns its id and the IMSIs.
+    fn deliver(
+        &self,
+        c: &Connection,
+        to: &str,
+        from: &str,
+        text: &str,
+    ) -> Result<(i64, Vec<String>), NetError> {
+        if db::subscriber(c, to)?.is_none() && db::lines_of(c, to)?.is_empty() {
+            return Err(NetError::forbidden(
+                "unknown-subscriber",
+                format!("no subscriber {to}"),
+            ));
+        }
+        let imsis: Vec<String> = db::lines_of(c, to)?
+            .into_iter()
+            .filter(|l| l.state == LineState::Active)
+            .map(|l| l.imsi)
+            .collect();
+        let id = db::insert_sms(c, to, from, text, "text", None, &imsis)?;
+        Ok((id, imsis))
+    }
+
+    /// `POST /smsc/messages`.
+    pub fn send_sms(
+        &self,
+        to: &str,
+        from: &str,
+        text: &str,
+    ) -> Result<(i64, Vec<String>), NetError> {
+        let to = ts43::normalise_msisdn("to", to)?;
+        if from.trim().is_empty() {
+            return Err(NetError::missing("from"));
+        }
+        if text.chars().count() > 1600 {
+            return Err(NetError::invalid(
+                "text",
+                "at most 1600 characters (10 concatenated SMS)",
+            ));
+        }
+        self.reconcile()?;
+        self.tx(|c| self.deliver(c, &to, from, text))
+    }
+
+    /// `GET /smsc/inbox/{imsi}`.
+    pub fn inbox(&self, imsi: &str, after: i64) -> Result<Vec<db::Sms>, NetError> {
+        let imsi = ts43::check_imsi("imsi", imsi)?;
+        self.reconcile()?;
+        self.db(|c| {
+            if db::line(c, &imsi)?.is_none() {
+                return Err(NetError::forbidden(
+                    "unknown-subscriber",
+                    format!("no IMSI {imsi}"),
+                ));
+            }
+            Ok(db::inbox(c, &imsi, after)?)
+        })
+    }
+
+    /// Creates a code request for `msisdn` and sends the code by SMS.
+    fn send_code(
+        &self,
+        c: &Connection,
+        msisdn: &str,
+        purpose: &str,
+        operation_id: &str,
+    ) -> Result<(), NetError> {
+        let mut rng = rand::thread_rng();
+        let code: String = (0..CODE_DIGITS)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect();
+        let salt = random_hex(8);
+        let record = Code {
+            id: format!("code-{}", random_hex(8)),
+            msisdn: msisdn.to_owned(),
+            purpose: purpose.to_owned(),
+            code_hash: hash_code(&salt, &code),
+            salt,
+            tries: 0,
+            max_tries: self.options.code_tries,
+            expires_at: Self::ttl(self.options.code_ttl),
+            used_at: None,
+            locked_at: None,
+            operation_id: Some(operation_id.to_owned()),
+        };
+        db::put_code(c, &record)?;
+        let minutes = self.options.code_ttl.as_secs().div_ceil(60);
+        let text =
+            format!("simlab: your verification code is {code} ({purpose}; valid {minutes} min)");
+        let (_, imsis) = self.deliver(c, msisdn, SMS_SENDER, &text)?;
+        if imsis.is_empty() {
+            return Err(NetError::forbidden(
+                "imsi-not-active",
+                format!("no active line receives SMS for {msisdn}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a typed code against the operation's code request; the try is counted (and
+    /// stored) whatever the outcome.
+    fn check_code(&self, operation_id: &str, typed: &str) -> Result<(), NetError> {
+        let verdict = self.tx(|c| {
+            let mut code = db::code_of_operation(c, operation_id)?
+                .ok_or_else(|| NetError::not_found(format!("operation {operation_id} has no code")))?;
+            let now = db::now();
+            let verdict = if code.used_at.is_some() {
+                Err(NetError::forbidden("code-used", "this code was already used; request a new one"))
+            } else if code.locked_at.is_some() {
+                Err(NetError::forbidden("code-locked", format!("{} wrong tries: this request is locked; request a new code", code.max_tries)))
+            } else if now > code.expires_at {
+                Err(NetError::forbidden("code-expired", "the code expired; request a new one"))
+            } else if ct_eq(&hash_code(&code.salt, typed.trim()), &code.code_hash) {
+                code.used_at = Some(now);
+                Ok(())
+            } else {
+                code.tries += 1;
+                if code.tries >= code.max_tries {
+                    code.locked_at = Some(now);
+                    Err(NetError::forbidden("code-locked", format!("wrong code; {} wrong tries: this request is locked; request a new code", code.tries)))
+                } else {
+                    Err(NetError::forbidden("code-wrong", format!("wrong code; {} tries left", code.max_tries - code.tries)))
+                }
+            };
+            db::put_code(c, &code)?;
+            Ok(verdict)
+        })?;
+        verdict
+    }
+
+    fn issue_token(
+        &self,
+        c: &Connection,
+        msisdn: &str,
+        imsi: Option<&str>,
+    ) -> Result<String, NetError> {
+        let token = random_hex(16);
+        db::put_token(
+            c,
+            &Token {
+                token: token.clone(),
+                msisdn: msisdn.to_owned(),
+                imsi: imsi.map(str::to_owned),
+                expires_at: Self::ttl(self.options.token_ttl),
+            },
+        )?;
+        Ok(token)
+    }
+
+    fn auth_by_token(&self, token: &str) -> Result<Auth, NetError> {
+        let t = self.db(|c| Ok(db::token(c, token)?))?.ok_or_else(|| {
+            NetError::forbidden("token-invalid", "unknown token; authenticate again")
+        })?;
+        if db::now() > t.expires_at {
+            return Err(NetError::forbidden(
+                "token-invalid",
+                "the token expired; authenticate again",
+            ));
+        }
+        if let Some(imsi) = &t.imsi {
+            self.check_line_usable(imsi)?;
+        }
+        Ok(Auth {
+            msisdn: t.msisdn,
+            imsi: t.imsi,
+        })
+    }
+
+    /// The HLR's check: is this IMSI allowed on the network?
+    fn usable(line: Option<Line>, imsi: &str) -> Result<Line, NetError> {
+        let line = line.ok_or_else(|| {
+            NetError::forbidden(
+                "unknown-subscriber",
+                format!("IMSI {imsi} is not a subscriber of this network"),
+            )
+        })?;
+        match line.state {
+            LineState::Active => Ok(line),
+            LineState::Disabled => Err(NetError::forbidden(
+                "imsi-disabled",
+                format!(
+                    "IMSI {imsi} is disabled: {}",
+                    line.reason
+                        .clone()
+                        .unwrap_or_else(|| "no reason recorded".into())
+                ),
+            )),
+            LineState::Pending => Err(NetError::forbidden(
+                "imsi-not-active",
+                format!("IMSI {imsi}: its profile is ordered but not installed yet"),
+            )),
+        }
+    }
+
+    fn check_line_usable(&self, imsi: &str) -> Result<Line, NetError> {
+        Self::usable(self.db(|c| Ok(db::line(c, imsi)?))?, imsi)
+    }
+
+    // ----- Entitlement server (TS.43) -----
+
+    /// `GET /ts43`.
+    pub fn ts43_get(&self, params: &Params) -> Result<Ts43Answer, NetError> {
+        self.reconcile()?;
+        if let Some(op) = params.get("operation_id") {
+            return self.continue_operation(op, params);
+        }
+        let request = Request::parse(params)?;
+        if let Op::Transfer { msisdn, .. } = &request.operation {
+            // Upgrade and migration need the code sent to the number (Fig. 16 1602–1604),
+            // whatever else the device holds.
+            return self.start_code_auth(&request, msisdn);
+        }
+        if let Some(identity) = params.get("EAP_ID") {
+            return self.start_eap(identity, &request);
+        }
+        if let Some(token) = params.get("token") {
+            let auth = self.auth_by_token(token)?;
+            return self
+                .run_new(&request, &auth, None)
+                .map(Ts43Answer::Document);
+        }
+        if let Some(msisdn) = params.get("MSISDN") {
+            let msisdn = ts43::normalise_msisdn("MSISDN", msisdn)?;
+            return self.start_code_auth(&request, &msisdn);
+        }
+        Err(NetError::new(
+            401,
+            "auth-required",
+            "authenticate with EAP_ID (EAP-AKA), token, or MSISDN (one-time code by SMS)",
+        ))
+    }
+
+    fn new_operation(
+        &self,
+        request: &Request,
+        msisdn: &str,
+        imsi: Option<&str>,
+        state: &str,
+    ) -> Operation {
+        Operation {
+            id: format!("op-{}", random_hex(12)),
+            kind: request.operation.kind().to_owned(),
+            app: request.app.clone(),
+            msisdn: msisdn.to_owned(),
+            imsi: imsi.map(str::to_owned),
+            request: serde_json::to_string(&request.params).unwrap_or_default(),
+            state: state.to_owned(),
+            result: None,
+        }
+    }
+
+    /// One-time code authentication: stores the request, sends the code, answers
+    /// REQUIRES_USER_INPUT with the operation to continue.
+    fn start_code_auth(&self, request: &Request, msisdn: &str) -> Result<Ts43Answer, NetError> {
+        let mut op = self.new_operation(request, msisdn, None, state::AWAITING_AUTH_CODE);
+        if let Op::Transfer { .. } = &request.operation {
+            // Refuse early what cannot work (unknown number, no old card), before a code goes out.
+            let old = self.db(|c| self.transfer_source(c, request))?;
+            op.imsi = Some(old.imsi);
+        }
+        self.tx(|c| {
+            db::put_operation(c, &op)?;
+            self.send_code(c, msisdn, "authentication", &op.id)
+        })?;
+        let fields = AppFields::default()
+            .set(
+                "SubscriptionResult",
+                SUBSCRIPTION_RESULT_REQUIRES_USER_INPUT,
+            )
+            .set("OperationId", op.id.clone())
+            .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string());
+        Ok(Ts43Answer::Document(ts43::document(
+            &request.app,
+            None,
+            &fields,
+        )))
+    }
+
+    fn start_eap(&self, identity_text: &str, request: &Request) -> Result<Ts43Answer, NetError> {
+        let identity =
+            Identity::parse(identity_text).map_err(|e| NetError::invalid("EAP_ID", e))?;
+        let session_id = format!("eap-{}", random_hex(16));
+        let identifier: u8 = rand::thread_rng().gen();
+        let packet = self.tx(|c| {
+            let mut line = Self::usable(db::line(c, &identity.imsi)?, &identity.imsi)?;
+            let challenge = self.fresh_challenge(c, &mut line, identity_text, identifier)?;
+            db::put_auth_session(
+                c,
+                &db::AuthSession {
+                    id: session_id.clone(),
+                    kind: "eap".into(),
+                    imsi: line.imsi.clone(),
+                    identity: identity_text.to_owned(),
+                    identifier,
+                    rand: challenge.rand,
+                    xres: challenge.xres.clone(),
+                    k_aut: challenge.keys.k_aut,
+                    resyncs: 0,
+                    request: serde_json::to_string(&request.params).unwrap_or_default(),
+                    expires_at: Self::ttl(self.options.code_ttl),
+                },
+            )?;
+            Ok(challenge.packet)
+        })?;
+        Ok(Ts43Answer::Challenge {
+            packet,
+            session: session_id,
+        })
+    }
+
+    /// A new vector for the line (SQN_HE advanced in the same transaction) as an EAP-AKA
+    /// challenge.
+    fn fresh_challenge(
+        &self,
+        c: &Connection,
+        line: &mut Line,
+        identity: &str,
+        identifier: u8,
+    ) -> Result<eap_server::ServerChallenge, NetError> {
+        let sqn = next_sqn(line.sqn_he, 0, IND_BITS);
+        line.sqn_he = sqn;
+        db::update_line(c, line)?;
+        let mut rand = [0u8; 16];
+        rand::thread_rng().fill(&mut rand);
+        let vector = aka::generate_vector(&line.algorithm, sqn, AMF, &rand);
+        Ok(eap_server::challenge(
+            identity.as_bytes(),
+            identifier,
+            &vector,
+        ))
+    }
+
+    /// `POST /ts43` with an EAP-Response.
+    pub fn ts43_post(&self, session: Option<&str>, packet: &[u8]) -> Result<Ts43Answer, NetError> {
+        self.reconcile()?;
+        let unknown = || {
+            NetError::forbidden("eap-session-unknown", "no EAP-AKA session: send the EAP_SESSION cookie of the challenge (sessions are single-use and expire)")
+        };
+        let id = session.ok_or_else(unknown)?;
+        let s = self
+            .db(|c| Ok(db::auth_session(c, id)?))?
+            .filter(|s| s.kind == "eap")
+            .ok_or_else(unknown)?;
+        if db::now() > s.expires_at {
+            self.tx(|c| Ok(db::delete_auth_session(c, id)?))?;
+            return Err(unknown());
+        }
+        let failure = eap_server::failure(s.identifier);
+        match eap_server::verify_parts(s.identifier, &s.k_aut, &s.xres, packet) {
+            ServerVerdict::Authenticated => {
+                let (auth, token) = self.tx(|c| {
+                    db::delete_auth_session(c, id)?;
+                    let line = Self::usable(db::line(c, &s.imsi)?, &s.imsi)?;
+                    let token = self.issue_token(c, &line.msisdn, Some(&line.imsi))?;
+                    Ok((
+                        Auth {
+                            msisdn: line.msisdn,
+                            imsi: Some(line.imsi),
+                        },
+                        token,
+                    ))
+                })?;
+                let params: Params = serde_json::from_str(&s.request)
+                    .map_err(|e| NetError::internal(e.to_string()))?;
+                let request = Request::parse(&params)?;
+                self.run_new(&request, &auth, Some(token))
+                    .map(Ts43Answer::Document)
+            }
+            ServerVerdict::SyncFailure { auts } => {
+                let outcome = self.tx(|c| {
+                    let mut line = Self::usable(db::line(c, &s.imsi)?, &s.imsi)?;
+                    if s.resyncs >= MAX_RESYNCS {
+                        db::delete_auth_session(c, id)?;
+                        return Ok(Err(NetError::forbidden("auth-failed", format!("more than {MAX_RESYNCS} resynchronisations in one session"))));
+                    }
+                    match aka::resynchronise(&line.algorithm, &s.rand, &auts) {
+                        Err(_) => {
+                            db::delete_auth_session(c, id)?;
+                            Ok(Err(NetError::forbidden("auth-failed", "AUTS: MAC-S is wrong (TS 33.102 §6.3.5); the card holds another key")))
+                        }
+                        Ok(sqn_ms) => {
+                            // TS 33.102 §6.3.5: SQN_HE := SQN_MS, then a fresh vector.
+                            line.sqn_he = sqn_ms;
+                            let identifier = s.identifier.wrapping_add(1);
+                            let challenge = self.fresh_challenge(c, &mut line, &s.identity, identifier)?;
+                            db::put_auth_session(c, &db::AuthSession {
+                                identifier,
+                                rand: challenge.rand,
+                                xres: challenge.xres.clone(),
+                                k_aut: challenge.keys.k_aut,
+                                resyncs: s.resyncs + 1,
+                                expires_at: Self::ttl(self.options.code_ttl),
+                                ..s.clone()
+                            })?;
+                            Ok(Ok(challenge.packet))
+                        }
+                    }
+                })?;
+                outcome
+                    .map(|packet| Ts43Answer::Challenge {
+                        packet,
+                        session: id.to_owned(),
+                    })
+                    .map_err(|e| e.with_eap_failure(failure))
+            }
+            ServerVerdict::Rejected(reason) => {
+                self.tx(|c| Ok(db::delete_auth_session(c, id)?))?;
+                Err(NetError::forbidden("auth-failed", reason.to_string())
+                    .with_eap_failure(failure))
+            }
+        }
+    }
+
+    /// Runs a new, authenticated request.
+    fn run_new(
+        &self,
+        request: &Request,
+        auth: &Auth,
+        token: Option<String>,
+    ) -> Result<Value, NetError> {
+        let mut op = self.new_operation(request, &auth.msisdn, auth.imsi.as_deref(), state::NEW);
+        self.tx(|c| Ok(db::put_operation(c, &op)?))?;
+        let fields = self.proceed(&mut op, request)?;
+        Ok(self.render(&op, &fields, token))
+    }
+
+    fn render(&self, op: &Operation, fields: &AppFields, token: Option<String>) -> Value {
+        let validity = self.options.token_ttl.as_secs();
+        ts43::document(&op.app, token.as_deref().map(|t| (t, validity)), fields)
+    }
+
+    /// `GET /ts43?operation_id=…`: continues an operation (after a contract or with a code).
+    fn continue_operation(&self, id: &str, params: &Params) -> Result<Ts43Answer, NetError> {
+        let mut op = self
+            .db(|c| Ok(db::operation(c, id)?))?
+            .ok_or_else(|| NetError::not_found(format!("no operation {id}")))?;
+        let stored: Params =
+            serde_json::from_str(&op.request).map_err(|e| NetError::internal(e.to_string()))?;
+        let request = Request::parse(&stored)?;
+        let otp = params.get("otp");
+        let mut token = None;
+        if op.state == state::AWAITING_AUTH_CODE {
+            let otp = otp.ok_or_else(|| NetError::missing("otp"))?;
+            self.check_code(&op.id, otp)?;
+            // The code proves the number: a token for it.
+            token = Some(self.tx(|c| self.issue_token(c, &op.msisdn, None))?);
+            op.state = state::NEW.into();
+            self.tx(|c| Ok(db::put_operation(c, &op)?))?;
+        } else {
+            // Every other step is the authenticated line's own: token, or the code again.
+            match (params.get("token"), otp) {
+                (Some(t), _) => {
+                    let auth = self.auth_by_token(t)?;
+                    if auth.msisdn != op.msisdn {
+                        return Err(NetError::forbidden(
+                            "not-owner",
+                            format!("operation {id} belongs to another line"),
+                        ));
+                    }
+                }
+                (None, Some(_)) if op.state != state::AWAITING_CODE => {
+                    // A code typed again after it served: the code is spent.
+                    return Err(NetError::forbidden(
+                        "code-used",
+                        "this code was already used; request a new one",
+                    ));
+                }
+                (None, Some(_)) => {}
+                (None, None) => {
+                    return Err(NetError::new(
+                        401,
+                        "auth-required",
+                        "continue with the token of the first answer",
+                    ))
+                }
+            }
+            if op.state == state::AWAITING_CODE {
+                let otp = otp.ok_or_else(|| NetError::missing("otp"))?;
+                self.check_code(&op.id, otp)?;
+                op.state = state::CODE_VERIFIED.into();
+                self.tx(|c| Ok(db::put_operation(c, &op)?))?;
+            }
+        }
+        let fields = self.proceed(&mut op, &request)?;
+        Ok(Ts43Answer::Document(self.render(&op, &fields, token)))
+    }
+
+    /// Moves an operation forward as far as it can go; answers the APPLICATION fields.
+    fn proceed(&self, op: &mut Operation, request: &Request) -> Result<AppFields, NetError> {
+        let stored = |op: &Operation| -> AppFields {
+            op.result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Map<String, Value>>(r).ok())
+                .map(AppFields)
+                .unwrap_or_default()
+        };
+        match op.state.as_str() {
+            state::DONE => return Ok(stored(op)),
+            state::DECLINED => {
+                return Ok(AppFields::default()
+                    .set("SubscriptionResult", SUBSCRIPTION_RESULT_DISMISS)
+                    .set("OperationId", op.id.clone()))
+            }
+            state::FAILED => {
+                return Err(NetError::conflict(
+                    "operation-state",
+                    format!(
+                        "operation {} failed: {}",
+                        op.id,
+                        op.result.clone().unwrap_or_default()
+                    ),
+                ))
+            }
+            state::AWAITING_CONTRACT => {
+                let url = self
+                    .db(|c| Ok(db::contract_of_operation(c, &op.id)?))?
+                    .map(|k| self.contract_url(&k.id))
+                    .unwrap_or_default();
+                return Ok(self.contract_fields(op, &url));
+            }
+            state::AWAITING_CODE => {
+                return Ok(AppFields::default()
+                    .set(
+                        "SubscriptionResult",
+                        SUBSCRIPTION_RESULT_REQUIRES_USER_INPUT,
+                    )
+                    .set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
+                    .set("OperationId", op.id.clone())
+                    .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string()))
+            }
+            _ => {}
+        }
+        let outcome = match &request.operation {
+            Op::Configuration => self.configuration(op),
+            Op::Subscribe { eid, bind } => self.subscribe(op, eid, *bind),
+            Op::Activate {
+                primary,
+                secondary,
+                ring_mode,
+            } => self.activate(op, primary.as_ref(), secondary, *ring_mode),
+            Op::Deactivate { primary, secondary } => {
+                self.deactivate(op, primary.as_ref(), secondary)
+            }
+            Op::Transfer { new_eid, .. } => self.transfer(op, request, new_eid),
+        };
+        match outcome {
+            Ok(fields) => Ok(fields),
+            Err(e) => {
+                // Stored, so the admin API and a continuation see why it ended.
+                if e.status >= 500 || e.code == "transfer-in-progress" {
+                    op.state = state::FAILED.into();
+                    op.result = Some(e.to_string());
+                    self.tx(|c| Ok(db::put_operation(c, op)?))?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        c: &Connection,
+        op: &mut Operation,
+        fields: &AppFields,
+    ) -> Result<(), NetError> {
+        op.state = state::DONE.into();
+        op.result = Some(Value::Object(fields.0.clone()).to_string());
+        db::put_operation(c, op)?;
+        Ok(())
+    }
+
+    fn contract_url(&self, id: &str) -> String {
+        format!("{}/contract/{id}", self.options.base_url)
+    }
+
+    fn contract_fields(&self, op: &Operation, url: &str) -> AppFields {
+        let fields = AppFields::default()
+            .set("OperationId", op.id.clone())
+            .set("SubscriptionServiceURL", url)
+            .set(
+                "SubscriptionServiceUserData",
+                format!("operation_id={}", op.id),
+            );
+        if op.kind == "activate" {
+            fields.set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
+        } else {
+            fields.set(
+                "SubscriptionResult",
+                SUBSCRIPTION_RESULT_CONTINUE_TO_WEBSHEET,
+            )
+        }
+    }
+
+    /// Asks for a contract (step 6020 or 6120) and parks the operation.
+    fn ask_contract(&self, op: &mut Operation, kind: &str) -> Result<AppFields, NetError> {
+        let contract = db::Contract {
+            id: format!("c-{}", random_hex(12)),
+            operation_id: op.id.clone(),
+            msisdn: op.msisdn.clone(),
+            kind: kind.to_owned(),
+            state: "pending".into(),
+            answered_at: None,
+        };
+        op.state = state::AWAITING_CONTRACT.into();
+        self.tx(|c| {
+            db::put_contract(c, &contract)?;
+            Ok(db::put_operation(c, op)?)
+        })?;
+        Ok(self.contract_fields(op, &self.contract_url(&contract.id)))
+    }
+
+    fn configuration(&self, op: &mut Operation) -> Result<AppFields, NetError> {
+        self.tx(|c| {
+            let line = match &op.imsi {
+                Some(imsi) => db::line(c, imsi)?,
+                None => db::lines_of(c, &op.msisdn)?
+                    .into_iter()
+                    .find(|l| l.state == LineState::Active),
+            };
+            let mut fields = AppFields::default().set("ServiceStatus", SERVICE_STATUS_ACTIVATED);
+            if let Some(line) = line {
+                fields = fields.line(&line.view());
+            }
+            self.finish(c, op, &fields)?;
+            Ok(fields)
+        })
+    }
+
+    /// A new number for a line that does not share the primary's.
+    fn new_msisdn(&self, c: &Connection) -> Result<String, NetError> {
+        loop {
+            let n: i64 = c.query_row(
+                "INSERT INTO counters (name, value) VALUES ('net-msisdn', 1) \
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                [],
+                |r| r.get(0),
+            )?;
+            let msisdn = format!("{MSISDN_PREFIX}{:07}", MSISDN_FIRST + n);
+            if db::subscriber(c, &msisdn)?.is_none() && db::lines_of(c, &msisdn)?.is_empty() {
+                return Ok(msisdn);
+            }
+        }
+    }
+
+    /// ManageSubscription SUBSCRIBE (Fig. 4 404–407, Fig. 5, Fig. 6 6010–6070, Fig. 14 1402–1405).
+    fn subscribe(&self, op: &mut Operation, eid: &str, bind: bool) -> Result<AppFields, NetError> {
+        let subscriber = self
+            .db(|c| Ok(db::subscriber(c, &op.msisdn)?))?
+            .ok_or_else(|| {
+                NetError::forbidden("unknown-subscriber", format!("no subscriber {}", op.msisdn))
+            })?;
+        if op.state == state::NEW && subscriber.policy.contract && !subscriber.contract_signed {
+            return self.ask_contract(op, "service");
+        }
+        let ordered = self.order_profile(eid)?;
+        self.tx(|c| {
+            let account = subscriber.account.clone();
+            let msisdn = if bind {
+                op.msisdn.clone()
+            } else {
+                self.new_msisdn(c)?
+            };
+            if !bind {
+                db::upsert_subscriber(
+                    c,
+                    &Subscriber {
+                        msisdn: msisdn.clone(),
+                        account: account.clone(),
+                        policy: subscriber.policy,
+                        ring_mode: subscriber.ring_mode,
+                        contract_signed: subscriber.contract_signed,
+                    },
+                )?;
+            }
+            let line = Line {
+                imsi: ordered.imsi.clone(),
+                msisdn: msisdn.clone(),
+                home_msisdn: msisdn.clone(),
+                account,
+                iccid: Some(ordered.iccid.clone()),
+                eid: Some(eid.to_owned()),
+                kind: CardKind::Euicc,
+                algorithm: ordered.algorithm.clone(),
+                sqn_he: 0,
+                state: LineState::Pending,
+                reason: None,
+                ring_order: db::next_ring_order(c, &msisdn)?,
+                ota: None,
+                order_iccid: Some(ordered.iccid.clone()),
+            };
+            db::insert_line(c, &line)?;
+            db::put_order(
+                c,
+                &BossOrder {
+                    iccid: ordered.iccid.clone(),
+                    operation_id: op.id.clone(),
+                    msisdn,
+                    eid: eid.to_owned(),
+                    imsi: ordered.imsi.clone(),
+                    purpose: if bind { "bind" } else { "subscribe" }.into(),
+                    state: "released".into(),
+                    activation_code: ordered.activation_code.clone(),
+                },
+            )?;
+            let fields = self.download_fields(op, &ordered);
+            self.finish(c, op, &fields)?;
+            Ok(fields)
+        })
+    }
+
+    fn download_fields(&self, op: &Operation, ordered: &Ordered) -> AppFields {
+        AppFields::default()
+            .set("SubscriptionResult", SUBSCRIPTION_RESULT_DOWNLOAD_PROFILE)
+            .set("OperationId", op.id.clone())
+            .set(
+                "DownloadInfo",
+                json!({
+                    "ProfileActivationCode": ordered.activation_code,
+                    "ProfileSmdpAddress": self.smdp.address(),
+                    "ProfileIccid": ordered.iccid,
+                }),
+            )
+    }
+
+    /// Resolves a device identifier to its line.
+    fn resolve(c: &Connection, id: &LineId) -> Result<Line, NetError> {
+        let found = match id {
+            LineId::Imsi(v) => db::line(c, v)?,
+            LineId::Iccid(v) => db::line_by_iccid(c, v)?,
+            LineId::Eid(v) => db::line_by_eid(c, v)?,
+            LineId::Msisdn(v) => {
+                let lines = db::lines_of(c, v)?;
+                lines
+                    .iter()
+                    .find(|l| l.home_msisdn == *v && l.state != LineState::Disabled)
+                    .or_else(|| lines.first())
+                    .cloned()
+            }
+        };
+        found.ok_or_else(|| NetError::forbidden("unknown-subscriber", format!("no line with {id}")))
+    }
+
+    /// The primary line of a request: the one named (which must be the caller's), or the
+    /// authenticated one.
+    fn primary(c: &Connection, op: &Operation, id: Option<&LineId>) -> Result<Line, NetError> {
+        let line = match (id, &op.imsi) {
+            (Some(id), _) => Self::resolve(c, id)?,
+            (None, Some(imsi)) => Self::usable(db::line(c, imsi)?, imsi)?,
+            (None, None) => db::lines_of(c, &op.msisdn)?
+                .into_iter()
+                .find(|l| l.state == LineState::Active)
+                .ok_or_else(|| {
+                    NetError::forbidden(
+                        "unknown-subscriber",
+                        format!("no active line for {}", op.msisdn),
+                    )
+                })?,
+        };
+        if line.msisdn != op.msisdn {
+            return Err(NetError::forbidden(
+                "not-owner",
+                format!("{} is not the authenticated line {}", line.imsi, op.msisdn),
+            ));
+        }
+        Ok(line)
+    }
+
+    /// ManageService ACTIVATE_SERVICE: multi-IMSI single-MSISDN binding (Fig. 4 410, Fig. 6
+    /// 6110–6160 with the optional 6120 and 6130, Fig. 11 1104, Fig. 12).
+    fn activate(
+        &self,
+        op: &mut Operation,
+        primary: Option<&LineId>,
+        secondary: &LineId,
+        ring_mode: Option<db::RingMode>,
+    ) -> Result<AppFields, NetError> {
+        let (primary_line, second, subscriber) = self.db(|c| {
+            let p = Self::primary(c, op, primary)?;
+            let s = Self::resolve(c, secondary)?;
+            let sub = db::subscriber(c, &p.msisdn)?.ok_or_else(|| {
+                NetError::forbidden("unknown-subscriber", format!("no subscriber {}", p.msisdn))
+            })?;
+            Ok((p, s, sub))
+        })?;
+        if second.msisdn == primary_line.msisdn {
+            return Err(NetError::conflict(
+                "already-in-group",
+                format!("{} already shares {}", second.imsi, primary_line.msisdn),
+            ));
+        }
+        if second.state == LineState::Disabled {
+            return Self::usable(Some(second.clone()), &second.imsi).map(|_| AppFields::default());
+        }
+        let own = second.account == subscriber.account;
+        if op.state == state::NEW && subscriber.policy.binding_contract {
+            return self.ask_contract(op, "binding");
+        }
+        let code_needed = !own || subscriber.policy.second_device_code;
+        if code_needed && op.state != state::CODE_VERIFIED {
+            op.state = state::AWAITING_CODE.into();
+            let target = second.msisdn.clone();
+            self.tx(|c| {
+                db::put_operation(c, op)?;
+                self.send_code(c, &target, "second device", &op.id)
+            })?;
+            return Ok(AppFields::default()
+                .set(
+                    "SubscriptionResult",
+                    SUBSCRIPTION_RESULT_REQUIRES_USER_INPUT,
+                )
+                .set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
+                .set("OperationId", op.id.clone())
+                .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string()));
+        }
+        self.tx(|c| {
+            let mut s =
+                db::line(c, &second.imsi)?.ok_or_else(|| NetError::internal("line vanished"))?;
+            if s.msisdn == primary_line.msisdn {
+                return Err(NetError::conflict(
+                    "already-in-group",
+                    format!("{} already shares {}", s.imsi, primary_line.msisdn),
+                ));
+            }
+            s.msisdn = primary_line.msisdn.clone();
+            s.account = subscriber.account.clone();
+            s.ring_order = db::next_ring_order(c, &primary_line.msisdn)?;
+            db::update_line(c, &s)?;
+            let mut sub = subscriber.clone();
+            if let Some(mode) = ring_mode {
+                sub.ring_mode = mode;
+                db::upsert_subscriber(c, &sub)?;
+            }
+            let members: Vec<LineView> = db::lines_of(c, &primary_line.msisdn)?
+                .iter()
+                .map(Line::view)
+                .collect();
+            let fields = AppFields::default()
+                .set("ServiceStatus", SERVICE_STATUS_ACTIVATED)
+                .set("OperationId", op.id.clone())
+                .multi_imsi(&primary_line.msisdn, sub.ring_mode, &members);
+            self.finish(c, op, &fields)?;
+            Ok(fields)
+        })
+    }
+
+    /// ManageService DEACTIVATE_SERVICE: unbinding (Fig. 13 1304–1305).
+    fn deactivate(
+        &self,
+        op: &mut Operation,
+        primary: Option<&LineId>,
+        secondary: &LineId,
+    ) -> Result<AppFields, NetError> {
+        self.tx(|c| {
+            let p = Self::primary(c, op, primary)?;
+            let mut s = Self::resolve(c, secondary)?;
+            if s.imsi == p.imsi {
+                return Err(NetError::invalid(
+                    "companion_terminal",
+                    "the secondary device is the primary itself",
+                ));
+            }
+            if s.msisdn != p.msisdn {
+                return Err(NetError::conflict(
+                    "not-in-group",
+                    format!("{} does not share {}", s.imsi, p.msisdn),
+                ));
+            }
+            if s.home_msisdn != p.msisdn {
+                s.msisdn = s.home_msisdn.clone();
+                s.ring_order = db::next_ring_order(c, &s.home_msisdn)?;
+            } else {
+                s.state = LineState::Disabled;
+                s.reason = Some(format!("unbound from {}", p.msisdn));
+            }
+            db::update_line(c, &s)?;
+            let sub = db::subscriber(c, &p.msisdn)?
+                .map(|s| s.ring_mode)
+                .unwrap_or_default();
+            let members: Vec<LineView> =
+                db::lines_of(c, &p.msisdn)?.iter().map(Line::view).collect();
+            let fields = AppFields::default()
+                .set("ServiceStatus", SERVICE_STATUS_DEACTIVATED)
+                .set("OperationId", op.id.clone())
+                .multi_imsi(&p.msisdn, sub, &members);
+            self.finish(c, op, &fields)?;
+            Ok(fields)
+        })
+    }
+
+    /// The old card of an upgrade / migration: the one named, or the number's first line.
+    fn transfer_source(&self, c: &Connection, request: &Request) -> Result<Line, NetError> {
+        let Op::Transfer {
+            msisdn,
+            transfer_type,
+            old_iccid,
+            ..
+        } = &request.operation
+        else {
+            return Err(NetError::internal("not a transfer"));
+        };
+        let lines = db::lines_of(c, msisdn)?;
+        if lines.is_empty() {
+            return Err(NetError::forbidden(
+                "unknown-subscriber",
+                format!("no subscriber {msisdn}"),
+            ));
+        }
+        let old = match old_iccid {
+            Some(iccid) => lines
+                .iter()
+                .find(|l| l.iccid.as_deref() == Some(iccid.as_str()))
+                .ok_or_else(|| {
+                    NetError::invalid(
+                        "old_terminal_iccid",
+                        format!("{iccid} is not a card of {msisdn}"),
+                    )
+                })?,
+            None => lines
+                .iter()
+                .find(|l| l.home_msisdn == *msisdn && l.state == LineState::Active)
+                .or_else(|| lines.iter().find(|l| l.state == LineState::Active))
+                .ok_or_else(|| {
+                    NetError::forbidden(
+                        "imsi-disabled",
+                        format!("{msisdn} has no active card to move from"),
+                    )
+                })?,
+        };
+        let old = Self::usable(Some(old.clone()), &old.imsi)?;
+        match (transfer_type, old.kind) {
+            (Some(TransferType::Upgrade), CardKind::Euicc) => Err(NetError::invalid(
+                "transfer_type",
+                format!("upgrade is from a UICC, but {msisdn}'s card is an eUICC: use migration"),
+            )),
+            (Some(TransferType::Migration), CardKind::Uicc) => Err(NetError::invalid(
+                "transfer_type",
+                format!("migration is from an eUICC, but {msisdn}'s card is a UICC: use upgrade"),
+            )),
+            _ => Ok(old),
+        }
+    }
+
+    /// ManageSubscription TRANSFER_SUBSCRIPTION after the code: reserve the number (exactly
+    /// one pending transfer per MSISDN), order the profile (Fig. 16 1605–1608, Fig. 17).
+    fn transfer(
+        &self,
+        op: &mut Operation,
+        request: &Request,
+        new_eid: &str,
+    ) -> Result<AppFields, NetError> {
+        let old_imsi = op
+            .imsi
+            .clone()
+            .ok_or_else(|| NetError::internal("transfer without old card"))?;
+        let reserved = self.tx(|c| {
+            let old = Self::usable(db::line(c, &old_imsi)?, &old_imsi)?;
+            let id = db::reserve_transfer(
+                c,
+                &db::Transfer {
+                    id: 0,
+                    msisdn: op.msisdn.clone(),
+                    operation_id: op.id.clone(),
+                    old_imsi: old.imsi.clone(),
+                    new_eid: new_eid.to_owned(),
+                    order_iccid: None,
+                    state: "pending".into(),
+                },
+            )?;
+            Ok((id, old))
+        })?;
+        let (Some(transfer_id), old) = reserved else {
+            return Err(NetError::conflict(
+                "transfer-in-progress",
+                format!("another upgrade or migration of {} is pending", op.msisdn),
+            ));
+        };
+        let ordered = match self.order_profile(new_eid) {
+            Ok(o) => o,
+            Err(e) => {
+                self.tx(|c| Ok(db::set_transfer(c, transfer_id, "failed", None)?))?;
+                return Err(e);
+            }
+        };
+        let _ = request;
+        self.tx(|c| {
+            let line = Line {
+                imsi: ordered.imsi.clone(),
+                msisdn: op.msisdn.clone(),
+                home_msisdn: op.msisdn.clone(),
+                account: old.account.clone(),
+                iccid: Some(ordered.iccid.clone()),
+                eid: Some(new_eid.to_owned()),
+                kind: CardKind::Euicc,
+                algorithm: ordered.algorithm.clone(),
+                sqn_he: 0,
+                state: LineState::Pending,
+                reason: None,
+                ring_order: old.ring_order,
+                ota: None,
+                order_iccid: Some(ordered.iccid.clone()),
+            };
+            db::insert_line(c, &line)?;
+            db::put_order(
+                c,
+                &BossOrder {
+                    iccid: ordered.iccid.clone(),
+                    operation_id: op.id.clone(),
+                    msisdn: op.msisdn.clone(),
+                    eid: new_eid.to_owned(),
+                    imsi: ordered.imsi.clone(),
+                    purpose: "transfer".into(),
+                    state: "released".into(),
+                    activation_code: ordered.activation_code.clone(),
+                },
+            )?;
+            db::set_transfer(c, transfer_id, "pending", Some(&ordered.iccid))?;
+            let fields = self.download_fields(op, &ordered);
+            self.finish(c, op, &fields)?;
+            Ok(fields)
+        })
+    }
+
+    // ----- Contract page (WS 1032) -----
+
+    /// The contract and what it is for.
+    pub fn contract(&self, id: &str) -> Result<(db::Contract, Operation), NetError> {
+        self.db(|c| {
+            let k = db::contract(c, id)?
+                .ok_or_else(|| NetError::not_found(format!("no contract {id}")))?;
+            let op = db::operation(c, &k.operation_id)?
+                .ok_or_else(|| NetError::internal("contract without operation"))?;
+            Ok((k, op))
+        })
+    }
+
+    /// The user's answer on the contract page (step 6030); accept continues the operation at
+    /// once (6040–6060), decline ends it with nothing created.
+    pub fn answer_contract(&self, id: &str, accept: bool) -> Result<ContractOutcome, NetError> {
+        self.reconcile()?;
+        let (mut op, contract) = self.tx(|c| {
+            let mut k = db::contract(c, id)?
+                .ok_or_else(|| NetError::not_found(format!("no contract {id}")))?;
+            if k.state != "pending" {
+                return Err(NetError::conflict(
+                    "operation-state",
+                    format!("contract {id} was already {}", k.state),
+                ));
+            }
+            let mut op = db::operation(c, &k.operation_id)?
+                .ok_or_else(|| NetError::internal("contract without operation"))?;
+            k.state = if accept { "accepted" } else { "declined" }.into();
+            k.answered_at = Some(db::now());
+            db::put_contract(c, &k)?;
+            if accept {
+                if k.kind == "service" {
+                    if let Some(mut sub) = db::subscriber(c, &k.msisdn)? {
+                        sub.contract_signed = true;
+                        db::upsert_subscriber(c, &sub)?;
+                    }
+                }
+                op.state = state::CONTRACT_ACCEPTED.into();
+            } else {
+                op.state = state::DECLINED.into();
+                op.result =
+                    Some(json!({"SubscriptionResult": SUBSCRIPTION_RESULT_DISMISS}).to_string());
+            }
+            db::put_operation(c, &op)?;
+            Ok((op, k))
+        })?;
+        if !accept {
+            return Ok(ContractOutcome {
+                contract,
+                message: "You declined. Nothing was ordered or changed.".into(),
+            });
+        }
+        let stored: Params =
+            serde_json::from_str(&op.request).map_err(|e| NetError::internal(e.to_string()))?;
+        let request = Request::parse(&stored)?;
+        let fields = self.proceed(&mut op, &request)?;
+        let message = if fields.0.contains_key("DownloadInfo") {
+            "Thank you. Your profile is ordered; return to your device to download it.".to_owned()
+        } else if op.state == state::AWAITING_CODE {
+            "Thank you. A code was sent to the second device; type it on your device.".to_owned()
+        } else {
+            "Thank you. Your request is done; return to your device.".to_owned()
+        };
+        Ok(ContractOutcome { contract, message })
+    }
+
+    // ----- HLR, calls -----
+
+    /// `GET /hlr/imsi/{imsi}`.
+    pub fn hlr_record(&self, imsi: &str) -> Result<HlrRecord, NetError> {
+        let imsi = ts43::check_imsi("imsi", imsi)?;
+        self.reconcile()?;
+        let line = self.db(|c| Ok(db::line(c, &imsi)?))?.ok_or_else(|| {
+            NetError::forbidden(
+                "unknown-subscriber",
+                format!("IMSI {imsi} is not a subscriber of this network"),
+            )
+        })?;
+        Ok(HlrRecord {
+            can_attach: line.state == LineState::Active,
+            imsi: line.imsi,
+            msisdn: line.msisdn,
+            state: line.state,
+            reason: line.reason,
+        })
+    }
+
+    /// `POST /hlr/attach`: network authentication of an IMSI (TS 33.102 §6.3).
+    pub fn attach(&self, imsi: &str) -> Result<AttachChallenge, NetError> {
+        let imsi = ts43::check_imsi("imsi", imsi)?;
+        self.reconcile()?;
+        let session = format!("att-{}", random_hex(16));
+        self.tx(|c| {
+            let mut line = Self::usable(db::line(c, &imsi)?, &imsi)?;
+            self.attach_vector(c, &mut line, &session, 0)
+        })
+    }
+
+    fn attach_vector(
+        &self,
+        c: &Connection,
+        line: &mut Line,
+        session: &str,
+        resyncs: u32,
+    ) -> Result<AttachChallenge, NetError> {
+        let sqn = next_sqn(line.sqn_he, 0, IND_BITS);
+        line.sqn_he = sqn;
+        db::update_line(c, line)?;
+        let mut rand = [0u8; 16];
+        rand::thread_rng().fill(&mut rand);
+        let v = aka::generate_vector(&line.algorithm, sqn, AMF, &rand);
+        db::put_auth_session(
+            c,
+            &db::AuthSession {
+                id: session.to_owned(),
+                kind: "attach".into(),
+                imsi: line.imsi.clone(),
+                identity: line.imsi.clone(),
+                identifier: 0,
+                rand,
+                xres: v.xres.clone(),
+                k_aut: [0; 16],
+                resyncs,
+                request: "{}".into(),
+                expires_at: Self::ttl(self.options.code_ttl),
+            },
+        )?;
+        Ok(AttachChallenge {
+            session: session.to_owned(),
+            rand: hex::encode_upper(rand),
+            autn: hex::encode_upper(v.autn),
+        })
+    }
+
+    /// `POST /hlr/attach/{session}` with RES, or AUTS after a synchronisation failure.
+    pub fn attach_answer(
+        &self,
+        session: &str,
+        res: Option<&str>,
+        auts: Option<&str>,
+    ) -> Result<Result<Attached, AttachChallenge>, NetError> {
+        let unknown = || NetError::not_found(format!("no attach session {session}"));
+        let s = self
+            .db(|c| Ok(db::auth_session(c, session)?))?
+            .filter(|s| s.kind == "attach")
+            .ok_or_else(unknown)?;
+        if db::now() > s.expires_at {
+            self.tx(|c| Ok(db::delete_auth_session(c, session)?))?;
+            return Err(unknown());
+        }
+        match (res, auts) {
+            (Some(res), None) => {
+                let res = hex::decode(res.trim())
+                    .map_err(|_| NetError::invalid("res", "expected hex"))?;
+                self.tx(|c| {
+                    db::delete_auth_session(c, session)?;
+                    let line = Self::usable(db::line(c, &s.imsi)?, &s.imsi)?;
+                    if res.len() == s.xres.len()
+                        && res.iter().zip(&s.xres).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+                    {
+                        Ok(Ok(Attached {
+                            attached: true,
+                            msisdn: line.msisdn,
+                        }))
+                    } else {
+                        Err(NetError::forbidden(
+                            "auth-failed",
+                            "RES differs from XRES: the card holds another key",
+                        ))
+                    }
+                })
+            }
+            (None, Some(auts)) => {
+                let auts: [u8; 14] = hex::decode(auts.trim())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| NetError::invalid("auts", "expected 28 hex digits"))?;
+                self.tx(|c| {
+                    let mut line = Self::usable(db::line(c, &s.imsi)?, &s.imsi)?;
+                    if s.resyncs >= MAX_RESYNCS {
+                        db::delete_auth_session(c, session)?;
+                        return Err(NetError::forbidden(
+                            "auth-failed",
+                            "too many resynchronisations",
+                        ));
+                    }
+                    let sqn_ms =
+                        aka::resynchronise(&line.algorithm, &s.rand, &auts).map_err(|_| {
+                            NetError::forbidden(
+                                "auth-failed",
+                                "AUTS: MAC-S is wrong (TS 33.102 §6.3.5)",
+                            )
+                        })?;
+                    line.sqn_he = sqn_ms;
+                    self.attach_vector(c, &mut line, session, s.resyncs + 1)
+                        .map(Err)
+                })
+            }
+            _ => Err(NetError::bad_request("give exactly one of res and auts")),
+        }
+    }
+
+    /// `POST /calls`: who rings, in which order (the seed's FA and MAH).
+    pub fn call(&self, to: &str, answering: Option<&[String]>) -> Result<CallResult, NetError> {
+        let to = ts43::normalise_msisdn("to", to)?;
+        self.reconcile()?;
+        let (lines, mode) = self.db(|c| {
+            let lines = db::lines_of(c, &to)?;
+            let mode = db::subscriber(c, &to)?
+                .map(|s| s.ring_mode)
+                .unwrap_or_default();
+            Ok((lines, mode))
+        })?;
+        if lines.is_empty() {
+            return Err(NetError::forbidden(
+                "unknown-subscriber",
+                format!("no subscriber {to}"),
+            ));
+        }
+        let (ringing, not_ringing): (Vec<&Line>, Vec<&Line>) =
+            lines.iter().partition(|l| l.state == LineState::Active);
+        let not_ringing: Vec<NotRinging> = not_ringing
+            .into_iter()
+            .map(|l| NotRinging {
+                imsi: l.imsi.clone(),
+                reason: match l.state {
+                    LineState::Pending => "profile not installed yet".to_owned(),
+                    _ => l.reason.clone().unwrap_or_else(|| "disabled".into()),
+                },
+            })
+            .collect();
+        let answers = |imsi: &str| answering.is_none_or(|a| a.iter().any(|x| x == imsi));
+        let imsis: Vec<String> = ringing.iter().map(|l| l.imsi.clone()).collect();
+        let mode_name = if lines.len() < 2 {
+            "single"
+        } else {
+            mode.as_str()
+        };
+        let (rings, answered_by) = match mode {
+            db::RingMode::Mah if lines.len() >= 2 => {
+                let mut rings = Vec::new();
+                let mut answered = None;
+                for (i, imsi) in imsis.iter().enumerate() {
+                    rings.push(RingStep {
+                        step: i as u32 + 1,
+                        imsis: vec![imsi.clone()],
+                    });
+                    if answers(imsi) {
+                        answered = Some(imsi.clone());
+                        break;
+                    }
+                }
+                (rings, answered)
+            }
+            _ => {
+                let answered = imsis.iter().find(|i| answers(i)).cloned();
+                let rings = if imsis.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![RingStep {
+                        step: 1,
+                        imsis: imsis.clone(),
+                    }]
+                };
+                (rings, answered)
+            }
+        };
+        Ok(CallResult {
+            to,
+            mode: mode_name.into(),
+            rings,
+            answered_by,
+            not_ringing,
+        })
+    }
+
+    // ----- Admin API (read-only) -----
+
+    pub fn subscribers(&self) -> Result<Vec<SubscriberView>, NetError> {
+        self.reconcile()?;
+        self.db(|c| {
+            let lines = db::all_lines(c)?;
+            Ok(db::subscribers(c)?
+                .into_iter()
+                .map(|s| SubscriberView {
+                    imsis: lines
+                        .iter()
+                        .filter(|l| l.msisdn == s.msisdn)
+                        .map(Line::view)
+                        .collect(),
+                    msisdn: s.msisdn,
+                    account: s.account,
+                    policy: s.policy,
+                    ring_mode: s.ring_mode,
+                    contract_signed: s.contract_signed,
+                })
+                .collect())
+        })
+    }
+
+    pub fn subscriber(&self, msisdn: &str) -> Result<SubscriberView, NetError> {
+        let msisdn = ts43::normalise_msisdn("msisdn", msisdn)?;
+        self.subscribers()?
+            .into_iter()
+            .find(|s| s.msisdn == msisdn)
+            .ok_or_else(|| NetError::not_found(format!("no subscriber {msisdn}")))
+    }
+
+    pub fn line(&self, imsi: &str) -> Result<LineView, NetError> {
+        let imsi = ts43::check_imsi("imsi", imsi)?;
+        self.reconcile()?;
+        self.db(|c| Ok(db::line(c, &imsi)?))?
+            .map(|l| l.view())
+            .ok_or_else(|| NetError::not_found(format!("no IMSI {imsi}")))
+    }
+
+    pub fn groups(&self) -> Result<Vec<GroupView>, NetError> {
+        Ok(self
+            .subscribers()?
+            .into_iter()
+            .filter(|s| s.imsis.len() >= 2)
+            .map(|s| GroupView {
+                msisdn: s.msisdn,
+                ring_mode: s.ring_mode,
+                members: s.imsis,
+            })
+            .collect())
+    }
+
+    pub fn orders(&self) -> Result<Vec<OrderView>, NetError> {
+        self.reconcile()?;
+        let orders = self.db(|c| Ok(db::orders(c)?))?;
+        orders
+            .into_iter()
+            .map(|o| {
+                let smdp_state = self
+                    .smdp
+                    .order_by_iccid(&o.iccid)?
+                    .map(|s| s.state.to_string());
+                Ok(OrderView {
+                    order: o,
+                    smdp_state,
+                })
+            })
+            .collect()
+    }
+
+    pub fn operations(&self) -> Result<Vec<OperationView>, NetError> {
+        self.reconcile()?;
+        Ok(self
+            .db(|c| Ok(db::operations(c)?))?
+            .into_iter()
+            .map(|o| OperationView {
+                params: serde_json::from_str(&o.request).unwrap_or(Value::Null),
+                result: o
+                    .result
+                    .as_deref()
+                    .map(|r| serde_json::from_str(r).unwrap_or_else(|_| json!(r))),
+                id: o.id,
+                kind: o.kind,
+                app: o.app,
+                msisdn: o.msisdn,
+                state: o.state,
+            })
+            .collect())
+    }
+
+    pub fn sms(&self) -> Result<Vec<db::Sms>, NetError> {
+        self.db(|c| Ok(db::all_sms(c)?))
+    }
+
+    pub fn contracts(&self) -> Result<Vec<db::Contract>, NetError> {
+        self.db(|c| Ok(db::contracts(c)?))
+    }
+}
+
+/// The EAP relay body (`{"eap-relay-packet": base64}`), decoded.
+pub fn relay_packet(body: &[u8]) -> Result<Vec<u8>, NetError> {
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    struct Relay {
+        #[serde(rename = "eap-relay-packet")]
+        packet: String,
+    }
+    let relay: Relay = serde_json::from_slice(body).map_err(|e| {
+        NetError::bad_request(format!(
+            "body must be {{\"eap-relay-packet\": base64}}: {e}"
+        ))
+    })?;
+    base64::engine::general_purpose::STANDARD
+        .decode(relay.packet.trim())
+        .map_err(|e| {
+            NetError::new(
+                400,
+                "eap-malformed",
+                format!("eap-relay-packet is not base64: {e}"),
+            )
+        })
+}
+
+/// Re-exported for devices: the identity a USIM's IMSI authenticates with.
+pub fn identity_for(imsi: &str, mnc_len: usize) -> String {
+    eap_aka::permanent_identity(imsi, mnc_len)
+}
