@@ -44,6 +44,9 @@ enum Command {
     /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
     #[command(subcommand)]
     Network(simlab_harness::network::NetworkCommand),
+    /// The seed's flows end to end: `flows list`, `flows run [NAME|FILE…]`.
+    #[command(subcommand)]
+    Flows(simlab_harness::flows::cli::FlowsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(&a),
         Command::Network(cmd) => simlab_harness::network::run(cmd),
         Command::Lpa(a) => simlab_harness::lpa::cli::run(a, out),
+        Command::Flows(c) => simlab_harness::flows::cli::run(c, out),
     }
 }
 

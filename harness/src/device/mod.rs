@@ -277,6 +277,51 @@ impl Device {
         Ok(outcome)
     }
 
+    /// The EAP-Response to an EAP-Request/AKA-Challenge (RFC 4187 §9.3–§9.6): RAND and AUTN
+    /// go to the access card with AUTHENTICATE; its answer (RES/CK/IK, AUTS, or a MAC
+    /// failure) becomes AT_RES + AT_MAC, AT_AUTS, or Authentication-Reject. `identity` is the
+    /// one sent in EAP_ID (it is part of MK).
+    pub fn eap_aka_answer(&mut self, identity: &str, request: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use crate::eap_aka::{CardAnswer, Challenge};
+        let challenge = Challenge::parse(request)?;
+        let card = match self.aka(&challenge.rand, &challenge.autn)? {
+            AkaOutcome::Success { res, ck, ik } => CardAnswer::Success { res, ck, ik },
+            AkaOutcome::SyncFailure { auts } => CardAnswer::SyncFailure { auts },
+            AkaOutcome::MacFailure => CardAnswer::MacFailure,
+            AkaOutcome::Refused { sw } => {
+                anyhow::bail!("the card refused AUTHENTICATE with status {sw:04X}")
+            }
+        };
+        Ok(challenge
+            .answer(identity.as_bytes(), card)
+            .response()
+            .to_vec())
+    }
+
+    /// Hands an SMS-PP download (TS 31.111 §7.1.1.2; an OTA secured packet, TS 102 225) to the
+    /// UICC with ENVELOPE, as the device's modem does; answers the card's PoR.
+    pub fn deliver_sms_pp(&mut self, tpdu: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let _ = self.uicc_slot()?;
+        let _ = tpdu;
+        anyhow::bail!(
+            "delivering OTA messages to a UICC needs simlab's OTA support (issue 8), not in this build"
+        )
+    }
+
+    /// AUTHENTICATE (3G context) with an arbitrary RAND/AUTN on the UICC's basic channel after
+    /// a reset, SELECT ADF.USIM attempted first: the raw answer (data and status word). A
+    /// deactivated USIM must not answer `DB …`.
+    pub fn raw_authenticate(&mut self) -> anyhow::Result<Vec<u8>> {
+        let slot = self.uicc_slot()?;
+        let t = slot.transport();
+        t.reset()?;
+        let mut u = Usim::new(&mut *t);
+        let aid = u.usim_aid()?;
+        let _ = u.select(&aid)?;
+        let apdu = crate::eap_aka::peer::authenticate_apdu(&[0x11; 16], &[0x22; 16]);
+        Ok(t.transmit(&apdu)?)
+    }
+
     /// The status word of SELECT ADF.USIM on the UICC, read directly: `90 00` while active,
     /// `62 83` once deactivated (TS 102 221 §11.1.1.3).
     pub fn uicc_usim_select_status(&mut self) -> anyhow::Result<u16> {
@@ -395,6 +440,11 @@ fn usim_session<R>(
     }
     u.verify_pin1_if_needed(&pin)?;
     Ok(f(&mut u)?)
+}
+
+/// The subscription of one slot's card (ICCID, and its USIM's IMSI and MSISDN).
+pub fn read_subscription_of(slot: &mut Slot) -> anyhow::Result<Subscription> {
+    read_subscription(slot)
 }
 
 fn read_subscription(slot: &mut Slot) -> anyhow::Result<Subscription> {

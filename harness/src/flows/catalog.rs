@@ -133,11 +133,11 @@ pub static FLOWS: &[Flow] = &[
             variant!("activation-code-twice", "the activation code used a second time is refused by the SM-DP+", params = || Params {
                 reuse_activation_code: true,
                 ..Params::default()
-            }, error = "activation-code-used"),
+            }, error = "matching-id-refused"),
             variant!("other-eid", "a profile ordered for EID A fetched by EID B is refused; A still gets it", params = || Params {
                 download_by_other_eid: true,
                 ..Params::default()
-            }, error = "eid-mismatch"),
+            }, error = "eid-refused"),
         ],
     },
     Flow {

@@ -318,7 +318,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
         )
     })?;
     let variant = match &parsed.variant {
-        None => flow.variants.first().ok_or_else(|| at(None, "flow has no variant".into()))?,
+        None => flow
+            .variants
+            .first()
+            .ok_or_else(|| at(None, "flow has no variant".into()))?,
         Some(v) => flow
             .variant(v.get_ref())
             .ok_or_else(|| at(Some(v.span()), unknown_variant(flow, v.get_ref())))?,
@@ -329,8 +332,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
         expect = parsed.expect;
     }
     let name = parsed.name.unwrap_or_else(|| {
-        file.file_stem()
-            .map_or_else(|| format!("{}/{}", flow.name, variant.name), |s| s.to_string_lossy().into_owned())
+        file.file_stem().map_or_else(
+            || format!("{}/{}", flow.name, variant.name),
+            |s| s.to_string_lossy().into_owned(),
+        )
     });
     Ok(Scenario {
         name,
@@ -387,7 +392,11 @@ mod tests {
         .unwrap();
         assert_eq!(s.flow.name, "euicc-upgrade");
         assert_eq!(s.variant.name, "lockout");
-        assert_eq!(s.params.wrong_codes, Some(3), "the variant's parameter stays");
+        assert_eq!(
+            s.params.wrong_codes,
+            Some(3),
+            "the variant's parameter stays"
+        );
         assert_eq!(s.params.auth, Some(Auth::Sms));
         assert_eq!(s.params.medium, Some(Medium::Nfc));
         assert_eq!(s.expect.error.as_deref(), Some("code-locked"));
@@ -396,9 +405,24 @@ mod tests {
 
     #[rstest]
     #[case::unknown_flow("flow = \"teleport\"\n", 1, 8, "no flow named \"teleport\"")]
-    #[case::unknown_variant("flow = \"unbind\"\nvariant = \"twice\"\n", 2, 11, "flow unbind has no variant \"twice\"")]
-    #[case::unknown_param("flow = \"unbind\"\n[params]\ncolour = 1\n", 3, 1, "unknown field `colour`")]
-    #[case::bad_value("flow = \"unbind\"\n[params]\nauth = \"pin\"\n", 3, 8, "unknown variant `pin`")]
+    #[case::unknown_variant(
+        "flow = \"unbind\"\nvariant = \"twice\"\n",
+        2,
+        11,
+        "flow unbind has no variant \"twice\""
+    )]
+    #[case::unknown_param(
+        "flow = \"unbind\"\n[params]\ncolour = 1\n",
+        3,
+        1,
+        "unknown field `colour`"
+    )]
+    #[case::bad_value(
+        "flow = \"unbind\"\n[params]\nauth = \"pin\"\n",
+        3,
+        8,
+        "unknown variant `pin`"
+    )]
     #[case::syntax("flow = \n", 1, 8, "")]
     fn errors_name_the_line_and_column(
         #[case] text: &str,
@@ -409,7 +433,11 @@ mod tests {
         let e = parse_str(text).unwrap_err();
         assert_eq!((e.line, e.column), (Some(line), Some(column)), "{e}");
         assert!(e.message.contains(says), "{e}");
-        assert!(e.to_string().starts_with(&format!("case.toml:{line}:{column}: ")), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("case.toml:{line}:{column}: ")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -418,7 +446,11 @@ mod tests {
         let all = Scenario::all_builtin();
         assert!(all.len() >= 8);
         assert_eq!(Scenario::by_name("euicc-upgrade/nfc").unwrap().len(), 1);
-        assert!(Scenario::by_name("euicc-upgrade/teleport").unwrap_err().contains("variants: typed"));
-        assert!(Scenario::by_name("nope").unwrap_err().contains("flows: companion-download"));
+        assert!(Scenario::by_name("euicc-upgrade/teleport")
+            .unwrap_err()
+            .contains("variants: typed"));
+        assert!(Scenario::by_name("nope")
+            .unwrap_err()
+            .contains("flows: companion-download"));
     }
 }

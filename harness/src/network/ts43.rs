@@ -290,12 +290,14 @@ impl Request {
                     }
                 }
             }
-            Some(other) => return Err(NetError::invalid(
-                "operation",
-                format!(
+            Some(other) => {
+                return Err(NetError::invalid(
+                    "operation",
+                    format!(
                     "{other:?}: expected AcquireConfiguration, ManageSubscription or ManageService"
                 ),
-            )),
+                ))
+            }
         };
         Ok(Request {
             app,
