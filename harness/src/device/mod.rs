@@ -208,6 +208,9 @@ pub struct Device {
     pub recorder: Recorder,
     /// What the LPA tells SM-DP+s about the device (SGP.22 §4.2).
     pub info: DeviceInfo,
+    /// The access card's subscription as last read (the modem reads it once per card
+    /// session); forgotten whenever the card changes (enable, disable, OTA, reset).
+    known: Option<Subscription>,
 }
 
 impl Device {
@@ -218,6 +221,7 @@ impl Device {
             euicc,
             recorder: recorder.clone(),
             info: DeviceInfo::default(),
+            known: None,
         }
     }
 
@@ -248,8 +252,13 @@ impl Device {
     /// Reads the subscription of the access card: ICCID, then the USIM's IMSI and MSISDN
     /// (PIN1 verified when the card asks for it).
     pub fn subscription(&mut self) -> anyhow::Result<Subscription> {
+        if let Some(known) = &self.known {
+            return Ok(known.clone());
+        }
         let slot = self.access_slot()?;
-        read_subscription(slot).with_context(|| format!("reading {}", slot.label))
+        let sub = read_subscription(slot).with_context(|| format!("reading {}", slot.label))?;
+        self.known = Some(sub.clone());
+        Ok(sub)
     }
 
     /// The UICC's subscription (a device with both cards, Fig. 14).
@@ -301,6 +310,7 @@ impl Device {
     /// Hands an SMS-PP download (TS 31.111 §7.1.1.2; an OTA secured packet, TS 102 225) to the
     /// UICC with ENVELOPE, as the device's modem does; answers the card's PoR.
     pub fn deliver_sms_pp(&mut self, tpdu: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.known = None;
         let _ = self.uicc_slot()?;
         let _ = tpdu;
         anyhow::bail!(
@@ -312,6 +322,7 @@ impl Device {
     /// a reset, SELECT ADF.USIM attempted first: the raw answer (data and status word). A
     /// deactivated USIM must not answer `DB …`.
     pub fn raw_authenticate(&mut self) -> anyhow::Result<Vec<u8>> {
+        self.known = None;
         let slot = self.uicc_slot()?;
         let t = slot.transport();
         t.reset()?;
@@ -325,6 +336,7 @@ impl Device {
     /// The status word of SELECT ADF.USIM on the UICC, read directly: `90 00` while active,
     /// `62 83` once deactivated (TS 102 221 §11.1.1.3).
     pub fn uicc_usim_select_status(&mut self) -> anyhow::Result<u16> {
+        self.known = None;
         let slot = self.uicc_slot()?;
         let t = slot.transport();
         t.reset()?;
@@ -373,6 +385,7 @@ impl Device {
     /// Enables a profile (ES10c.EnableProfile with refresh); the card is reset so its USIM is
     /// the profile's, as a device does after the REFRESH.
     pub fn enable(&mut self, iccid: &str) -> anyhow::Result<()> {
+        self.known = None;
         let slot = self.euicc_slot()?;
         slot.lpa(|e| e.enable(iccid))?;
         slot.transport().reset()?;
@@ -381,6 +394,7 @@ impl Device {
 
     /// Disables a profile (ES10c.DisableProfile).
     pub fn disable(&mut self, iccid: &str) -> anyhow::Result<()> {
+        self.known = None;
         let slot = self.euicc_slot()?;
         slot.lpa(|e| e.disable(iccid))?;
         slot.transport().reset()?;

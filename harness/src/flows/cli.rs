@@ -4,7 +4,7 @@ use super::engine::{self, Env, NetworkSpec, Progress, StepOutcome};
 use super::report::RunReport;
 use super::scenario::{self, Scenario};
 use crate::device::slot::{role_value, CardSpec};
-use crate::output::{print_stdout, CodedError, Output};
+use crate::output::{CodedError, Output};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -164,7 +164,13 @@ fn run_flows(a: RunArgs, out: Output) -> anyhow::Result<()> {
             ));
         }
     }
-    let terminal = std::io::stderr().is_terminal() || !out.is_json();
+    // One line per step while it runs, when someone watches (progress goes to stderr when
+    // stdout carries JSON).
+    let terminal = if out.is_json() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
     let progress = move |p: Progress<'_>| {
         if !terminal {
             return;
@@ -216,6 +222,5 @@ fn run_flows(a: RunArgs, out: Output) -> anyhow::Result<()> {
         )
         .into());
     }
-    let _ = print_stdout;
     Ok(())
 }

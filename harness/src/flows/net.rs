@@ -178,6 +178,13 @@ impl Net {
                 }
                 let running = crate::network::server::start(options.clone())
                     .context("starting the embedded network")?;
+                // A restart comes back on the same ports: activation codes name the SM-DP+'s.
+                if let Some(a) = address_of(running.operator_url()) {
+                    options.listen = a;
+                }
+                if let Some(a) = address_of(running.smdp_address()) {
+                    options.smdp.listen = a;
+                }
                 let client = observe(NetworkClient::new(running.operator_url()), rec);
                 let roots = vec![running.smdp_ca_cert_der().to_vec()];
                 Ok(Net {
@@ -518,6 +525,12 @@ impl Net {
     pub fn orders(&self) -> anyhow::Result<Vec<service::OrderView>> {
         Ok(self.client.orders()?)
     }
+}
+
+/// The socket address in `http://127.0.0.1:PORT/…` or `127.0.0.1:PORT`.
+fn address_of(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.split("://").last()?;
+    rest.split('/').next()?.parse().ok()
 }
 
 fn hex_array<const N: usize>(h: &str) -> anyhow::Result<[u8; N]> {
