@@ -39,6 +39,17 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
 
+    /// Measure the seed's flows instead (docs/flows.md): every flow × variant on the embedded
+    /// default, then --flow-load companion-download flows at once against one network process.
+    #[arg(long)]
+    pub flows: bool,
+    /// Concurrent flows of the load run (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub flow_load: usize,
+    /// The repository's vectors directory (for --flows).
+    #[arg(long, default_value = crate::selftest::BUILD_VECTORS)]
+    pub vectors: PathBuf,
+
     /// Measure complete profile downloads (SGP.22) instead of APDUs: in-process, then over
     /// loopback HTTPS against a separate SM-DP+ process.
     #[arg(long)]
@@ -287,6 +298,10 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     }
     if a.downloads {
         return run_downloads(a);
+    }
+    if a.flows {
+        crate::output::print_stdout(&crate::flows::bench::run(&a.vectors, a.flow_load)?);
+        return Ok(());
     }
     let rows = measure(a)?;
     println!(

@@ -129,6 +129,15 @@ const BASE64_DER_FIELDS: [&str; 14] = [
     "pendingNotification",
     "cancelSessionResponse",
 ];
+/// JSON fields holding a clock reading (Unix seconds) in the operator network's answers
+/// (docs/network.md): masked as `<TIME>` when normalising.
+const TIME_FIELDS: [&str; 5] = [
+    "receivedAt",
+    "createdAt",
+    "updatedAt",
+    "answeredAt",
+    "expiresAt",
+];
 /// The one base64 field that is raw bytes, not DER (§6.5.2.6: 16 random bytes).
 const FIELD_EUICC_CHALLENGE: &str = "euiccChallenge";
 /// §6.5.2: `TransactionId` is a hexadecimal string.
@@ -724,8 +733,20 @@ impl Masks {
         let n = self.counts.entry(label.to_owned()).or_insert(0);
         *n += 1;
         let name = format!("{label}-{n}");
-        if let Some(t) = text {
-            self.texts.push((t.to_owned(), name.clone()));
+        match text {
+            Some(t) => self.texts.push((t.to_owned(), name.clone())),
+            // Binary values also travel as text in JSON: hex (either case) and base64.
+            None if value.len() >= MIN_MASKED_LEN => {
+                use base64::Engine as _;
+                for t in [
+                    hex::encode_upper(value),
+                    hex::encode(value),
+                    base64::engine::general_purpose::STANDARD.encode(value),
+                ] {
+                    self.texts.push((t, name.clone()));
+                }
+            }
+            None => {}
         }
         if value.len() >= MIN_MASKED_LEN {
             self.values.push(Mask {
@@ -1251,6 +1272,12 @@ impl Renderer {
                 Value::Object(out)
             }
             Value::Array(items) => Value::Array(items.iter().map(|i| self.json(i, None)).collect()),
+            // Clock readings (the operator network's timestamps) differ on every run.
+            Value::Number(_)
+                if self.abbreviate && key.is_some_and(|k| TIME_FIELDS.contains(&k)) =>
+            {
+                Value::String("<TIME>".into())
+            }
             Value::String(s) => {
                 let decoded = match key {
                     Some(FIELD_TRANSACTION_ID) => {

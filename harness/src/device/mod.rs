@@ -255,8 +255,22 @@ impl Device {
         if let Some(known) = &self.known {
             return Ok(known.clone());
         }
+        let from_profile = self.uicc.is_none();
         let slot = self.access_slot()?;
         let sub = read_subscription(slot).with_context(|| format!("reading {}", slot.label))?;
+        if from_profile {
+            // A downloaded profile's IMSI is drawn by the SM-DP+ for the order.
+            self.recorder.secret("PROFILE-IMSI", &sub.imsi);
+            if let Ok(ef) = simlab_emulator::saip::encode_imsi(&sub.imsi) {
+                self.recorder.secret("PROFILE-IMSI", ef);
+            }
+            if let Some(m) = &sub.msisdn {
+                self.recorder.secret("PROFILE-MSISDN", m);
+                if let Some(bcd) = msisdn_bcd(m) {
+                    self.recorder.secret("PROFILE-MSISDN", bcd);
+                }
+            }
+        }
         self.known = Some(sub.clone());
         Ok(sub)
     }
@@ -275,7 +289,10 @@ impl Device {
         let slot = self.access_slot()?;
         let outcome = usim_session(slot, |u| u.authenticate(rand, autn))?;
         match &outcome {
-            AkaOutcome::Success { res, ck, ik } => {
+            AkaOutcome::Success { res, ck, ik, data } => {
+                // The whole answer first: with the XOR test algorithm CK and IK are rotations
+                // of one value, so their parts could match across field boundaries.
+                self.recorder.secret("AKA-ANSWER", data);
                 self.recorder.secret("RES", res);
                 self.recorder.secret("CK", ck);
                 self.recorder.secret("IK", ik);
@@ -294,7 +311,7 @@ impl Device {
         use crate::eap_aka::{CardAnswer, Challenge};
         let challenge = Challenge::parse(request)?;
         let card = match self.aka(&challenge.rand, &challenge.autn)? {
-            AkaOutcome::Success { res, ck, ik } => CardAnswer::Success { res, ck, ik },
+            AkaOutcome::Success { res, ck, ik, .. } => CardAnswer::Success { res, ck, ik },
             AkaOutcome::SyncFailure { auts } => CardAnswer::SyncFailure { auts },
             AkaOutcome::MacFailure => CardAnswer::MacFailure,
             AkaOutcome::Refused { sw } => {
@@ -454,6 +471,26 @@ fn usim_session<R>(
     }
     u.verify_pin1_if_needed(&pin)?;
     Ok(f(&mut u)?)
+}
+
+/// EF.MSISDN's number part as stored (TS 31.102 §4.2.26, TS 24.008 §10.5.4.7): length of
+/// BCD number/SSC contents, TON/NPI ('91' international when the number starts with '+'),
+/// then the digits in swapped-nibble BCD padded with 'F'.
+fn msisdn_bcd(msisdn: &str) -> Option<Vec<u8>> {
+    let (ton, digits) = match msisdn.strip_prefix('+') {
+        Some(d) => (0x91, d),
+        None => (0x81, msisdn),
+    };
+    let nibbles: Vec<u8> = digits
+        .chars()
+        .map(|c| c.to_digit(10).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    let mut out = vec![0, ton];
+    for pair in nibbles.chunks(2) {
+        out.push(pair[0] | pair.get(1).map_or(0xF0, |d| d << 4));
+    }
+    out[0] = (out.len() - 1) as u8;
+    Some(out)
 }
 
 /// The subscription of one slot's card (ICCID, and its USIM's IMSI and MSISDN).

@@ -47,11 +47,13 @@ pub enum UsimError {
 /// What AUTHENTICATE gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AkaOutcome {
-    /// `DB`: RES, CK, IK (TS 31.102 §7.1.2.1).
+    /// `DB`: RES, CK, IK (TS 31.102 §7.1.2.1); `data` is the whole answer (Kc included when
+    /// the card offers GSM access).
     Success {
         res: Vec<u8>,
         ck: [u8; 16],
         ik: [u8; 16],
+        data: Vec<u8>,
     },
     /// `DC`: AUTS, the network must resynchronise (TS 33.102 §6.3.5).
     SyncFailure { auts: [u8; 14] },
@@ -186,7 +188,7 @@ impl<'a, T: Transport + ?Sized> Usim<'a, T> {
         match sw {
             SW_OK => match AuthenticateResponse::parse(P2_3G_CONTEXT, &data) {
                 Ok(AuthenticateResponse::Success3g { res, ck, ik, .. }) => {
-                    Ok(AkaOutcome::Success { res, ck, ik })
+                    Ok(AkaOutcome::Success { res, ck, ik, data })
                 }
                 Ok(AuthenticateResponse::SyncFailure { auts }) => {
                     Ok(AkaOutcome::SyncFailure { auts })
@@ -257,7 +259,7 @@ mod tests {
         let rand = [7u8; 16];
         let v = aka::generate_vector(&algorithm, 0x40, [0x80, 0x00], &rand);
         match usim.authenticate(&v.rand, &v.autn).unwrap() {
-            AkaOutcome::Success { res, ck, ik } => {
+            AkaOutcome::Success { res, ck, ik, .. } => {
                 assert_eq!((res, ck, ik), (v.xres.clone(), v.ck, v.ik));
             }
             other => panic!("{other:?}"),

@@ -11,6 +11,7 @@
 //!   (Fig. 14, 15), [`transfer`] (Fig. 16, 17);
 //! - [`report`] and [`cli`]: `simlab flows list|run`, JUnit, JSON, transcripts.
 
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 mod common;

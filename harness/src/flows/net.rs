@@ -185,6 +185,9 @@ impl Net {
                 if let Some(a) = address_of(running.smdp_address()) {
                     options.smdp.listen = a;
                 }
+                if let Some(a) = address_of(running.operator_url()) {
+                    rec.secret("OPERATOR", a.to_string());
+                }
                 let client = observe(NetworkClient::new(running.operator_url()), rec);
                 let roots = vec![running.smdp_ca_cert_der().to_vec()];
                 Ok(Net {
@@ -330,9 +333,12 @@ impl Net {
             &Self::request(req),
             &identity,
             &mut |request: &[u8]| {
-                device
+                self.rec.secret("EAP", request);
+                let answer = device
                     .eap_aka_answer(&identity, request)
-                    .map_err(|e| nc::ClientError::Device(format!("{e:#}")))
+                    .map_err(|e| nc::ClientError::Device(format!("{e:#}")))?;
+                self.rec.secret("EAP", &answer);
+                Ok(answer)
             },
         )?;
         Ok(self.doc(doc.raw))
@@ -486,10 +492,11 @@ impl Net {
     pub fn attach(&self, device: &mut Device) -> anyhow::Result<String> {
         let imsi = device.subscription()?.imsi;
         let challenge = self.client.attach(&imsi)?;
+        self.rec.secret("ATTACH", &challenge.session);
         let rand: [u8; 16] = hex_array(&challenge.rand)?;
         let autn: [u8; 16] = hex_array(&challenge.autn)?;
         match device.aka(&rand, &autn)? {
-            crate::device::usim::AkaOutcome::Success { res, ck, ik } => {
+            crate::device::usim::AkaOutcome::Success { res, ck, ik, .. } => {
                 let card = crate::eap_aka::CardAnswer::Success { res, ck, ik };
                 match self.client.attach_answer(&challenge.session, &card)? {
                     nc::AttachStep::Attached(a) if a.attached => Ok(a.msisdn),

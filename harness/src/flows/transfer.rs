@@ -120,7 +120,11 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
     )?;
     let op = ctx.step(
         &s(2),
-        "the operator generates a code and sends it (1602–1603)",
+        &format!(
+            "the operator generates a code and sends it ({}–{})",
+            s(2),
+            s(3)
+        ),
         |_| {
             ensure!(
                 asked.subscription_result.as_deref() == Some(net::REQUIRES_USER_INPUT),
@@ -179,15 +183,21 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
             Ok(())
         })?;
     }
-    let doc = match ctx.attempt(&s(4), "the new device sends the code (1604)", |c| {
-        c.net.continue_op(&op, Some(&code), None)
-    })? {
+    let doc = match ctx.attempt(
+        &s(4),
+        &format!("the new device sends the code ({})", s(4)),
+        |c| c.net.continue_op(&op, Some(&code), None),
+    )? {
         Attempt::Done(d) => d,
         Attempt::Refused(_) => return nothing_changed(ctx, &msisdn, &old_line.imsi, &mut new),
     };
     let ac = ctx.step(
         &s(8),
-        "the operator answers the activation code (1605–1608)",
+        &format!(
+            "the operator answers the activation code ({}–{})",
+            s(5),
+            s(8)
+        ),
         |_| doc.activation_code(),
     )?;
     if p.reuse_code {
@@ -201,13 +211,16 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
         }
     }
     let iccid = common::download_enable(ctx, &s(9), &mut new, &ac)?;
+    // What follows has no step number in the seed: "after the second device downloads the
+    // profile and successfully activates it, … the old card is disabled".
+    let after = format!("{}+", s(9));
     let new_imsi = ctx.step("proof", "the new device reads its USIM", |_| {
         Ok(new.subscription()?.imsi)
     })?;
 
     // The new eUICC is active: the old card must be disabled (claims 1 and 9).
     ctx.step(
-        "1610",
+        &after,
         "the network moves the number to the new IMSI",
         |c| wait_until(|| Ok(c.net.active_imsis(&msisdn)? == vec![new_imsi.clone()])),
     )?;
@@ -218,7 +231,7 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
     ctx.check_eq("the old IMSI is disabled", view.state.as_str(), "disabled")?;
     common::forward(
         ctx,
-        "1611",
+        &after,
         &mut link,
         &new,
         &old,
@@ -232,9 +245,9 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
         },
     )?;
     if migration {
-        disable_old_euicc(ctx, &mut old, &old_iccid)?;
+        disable_old_euicc(ctx, &after, &mut old, &old_iccid)?;
     } else {
-        disable_old_uicc(ctx, &mut old, &old_line.imsi)?;
+        disable_old_uicc(ctx, &after, &mut old, &old_line.imsi)?;
     }
     common::prove_enabled(ctx, &mut new, &iccid)?;
     common::prove_attach(ctx, &mut new, &msisdn)?;
@@ -244,9 +257,14 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
 
 /// Fig. 17 end: the old device's LPA disables its profile (ES10c) and the disable
 /// notification reaches the SM-DP+.
-fn disable_old_euicc(ctx: &mut Ctx<'_>, old: &mut Device, iccid: &str) -> Result<(), Failure> {
+fn disable_old_euicc(
+    ctx: &mut Ctx<'_>,
+    id: &str,
+    old: &mut Device,
+    iccid: &str,
+) -> Result<(), Failure> {
     ctx.step(
-        "1712",
+        id,
         "the old device disables its profile (ES10c.DisableProfile) and notifies the SM-DP+",
         |c| {
             old.disable(iccid)?;
@@ -282,9 +300,14 @@ fn disable_old_euicc(ctx: &mut Ctx<'_>, old: &mut Device, iccid: &str) -> Result
 
 /// Fig. 16 end: the network's RFM command (SCP80 over SMS-PP, TS 102 225/226) reaches the old
 /// UICC through its device; read directly afterwards, the USIM is deactivated.
-fn disable_old_uicc(ctx: &mut Ctx<'_>, old: &mut Device, imsi: &str) -> Result<(), Failure> {
+fn disable_old_uicc(
+    ctx: &mut Ctx<'_>,
+    id: &str,
+    old: &mut Device,
+    imsi: &str,
+) -> Result<(), Failure> {
     let messages = ctx.step(
-        "1612",
+        id,
         "the old device receives the network's OTA message (SMS-PP)",
         |c| {
             let deadline = Instant::now() + OTA_WAIT;
@@ -301,7 +324,7 @@ fn disable_old_uicc(ctx: &mut Ctx<'_>, old: &mut Device, imsi: &str) -> Result<(
         },
     )?;
     ctx.step(
-        "1613",
+        id,
         "the old device hands it to its UICC (ENVELOPE SMS-PP download); the PoR goes back",
         |c| {
             for (_, tpdu) in &messages {
@@ -534,9 +557,11 @@ fn concurrent(
     let imsi = ctx.step("proof", "the winner reads its USIM", |_| {
         Ok(winner.subscription()?.imsi)
     })?;
-    ctx.step("1710", "the network moves the number to the winner", |c| {
-        wait_until(|| Ok(c.net.active_imsis(msisdn)? == vec![imsi.clone()]))
-    })?;
+    ctx.step(
+        &format!("{}+", s(9)),
+        "the network moves the number to the winner",
+        |c| wait_until(|| Ok(c.net.active_imsis(msisdn)? == vec![imsi.clone()])),
+    )?;
     common::prove_imsis(ctx, msisdn, &[&imsi])?;
     let left = ctx.step("proof", "read the loser's eUICC back", |_| loser.profiles())?;
     ctx.check(
