@@ -29,7 +29,14 @@ pub struct CardDefinition {
     /// Where relative file paths start (the TOML file's directory), set by [`Self::load`].
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
+    /// Files built into the program: when set, relative paths (joined to `base_dir`) are
+    /// looked up here instead of on disk. The `simlab` binary uses it for its built-in cards.
+    #[serde(skip)]
+    pub built_in_files: Option<BuiltInFiles>,
 }
+
+/// A lookup of files built into the program by path (see [`CardDefinition::built_in_files`]).
+pub type BuiltInFiles = fn(&std::path::Path) -> Option<&'static [u8]>;
 
 /// The eUICC's identity and configuration (SGP.22 v2.5 §2.2.2, §5.7.8). File paths are
 /// relative to the card definition's directory.
@@ -253,6 +260,14 @@ impl CardDefinition {
             Some(dir) => dir.join(rel),
             None => std::path::PathBuf::from(rel),
         };
+        if let Some(lookup) = self.built_in_files {
+            return lookup(&path).map(<[u8]>::to_vec).ok_or_else(|| {
+                field(
+                    field_name,
+                    format!("{} is not among the built-in files", path.display()),
+                )
+            });
+        }
         std::fs::read(&path)
             .map_err(|e| field(field_name, format!("cannot read {}: {e}", path.display())))
     }

@@ -7,15 +7,19 @@
 
 pub mod aka;
 pub mod apdu;
+pub mod app;
+pub mod applications;
 pub mod arr;
 pub mod definition;
 pub mod euicc;
 pub mod fcp;
 pub mod fs;
 pub mod pin;
+pub mod platform;
 pub mod rsp;
 pub mod saip;
 pub mod script;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod tlv;

@@ -3,12 +3,12 @@
 //! MANAGE CHANNEL, TERMINAL PROFILE/CAPABILITY. Each function owns one command.
 
 use crate::apdu::{Command, Instruction, MAX_CHANNEL};
+use crate::app::{Channel, CmdResult, Context, Response};
 use crate::arr::{self, Operation};
 use crate::fcp;
 use crate::fs::{FileBody, FileSystem, LifeCycle, NodeId, FID_CURRENT_ADF, FID_MF};
 use crate::pin::PinError;
 use crate::status::StatusWord;
-use crate::uicc::{Channel, CmdResult, Context, Response};
 
 // ---------------------------------------------------------------------------------------
 // SELECT (§11.1.1)

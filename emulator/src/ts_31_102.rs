@@ -1,22 +1,16 @@
 //! 3GPP TS 31.102 (V17): the USIM application — its ADF and EFs (§4.2, contents encoded as
 //! §4.2.x says) and AUTHENTICATE (§7.1.2) in the 3G and GSM security contexts.
 
+use crate::aka;
 use crate::aka::ts_31_102::AuthenticateCommand;
-use crate::aka::{self, AkaAlgorithm, SqnStore};
 use crate::apdu::Command;
+use crate::app::{CmdResult, Context, Response};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, FsError, LifeCycle, NodeId};
 use crate::saip;
 use crate::status::StatusWord;
-use crate::uicc::{CmdResult, Context, Response};
-use serde::{Deserialize, Serialize};
 
-/// The USIM's persistent authentication state: its algorithm and keys, and the sequence
-/// numbers it has accepted (TS 33.102 Annex C).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsimState {
-    pub algorithm: AkaAlgorithm,
-    pub sqn: SqnStore,
-}
+/// The USIM's persistent state lives with the card's ([`crate::state::CardState`]).
+pub use crate::aka::UsimState;
 
 /// Service n°27 "GSM Access" in EF.UST: when available, the 3G answer also carries Kc.
 pub const SERVICE_GSM_ACCESS: usize = 27;

@@ -6,151 +6,24 @@
 //! ([`Session`]: open channels, their selections, verified PINs, a pending GET RESPONSE) are
 //! separate types; a power cycle drops the second and keeps the first.
 //!
-//! An eUICC ([`CardState::euicc`]) adds the ISD-R and ECASD applications (SGP.22 v2.5 §2.2),
-//! selectable by AID on any logical channel, with ES10 over STORE DATA ([`crate::euicc`]); its
-//! enabled profile's content is the card's file system, PINs and USIM.
+//! Applications are hosted through one interface ([`crate::app::Application`]): SELECT by AID
+//! of a hosted application makes it the channel's application, and the commands on that
+//! channel go to it first; whatever it does not take, and every command on a channel without
+//! one, goes to the UICC platform's file system ([`crate::platform`]). Which applications a
+//! card hosts (an eUICC's ISD-R and ECASD, SGP.22 v2.5 §2.2) is decided in
+//! [`crate::applications`]; the pipeline knows none of them.
 
-use crate::apdu::{Command, Instruction, MAX_CHANNEL};
-use crate::euicc::{self, EuiccSession, EuiccState};
-use crate::fs::{FileSystem, NodeId};
-use crate::pin::PinStore;
+use crate::apdu::{Command, Instruction};
+use crate::app::{Apps, CmdResult, Context, Pending, Response, Session};
+use crate::applications;
+use crate::platform;
 use crate::status::StatusWord;
 use crate::store::{StateStore, StoreError};
-use crate::{ts_102_221, ts_31_102};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
-/// What a card keeps across power cycles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CardState {
-    pub fs: FileSystem,
-    pub pins: PinStore,
-    pub usim: Option<ts_31_102::UsimState>,
-    /// The eUICC part (identity, profiles, notifications); `None` for a plain UICC.
-    #[serde(default)]
-    pub euicc: Option<Box<EuiccState>>,
-}
-
-/// An application selected by AID that is not a file-system ADF (SGP.22 §2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applet {
-    IsdR,
-    Ecasd,
-}
-
-/// The selection state of one logical channel (TS 102 221 §8.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Channel {
-    pub df: NodeId,
-    pub ef: Option<NodeId>,
-    /// Current record number (1-based) of the current EF.
-    pub record: Option<usize>,
-    /// The ADF of the application selected on this channel.
-    pub adf: Option<NodeId>,
-    /// The ISD-R or ECASD when one is selected on this channel (instead of a file).
-    pub applet: Option<Applet>,
-}
-
-impl Channel {
-    pub fn at_mf() -> Self {
-        Self {
-            df: FileSystem::MF,
-            ef: None,
-            record: None,
-            adf: None,
-            applet: None,
-        }
-    }
-}
-
-/// Answer data waiting for GET RESPONSE, with the status word that ends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Pending {
-    data: Vec<u8>,
-    sw: StatusWord,
-}
-
-/// What a power cycle forgets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub channels: Vec<Option<Channel>>,
-    /// Key references verified since power-on (TS 102 221 §9.5.1).
-    pub verified: BTreeSet<u8>,
-    pending: Option<Pending>,
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        let mut channels = vec![None; MAX_CHANNEL + 1];
-        if let Some(basic) = channels.first_mut() {
-            *basic = Some(Channel::at_mf());
-        }
-        Self {
-            channels,
-            verified: BTreeSet::new(),
-            pending: None,
-        }
-    }
-}
-
-/// A command's result before it is shaped for the transport: data and status word.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub data: Vec<u8>,
-    pub sw: StatusWord,
-}
-
-impl Response {
-    pub fn ok(data: Vec<u8>) -> Self {
-        Self {
-            data,
-            sw: StatusWord::Success,
-        }
-    }
-
-    pub fn status(sw: StatusWord) -> Self {
-        Self {
-            data: Vec::new(),
-            sw,
-        }
-    }
-}
-
-/// What a command handler returns: an answer, or the status word of its failure.
-pub type CmdResult = Result<Response, StatusWord>;
-
-/// Everything a command handler may touch.
-#[derive(Debug)]
-pub struct Context<'a> {
-    pub state: &'a mut CardState,
-    pub session: &'a mut Session,
-    pub channel: usize,
-}
-
-impl Context<'_> {
-    /// The selection of the command's channel (the pipeline checked it is open).
-    pub fn chan(&self) -> Channel {
-        self.session
-            .channels
-            .get(self.channel)
-            .copied()
-            .flatten()
-            .unwrap_or_else(Channel::at_mf)
-    }
-
-    pub fn set_chan(&mut self, c: Channel) {
-        if let Some(slot) = self.session.channels.get_mut(self.channel) {
-            *slot = Some(c);
-        }
-    }
-
-    /// A key reference counts as satisfied when verified in this session or disabled.
-    pub fn key_satisfied(&self, key: u8) -> bool {
-        self.session.verified.contains(&key) || self.state.pins.get(key).is_some_and(|p| !p.enabled)
-    }
-}
+pub use crate::app::Channel;
+pub use crate::state::CardState;
 
 /// The default ATR, offering T=0 only, as real UICCs and eUICCs do (ISO 7816-3 §8.2):
 /// `3B 97 96 80 1F C7 80 31 E0 73 FE 21 00 A4`. T0 '97': TA1 and TD1 follow, seven historical
@@ -174,8 +47,8 @@ pub struct Uicc {
     state: CardState,
     session: Session,
     store: Option<StateStore>,
-    /// Volatile eUICC state: STORE DATA reassembly and the download session.
-    euicc_session: EuiccSession,
+    /// The hosted applications (with their volatile state).
+    apps: Apps,
     /// Randomness for challenges and one-time keys (seedable for reproducible transcripts).
     rng: StdRng,
 }
@@ -185,13 +58,13 @@ impl Uicc {
     pub fn new(atr: Vec<u8>, state: CardState) -> Self {
         let mut card = Self {
             atr,
+            apps: applications::hosted(&state),
             state,
             session: Session::default(),
             store: None,
-            euicc_session: EuiccSession::default(),
             rng: StdRng::from_entropy(),
         };
-        card.refresh_profile();
+        card.power_on_apps();
         card
     }
 
@@ -201,11 +74,11 @@ impl Uicc {
         self.rng = StdRng::seed_from_u64(seed);
     }
 
-    /// The eUICC's REFRESH: makes the enabled profile's content the card's (see
-    /// [`crate::euicc`]), saving the state if it changed.
-    fn refresh_profile(&mut self) {
+    /// Power-on of the hosted applications (an eUICC's REFRESH makes the enabled profile's
+    /// content the card's, see [`crate::euicc`]), saving the state if it changed.
+    fn power_on_apps(&mut self) {
         let before = self.store.as_ref().map(|_| self.state.clone());
-        if euicc::refresh(&mut self.state) {
+        if self.apps.power_on(&mut self.state) {
             if let (Some(store), Some(before)) = (&self.store, before) {
                 if store.save(&self.state).is_err() {
                     // Not saved: keep presenting what is on disk.
@@ -231,13 +104,13 @@ impl Uicc {
         };
         let mut card = Self {
             atr,
+            apps: applications::hosted(&state),
             state,
             session: Session::default(),
             store: Some(store),
-            euicc_session: EuiccSession::default(),
             rng: StdRng::from_entropy(),
         };
-        card.refresh_profile();
+        card.power_on_apps();
         Ok(card)
     }
 
@@ -252,8 +125,7 @@ impl Uicc {
     /// Cold reset: volatile state is lost, persistent state stays. Returns the ATR.
     pub fn power_on(&mut self) -> Vec<u8> {
         self.session = Session::default();
-        self.euicc_session = EuiccSession::default();
-        self.refresh_profile();
+        self.power_on_apps();
         self.atr.clone()
     }
 
@@ -309,110 +181,36 @@ impl Uicc {
         result
     }
 
+    /// Parse, then dispatch: GET RESPONSE to the pipeline, SELECT of a hosted application's
+    /// AID to it, any other command first to the channel's application, then to the platform.
     fn execute(&mut self, cmd: &Command<'_>) -> CmdResult {
-        match cmd.ins {
-            Instruction::Select => {
-                if let Some(r) = self.select_applet(cmd) {
-                    return r;
-                }
-            }
-            Instruction::StoreData => return self.store_data(cmd),
-            _ => {}
+        if cmd.ins == Instruction::GetResponse {
+            return self.get_response(cmd);
         }
         let mut ctx = Context {
             state: &mut self.state,
             session: &mut self.session,
             channel: cmd.channel,
+            rng: &mut self.rng,
         };
-        use Instruction::*;
-        match cmd.ins {
-            Select => {
-                let r = ts_102_221::select(&mut ctx, cmd);
-                if r.is_ok() {
-                    // A file (or USIM) selected: the channel no longer talks to an applet.
-                    let mut chan = ctx.chan();
-                    chan.applet = None;
-                    ctx.set_chan(chan);
-                }
-                r
+        if let Some(id) = selected_by_aid(&self.apps, ctx.state, cmd) {
+            if let Some(app) = self.apps.get_mut(id) {
+                // The application replaces the channel's file and ADF selection: file
+                // commands and AUTHENTICATE on this channel find no EF / no USIM until a file
+                // is selected again.
+                ctx.set_chan(Channel {
+                    app: Some(id),
+                    ..Channel::at_mf()
+                });
+                return app.select(&mut ctx, cmd);
             }
-            Status => ts_102_221::status(&mut ctx, cmd),
-            ReadBinary => ts_102_221::read_binary(&mut ctx, cmd),
-            UpdateBinary => ts_102_221::update_binary(&mut ctx, cmd),
-            ReadRecord => ts_102_221::read_record(&mut ctx, cmd),
-            UpdateRecord => ts_102_221::update_record(&mut ctx, cmd),
-            SearchRecord => ts_102_221::search_record(&mut ctx, cmd),
-            Verify | ChangePin | DisablePin | EnablePin | UnblockPin => {
-                ts_102_221::pin_command(&mut ctx, cmd)
+        }
+        if let Some(app) = ctx.chan().app.and_then(|id| self.apps.get_mut(id)) {
+            if let Some(result) = app.command(&mut ctx, cmd) {
+                return result;
             }
-            DeactivateFile | ActivateFile => ts_102_221::set_life_cycle(&mut ctx, cmd),
-            Authenticate => ts_31_102::authenticate(&mut ctx, cmd),
-            ManageChannel => ts_102_221::manage_channel(&mut ctx, cmd),
-            GetResponse => self.get_response(cmd),
-            TerminalProfile | TerminalCapability => ts_102_221::terminal_capabilities(cmd),
-            StoreData => Err(StatusWord::ConditionsOfUseNotSatisfied),
         }
-    }
-
-    /// SELECT by AID of the ISD-R or ECASD (SGP.22 §2.2.1/§2.2.2); `None` when the command
-    /// is not about them (the file system handles it).
-    fn select_applet(&mut self, cmd: &Command<'_>) -> Option<CmdResult> {
-        const SELECT_BY_AID: u8 = 0x04;
-        const P2_NO_DATA: u8 = 0x0C;
-        let e = self.state.euicc.as_ref()?;
-        if cmd.p1 != SELECT_BY_AID || cmd.data.is_empty() {
-            return None;
-        }
-        let applet = if cmd.data == e.config.isd_r_aid.as_slice() {
-            Applet::IsdR
-        } else if cmd.data == e.config.ecasd_aid.as_slice() {
-            Applet::Ecasd
-        } else {
-            return None;
-        };
-        let answer = if cmd.p2 & P2_NO_DATA == P2_NO_DATA {
-            Vec::new()
-        } else {
-            euicc::isd_r::select_answer(cmd.data)
-        };
-        let slot = self.session.channels.get_mut(cmd.channel)?;
-        // The applet replaces the channel's file and application selection: file commands
-        // and AUTHENTICATE on this channel find no EF / no USIM until a file is selected.
-        *slot = Some(Channel {
-            applet: Some(applet),
-            ..Channel::at_mf()
-        });
-        self.euicc_session.segments.remove(&cmd.channel);
-        Some(Ok(Response::ok(answer)))
-    }
-
-    /// STORE DATA: ES10 to the ISD-R selected on the channel.
-    fn store_data(&mut self, cmd: &Command<'_>) -> CmdResult {
-        let applet = self
-            .session
-            .channels
-            .get(cmd.channel)
-            .copied()
-            .flatten()
-            .and_then(|c| c.applet);
-        let Some(e) = self.state.euicc.as_deref_mut() else {
-            return Err(StatusWord::ConditionsOfUseNotSatisfied);
-        };
-        if applet != Some(Applet::IsdR) {
-            return Err(StatusWord::ConditionsOfUseNotSatisfied);
-        }
-        match euicc::isd_r::store_data(
-            e,
-            &mut self.euicc_session,
-            &mut self.rng,
-            cmd.channel,
-            cmd.p1,
-            cmd.p2,
-            cmd.data,
-        )? {
-            Some(answer) => Ok(Response::ok(answer)),
-            None => Ok(Response::ok(Vec::new())),
-        }
+        platform::execute(&mut ctx, cmd)
     }
 
     /// GET RESPONSE: hands out pending data, Ne bytes at a time (ISO 7816-4 §7.6.1).
@@ -463,6 +261,16 @@ impl Uicc {
         data.extend_from_slice(&StatusWord::MoreData(announce).to_bytes());
         data
     }
+}
+
+/// The hosted application a SELECT by DF name (P1 '04', ISO 7816-4 §7.1.1) with a full AID
+/// names, if any; any other SELECT is the file system's.
+fn selected_by_aid(apps: &Apps, state: &CardState, cmd: &Command<'_>) -> Option<usize> {
+    const SELECT_BY_AID: u8 = 0x04;
+    if cmd.ins != Instruction::Select || cmd.p1 != SELECT_BY_AID || cmd.data.is_empty() {
+        return None;
+    }
+    apps.by_aid(state, cmd.data)
 }
 
 /// Commands that can change persistent state (and so trigger a save). Of STORE DATA only the

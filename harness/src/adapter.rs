@@ -1,8 +1,14 @@
 //! The one place that knows both a card and vpcd: serves an emulated [`Uicc`] as a
 //! [`VirtualCard`], so pcscd (through vpcd) or vpcd's reader side can reach it.
+//!
+//! Every APDU and answer is logged at debug level under the target [`APDU_LOG_TARGET`]
+//! (`simlab card serve --log-apdus`, or `RUST_LOG=debug`).
 
 use simlab_emulator::Uicc;
 use simlab_vpcd::VirtualCard;
+
+/// The tracing target of the card side's APDU log.
+pub const APDU_LOG_TARGET: &str = "simlab::apdu";
 
 /// An emulated card behind vpcd.
 #[derive(Debug)]
@@ -51,6 +57,13 @@ impl VirtualCard for VpcdCard {
             self.card.power_on();
             self.powered = true;
         }
-        self.card.transmit(apdu)
+        let answer = self.card.transmit(apdu);
+        tracing::debug!(
+            target: APDU_LOG_TARGET,
+            "> {} < {}",
+            hex::encode_upper(apdu),
+            hex::encode_upper(&answer)
+        );
+        answer
     }
 }

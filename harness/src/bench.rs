@@ -12,6 +12,8 @@
 pub mod downloads;
 
 use crate::adapter::VpcdCard;
+use crate::defaults::{BuiltIn, Files};
+use crate::output::Output;
 use crate::selftest;
 use crate::transport::{PcscReader, Transport, TransportError};
 use anyhow::{ensure, Context as _};
@@ -46,9 +48,10 @@ pub struct BenchArgs {
     /// Concurrent flows of the load run (0: none).
     #[arg(long, default_value_t = 1000)]
     pub flow_load: usize,
-    /// The repository's vectors directory (for --flows).
-    #[arg(long, default_value = crate::selftest::BUILD_VECTORS)]
-    pub vectors: PathBuf,
+    /// The repository's vectors directory (for --flows); default: that of the checkout simlab
+    /// was built from.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
 
     /// Measure complete profile downloads (SGP.22) instead of APDUs: in-process, then over
     /// loopback HTTPS against a separate SM-DP+ process.
@@ -66,15 +69,15 @@ pub struct BenchArgs {
     /// Template downloaded (file stem in --templates, used as matching ID).
     #[arg(long, default_value = "TS48V1-A-UNIQUE")]
     pub template: String,
-    /// eUICC definition.
-    #[arg(long, default_value = "vectors/cards/euicc.toml")]
+    /// eUICC definition: a file, or a built-in card name.
+    #[arg(long, value_name = "FILE|NAME", default_value = crate::defaults::EUICC)]
     pub card: PathBuf,
-    /// SM-DP+ PKI directory (SGP.26 layout).
-    #[arg(long, default_value = "vectors/pki")]
-    pub pki: PathBuf,
-    /// SM-DP+ template directory.
-    #[arg(long, default_value = "vectors/profiles")]
-    pub templates: PathBuf,
+    /// SM-DP+ PKI directory (SGP.26 layout); default: the built-in test PKI.
+    #[arg(long, value_name = "DIR")]
+    pub pki: Option<PathBuf>,
+    /// SM-DP+ template directory; default: the built-in TS.48 templates.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
     /// Only the in-process download measurement.
     #[arg(long)]
     pub no_https: bool,
@@ -93,6 +96,14 @@ pub struct BenchArgs {
     /// `stats` on stdin.
     #[arg(long, hide = true)]
     pub serve_smdp: bool,
+}
+
+fn pki(a: &BenchArgs) -> Files {
+    Files::or_built_in(a.pki.as_deref(), BuiltIn::Pki)
+}
+
+fn templates(a: &BenchArgs) -> Files {
+    Files::or_built_in(a.templates.as_deref(), BuiltIn::Profiles)
 }
 
 const SELECT_ICCID: [u8; 7] = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x2F, 0xE2];
@@ -263,11 +274,11 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
 }
 
 /// `simlab bench --downloads`: in-process rows, then HTTPS rows.
-fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
+fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     let opts = downloads::DownloadBenchOptions {
         card: a.card.clone(),
-        pki: a.pki.clone(),
-        templates: a.templates.clone(),
+        pki: pki(a),
+        templates: templates(a),
         template: a.template.clone(),
         count: a.download_count.max(1),
         server_program: None,
@@ -278,48 +289,78 @@ fn run_downloads(a: &BenchArgs) -> anyhow::Result<()> {
     if a.threads > 1 {
         local.push(downloads::in_process(&opts, a.threads)?);
     }
-    downloads::print_in_process(&a.template, &local);
+    if !out.is_json() {
+        out.progress(downloads::in_process_text(&a.template, &local).trim_end());
+    }
+    let mut https = Vec::new();
+    let mut tls = None;
     if !a.no_https {
-        let mut https = Vec::new();
         if a.lpas > 1 {
             https.push(downloads::over_https(&opts, 1)?);
         }
         https.push(downloads::over_https(&opts, a.lpas)?);
-        let tls = downloads::tls_handshakes(&a.pki, "127.0.0.1", opts.count)?;
-        downloads::print_https(&https, local.first(), Some(&tls));
+        tls = Some(downloads::tls_handshakes(
+            &opts.pki,
+            "127.0.0.1",
+            opts.count,
+        )?);
+        if !out.is_json() {
+            out.progress(downloads::https_text(&https, local.first(), tls.as_ref()).trim_end());
+        }
     }
-    Ok(())
+    let result = serde_json::json!({
+        "inProcess": downloads::in_process_json(&a.template, &local),
+        "https": (!a.no_https).then(|| downloads::https_json(&https, tls.as_ref())),
+    });
+    out.result(&result, String::new)
 }
 
-/// `simlab bench`: measures and prints the table.
-pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+/// `simlab bench`: measures and prints the table (or the JSON result).
+pub fn run(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     if a.serve_smdp {
-        return downloads::serve_smdp(&a.pki, &a.templates, a.db_file);
+        return downloads::serve_smdp(&pki(a), &templates(a), a.db_file);
     }
     if a.downloads {
-        return run_downloads(a);
+        return run_downloads(a, out);
     }
     if a.flows {
-        crate::output::print_stdout(&crate::flows::bench::run(&a.vectors, a.flow_load)?);
+        let vectors = a
+            .vectors
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::flows::BUILD_VECTORS));
+        crate::output::print_stdout(&crate::flows::bench::run(&vectors, a.flow_load)?);
         return Ok(());
     }
     let rows = measure(a)?;
-    println!(
-        "workload: SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A), median of {}",
-        a.repeat.max(1)
-    );
-    println!(
-        "{:<22} {:>14} {:>14} {:>8}",
-        "path", "card APDU/s", "null APDU/s", "ratio"
-    );
-    for r in &rows {
-        println!(
-            "{:<22} {:>14.0} {:>14.0} {:>7.1}%",
-            r.path,
-            r.card,
-            r.null,
-            100.0 * r.ratio()
+    let workload = "SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A)";
+    let json = serde_json::json!({
+        "workload": workload,
+        "repeat": a.repeat.max(1),
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "path": r.path,
+            "cardApdusPerSecond": r.card.round(),
+            "nullApdusPerSecond": r.null.round(),
+            "ratio": (r.ratio() * 1e4).round() / 1e4,
+        })).collect::<Vec<_>>(),
+    });
+    out.result(&json, || {
+        let mut text = format!(
+            "workload: {workload}, median of {}\n{:<22} {:>14} {:>14} {:>8}\n",
+            a.repeat.max(1),
+            "path",
+            "card APDU/s",
+            "null APDU/s",
+            "ratio"
         );
-    }
-    Ok(())
+        for r in &rows {
+            text.push_str(&format!(
+                "{:<22} {:>14.0} {:>14.0} {:>7.1}%\n",
+                r.path,
+                r.card,
+                r.null,
+                100.0 * r.ratio()
+            ));
+        }
+        text
+    })
 }

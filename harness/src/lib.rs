@@ -2,8 +2,12 @@
 //! issues) the LPA, the emulated operator network, flows, suites and reports.
 
 pub mod adapter;
+pub mod aka_cli;
+pub mod apdu;
 pub mod bench;
+pub mod card_cli;
 pub mod cards;
+pub mod defaults;
 pub mod device;
 pub mod eap_aka;
 pub mod es9p;

@@ -5,18 +5,16 @@
 //! answer against the definition; the first mismatch is an error.
 
 use crate::adapter::VpcdCard;
+use crate::defaults::{self, Files};
 use crate::transport::{split_sw, InProcess, Transport, VpcdReader};
 use anyhow::{bail, ensure, Context as _};
 use simlab_emulator::aka::{self, ts_31_102::AuthenticateResponse, AkaAlgorithm};
 use simlab_emulator::saip::{decode_imsi, encode_iccid_ef};
-use simlab_emulator::{CardDefinition, Uicc};
+use simlab_emulator::Uicc;
 use simlab_vpcd::reader::ReaderListener;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The built-in card (`vectors/cards/uicc.toml`), so the self-test runs anywhere.
-pub const BUILTIN_CARD: &str = include_str!("../../vectors/cards/uicc.toml");
 
 /// What the session checks the card against.
 #[derive(Debug, Clone)]
@@ -28,12 +26,10 @@ pub struct Expected {
     pub algorithm: AkaAlgorithm,
 }
 
-/// Loads a definition (or the built-in one) and the values to expect from it.
+/// Loads a definition (a file or a built-in card's name; default: the built-in UICC) and the
+/// values to expect from it.
 pub fn load(card: Option<&Path>) -> anyhow::Result<(Uicc, Expected)> {
-    let def = match card {
-        Some(p) => CardDefinition::load(p)?,
-        None => CardDefinition::from_toml(BUILTIN_CARD)?,
-    };
+    let def = crate::defaults::card_definition(card.unwrap_or(Path::new(defaults::UICC)))?;
     let (atr, state) = def.build()?;
     let algorithm = state
         .usim
@@ -165,30 +161,37 @@ pub fn session(t: &mut dyn Transport, e: &Expected, out: &mut String) -> anyhow:
     Ok(())
 }
 
-/// Where the repository's vectors are when the binary was built from a checkout.
-pub const BUILD_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
-
 /// The eUICC part: simlab's SM-DP+ on loopback HTTPS, the eUICC of `vectors/cards/euicc.toml`
-/// over the vpcd wire protocol, and simlab's LPA between them. An operator order with a
+/// over the vpcd wire protocol, and simlab's LPA between them (all built in; with `vectors`,
+/// a directory holding `cards/euicc.toml`, `pki` and `profiles` instead). An operator order with a
 /// confirmation code is downloaded (a wrong code first), enabled, and the card then
 /// authenticates with the order's fresh key; notifications move the order to "enabled";
 /// finally the profile is disabled and deleted. Returns the transcript.
-pub fn run_euicc(vectors: &Path) -> anyhow::Result<String> {
+pub fn run_euicc(vectors: Option<&Path>) -> anyhow::Result<String> {
     use crate::lpa::{self, ActivationCode, DeviceInfo, Es10Client};
     use crate::smdp::{self, store::OrderState, SmdpOptions};
 
     let mut out = String::new();
-    let server = smdp::start(SmdpOptions::new(
-        vectors.join("pki"),
-        vectors.join("profiles"),
-    ))?;
+    let (pki, templates, card) = match vectors {
+        Some(v) => (
+            Files::Disk(v.join("pki")),
+            Files::Disk(v.join("profiles")),
+            v.join("cards/euicc.toml"),
+        ),
+        None => (
+            Files::pki(),
+            Files::templates(),
+            PathBuf::from(defaults::EUICC),
+        ),
+    };
+    let server = smdp::start(SmdpOptions::new(pki, templates))?;
     let roots = vec![server.ca_cert_der.clone()];
     writeln!(
         out,
         "== eUICC download from the SM-DP+ at https://{}",
         server.address
     )?;
-    let euicc = crate::cards::load_card(&vectors.join("cards/euicc.toml"), None)?;
+    let euicc = crate::cards::load_card(&card, None)?;
     let listener = ReaderListener::bind("127.0.0.1:0")?;
     let card_thread = simlab_vpcd::card::spawn(
         VpcdCard::new(euicc),

@@ -58,6 +58,12 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+pub mod cli;
+mod document;
+
+pub use document::{document, labelled_lines, parse, unwrap_lines, wrap, ParseError, WRAP_WIDTH};
 
 /// Shortest value the normaliser masks (see the module doc).
 pub const MIN_MASKED_LEN: usize = 8;
@@ -178,47 +184,51 @@ pub enum Entry {
     Secret { label: String, value: Vec<u8> },
 }
 
-/// A shared, append-only list of [`Entry`]; clones are handles to the same list.
+/// A shared, append-only list of [`Entry`] with the time each was recorded; clones are
+/// handles to the same list.
 #[derive(Debug, Clone, Default)]
-pub struct Transcript(Arc<Mutex<Vec<Entry>>>);
+pub struct Transcript(Arc<Mutex<Recorded>>);
+
+#[derive(Debug, Default)]
+struct Recorded {
+    entries: Vec<Entry>,
+    times: Vec<SystemTime>,
+}
 
 impl Transcript {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Appends one entry.
+    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        // A panic elsewhere while holding the lock leaves complete Vecs: keep using them.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one entry, stamped with the current time.
     pub fn push(&self, entry: Entry) {
-        // A panic elsewhere while holding the lock leaves a complete Vec: keep using it.
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(entry);
+        let mut r = self.recorded();
+        r.entries.push(entry);
+        r.times.push(SystemTime::now());
     }
 
     /// A copy of everything recorded so far.
     pub fn entries(&self) -> Vec<Entry> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.recorded().entries.clone()
     }
 
-    /// Every value as recorded, nothing masked or abbreviated; one line per exchange.
+    /// Every value as recorded, nothing masked or abbreviated; a step label with the time
+    /// before each ES10/ES9+ function, long lines wrapped (see [`document`]).
     pub fn render(&self) -> String {
-        join_lines(render(&self.entries()))
+        let r = self.recorded();
+        document(&r.entries, Some(&r.times), false)
     }
 
-    /// Random values masked, long deterministic values abbreviated (see the module doc).
+    /// Random values masked, long deterministic values abbreviated (see the module doc); step
+    /// labels without times, long lines wrapped.
     pub fn normalised(&self) -> String {
-        join_lines(normalise(&self.entries()))
+        document(&self.entries(), None, true)
     }
-}
-
-fn join_lines(lines: Vec<String>) -> String {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text
 }
 
 /// A [`Transport`] that records every exchange (GET RESPONSE included) in a [`Transcript`].

@@ -14,8 +14,8 @@ fn root() -> PathBuf {
 fn options(count: usize) -> DownloadBenchOptions {
     DownloadBenchOptions {
         card: root().join("vectors/cards/euicc.toml"),
-        pki: root().join("vectors/pki"),
-        templates: root().join("vectors/profiles"),
+        pki: root().join("vectors/pki").into(),
+        templates: root().join("vectors/profiles").into(),
         template: "TS48V1-A-UNIQUE".into(),
         count,
         server_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_simlab"))),
@@ -31,10 +31,9 @@ fn in_process_download_benchmark_runs_once() {
     // InitiateAuthentication, AuthenticateClient, GetBoundProfilePackage, HandleNotification.
     assert_eq!(r.smdp.calls, 4);
     assert!(r.cpu.card > Duration::ZERO);
-    assert!(
-        r.cpu.smdp >= r.smdp.sign,
-        "SM-DP+ CPU covers its signatures"
-    );
+    // Both clocks ran (CPU time and the wall time of its signing are not comparable: a
+    // preempted thread's wall time grows, its CPU time does not).
+    assert!(r.cpu.smdp > Duration::ZERO && r.smdp.sign > Duration::ZERO);
     downloads::print_in_process("TS48V1-A-UNIQUE", &[r]);
 }
 
@@ -61,7 +60,7 @@ fn https_download_benchmark_counts_server_and_client_separately() {
 
 #[test]
 fn tls_handshakes_complete_in_memory_with_the_smdp_certificate() {
-    let t = downloads::tls_handshakes(&root().join("vectors/pki"), "127.0.0.1", 2).unwrap();
+    let t = downloads::tls_handshakes(&root().join("vectors/pki").into(), "127.0.0.1", 2).unwrap();
     assert_eq!(t.handshakes, 2);
     assert!(t.server > Duration::ZERO && t.client > Duration::ZERO);
 }

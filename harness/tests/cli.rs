@@ -3,10 +3,19 @@
 
 use std::process::Command;
 
+/// Runs `simlab` in the repository's root.
 fn simlab(args: &[&str]) -> (bool, String, String) {
+    simlab_in(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
+        args,
+    )
+}
+
+/// Runs `simlab` in `dir` (a directory with no `vectors/`: the built-in defaults must do).
+fn simlab_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_simlab"))
         .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(dir)
         .output()
         .unwrap();
     (
@@ -17,8 +26,9 @@ fn simlab(args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn selftest_passes_on_the_builtin_card() {
-    let (ok, out, err) = simlab(&["card", "selftest"]);
+fn selftest_passes_on_the_builtin_card_from_any_directory() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simlab_in(elsewhere.path(), &["card", "selftest"]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("ICCID 8949001010000000016 ok"), "{out}");
     assert!(out.contains("selftest: PASS"), "{out}");
@@ -71,15 +81,23 @@ fn pki_generate_writes_the_sgp26_layout() {
     }
 }
 
-/// `simlab network serve` and `simlab lpa` as a user runs them: a download into an eUICC
-/// whose state lives in a directory, then list, enable and notifications, all in JSON.
+/// `simlab network serve` and `simlab lpa` as a user runs them, from a directory without the
+/// repository's vectors (built-in PKI, templates and eUICC): a download into an eUICC whose
+/// state lives in a directory, then list, enable and notifications, all in JSON.
 #[test]
 fn lpa_commands_download_enable_and_list_against_network_serve() {
     use std::io::{BufRead, BufReader};
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let elsewhere = tempfile::tempdir().unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
-        .args(["network", "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(root)
+        .args([
+            "network",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(elsewhere.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -91,16 +109,9 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let state = tempfile::tempdir().unwrap();
     let st = state.path().to_str().unwrap();
     let lpa = |args: &[&str]| {
-        let mut all = vec![
-            "lpa",
-            "--card",
-            "vectors/cards/euicc.toml",
-            "--state",
-            st,
-            "--json",
-        ];
+        let mut all = vec!["lpa", "--card", "euicc", "--state", st, "--json"];
         all.extend_from_slice(args);
-        simlab(&all)
+        simlab_in(elsewhere.path(), &all)
     };
     let ac = format!("LPA:1${address}$TS48V5-SAIP2-3-BERTLV-SUCI-UNIQUE");
     let (ok, out, err) = lpa(&["download", "--activation-code", &ac]);
@@ -113,7 +124,7 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     let (ok, out, err) = lpa(&["list"]);
     assert!(ok, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list["result"][0]["state"], "disabled", "{out}");
+    assert_eq!(list["result"][0]["profileState"], "disabled", "{out}");
     let (ok, _, err) = lpa(&["enable", "8949449999999990163"]);
     assert!(ok, "{err}");
     let (ok, out, _) = lpa(&["list"]);
@@ -138,5 +149,75 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
     assert!(
         err.contains("DeleteProfile") && err.contains("ProfileNotInDisabledState"),
         "{err}"
+    );
+}
+
+/// `simlab network serve` prints every operator URL and provisions `--subscriber` cards; the
+/// operator services answer at the printed address.
+#[test]
+fn network_serve_prints_the_operator_urls_and_provisions_subscribers() {
+    use std::io::{BufRead, BufReader};
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args([
+            "network",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+            "--subscriber",
+            "uicc",
+        ])
+        .current_dir(elsewhere.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("Operator network listening on ") {
+            base = Some(url.trim().to_owned());
+        }
+        let done = line.contains("Ctrl-C stops");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let base = base.unwrap_or_else(|| panic!("{printed:#?}"));
+    let text = printed.join("\n");
+    for service in [
+        "/ts43",
+        "/contract/",
+        "/smsc/inbox/",
+        "/boss/subscribers",
+        "/hlr/attach",
+        "/calls",
+        "/admin/",
+    ] {
+        assert!(
+            text.contains(&format!("{base}{service}")),
+            "{service}: {text}"
+        );
+    }
+    let subscribers: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{base}/admin/subscribers"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(subscribers[0]["msisdn"], "+15555550100", "{subscribers}");
+    assert_eq!(subscribers[0]["imsis"][0]["imsi"], "001010123456063");
+    assert!(
+        text.contains("subscriber +15555550100 IMSI 001010123456063"),
+        "{text}"
     );
 }

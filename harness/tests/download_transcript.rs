@@ -74,3 +74,63 @@ fn two_downloads_differ_on_the_wire_but_normalise_to_the_same_transcript() {
     );
     assert_eq!(first, second);
 }
+
+/// A raw transcript file reads back into the same download: normalised from the file, it is
+/// the normalisation of the recording itself.
+#[test]
+fn a_raw_transcript_file_normalises_like_the_recording() {
+    let (normalised, raw) = recorded_download();
+    assert!(
+        raw.contains("# 20"),
+        "raw step labels carry the time: {raw:.300}"
+    );
+    let entries = simlab_harness::transcript::parse(&raw).unwrap();
+    let from_file = simlab_harness::transcript::document(&entries, None, true);
+    assert_eq!(from_file, normalised);
+}
+
+fn simlab(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// `simlab transcript diff`: two downloads are the same after normalising; a changed status
+/// word is reported with the line, and the exit code says so.
+#[test]
+fn transcript_diff_compares_downloads_after_normalising() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, first) = recorded_download();
+    let (_, second) = recorded_download();
+    let a = dir.path().join("a.txt");
+    let b = dir.path().join("b.txt");
+    std::fs::write(&a, &first).unwrap();
+    std::fs::write(&b, &second).unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let (ok, out, err) = simlab(&["transcript", "diff", a, b]);
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, _) = simlab(&["transcript", "normalise", a]);
+    assert!(ok && out.contains("# ES10b.AuthenticateServer"), "{out}");
+
+    // The eUICC's answer to RemoveNotificationFromList changed from ok (0) to an error (1).
+    let tampered = second.replace("< BF30 03 80 01 00 9000", "< BF30 03 80 01 01 9000");
+    assert_ne!(tampered, second);
+    std::fs::write(b, tampered).unwrap();
+    let (ok, out, err) = simlab(&["transcript", "diff", a, b]);
+    assert!(!ok, "a difference fails the command");
+    assert!(
+        out.contains("-< BF30 03 80 01 00 9000") && out.contains("+< BF30 03 80 01 01 9000"),
+        "{out}"
+    );
+    assert!(err.contains("differ after normalising"), "{err}");
+    let (ok, out, _) = simlab(&["--json", "transcript", "diff", a, b]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(!ok);
+    assert_eq!(v["error"]["code"], "transcripts-differ");
+}

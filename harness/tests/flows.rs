@@ -95,6 +95,9 @@ fn the_cases_cover_every_flow_and_variant_of_the_catalog() {
 #[case::contract_decline("contract", "decline")]
 #[case::contract_second_contract("contract", "second-contract")]
 #[case::contract_second_device_code("contract", "second-device-code")]
+#[case::bind_with_download_eap_aka("bind-with-download", "eap-aka")]
+#[case::bind_with_download_sms("bind-with-download", "sms")]
+#[case::multi_imsi_uicc_default("multi-imsi-uicc", "default")]
 #[case::multi_imsi_uicc_code_check("multi-imsi-uicc", "code-check")]
 #[case::unbind_default("unbind", "default")]
 #[case::unbind_remove_profile("unbind", "remove-profile")]
@@ -117,27 +120,6 @@ fn flow_passes_in_process(#[case] flow: &str, #[case] variant: &str) {
         .error
         .clone();
     assert_eq!(r.refused, want, "refusal of {}", r.name);
-}
-
-/// Variants that need what other helpers are still building; each says what.
-#[rstest]
-#[case::bind_with_download_eap_aka("bind-with-download", "eap-aka")]
-#[case::bind_with_download_sms("bind-with-download", "sms")]
-#[ignore = "the network's AcquireConfiguration does not show MultiImsi yet (requests-network 17)"]
-fn flow_passes_in_process_waiting_for_the_network_result(
-    #[case] flow: &str,
-    #[case] variant: &str,
-) {
-    let r = run(flow, variant);
-    assert!(r.passed, "{}", explain(&r));
-}
-
-#[rstest]
-#[case::multi_imsi_uicc_default("multi-imsi-uicc", "default")]
-#[ignore = "binding a second line of the same account needs the network's account field (requests-network 15)"]
-fn flow_passes_in_process_waiting_for_accounts(#[case] flow: &str, #[case] variant: &str) {
-    let r = run(flow, variant);
-    assert!(r.passed, "{}", explain(&r));
 }
 
 #[rstest]
@@ -189,10 +171,9 @@ fn every_scenario_file_in_vectors_parses_and_passes() {
     let scenarios = scenario::load_dir(&Path::new(VECTORS).join("flows")).unwrap();
     assert!(scenarios.len() >= 8, "{} scenario files", scenarios.len());
     for s in scenarios {
-        let blocked = s.flow.name == "euicc-upgrade" && s.expect.error.is_none()
-            || s.flow.name == "bind-with-download";
+        let blocked = s.flow.name == "euicc-upgrade" && s.expect.error.is_none();
         if blocked {
-            continue; // see the ignored tests above: waiting for OTA / the network's result
+            continue; // see upgrade_passes_in_process_waiting_for_ota
         }
         let r = flows::run(&s, &env(), &|_| {});
         assert!(r.passed, "{}: {}", s.source.unwrap().display(), explain(&r));

@@ -285,16 +285,19 @@ fn reports_download_progress_to_the_operator() {
 fn the_order_command_places_a_released_order_on_a_running_server() {
     use simlab_harness::network::{run, NetworkCommand};
     let s = server(None);
-    run(NetworkCommand::Order {
-        template: TEMPLATE.into(),
-        eid: None,
-        confirmation_code: Some("7777".into()),
-        server: Some(s.address.clone()),
-        db: None,
-        address: String::new(),
-        pki: pki_dir(),
-        templates: templates_dir(),
-    })
+    run(
+        NetworkCommand::Order {
+            template: TEMPLATE.into(),
+            eid: None,
+            confirmation_code: Some("7777".into()),
+            server: Some(s.address.clone()),
+            db: None,
+            address: String::new(),
+            pki: Some(pki_dir()),
+            templates: Some(templates_dir()),
+        },
+        simlab_harness::output::Output::new(true),
+    )
     .unwrap();
     let orders = s.smdp().orders().unwrap();
     assert_eq!(orders.len(), 1);

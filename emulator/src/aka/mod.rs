@@ -35,6 +35,14 @@ pub const SQN_LEN: usize = 6;
 /// Largest 48-bit sequence number.
 pub const SQN_MAX: u64 = (1 << 48) - 1;
 
+/// The USIM's persistent authentication state: its algorithm and keys, and the sequence
+/// numbers it has accepted (TS 33.102 Annex C).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsimState {
+    pub algorithm: AkaAlgorithm,
+    pub sqn: SqnStore,
+}
+
 /// A subscriber's authentication algorithm and its secrets, as the USIM and the AuC hold them.
 ///
 /// Keys serialise as hex strings so that card configurations stay readable

@@ -6,9 +6,16 @@
 //! The reassembled command is dispatched on its outer tag to the ES10a/b/c handlers. ES10
 //! errors are result codes inside the answer; status words only say that the command itself
 //! could not be taken (wrong P1/P2, unknown function, no session for a BPP segment).
+//!
+//! The card hosts the ISD-R ([`IsdR`]) and the ECASD ([`Ecasd`]) through its application
+//! interface ([`crate::app::Application`]): selectable by AID on any logical channel, the
+//! ISD-R taking STORE DATA, and the profile switch (REFRESH) applied at power-on.
 
-use super::{download, es10a, es10b, es10c, EuiccSession, EuiccState};
+use super::{download, es10a, es10b, es10c, EuiccState};
+use crate::apdu::{Command, Instruction};
+use crate::app::{Application, CmdResult, Context, Response};
 use crate::rsp::es10::*;
+use crate::state::CardState;
 use crate::status::StatusWord;
 use crate::tlv;
 use rand::{CryptoRng, RngCore};
@@ -19,6 +26,107 @@ const P1_LAST_BLOCK: u8 = 0x80;
 const P1_ENCRYPTION_MASK: u8 = 0x60;
 /// The most a reassembled ES10 command may hold (a whole bound profile package, generous).
 const MAX_COMMAND_LEN: usize = 256 * 1024;
+
+/// SELECT P2 b4-b3 '11': no data in the answer (TS 102 221 Table 11.2).
+const P2_NO_DATA: u8 = 0x0C;
+
+/// Volatile eUICC state: STORE DATA reassembly per channel and the download session.
+#[derive(Debug, Default)]
+pub struct EuiccSession {
+    pub(crate) segments: std::collections::BTreeMap<usize, Segments>,
+    pub(crate) download: download::DownloadState,
+}
+
+/// The ISD-R (SGP.22 §2.2.1) as a hosted application.
+#[derive(Debug, Default)]
+pub struct IsdR {
+    session: EuiccSession,
+}
+
+impl Application for IsdR {
+    fn name(&self) -> &'static str {
+        "ISD-R"
+    }
+
+    fn answers_to_aid(&self, state: &CardState, aid: &[u8]) -> bool {
+        state
+            .euicc
+            .as_ref()
+            .is_some_and(|e| e.config.isd_r_aid.as_slice() == aid)
+    }
+
+    fn select(&mut self, ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
+        // A new selection abandons a STORE DATA sequence left unfinished on this channel.
+        self.session.segments.remove(&ctx.channel);
+        Ok(Response::ok(applet_select_answer(cmd)))
+    }
+
+    fn command(&mut self, ctx: &mut Context<'_>, cmd: &Command<'_>) -> Option<CmdResult> {
+        if cmd.ins != Instruction::StoreData {
+            return None;
+        }
+        let Some(e) = ctx.state.euicc.as_deref_mut() else {
+            return Some(Err(StatusWord::ConditionsOfUseNotSatisfied));
+        };
+        Some(
+            store_data(
+                e,
+                &mut self.session,
+                ctx.rng,
+                ctx.channel,
+                cmd.p1,
+                cmd.p2,
+                cmd.data,
+            )
+            .map(|answer| Response::ok(answer.unwrap_or_default())),
+        )
+    }
+
+    /// Drops the download session and STORE DATA sequences, and applies a pending profile
+    /// switch to the card's live content (REFRESH, see [`super`]).
+    fn power_on(&mut self, state: &mut CardState) -> bool {
+        self.session = EuiccSession::default();
+        let Some(mut euicc) = state.euicc.take() else {
+            return false;
+        };
+        let mut live = state.take_content();
+        let changed = super::refresh(&mut euicc, &mut live);
+        state.put_content(live);
+        state.euicc = Some(euicc);
+        changed
+    }
+}
+
+/// The ECASD (SGP.22 §2.2.2): selectable; its credentials are used by the ISD-R, and it takes
+/// no command of its own.
+#[derive(Debug, Default)]
+pub struct Ecasd;
+
+impl Application for Ecasd {
+    fn name(&self) -> &'static str {
+        "ECASD"
+    }
+
+    fn answers_to_aid(&self, state: &CardState, aid: &[u8]) -> bool {
+        state
+            .euicc
+            .as_ref()
+            .is_some_and(|e| e.config.ecasd_aid.as_slice() == aid)
+    }
+
+    fn select(&mut self, _ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
+        Ok(Response::ok(applet_select_answer(cmd)))
+    }
+}
+
+/// The FCI of a SELECT by AID, or nothing when P2 asks for no data.
+fn applet_select_answer(cmd: &Command<'_>) -> Vec<u8> {
+    if cmd.p2 & P2_NO_DATA == P2_NO_DATA {
+        Vec::new()
+    } else {
+        select_answer(cmd.data)
+    }
+}
 
 /// A STORE DATA sequence in progress on one channel.
 #[derive(Debug, Default, Clone)]

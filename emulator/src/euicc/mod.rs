@@ -7,8 +7,10 @@
 //! ES10 tag), [`es10a`], [`es10b`], [`es10c`], [`download`] (the session state machine and the
 //! bound profile package), [`install`] (SAIP → card content), [`notifications`], [`cert`].
 //!
-//! Persistent state is [`EuiccState`] (inside [`crate::uicc::CardState`]); the download session
-//! and STORE DATA reassembly are volatile ([`EuiccSession`]), lost on reset as on a real card.
+//! Persistent state is [`EuiccState`] (inside [`crate::state::CardState`]); the download session
+//! and STORE DATA reassembly are volatile ([`isd_r::EuiccSession`]), lost on reset as on a real
+//! card. The ISD-R and the ECASD are hosted through the card's one application interface
+//! ([`crate::app::Application`], implemented in [`isd_r`]).
 //!
 //! Profile switching uses REFRESH semantics (§3.2.1, ETSI TS 102 223 REFRESH "UICC reset"):
 //! EnableProfile/DisableProfile/DeleteProfile change the profile states at once (visible in
@@ -26,6 +28,7 @@ pub mod install;
 pub mod isd_r;
 pub mod notifications;
 
+use crate::aka::UsimState;
 use crate::fs::FileSystem;
 use crate::pin::PinStore;
 use crate::rsp::ecdsa::{RawSignature, SigningKey};
@@ -33,8 +36,6 @@ use crate::rsp::es10::{
     Iccid, NotificationConfiguration, OperatorId, PprIds, ProfileClass,
     ProfilePolicyAuthorisationRule,
 };
-use crate::ts_31_102::UsimState;
-use crate::uicc::CardState;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -325,34 +326,13 @@ impl EuiccState {
 }
 
 /// Applies a pending profile change to the card's live content (the REFRESH of the module
-/// documentation). Returns whether anything changed (and so must be saved).
-pub fn refresh(state: &mut CardState) -> bool {
-    let Some(euicc) = state.euicc.as_mut() else {
-        return false;
-    };
+/// documentation): `live` goes back to its owner and the enabled profile's content (or the
+/// eUICC's own, with none enabled) takes its place. Returns whether anything changed (and so
+/// must be saved).
+pub fn refresh(euicc: &mut EuiccState, live: &mut ProfileContent) -> bool {
     let target = euicc.enabled_profile().map(|p| p.iccid);
     if target == euicc.active {
         return false;
-    }
-    let live = ProfileContent {
-        fs: std::mem::replace(
-            &mut state.fs,
-            FileSystem::new(crate::fs::ArrRef {
-                arr_fid: 0,
-                record: 0,
-            }),
-        ),
-        pins: std::mem::take(&mut state.pins),
-        usim: state.usim.take(),
-    };
-    // The outgoing content goes back to its owner (a deleted profile's is dropped).
-    match euicc.active {
-        None => euicc.base = live,
-        Some(iccid) => {
-            if let Some(p) = euicc.profiles.iter_mut().find(|p| p.iccid == iccid) {
-                p.content = live;
-            }
-        }
     }
     let incoming = match target {
         Some(iccid) => euicc
@@ -363,16 +343,16 @@ pub fn refresh(state: &mut CardState) -> bool {
         None => None,
     }
     .unwrap_or_else(|| euicc.base.clone());
-    state.fs = incoming.fs;
-    state.pins = incoming.pins;
-    state.usim = incoming.usim;
+    let outgoing = std::mem::replace(live, incoming);
+    // The outgoing content goes back to its owner (a deleted profile's is dropped).
+    match euicc.active {
+        None => euicc.base = outgoing,
+        Some(iccid) => {
+            if let Some(p) = euicc.profiles.iter_mut().find(|p| p.iccid == iccid) {
+                p.content = outgoing;
+            }
+        }
+    }
     euicc.active = target;
     true
-}
-
-/// Volatile eUICC state: STORE DATA reassembly per channel and the download session.
-#[derive(Debug, Default)]
-pub struct EuiccSession {
-    pub(crate) segments: std::collections::BTreeMap<usize, isd_r::Segments>,
-    pub(crate) download: download::DownloadState,
 }

@@ -18,6 +18,7 @@
 //! parsed and built once, then cloned): the card holds at most `max_profiles` profiles and a
 //! template's ICCID installs only once per card. Nothing is deleted afterwards.
 
+use crate::defaults::Files;
 use crate::es9p::Es9pClient;
 use crate::es9p::{
     AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest, Es9Plus,
@@ -31,8 +32,9 @@ use crate::transport::{InProcess, Transport, TransportError};
 use anyhow::{bail, ensure, Context as _};
 use rustix::time::{clock_gettime, ClockId};
 use simlab_emulator::uicc::CardState;
-use simlab_emulator::{CardDefinition, Uicc};
+use simlab_emulator::Uicc;
 use std::cell::Cell;
+use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -50,12 +52,12 @@ const READY: &str = "listening";
 /// What the download benchmark runs against.
 #[derive(Debug, Clone)]
 pub struct DownloadBenchOptions {
-    /// eUICC definition (`vectors/cards/euicc.toml`).
+    /// eUICC definition: a file, or a built-in card name (`euicc`).
     pub card: PathBuf,
-    /// PKI directory of the SM-DP+ (`vectors/pki`).
-    pub pki: PathBuf,
-    /// SAIP templates (`vectors/profiles`).
-    pub templates: PathBuf,
+    /// PKI of the SM-DP+ (default: the built-in `vectors/pki`).
+    pub pki: Files,
+    /// SAIP templates (default: the built-in `vectors/profiles`).
+    pub templates: Files,
     /// Template file stem downloaded each time (its matching ID).
     pub template: String,
     /// Downloads per measurement.
@@ -99,8 +101,7 @@ struct CardFactory {
 
 impl CardFactory {
     fn load(path: &Path) -> anyhow::Result<Self> {
-        let def = CardDefinition::load(path)
-            .with_context(|| format!("loading card definition {}", path.display()))?;
+        let def = crate::defaults::card_definition(path)?;
         let (atr, state) = def
             .build()
             .with_context(|| format!("in card definition {}", path.display()))?;
@@ -362,18 +363,16 @@ fn activation_code(address: &str, template: &str) -> anyhow::Result<ActivationCo
 pub fn in_process(opts: &DownloadBenchOptions, threads: usize) -> anyhow::Result<InProcessReport> {
     let factory = CardFactory::load(&opts.card)?;
     let smdp = Smdp::open(
-        &SmdpOptions::new(&opts.pki, &opts.templates),
+        &SmdpOptions::new(opts.pki.clone(), opts.templates.clone()),
         IN_PROCESS_ADDRESS,
     )?;
     if !smdp.templates().any(|t| t == opts.template) {
-        bail!(
-            "no template {} in {}",
-            opts.template,
-            opts.templates.display()
-        );
+        bail!("no template {} in {}", opts.template, opts.templates);
     }
-    let package_len = std::fs::metadata(opts.templates.join(format!("{}.der", opts.template)))
-        .map(|m| m.len() as usize)
+    let package_len = opts
+        .templates
+        .read(format!("{}.der", opts.template))
+        .map(|der| der.len())
         .unwrap_or(0);
     let ac = activation_code(smdp.address(), &opts.template)?;
     let run = || one_download(&factory, &smdp, &ac);
@@ -435,12 +434,14 @@ impl ServerProcess {
         let mut cmd = Command::new(program);
         cmd.arg("bench")
             .arg("--serve-smdp")
-            .arg("--pki")
-            .arg(&opts.pki)
-            .arg("--templates")
-            .arg(&opts.templates)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
+        if let Some(dir) = opts.pki.disk_dir() {
+            cmd.arg("--pki").arg(dir);
+        }
+        if let Some(dir) = opts.templates.disk_dir() {
+            cmd.arg("--templates").arg(dir);
+        }
         if opts.db_file {
             cmd.arg("--db-file");
         }
@@ -564,8 +565,8 @@ fn parse_stats(line: &str) -> anyhow::Result<(Duration, TimingsSnapshot)> {
 /// `bench --serve-smdp`: serves the SM-DP+ on a free loopback port with [`smdp::start`] (as
 /// `simlab network serve` does), prints `listening ADDR`, then answers `reset` and `stats`
 /// lines on stdin until stdin closes.
-pub fn serve_smdp(pki: &Path, templates: &Path, db_file: bool) -> anyhow::Result<()> {
-    let mut opts = SmdpOptions::new(pki, templates);
+pub fn serve_smdp(pki: &Files, templates: &Files, db_file: bool) -> anyhow::Result<()> {
+    let mut opts = SmdpOptions::new(pki.clone(), templates.clone());
     let dir = if db_file { Some(db_dir()?) } else { None };
     if let Some(dir) = &dir {
         opts.db = Some(dir.join("smdp.sqlite"));
@@ -624,13 +625,7 @@ pub fn over_https(opts: &DownloadBenchOptions, lpas: usize) -> anyhow::Result<Ht
             Server::Own(ServerProcess::start(&program, opts)?)
         }
     };
-    let root_path = opts.pki.join(crate::pki::cert_path(
-        crate::pki::Role::Ci,
-        crate::pki::Curve::Nist,
-    ));
-    let roots =
-        vec![std::fs::read(&root_path)
-            .with_context(|| format!("TLS root {}", root_path.display()))?];
+    let roots = vec![ci_root(&opts.pki)?];
     let ac = activation_code(server.address(), &opts.template)?;
     // As `lpa::download` does: a new client (new TLS connection) for each download.
     let run = || {
@@ -772,15 +767,17 @@ fn pending<D>(conn: &mut rustls::ConnectionCommon<D>) -> anyhow::Result<Vec<u8>>
     Ok(out)
 }
 
+/// The NIST CI certificate of `pki`: the TLS root of the SM-DP+.
+fn ci_root(pki: &Files) -> anyhow::Result<Vec<u8>> {
+    let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+    pki.read(&rel)
+        .with_context(|| format!("TLS root {}", pki.location(&rel).display()))
+}
+
 /// `n` full handshakes in memory, each side's CPU time counted separately.
-pub fn tls_handshakes(pki_dir: &Path, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
+pub fn tls_handshakes(pki_dir: &Files, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
     let server_config = crate::smdp::tls_config(pki_dir)?;
-    let root_path = pki_dir.join(crate::pki::cert_path(
-        crate::pki::Role::Ci,
-        crate::pki::Curve::Nist,
-    ));
-    let root =
-        std::fs::read(&root_path).with_context(|| format!("TLS root {}", root_path.display()))?;
+    let root = ci_root(pki_dir)?;
     let client_config = crate::es9p::client::tls_client_config(&[&root])?;
     let (host, _) = smdp::split_address(address);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
@@ -830,17 +827,108 @@ fn timings_line(t: &TimingsSnapshot, n: usize) -> String {
     )
 }
 
+/// Milliseconds per download, rounded to microseconds, for JSON.
+fn ms(d: Duration, n: usize) -> f64 {
+    (per(d, n) * 1e3).round() / 1e3
+}
+
+fn timings_json(t: &TimingsSnapshot, n: usize) -> serde_json::Value {
+    serde_json::json!({
+        "sign": ms(t.sign, n),
+        "verify": ms(t.verify, n),
+        "keyAgreement": ms(t.key_agreement, n),
+        "protection": ms(t.protection, n),
+        "personalise": ms(t.personalise, n),
+        "db": ms(t.db, n),
+        "other": ms(t.other(), n),
+        "total": ms(t.total, n),
+    })
+}
+
+/// The in-process measurements as JSON (CPU in ms per download).
+pub fn in_process_json(template: &str, reports: &[InProcessReport]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            let n = r.downloads;
+            serde_json::json!({
+                "threads": r.threads,
+                "downloads": n,
+                "downloadsPerSecond": (r.per_second() * 10.0).round() / 10.0,
+                "cpuMsPerDownload": {
+                    "total": ms(r.cpu.total, n),
+                    "card": ms(r.cpu.card, n),
+                    "smdp": ms(r.cpu.smdp, n),
+                    "lpa": ms(r.cpu.lpa(), n),
+                    "cardBuild": ms(r.cpu.card_build, n),
+                },
+                "apdusPerDownload": r.cpu.apdus / n.max(1) as u64,
+                "smdpSplitMs": timings_json(&r.smdp, n),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "template": template,
+        "packageBytes": reports.first().map_or(0, |r| r.package_len),
+        "rows": rows,
+    })
+}
+
+/// The HTTPS measurements as JSON (CPU in ms per download).
+pub fn https_json(https: &[HttpsReport], tls: Option<&TlsHandshakeCpu>) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = https
+        .iter()
+        .map(|r| {
+            let n = r.downloads;
+            serde_json::json!({
+                "lpas": r.lpas,
+                "downloads": n,
+                "downloadsPerSecond": (r.per_second() * 10.0).round() / 10.0,
+                "serverCpuMs": ms(r.server_cpu, n),
+                "clientCpuMs": ms(r.client_cpu, n),
+                "clientSplitMs": {
+                    "card": ms(r.client.card + r.client.card_build, n),
+                    "es9Client": ms(r.client.smdp, n),
+                    "lpa": ms(r.client.lpa(), n),
+                },
+                "latencyMs": ms(r.client.wall, n),
+                "serverKernelMs": r.server_system.map(|d| ms(d, n)),
+                "clientKernelMs": r.client_system.map(|d| ms(d, n)),
+                "serverSplitMs": r.server.as_ref().map(|t| timings_json(t, n)),
+                "dbFile": r.db_file,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "rows": rows,
+        "tlsHandshakeMs": tls.map(|t| serde_json::json!({
+            "server": ms(t.server, t.handshakes),
+            "client": ms(t.client, t.handshakes),
+        })),
+    })
+}
+
 /// Prints the in-process table (one row per report) and the SM-DP+ split.
 pub fn print_in_process(template: &str, reports: &[InProcessReport]) {
+    crate::output::print_stdout(&in_process_text(template, reports));
+}
+
+/// The in-process table (one row per report) and the SM-DP+ split.
+pub fn in_process_text(template: &str, reports: &[InProcessReport]) -> String {
+    let mut out = String::new();
     let Some(first) = reports.first() else {
-        return;
+        return out;
     };
-    println!(
+    let _ = writeln!(out,
         "download: {template} ({} bytes unprotected), NIST P-256, fresh eUICC per download from one pre-built state",
         first.package_len
     );
-    println!("in-process (card + SM-DP+ + LPA, no TLS/HTTP/JSON); CPU ms per download:");
-    println!(
+    let _ = writeln!(
+        out,
+        "in-process (card + SM-DP+ + LPA, no TLS/HTTP/JSON); CPU ms per download:"
+    );
+    let _ = writeln!(
+        out,
         "{:>7} {:>9} {:>11} {:>9} {:>8} {:>8} {:>8} {:>10} {:>7}",
         "threads",
         "downloads",
@@ -854,7 +942,8 @@ pub fn print_in_process(template: &str, reports: &[InProcessReport]) {
     );
     for r in reports {
         let n = r.downloads;
-        println!(
+        let _ = writeln!(
+            out,
             "{:>7} {:>9} {:>11.1} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>10.3} {:>7}",
             r.threads,
             n,
@@ -867,10 +956,12 @@ pub fn print_in_process(template: &str, reports: &[InProcessReport]) {
             r.cpu.apdus / n.max(1) as u64
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "SM-DP+ split, ms per download (1 thread): {}",
         timings_line(&first.smdp, first.downloads)
     );
+    out
 }
 
 /// Prints the HTTPS table (one row per report), then where the server's CPU time goes:
@@ -881,17 +972,28 @@ pub fn print_https(
     reference: Option<&InProcessReport>,
     tls: Option<&TlsHandshakeCpu>,
 ) {
+    crate::output::print_stdout(&https_text(https, reference, tls));
+}
+
+/// The HTTPS table and the server's split, as [`print_https`] prints them.
+pub fn https_text(
+    https: &[HttpsReport],
+    reference: Option<&InProcessReport>,
+    tls: Option<&TlsHandshakeCpu>,
+) -> String {
+    let mut out = String::new();
     let Some(first) = https.first() else {
-        return;
+        return out;
     };
     let cores = std::thread::available_parallelism()
         .map(std::num::NonZeroUsize::get)
         .unwrap_or(1);
-    println!(
+    let _ = writeln!(out,
         "over loopback HTTPS, SM-DP+ in its own process ({} database), new TLS connection per download; CPU ms per download:",
         if first.db_file { "SQLite file" } else { "in-memory SQLite" }
     );
-    println!(
+    let _ = writeln!(
+        out,
         "{:>4} {:>9} {:>11} {:>10} {:>10} {:>7} {:>11} {:>7} {:>10} {:>10} {:>14}",
         "LPAs",
         "downloads",
@@ -908,7 +1010,7 @@ pub fn print_https(
     for r in https {
         let n = r.downloads;
         let server_ms = per(r.server_cpu, n);
-        println!(
+        let _ = writeln!(out,
             "{:>4} {:>9} {:>11.1} {:>10.3} {:>10.3} {:>7.3} {:>11.3} {:>7.3} {:>10.3} {:>10.3} {:>14.0}",
             r.lpas,
             n,
@@ -927,16 +1029,17 @@ pub fn print_https(
             }
         );
     }
-    println!(
+    let _ = writeln!(out,
         "client columns: card = eUICC, ES9+ client = TLS + HTTP + JSON in the LPA's ES9+ calls, \
          LPA = the rest; latency = wall per download per LPA; ES9+ wait = wall in ES9+ calls not on the client's CPU"
     );
-    println!(
+    let _ = writeln!(out,
         "server-bound/s = {cores} cores / server CPU per download: the rate if the SM-DP+ had the machine to itself"
     );
     for r in https {
         if let (Some(server), Some(client)) = (r.server_system, r.client_system) {
-            println!(
+            let _ = writeln!(
+                out,
                 "kernel (system) CPU, ms per download ({} LPAs): server {:.3}, client {:.3}",
                 r.lpas,
                 per(server, r.downloads),
@@ -946,7 +1049,7 @@ pub fn print_https(
     }
     for r in https {
         if let Some(t) = &r.server {
-            println!(
+            let _ = writeln!(out,
                 "server's own split (wall ms inside its steps, inflated when threads wait for a core), {} LPAs: {}",
                 r.lpas,
                 timings_line(t, r.downloads)
@@ -959,17 +1062,18 @@ pub fn print_https(
         let handshake_client = per(tls.client, tls.handshakes);
         for r in https {
             let server = per(r.server_cpu, r.downloads);
-            println!(
+            let _ = writeln!(out,
                 "server CPU, ms per download ({} LPAs): {server:.3} = ES9+ functions {functions:.3} (in-process CPU) \
                  + TLS handshake {handshake_server:.3} + HTTP/JSON/runtime {:.3}",
                 r.lpas,
                 server - functions - handshake_server
             );
         }
-        println!(
+        let _ = writeln!(out,
             "client CPU: TLS handshake {handshake_client:.3} ms of the ES9+ client column (ring, TLS 1.3, full handshake)"
         );
     }
+    out
 }
 
 #[cfg(test)]
@@ -983,8 +1087,8 @@ mod tests {
     fn options(count: usize) -> DownloadBenchOptions {
         DownloadBenchOptions {
             card: root().join("vectors/cards/euicc.toml"),
-            pki: root().join("vectors/pki"),
-            templates: root().join("vectors/profiles"),
+            pki: Files::pki(),
+            templates: Files::templates(),
             template: "TS48V1-A-UNIQUE".into(),
             count,
             server_program: None,

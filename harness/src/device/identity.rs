@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_minted_euicc_reports_its_eid_and_its_chain_verifies() {
-        let vectors = Path::new(crate::selftest::BUILD_VECTORS);
+        let vectors = Path::new(crate::flows::BUILD_VECTORS);
         let pki = Pki::load(&vectors.join("pki"), pki::Curve::Nist).unwrap();
         let eid = eid_for("89049032", 42).unwrap();
         assert_eq!(eid.len(), 32);

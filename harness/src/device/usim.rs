@@ -235,8 +235,7 @@ mod tests {
     use simlab_emulator::aka;
 
     fn card() -> InProcess {
-        let def =
-            simlab_emulator::CardDefinition::from_toml(crate::selftest::BUILTIN_CARD).unwrap();
+        let def = crate::defaults::card(crate::defaults::UICC).unwrap();
         let (atr, state) = def.build().unwrap();
         InProcess::new(simlab_emulator::Uicc::new(atr, state))
     }
@@ -253,8 +252,7 @@ mod tests {
         assert_eq!(usim.imsi().unwrap(), "001010123456063");
         assert_eq!(usim.msisdn().unwrap().as_deref(), Some("+15555550100"));
 
-        let def =
-            simlab_emulator::CardDefinition::from_toml(crate::selftest::BUILTIN_CARD).unwrap();
+        let def = crate::defaults::card(crate::defaults::UICC).unwrap();
         let algorithm = def.build().unwrap().1.usim.unwrap().algorithm;
         let rand = [7u8; 16];
         let v = aka::generate_vector(&algorithm, 0x40, [0x80, 0x00], &rand);

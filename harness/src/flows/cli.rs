@@ -47,9 +47,10 @@ pub struct RunArgs {
     /// Write one transcript per scenario into DIR (APDUs with ES10 names, HTTP, SMS, link).
     #[arg(long, value_name = "DIR")]
     pub transcripts: Option<PathBuf>,
-    /// The repository's vectors directory (cards, PKI, profiles).
-    #[arg(long, default_value = crate::selftest::BUILD_VECTORS)]
-    pub vectors: PathBuf,
+    /// The repository's vectors directory (cards, PKI, profiles); default: that of the
+    /// checkout simlab was built from.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
     /// Certificates trusted for the SM-DP+'s TLS with --network URL (default: vectors' CI).
     #[arg(long = "trust")]
     pub trust: Vec<PathBuf>,
@@ -115,7 +116,11 @@ fn scenarios(targets: &[String]) -> anyhow::Result<Vec<Scenario>> {
 }
 
 fn env(a: &RunArgs) -> anyhow::Result<Env> {
-    let mut env = Env::embedded(&a.vectors);
+    let vectors = a
+        .vectors
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(super::BUILD_VECTORS));
+    let mut env = Env::embedded(vectors);
     env.network = match a.network.as_str() {
         "embedded" => NetworkSpec::Embedded,
         url if url.starts_with("http://") || url.starts_with("https://") => {

@@ -37,7 +37,6 @@ pub fn provision(
                      give --card-def {name}=FILE"
                 )
             })?;
-            let _ = account; // TODO(network request 15): the account both lines belong to
             c.net.provision_uicc(
                 &def,
                 crate::network::db::Policy {
@@ -46,6 +45,7 @@ pub fn provision(
                     second_device_code: policy.second_device_code,
                 },
                 ring,
+                account,
             )?;
             device.subscription()
         },

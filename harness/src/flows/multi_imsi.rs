@@ -9,9 +9,6 @@ use super::scenario::RingMode;
 use crate::device::link::{Link, LinkMessage};
 use anyhow::ensure;
 
-/// The account both UICC lines of the user belong to (Fig. 11: one user, two devices).
-const USER_ACCOUNT: &str = "user-1";
-
 /// `multi-imsi-uicc` (Fig. 11 steps 1101–1106; Fig. 12 step 1250 for the code check).
 pub fn multi_imsi_uicc(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     let p = ctx.scenario.params.clone();
@@ -21,9 +18,10 @@ pub fn multi_imsi_uicc(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
         second_device_code: p.second_device_code,
         ..Policy::default()
     };
-    let line = common::provision(ctx, &mut primary, policy, Some(USER_ACCOUNT))?;
-    let second = common::provision(ctx, &mut sec, Policy::default(), Some(USER_ACCOUNT))?;
+    let line = common::provision(ctx, &mut primary, policy, None)?;
     let msisdn = line.msisdn.clone().unwrap_or_default();
+    // Fig. 11: one user, two UICC devices: both lines are the primary holder's account.
+    let second = common::provision(ctx, &mut sec, Policy::default(), Some(&msisdn))?;
     // Step 1103 comes before 1101–1102 (the seed's note on Fig. 11).
     let token = common::authenticate(ctx, "1103", &mut primary)?;
     let medium = p.medium.unwrap_or(super::catalog::DEFAULT_MEDIUM);

@@ -260,9 +260,11 @@ impl Net {
         def: &CardDefinition,
         policy: db::Policy,
         ring_mode: Option<RingMode>,
+        account: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut sub = service::Provision::from_card_definition(def, None)?;
         sub.policy = policy;
+        sub.account = account.map(str::to_owned);
         if let Some(r) = ring_mode {
             sub.ring_mode = match r {
                 RingMode::Fa => db::RingMode::Fa,

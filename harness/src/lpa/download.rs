@@ -37,6 +37,7 @@ impl Default for DeviceInfo {
 
 /// The outcome of a download.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Downloaded {
     pub iccid: Option<String>,
     pub transaction_id: String,
@@ -136,13 +137,18 @@ pub fn download_via<T: Transport>(
             })?;
             log("ES9+.AuthenticateClient");
 
+            let smdp_signed2: Encoded<es10::SmdpSigned2> = Encoded::from_der(&client.smdp_signed2)
+                .map_err(|e| LpaError::Decode {
+                    function: "smdpSigned2",
+                    source: e,
+                })?;
+            // §3.1.3.2: ccRequiredFlag asks the end user for the confirmation code; without
+            // one the eUICC could only refuse PrepareDownload with an undefined error.
+            if smdp_signed2.value.cc_required && confirmation_code.is_none() {
+                return Err(LpaError::ConfirmationCodeRequired);
+            }
             let prep = es10::PrepareDownloadRequest {
-                smdp_signed2: Encoded::from_der(&client.smdp_signed2).map_err(|e| {
-                    LpaError::Decode {
-                        function: "smdpSigned2",
-                        source: e,
-                    }
-                })?,
+                smdp_signed2,
                 smdp_signature2: value_of(&client.smdp_signature2, "smdpSignature2")?,
                 hash_cc: confirmation_code.map(|cc| hash_cc(cc.as_bytes(), &transaction_id)),
                 smdp_certificate: client.smdp_certificate.clone(),

@@ -20,20 +20,33 @@ pub enum LpaError {
         function: &'static str,
         result: String,
     },
-    #[error("ES9+: {0}")]
+    #[error("ES9+ {0}")]
     Es9p(#[from] crate::es9p::client::Es9pError),
+    #[error(
+        "the SM-DP+ requires a confirmation code for this order (ccRequiredFlag): pass \
+         --confirmation-code CODE"
+    )]
+    ConfirmationCodeRequired,
     #[error("{0}")]
     Other(String),
 }
 
-/// A profile as `list` shows it.
+/// A profile as `list` shows it; JSON keys are SGP.22's ProfileInfo names (§5.7.15).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProfileSummary {
     pub iccid: String,
+    /// ISD-P AID, hex.
+    pub isdp_aid: Option<String>,
+    #[serde(rename = "profileState")]
     pub state: String,
+    #[serde(rename = "profileNickname")]
     pub nickname: Option<String>,
+    #[serde(rename = "serviceProviderName")]
     pub service_provider: Option<String>,
+    #[serde(rename = "profileName")]
     pub name: Option<String>,
+    #[serde(rename = "profileClass")]
     pub class: Option<String>,
 }
 
@@ -282,6 +295,7 @@ fn summary(p: &es10::ProfileInfo) -> ProfileSummary {
             .as_ref()
             .map(es10::Iccid::digits)
             .unwrap_or_default(),
+        isdp_aid: p.isdp_aid.as_ref().map(hex::encode_upper),
         state: p
             .state
             .map(|s| format!("{s:?}").to_lowercase())

@@ -2,6 +2,7 @@
 //! channel, ES10 functions, and profile download / notification delivery built on them.
 
 pub mod activation_code;
+pub mod chip_info;
 pub mod cli;
 pub mod download;
 pub mod es10;

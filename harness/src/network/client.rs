@@ -757,7 +757,8 @@ impl NetworkClient {
             .find_map(|s| extract_code(&s.text)))
     }
 
-    /// `POST /boss/subscribers`.
+    /// `POST /boss/subscribers`: a card the operator holds, or (kind euicc, eid, no imsi) a line
+    /// whose profile the BOSS orders (`activation_code` in the answer).
     pub fn provision(&self, p: &Provision) -> Result<LineView> {
         self.post_json("/boss/subscribers", p)
     }
@@ -887,11 +888,12 @@ impl Provision {
         };
         Ok(Provision {
             msisdn,
-            imsi: usim.imsi.clone(),
-            iccid,
+            imsi: Some(usim.imsi.clone()),
+            iccid: Some(iccid),
             kind: super::db::CardKind::Uicc,
             eid: None,
-            aka,
+            aka: Some(aka),
+            account: None,
             sqn: Some(usim.aka.sqn),
             ota: None,
             policy: Default::default(),

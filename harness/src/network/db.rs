@@ -291,6 +291,9 @@ pub struct LineView {
     pub sqn_he: u64,
     pub algorithm: String,
     pub ota_keys: bool,
+    /// Only in the answer of a provisioning that ordered the line's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_code: Option<String>,
 }
 
 impl Line {
@@ -312,6 +315,7 @@ impl Line {
                 AkaAlgorithm::XorTest { .. } => "xor".into(),
             },
             ota_keys: self.ota.is_some(),
+            activation_code: None,
         }
     }
 }

@@ -17,9 +17,11 @@ pub mod server;
 pub mod service;
 pub mod ts43;
 
+use crate::defaults::{BuiltIn, Files};
+use crate::output::{CodedError, Output};
 use crate::pki::{self, Role};
 use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use server::OperatorArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,15 +44,15 @@ pub enum NetworkCommand {
         /// SQLite database file (default: in memory, lost on exit).
         #[arg(long)]
         db: Option<PathBuf>,
-        /// Test PKI directory (SGP.26 layout).
-        #[arg(long, default_value = "vectors/pki")]
-        pki: PathBuf,
+        /// Test PKI directory (SGP.26 layout); default: the built-in test PKI.
+        #[arg(long, value_name = "DIR")]
+        pki: Option<PathBuf>,
         /// Curve of DPauth/DPpb: nist or brainpool (TLS always uses the NIST DPtls).
         #[arg(long, default_value = "nist")]
         curve: String,
-        /// Directory of SAIP profile templates (`*.der`).
-        #[arg(long, default_value = "vectors/profiles")]
-        templates: PathBuf,
+        /// Directory of SAIP profile templates (`*.der`); default: the built-in TS.48 ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
         /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
         #[arg(long)]
         no_replace_session_keys: bool,
@@ -62,7 +64,7 @@ pub enum NetworkCommand {
     },
     /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
     Order {
-        /// Template file stem (see `vectors/profiles`).
+        /// Template file stem (the built-in TS.48 templates: see `vectors/profiles`).
         #[arg(long)]
         template: String,
         /// Bind the order to this EID.
@@ -80,12 +82,13 @@ pub enum NetworkCommand {
         /// SM-DP+ address for the activation code in `--db` mode.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         address: String,
-        /// Test PKI directory (its CI is the TLS root for `--server`).
-        #[arg(long, default_value = "vectors/pki")]
-        pki: PathBuf,
-        /// Directory of SAIP profile templates (`--db` mode).
-        #[arg(long, default_value = "vectors/profiles")]
-        templates: PathBuf,
+        /// Test PKI directory (its CI is the TLS root for `--server`); default: the built-in
+        /// test PKI.
+        #[arg(long, value_name = "DIR")]
+        pki: Option<PathBuf>,
+        /// Directory of SAIP profile templates (`--db` mode); default: the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
     },
 }
 
@@ -96,8 +99,53 @@ fn curve(arg: &str) -> anyhow::Result<pki::Curve> {
         .context("a single curve: nist or brainpool")
 }
 
+/// What `simlab network order` ordered: what the operator provisions in its HSS, and the
+/// activation code for the device.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderReport {
+    pub iccid: String,
+    pub template: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imsi: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msisdn: Option<String>,
+    pub matching_id: String,
+    pub activation_code: String,
+    pub confirmation_code_required: bool,
+}
+
+impl OrderReport {
+    fn text(&self) -> String {
+        let mut t = format!("ICCID           {}\n", self.iccid);
+        for (name, v) in [
+            ("IMSI", &self.imsi),
+            ("K", &self.k),
+            ("OPc", &self.opc),
+            ("MSISDN", &self.msisdn),
+            ("EID", &self.eid),
+        ] {
+            if let Some(v) = v {
+                t.push_str(&format!("{name:<16}{v}\n"));
+            }
+        }
+        t.push_str(&format!("matching ID     {}\n", self.matching_id));
+        t.push_str(&format!("activation code {}", self.activation_code));
+        if self.confirmation_code_required {
+            t.push_str("  (download with --confirmation-code)");
+        }
+        t
+    }
+}
+
 /// Runs a `simlab network` subcommand.
-pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
+pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Serve {
             listen,
@@ -110,14 +158,17 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             es2_callback,
             operator,
         } => {
-            let mut opts = SmdpOptions::new(pki, templates);
+            let mut opts = SmdpOptions::new(
+                Files::or_built_in(pki.as_deref(), BuiltIn::Pki),
+                Files::or_built_in(templates.as_deref(), BuiltIn::Profiles),
+            );
             opts.listen = listen;
             opts.public_host = host;
             opts.db = db;
             opts.curve = curve(&curve_arg)?;
             opts.replace_session_keys = !no_replace_session_keys;
             opts.es2_callback_url = es2_callback;
-            let network = operator.start(opts)?;
+            let (network, provisioned) = operator.start(opts)?;
             let running = network.smdp().context("the SM-DP+ is not running")?;
             let example = running
                 .smdp()
@@ -125,19 +176,29 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                 .next()
                 .map(|t| running.smdp().activation_code(t))
                 .unwrap_or_default();
-            println!("SM-DP+ listening on https://{}", running.address);
-            println!("  ES9+: https://{}/gsma/rsp2/es9plus/...", running.address);
-            println!("  ES2+: https://{}/gsma/rsp2/es2plus/...", running.address);
-            println!(
-                "  TLS root (CI) certificate: {}",
-                running.ca_cert_path.display()
-            );
-            println!("  example activation code (template as is): {example}");
-            println!(
-                "  personalised order: simlab network order --server {} --template NAME",
-                running.address
-            );
-            server::print_urls(&network);
+            let result = serde_json::json!({
+                "address": running.address,
+                "es9Url": format!("https://{}/gsma/rsp2/es9plus/", running.address),
+                "es2Url": format!("https://{}/gsma/rsp2/es2plus/", running.address),
+                "caCertificate": running.ca_cert_path.display().to_string(),
+                "exampleActivationCode": example,
+                "templates": running.smdp().templates().collect::<Vec<_>>(),
+                "operatorUrl": network.operator_url(),
+                "operator": network.urls()["urls"],
+                "subscribers": provisioned,
+            });
+            out.result(&result, || {
+                format!(
+                    "SM-DP+ listening on https://{addr}\n  ES9+: https://{addr}/gsma/rsp2/es9plus/...\n  \
+                     ES2+: https://{addr}/gsma/rsp2/es2plus/...\n  TLS root (CI) certificate: {ca}\n  \
+                     example activation code (template as is): {example}\n  \
+                     personalised order: simlab network order --server {addr} --template NAME\n\
+                     {operator}  Ctrl-C stops",
+                    addr = running.address,
+                    ca = running.ca_cert_path.display(),
+                    operator = server::urls_text(&network, &provisioned),
+                )
+            })?;
             let (tx, rx) = mpsc::channel();
             ctrlc::set_handler(move || {
                 let _ = tx.send(());
@@ -157,22 +218,22 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
             pki,
             templates,
         } => {
-            let (iccid, activation_code) = match (server, db) {
+            let report = match (server, db) {
                 (Some(server), _) => {
-                    let root_path = pki.join(pki::cert_path(Role::Ci, pki::Curve::Nist));
-                    let root = std::fs::read(&root_path)
-                        .with_context(|| format!("TLS root {}", root_path.display()))?;
+                    let pki = Files::or_built_in(pki.as_deref(), BuiltIn::Pki);
+                    let root_rel = pki::cert_path(Role::Ci, pki::Curve::Nist);
+                    let root = pki.read(&root_rel).with_context(|| {
+                        format!("TLS root {}", pki.location(&root_rel).display())
+                    })?;
                     let client = Es2pClient::new(&server, &[root])?;
-                    let iccid = client
-                        .download_order(&DownloadOrderRequest {
-                            eid: eid.clone(),
-                            profile_type: Some(template),
-                            ..Default::default()
-                        })?
-                        .iccid;
+                    let ordered = client.download_order(&DownloadOrderRequest {
+                        eid: eid.clone(),
+                        profile_type: Some(template.clone()),
+                        ..Default::default()
+                    })?;
                     let confirmed = client.confirm_order(&ConfirmOrderRequest {
-                        iccid: iccid.clone(),
-                        confirmation_code,
+                        iccid: ordered.iccid.clone(),
+                        confirmation_code: confirmation_code.clone(),
                         release_flag: true,
                         ..Default::default()
                     })?;
@@ -182,13 +243,25 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                             .trim_end_matches('/')
                             .to_owned()
                     });
-                    (
-                        iccid,
-                        format!("LPA:1${smdp_address}${}", confirmed.matching_id),
-                    )
+                    let subscriber = ordered.subscriber.unwrap_or_default();
+                    OrderReport {
+                        iccid: ordered.iccid,
+                        template,
+                        eid,
+                        imsi: subscriber.imsi,
+                        k: subscriber.k,
+                        opc: subscriber.opc,
+                        msisdn: subscriber.msisdn,
+                        activation_code: format!("LPA:1${smdp_address}${}", confirmed.matching_id),
+                        matching_id: confirmed.matching_id,
+                        confirmation_code_required: confirmation_code.is_some(),
+                    }
                 }
                 (None, Some(db)) => {
-                    let mut opts = SmdpOptions::new(pki, templates);
+                    let mut opts = SmdpOptions::new(
+                        Files::or_built_in(pki.as_deref(), BuiltIn::Pki),
+                        Files::or_built_in(templates.as_deref(), BuiltIn::Profiles),
+                    );
                     opts.db = Some(db);
                     let smdp = smdp::Smdp::open(&opts, &address)?;
                     let (order, ac) = smdp
@@ -198,13 +271,28 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<()> {
                             confirmation_code.as_deref(),
                         )
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    (order.iccid, ac)
+                    OrderReport {
+                        iccid: order.iccid,
+                        template,
+                        eid,
+                        imsi: order.imsi,
+                        k: order.k.map(hex::encode_upper),
+                        opc: order.opc.map(hex::encode_upper),
+                        msisdn: order.msisdn,
+                        matching_id: order.matching_id.unwrap_or_default(),
+                        activation_code: ac,
+                        confirmation_code_required: confirmation_code.is_some(),
+                    }
                 }
-                (None, None) => bail!("give --server URL (a running SM-DP+) or --db FILE"),
+                (None, None) => {
+                    return Err(CodedError::new(
+                        "usage",
+                        "give --server ADDR (a running SM-DP+) or --db FILE",
+                    )
+                    .into())
+                }
             };
-            eprintln!("order for ICCID {iccid} released");
-            println!("{activation_code}");
-            Ok(())
+            out.result(&report, || report.text())
         }
     }
 }
@@ -267,16 +355,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let db = dir.path().join("smdp.sqlite");
-        run(NetworkCommand::Order {
-            template: "TS48v4_SAIP2.3_BERTLV".into(),
-            eid: None,
-            confirmation_code: None,
-            server: None,
-            db: Some(db.clone()),
-            address: DEFAULT_LISTEN.into(),
-            pki: root.join("vectors/pki"),
-            templates: root.join("vectors/profiles"),
-        })
+        run(
+            NetworkCommand::Order {
+                template: "TS48v4_SAIP2.3_BERTLV".into(),
+                eid: None,
+                confirmation_code: None,
+                server: None,
+                db: Some(db.clone()),
+                address: DEFAULT_LISTEN.into(),
+                pki: Some(root.join("vectors/pki")),
+                templates: None,
+            },
+            Output::new(true),
+        )
         .unwrap();
         let store = smdp::Store::open(Some(&db)).unwrap();
         let orders = store.orders().unwrap();

@@ -5,6 +5,7 @@
 
 use super::http;
 use super::service::{Network, ServiceOptions, TemplateAlgorithm};
+use crate::defaults::Files;
 use crate::smdp::{self, Es2pClient, RunningSmdp, SmdpOptions};
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -54,8 +55,15 @@ impl NetworkOptions {
         }
     }
 
-    /// The flows' embedded network: loopback, free ports, in-memory database, the PKI and
-    /// templates of `vectors` (the repository's `vectors/` directory).
+    /// The flows' embedded network with simlab's built-in test PKI and TS.48 templates:
+    /// loopback, free ports, in-memory database.
+    pub fn built_in() -> Self {
+        let mut o = Self::new(SmdpOptions::new(Files::pki(), Files::templates()));
+        o.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        o
+    }
+
+    /// As [`Self::built_in`] with the PKI and templates of `vectors` (a `vectors/` directory).
     pub fn embedded(vectors: &Path) -> Self {
         let mut o = Self::new(SmdpOptions::new(
             vectors.join("pki"),
@@ -159,10 +167,12 @@ pub fn urls(operator: &str, smdp: &str) -> Value {
 }
 
 /// The AKA algorithm of a template (its first PE-AKAParameter with an algorithm).
-pub fn template_algorithm(dir: &Path, template: &str) -> anyhow::Result<TemplateAlgorithm> {
-    let path = dir.join(format!("{template}.der"));
-    let der =
-        std::fs::read(&path).with_context(|| format!("profile template {}", path.display()))?;
+pub fn template_algorithm(dir: &Files, template: &str) -> anyhow::Result<TemplateAlgorithm> {
+    let file = format!("{template}.der");
+    let path = dir.location(&file);
+    let der = dir
+        .read(&file)
+        .with_context(|| format!("profile template {}", path.display()))?;
     let package = simlab_emulator::saip::decode(&der)
         .with_context(|| format!("profile template {}", path.display()))?;
     match package.aka.iter().find_map(|a| a.algorithm) {
@@ -246,14 +256,19 @@ pub struct OperatorArgs {
     #[arg(long, default_value = DEFAULT_PROFILE_TEMPLATE)]
     pub profile_template: String,
     /// Provision the subscriber a card definition describes (ICCID, IMSI, keys, MSISDN):
-    /// `CARD.toml` or `CARD.toml,msisdn=+15555550100`. Repeatable.
+    /// `CARD.toml` (or a built-in card's name, e.g. `uicc`), optionally
+    /// `,msisdn=+15555550100`. Repeatable.
     #[arg(long = "subscriber")]
     pub subscribers: Vec<String>,
 }
 
 impl OperatorArgs {
-    /// Starts the network around the SM-DP+ options and provisions the subscribers.
-    pub fn start(&self, smdp: SmdpOptions) -> anyhow::Result<RunningNetwork> {
+    /// Starts the network around the SM-DP+ options and provisions the subscribers (answered
+    /// with the network).
+    pub fn start(
+        &self,
+        smdp: SmdpOptions,
+    ) -> anyhow::Result<(RunningNetwork, Vec<super::db::LineView>)> {
         if self.code_tries == 0 {
             anyhow::bail!("--code-tries must be at least 1");
         }
@@ -264,12 +279,13 @@ impl OperatorArgs {
         opts.token_ttl = Duration::from_secs(self.token_ttl);
         opts.profile_template = self.profile_template.clone();
         let running = start(opts)?;
+        let mut provisioned = Vec::new();
         for spec in &self.subscribers {
             let (path, msisdn) = match spec.split_once(",msisdn=") {
                 Some((p, m)) => (p, Some(m)),
                 None => (spec.as_str(), None),
             };
-            let def = simlab_emulator::definition::CardDefinition::load(Path::new(path))
+            let def = crate::defaults::card_definition(Path::new(path))
                 .with_context(|| format!("--subscriber {spec}"))?;
             let p = super::service::Provision::from_card_definition(&def, msisdn)
                 .with_context(|| format!("--subscriber {spec}"))?;
@@ -278,26 +294,32 @@ impl OperatorArgs {
                 .provision(&p)
                 .map_err(|e| anyhow::anyhow!("--subscriber {spec}: {e}"))?
                 .1;
-            println!(
-                "  subscriber {} IMSI {} ICCID {} provisioned",
-                line.msisdn,
-                line.imsi,
-                line.iccid.unwrap_or_default()
-            );
+            provisioned.push(line);
         }
-        Ok(running)
+        Ok((running, provisioned))
     }
 }
 
-/// Prints every operator URL (after the SM-DP+'s).
-pub fn print_urls(running: &RunningNetwork) {
+/// Every operator URL and the provisioned subscribers, as text for people.
+pub fn urls_text(running: &RunningNetwork, provisioned: &[super::db::LineView]) -> String {
     let base = running.operator_url();
-    println!("Operator network listening on {base}");
-    println!("  entitlement (TS.43, EAP-AKA / token / SMS code): {base}/ts43");
-    println!("  contract page: {base}/contract/{{id}}");
-    println!("  SMS centre: POST {base}/smsc/messages, GET {base}/smsc/inbox/{{imsi}}");
-    println!("  BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo");
-    println!("  HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach");
-    println!("  calls: POST {base}/calls");
-    println!("  admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}");
+    let mut out = format!(
+        "Operator network listening on {base}\n  \
+         entitlement (TS.43, EAP-AKA / token / SMS code): {base}/ts43\n  \
+         contract page: {base}/contract/{{id}}\n  \
+         SMS centre: POST {base}/smsc/messages, GET {base}/smsc/inbox/{{imsi}}\n  \
+         BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo\n  \
+         HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach\n  \
+         calls: POST {base}/calls\n  \
+         admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
+    );
+    for line in provisioned {
+        out.push_str(&format!(
+            "  subscriber {} IMSI {} ICCID {} provisioned\n",
+            line.msisdn,
+            line.imsi,
+            line.iccid.as_deref().unwrap_or("")
+        ));
+    }
+    out
 }

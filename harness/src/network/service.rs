@@ -113,12 +113,20 @@ fn ct_eq(a: &str, b: &str) -> bool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Provision {
     pub msisdn: String,
-    pub imsi: String,
-    pub iccid: String,
+    /// Absent for an eUICC line the BOSS orders a profile for (with `eid`).
+    #[serde(default)]
+    pub imsi: Option<String>,
+    #[serde(default)]
+    pub iccid: Option<String>,
     pub kind: CardKind,
     #[serde(default)]
     pub eid: Option<String>,
-    pub aka: ProvisionAka,
+    #[serde(default)]
+    pub aka: Option<ProvisionAka>,
+    /// The account holder's MSISDN (default: `msisdn`); lines of one account bind without
+    /// the second device's code.
+    #[serde(default)]
+    pub account: Option<String>,
     #[serde(default)]
     pub sqn: Option<u64>,
     #[serde(default)]
@@ -349,11 +357,16 @@ impl Network {
 
     // ----- BOSS: provisioning, reconciliation with the SM-DP+ -----
 
-    /// `POST /boss/subscribers`: a line the operator already has (idempotent by ICCID).
+    /// `POST /boss/subscribers`: a line the operator already has (idempotent by ICCID), or,
+    /// for an eUICC given by EID only, a line whose profile the BOSS orders now (the answer
+    /// carries its activation code; idempotent by MSISDN + EID).
     pub fn provision(&self, p: &Provision) -> Result<(u16, LineView), NetError> {
         let msisdn = ts43::normalise_msisdn("msisdn", &p.msisdn)?;
-        let imsi = ts43::check_imsi("imsi", &p.imsi)?;
-        let iccid = ts43::check_iccid("iccid", &p.iccid)?;
+        let account = p
+            .account
+            .as_deref()
+            .map(|a| ts43::normalise_msisdn("account", a))
+            .transpose()?;
         let eid = p
             .eid
             .as_deref()
@@ -362,7 +375,26 @@ impl Network {
         if p.kind == CardKind::Euicc && eid.is_none() {
             return Err(NetError::missing("eid (required for kind euicc)"));
         }
-        let algorithm = p.aka.algorithm()?;
+        let (imsi, iccid, aka) =
+            match (&p.imsi, &p.iccid, &p.aka) {
+                (Some(imsi), Some(iccid), Some(aka)) => (
+                    ts43::check_imsi("imsi", imsi)?,
+                    ts43::check_iccid("iccid", iccid)?,
+                    aka,
+                ),
+                (None, None, None) => match (p.kind, eid) {
+                    (CardKind::Euicc, Some(eid)) => {
+                        return self.provision_ordered(p, &msisdn, account, &eid)
+                    }
+                    _ => return Err(NetError::missing(
+                        "imsi, iccid and aka (only an eUICC line given by eid may leave them out)",
+                    )),
+                },
+                (None, _, _) => return Err(NetError::missing("imsi")),
+                (_, None, _) => return Err(NetError::missing("iccid")),
+                (_, _, None) => return Err(NetError::missing("aka")),
+            };
+        let algorithm = aka.algorithm()?;
         self.tx(|c| {
             if let Some(existing) = db::line_by_iccid(c, &iccid)? {
                 if existing.imsi != imsi {
@@ -383,22 +415,7 @@ impl Network {
                     format!("IMSI {imsi} is already provisioned with another ICCID"),
                 ));
             }
-            let account = match db::subscriber(c, &msisdn)? {
-                Some(s) => s.account,
-                None => {
-                    db::upsert_subscriber(
-                        c,
-                        &Subscriber {
-                            msisdn: msisdn.clone(),
-                            account: msisdn.clone(),
-                            policy: p.policy,
-                            ring_mode: p.ring_mode,
-                            contract_signed: false,
-                        },
-                    )?;
-                    msisdn.clone()
-                }
-            };
+            let account = self.ensure_subscriber(c, p, &msisdn, account.as_deref())?;
             let line = Line {
                 imsi: imsi.clone(),
                 msisdn: msisdn.clone(),
@@ -417,6 +434,99 @@ impl Network {
             };
             db::insert_line(c, &line)?;
             Ok((201, line.view()))
+        })
+    }
+
+    /// The subscriber of `msisdn` (created with the provisioning's policy when new); its account.
+    fn ensure_subscriber(
+        &self,
+        c: &Connection,
+        p: &Provision,
+        msisdn: &str,
+        account: Option<&str>,
+    ) -> Result<String, NetError> {
+        Ok(match db::subscriber(c, msisdn)? {
+            Some(s) => s.account,
+            None => {
+                let account = account.unwrap_or(msisdn).to_owned();
+                db::upsert_subscriber(
+                    c,
+                    &Subscriber {
+                        msisdn: msisdn.to_owned(),
+                        account: account.clone(),
+                        policy: p.policy,
+                        ring_mode: p.ring_mode,
+                        contract_signed: false,
+                    },
+                )?;
+                account
+            }
+        })
+    }
+
+    /// An eUICC line the operator sets up by ordering its profile (e.g. the old eUICC of a
+    /// migration, "already on the network" before the flow starts).
+    fn provision_ordered(
+        &self,
+        p: &Provision,
+        msisdn: &str,
+        account: Option<String>,
+        eid: &str,
+    ) -> Result<(u16, LineView), NetError> {
+        let existing = self.db(|c| {
+            let orders = db::orders(c)?;
+            for line in db::lines_of(c, msisdn)? {
+                if line.eid.as_deref() == Some(eid) && line.state != LineState::Disabled {
+                    let ac = orders
+                        .iter()
+                        .find(|o| o.imsi == line.imsi)
+                        .map(|o| o.activation_code.clone());
+                    let mut view = line.view();
+                    view.activation_code = ac;
+                    return Ok(Some(view));
+                }
+            }
+            Ok(None)
+        })?;
+        if let Some(view) = existing {
+            return Ok((200, view));
+        }
+        let ordered = self.order_profile(eid)?;
+        self.tx(|c| {
+            let account = self.ensure_subscriber(c, p, msisdn, account.as_deref())?;
+            let line = Line {
+                imsi: ordered.imsi.clone(),
+                msisdn: msisdn.to_owned(),
+                home_msisdn: msisdn.to_owned(),
+                account,
+                iccid: Some(ordered.iccid.clone()),
+                eid: Some(eid.to_owned()),
+                kind: CardKind::Euicc,
+                algorithm: ordered.algorithm.clone(),
+                sqn_he: 0,
+                state: LineState::Pending,
+                reason: None,
+                ring_order: db::next_ring_order(c, msisdn)?,
+                ota: p.ota.clone(),
+                order_iccid: Some(ordered.iccid.clone()),
+            };
+            db::insert_line(c, &line)?;
+            db::put_order(
+                c,
+                &BossOrder {
+                    iccid: ordered.iccid.clone(),
+                    operation_id: "provisioning".into(),
+                    msisdn: msisdn.to_owned(),
+                    eid: eid.to_owned(),
+                    imsi: ordered.imsi.clone(),
+                    purpose: "subscribe".into(),
+                    state: "released".into(),
+                    activation_code: ordered.activation_code.clone(),
+                },
+            )?;
+            let mut view = line.view();
+            view.activation_code = Some(ordered.activation_code.clone());
+            Ok((201, view))
         })
     }
 
@@ -1186,10 +1296,27 @@ impl Network {
             let mut fields = AppFields::default().set("ServiceStatus", SERVICE_STATUS_ACTIVATED);
             if let Some(line) = line {
                 fields = fields.line(&line.view());
+                // Fig. 5 step 510: the primary learns the group's state.
+                let members = Self::members(c, &line.msisdn)?;
+                if members.len() >= 2 {
+                    let mode = db::subscriber(c, &line.msisdn)?
+                        .map(|s| s.ring_mode)
+                        .unwrap_or_default();
+                    fields = fields.multi_imsi(&line.msisdn, mode, &members);
+                }
             }
             self.finish(c, op, &fields)?;
             Ok(fields)
         })
+    }
+
+    /// The members of an MSISDN's group: its lines that are not disabled, in ring order.
+    fn members(c: &Connection, msisdn: &str) -> Result<Vec<LineView>, NetError> {
+        Ok(db::lines_of(c, msisdn)?
+            .iter()
+            .filter(|l| l.state != LineState::Disabled)
+            .map(Line::view)
+            .collect())
     }
 
     /// A new number for a line that does not share the primary's.
@@ -1396,10 +1523,7 @@ impl Network {
                 sub.ring_mode = mode;
                 db::upsert_subscriber(c, &sub)?;
             }
-            let members: Vec<LineView> = db::lines_of(c, &primary_line.msisdn)?
-                .iter()
-                .map(Line::view)
-                .collect();
+            let members = Self::members(c, &primary_line.msisdn)?;
             let fields = AppFields::default()
                 .set("ServiceStatus", SERVICE_STATUS_ACTIVATED)
                 .set("OperationId", op.id.clone())
@@ -1442,8 +1566,7 @@ impl Network {
             let sub = db::subscriber(c, &p.msisdn)?
                 .map(|s| s.ring_mode)
                 .unwrap_or_default();
-            let members: Vec<LineView> =
-                db::lines_of(c, &p.msisdn)?.iter().map(Line::view).collect();
+            let members = Self::members(c, &p.msisdn)?;
             let fields = AppFields::default()
                 .set("ServiceStatus", SERVICE_STATUS_DEACTIVATED)
                 .set("OperationId", op.id.clone())
@@ -1907,12 +2030,16 @@ impl Network {
         Ok(self
             .subscribers()?
             .into_iter()
-            .filter(|s| s.imsis.len() >= 2)
             .map(|s| GroupView {
                 msisdn: s.msisdn,
                 ring_mode: s.ring_mode,
-                members: s.imsis,
+                members: s
+                    .imsis
+                    .into_iter()
+                    .filter(|l| l.state != LineState::Disabled)
+                    .collect(),
             })
+            .filter(|g| g.members.len() >= 2)
             .collect())
     }
 

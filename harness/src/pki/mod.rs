@@ -16,6 +16,7 @@
 //!
 //! All private keys are TEST keys, written in the clear.
 
+pub mod cli;
 pub mod eid;
 pub mod keys;
 pub mod profiles;
@@ -23,6 +24,7 @@ pub mod profiles;
 #[cfg(test)]
 mod tests;
 
+use crate::defaults::Files;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -552,8 +554,8 @@ impl CertAndKey {
 pub struct Pki {
     /// The curve of this set.
     pub curve: Curve,
-    /// The directory it was read from.
-    pub dir: PathBuf,
+    /// Where it was read from (a directory, or the built-in test PKI).
+    pub source: Files,
     /// CI certificate (always present); its key only in generated sets.
     pub ci: CertAndKey,
     /// EUM certificate and key (absent in the public SGP.26 files).
@@ -568,25 +570,20 @@ pub struct Pki {
     pub dp_tls: CertAndKey,
 }
 
-fn read_optional(dir: &Path, rel: &Path) -> Result<Option<Vec<u8>>, PkiError> {
-    let path = dir.join(rel);
-    match fs::read(&path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io {
-            action: "reading",
-            path,
-            source,
-        }),
-    }
+fn read_optional(dir: &Files, rel: &Path) -> Result<Option<Vec<u8>>, PkiError> {
+    dir.read_optional(rel).map_err(|source| PkiError::Io {
+        action: "reading",
+        path: dir.location(rel),
+        source,
+    })
 }
 
-fn load_role(dir: &Path, role: Role, curve: Curve) -> Result<Option<CertAndKey>, PkiError> {
+fn load_role(dir: &Files, role: Role, curve: Curve) -> Result<Option<CertAndKey>, PkiError> {
     let rel = cert_path(role, curve);
     let Some(cert_der) = read_optional(dir, &rel)? else {
         return Ok(None);
     };
-    let path = dir.join(&rel);
+    let path = dir.location(&rel);
     let cert = Certificate::from_der(&cert_der).map_err(|e| PkiError::BadCertificate {
         path: path.clone(),
         reason: format!("not a DER X.509 certificate: {e}"),
@@ -644,15 +641,21 @@ impl Pki {
     /// Reads the `curve` set of a directory in the SGP.26 layout. CI, DPauth, DPpb and DPtls
     /// certificates are required; EUM/eUICC and every private key are optional.
     pub fn load(dir: &Path, curve: Curve) -> Result<Pki, PkiError> {
+        Self::load_from(&Files::from(dir), curve)
+    }
+
+    /// [`Pki::load`] from a directory on disk or the built-in test PKI
+    /// ([`crate::defaults::Files::pki`]).
+    pub fn load_from(dir: &Files, curve: Curve) -> Result<Pki, PkiError> {
         let required = |role: Role| -> Result<CertAndKey, PkiError> {
             load_role(dir, role, curve)?.ok_or_else(|| PkiError::Missing {
                 what: format!("{role:?} certificate"),
-                path: dir.join(cert_path(role, curve)),
+                path: dir.location(cert_path(role, curve)),
             })
         };
         Ok(Pki {
             curve,
-            dir: dir.to_owned(),
+            source: dir.clone(),
             ci: required(Role::Ci)?,
             eum: load_role(dir, Role::Eum, curve)?,
             euicc: load_role(dir, Role::Euicc, curve)?,
@@ -667,7 +670,7 @@ impl Pki {
         self.ci
             .subject_key_id()?
             .ok_or_else(|| PkiError::BadCertificate {
-                path: self.dir.join(cert_path(Role::Ci, self.curve)),
+                path: self.source.location(cert_path(Role::Ci, self.curve)),
                 reason: "CI certificate has no SubjectKeyIdentifier".into(),
             })
     }

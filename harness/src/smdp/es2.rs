@@ -72,6 +72,38 @@ pub struct DownloadOrderRequest {
 pub struct DownloadOrderResponse {
     pub header: ResponseHeader,
     pub iccid: String,
+    /// simlab extension, not in SGP.22: the personalisation of a new profile (IMSI, K, OPc,
+    /// MSISDN), which the operator needs to provision its HSS. SGP.22 leaves that exchange to
+    /// MNO and SM-DP+ (real ones use profile description files); a test lab needs it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber: Option<SubscriberData>,
+}
+
+/// What the network side needs of a personalised profile (see
+/// [`DownloadOrderResponse::subscriber`]); keys in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imsi: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msisdn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opc: Option<String>,
+}
+
+impl SubscriberData {
+    /// The personalisation of `order`, if it was personalised.
+    pub fn of(order: &Order) -> Option<Self> {
+        order.personalised.then(|| Self {
+            imsi: order.imsi.clone(),
+            msisdn: order.msisdn.clone(),
+            k: order.k.map(hex::encode_upper),
+            opc: order.opc.map(hex::encode_upper),
+        })
+    }
 }
 
 /// ES2+.ConfirmOrder input (SGP.22 §5.3.2).
@@ -192,7 +224,7 @@ impl ProgressSink {
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` for a Unix time (proleptic Gregorian, H. Hinnant's civil_from_days).
-fn timestamp(at: SystemTime) -> String {
+pub(crate) fn timestamp(at: SystemTime) -> String {
     let secs = at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -341,6 +373,7 @@ impl Smdp {
             self.with_store(|s| s.update_order(&order))?;
             return Ok(DownloadOrderResponse {
                 header: ResponseHeader::success(),
+                subscriber: SubscriberData::of(&order),
                 iccid: order.iccid,
             });
         }
@@ -409,6 +442,7 @@ impl Smdp {
         order.id = self.with_store(|s| s.insert_order(&order))?;
         Ok(DownloadOrderResponse {
             header: ResponseHeader::success(),
+            subscriber: SubscriberData::of(&order),
             iccid: order.iccid,
         })
     }

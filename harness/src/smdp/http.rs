@@ -7,6 +7,7 @@
 
 use super::es2::{CANCEL_ORDER, CONFIRM_ORDER, DOWNLOAD_ORDER, RELEASE_PROFILE};
 use super::{FunctionError, Smdp};
+use crate::defaults::Files;
 use crate::es9p::{
     codes, HeaderOnly, ResponseHeader, ADMIN_PROTOCOL, AUTHENTICATE_CLIENT, CANCEL_SESSION,
     GET_BOUND_PROFILE_PACKAGE, HANDLE_NOTIFICATION, HEADER_ADMIN_PROTOCOL, INITIATE_AUTHENTICATION,
@@ -23,7 +24,6 @@ use p256::pkcs8::EncodePrivateKey as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::Path;
 use std::sync::Arc;
 
 /// `Content-Type` of every JSON answer (SGP.22 §6.5.1).
@@ -32,14 +32,16 @@ const CONTENT_TYPE_JSON_UTF8: &str = "application/json;charset=UTF-8";
 const WORKER_THREADS: usize = 2;
 
 /// The rustls server configuration with CERT.DP.TLS (NIST) and its key.
-pub fn tls_config(pki_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn tls_config(pki_dir: &Files) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let curve = pki::Curve::Nist;
-    let loaded = pki::Pki::load(pki_dir, curve)
-        .with_context(|| format!("PKI {} (NIST set, for TLS)", pki_dir.display()))?;
+    let loaded = pki::Pki::load_from(pki_dir, curve)
+        .with_context(|| format!("PKI {pki_dir} (NIST set, for TLS)"))?;
     let key = loaded.dp_tls.key.as_ref().with_context(|| {
         format!(
             "no TLS key {}",
-            pki_dir.join(pki::key_path(Role::DpTls, curve)).display()
+            pki_dir
+                .location(pki::key_path(Role::DpTls, curve))
+                .display()
         )
     })?;
     let secret = p256::SecretKey::from_slice(&key.scalar()).context("DPtls key")?;

@@ -27,6 +27,7 @@ pub use es2::{
 };
 pub use store::{NotificationRecord, Order, OrderState, ProgressEvent, Store};
 
+use crate::defaults::Files;
 use crate::es9p::{codes, StatusCode};
 use crate::pki::{self, Role};
 use anyhow::Context as _;
@@ -60,14 +61,15 @@ pub struct SmdpOptions {
     /// Host name or address to advertise (activation codes, serverAddress); default: the
     /// listen IP (`127.0.0.1` when listening on all interfaces).
     pub public_host: Option<String>,
-    /// PKI directory in the SGP.26 layout (CI, DPauth, DPpb, DPtls with keys).
-    pub pki_dir: PathBuf,
+    /// PKI in the SGP.26 layout (CI, DPauth, DPpb, DPtls with keys): a directory, or the
+    /// built-in test PKI ([`Files::pki`]).
+    pub pki_dir: Files,
     /// Curve of DPauth/DPpb (TLS always uses the NIST DPtls: rustls has no brainpool).
     pub curve: pki::Curve,
     /// SQLite file; `None` = in memory.
     pub db: Option<PathBuf>,
-    /// Directory of SAIP templates (`*.der`), e.g. `vectors/profiles`.
-    pub templates_dir: PathBuf,
+    /// SAIP templates (`*.der`): a directory, or the built-in TS.48 ones ([`Files::templates`]).
+    pub templates_dir: Files,
     /// Send `A2` ReplaceSessionKeys in every bound package.
     pub replace_session_keys: bool,
     /// Where ES2+.HandleDownloadProgressInfo goes (http or https URL); events are recorded in
@@ -79,7 +81,7 @@ pub struct SmdpOptions {
 
 impl SmdpOptions {
     /// Loopback, any port, NIST, in-memory database, ReplaceSessionKeys on.
-    pub fn new(pki_dir: impl Into<PathBuf>, templates_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(pki_dir: impl Into<Files>, templates_dir: impl Into<Files>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_host: None,
@@ -265,13 +267,15 @@ pub struct Smdp {
     progress: es2::ProgressSink,
 }
 
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+fn read(dir: &Files, rel: &Path) -> anyhow::Result<Vec<u8>> {
+    dir.read(rel)
+        .with_context(|| format!("reading {}", dir.location(rel).display()))
 }
 
-fn signing_key(dir: &Path, role: Role, curve: pki::Curve) -> anyhow::Result<SigningKey> {
-    let path = dir.join(pki::key_path(role, curve));
-    let text = String::from_utf8(read(&path)?)
+fn signing_key(dir: &Files, role: Role, curve: pki::Curve) -> anyhow::Result<SigningKey> {
+    let rel = pki::key_path(role, curve);
+    let path = dir.location(&rel);
+    let text = String::from_utf8(read(dir, &rel)?)
         .with_context(|| format!("{} is not PEM text", path.display()))?;
     SigningKey::from_pem(&text).with_context(|| format!("private key {}", path.display()))
 }
@@ -329,19 +333,16 @@ impl Template {
 }
 
 /// Loads every `*.der` of `dir`, keyed by file stem.
-pub fn load_templates(dir: &Path) -> anyhow::Result<BTreeMap<String, Template>> {
+pub fn load_templates(dir: &Files) -> anyhow::Result<BTreeMap<String, Template>> {
     let mut out = BTreeMap::new();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("templates directory {}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "der") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                let template = Template::new(read(&path)?)
-                    .with_context(|| format!("profile template {}", path.display()))?;
-                out.insert(stem.to_owned(), template);
-            }
-        }
+    let files = dir
+        .with_extension("der")
+        .with_context(|| format!("templates directory {dir}"))?;
+    for (name, der) in files {
+        let stem = name.trim_end_matches(".der");
+        let template = Template::new(der)
+            .with_context(|| format!("profile template {}", dir.location(&name).display()))?;
+        out.insert(stem.to_owned(), template);
     }
     Ok(out)
 }
@@ -352,10 +353,10 @@ impl Smdp {
     pub fn open(opts: &SmdpOptions, address: &str) -> anyhow::Result<Smdp> {
         let dir = &opts.pki_dir;
         let curve = opts.curve;
-        let ci_der = read(&dir.join(pki::cert_path(Role::Ci, curve)))?;
-        let pki = pki::Pki::load(dir, curve).with_context(|| format!("PKI {}", dir.display()))?;
+        let ci_der = read(dir, &pki::cert_path(Role::Ci, curve))?;
+        let pki = pki::Pki::load_from(dir, curve).with_context(|| format!("PKI {dir}"))?;
         let ci = TrustedCi::from_certificate(&ci_der).context("CI certificate")?;
-        let tls_cert = read(&dir.join(pki::cert_path(Role::DpTls, pki::Curve::Nist)))
+        let tls_cert = read(dir, &pki::cert_path(Role::DpTls, pki::Curve::Nist))
             .unwrap_or_else(|_| pki.dp_tls.cert_der.clone());
         let (host, port) = split_address(address);
         let mut accepted_hosts = san_names(&tls_cert);
@@ -518,7 +519,7 @@ pub struct RunningSmdp {
     pub address: String,
     /// The root a client must trust for the TLS connection (the CI that issued CERT.DP.TLS).
     pub ca_cert_der: Vec<u8>,
-    /// Where that root is on disk.
+    /// Where that root is: a path on disk, or `vectors/pki/… (built in)`.
     pub ca_cert_path: PathBuf,
     smdp: Arc<Smdp>,
     handle: axum_server::Handle,
@@ -570,10 +571,9 @@ pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
     let address = format!("{host}:{}", local.port());
     let smdp = Arc::new(Smdp::open(&opts, &address)?);
     let tls = http::tls_config(&opts.pki_dir)?;
-    let ca_cert_path = opts
-        .pki_dir
-        .join(pki::cert_path(Role::Ci, pki::Curve::Nist));
-    let ca_cert_der = read(&ca_cert_path)?;
+    let ca_rel = pki::cert_path(Role::Ci, pki::Curve::Nist);
+    let ca_cert_path = opts.pki_dir.location(&ca_rel);
+    let ca_cert_der = read(&opts.pki_dir, &ca_rel)?;
     let handle = axum_server::Handle::new();
     let thread = http::spawn(listener, tls, Arc::clone(&smdp), handle.clone())?;
     Ok(RunningSmdp {
