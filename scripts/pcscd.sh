@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pcscd with vsmartcard's vpcd driver, for simlab's pcscd lane (facts: notes/vpcd.md).
+# pcscd with vsmartcard's vpcd driver, for simlab's pcscd lane (facts: docs/vpcd.md).
 #
 # Sourced by scripts/test.sh for its functions; also runnable by hand:
 #   scripts/pcscd.sh install   install what is missing (Debian/Ubuntu, as root)
@@ -10,7 +10,11 @@
 # No systemd: pcscd runs as `pcscd --foreground` in the background. vpcd's slot 0 listens
 # on TCP 35963 ("Virtual PCD 00 00"); we know pcscd is usable once that port listens.
 
-# vpcd slot 0 (the tests use it as is; overriding it only serves to test this script).
+# The vpcd slot whose port shows that pcscd is usable: the port of SIMLAB_VPCD (host:port,
+# the slot the pcscd lane uses) when set, else SIMLAB_VPCD_PORT, else slot 0 (35963).
+if [ -n "${SIMLAB_VPCD:-}" ]; then
+    SIMLAB_VPCD_PORT=${SIMLAB_VPCD##*:}
+fi
 SIMLAB_VPCD_PORT=${SIMLAB_VPCD_PORT:-35963}
 SIMLAB_VPCD_DRIVER=${SIMLAB_VPCD_DRIVER:-/usr/lib/pcsc/drivers/serial/libifdvpcd.so}
 SIMLAB_PCSCD_SOCKET=/run/pcscd/pcscd.comm
@@ -119,7 +123,7 @@ pcscd_start() {
     "$pcscd_bin" --foreground >"$SIMLAB_PCSCD_LOG" 2>&1 &
     SIMLAB_PCSCD_STARTED_PID=$!
     echo "$SIMLAB_PCSCD_STARTED_PID" >"$SIMLAB_PCSCD_PIDFILE"
-    # notes/vpcd.md: vpcd listens about 0.2 s after start; allow 10 s on a loaded machine.
+    # docs/vpcd.md: vpcd listens about 0.2 s after start; allow 10 s on a loaded machine.
     if ! pcscd_wait_vpcd 100; then
         pcscd_log "pcscd (pid $SIMLAB_PCSCD_STARTED_PID) did not open vpcd's port $SIMLAB_VPCD_PORT within 10 s; its log:"
         cat "$SIMLAB_PCSCD_LOG" >&2

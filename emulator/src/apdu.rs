@@ -16,6 +16,7 @@ pub enum Instruction {
     ReadRecord,
     UpdateRecord,
     SearchRecord,
+    Increase,
     Verify,
     ChangePin,
     DisablePin,
@@ -29,6 +30,7 @@ pub enum Instruction {
     TerminalProfile,
     TerminalCapability,
     StoreData,
+    Envelope,
 }
 
 impl Instruction {
@@ -43,6 +45,7 @@ impl Instruction {
             0xB2 => ReadRecord,
             0xDC => UpdateRecord,
             0xA2 => SearchRecord,
+            0x32 => Increase,
             0x20 => Verify,
             0x24 => ChangePin,
             0x26 => DisablePin,
@@ -56,6 +59,7 @@ impl Instruction {
             0x10 => TerminalProfile,
             0xAA => TerminalCapability,
             0xE2 => StoreData,
+            0xC2 => Envelope,
             _ => return None,
         })
     }
@@ -65,7 +69,9 @@ impl Instruction {
     fn class_family(self) -> ClassFamily {
         use Instruction::*;
         match self {
-            Status | TerminalProfile | TerminalCapability | StoreData => ClassFamily::Proprietary,
+            Status | TerminalProfile | TerminalCapability | StoreData | Increase | Envelope => {
+                ClassFamily::Proprietary
+            }
             // Some LPAs send GET RESPONSE with the class of the STORE DATA that started it.
             GetResponse => ClassFamily::Either,
             _ => ClassFamily::Interindustry,

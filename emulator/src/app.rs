@@ -1,7 +1,7 @@
 //! How the card hosts applications: the one interface between the command pipeline
 //! ([`crate::uicc`]) and whatever runs on the card — the UICC platform's file system with its
 //! ADF applications ([`crate::platform`]), the eUICC's ISD-R and ECASD ([`crate::euicc`]), the
-//! remote applications reached by secured packets.
+//! remote file management applications reached by secured packets ([`crate::ota::rfm`]).
 //!
 //! An application is found either by AID, when SELECT names it on a logical channel
 //! (ISO/IEC 7816-4 §7.1.1, ETSI TS 102 221 §8.4), or by TAR, when a secured packet addresses it
@@ -22,9 +22,7 @@ use std::collections::BTreeSet;
 /// Index of a hosted application in the card's table (see [`crate::applications`]).
 pub type AppId = usize;
 
-/// Toolkit Application Reference: the three bytes that address an application in a secured
-/// packet (TS 101 220 §6, TS 102 225 §5.1.1).
-pub type Tar = [u8; 3];
+pub use crate::ota::ts_102_225::Tar;
 
 /// The selection state of one logical channel (TS 102 221 §8.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +78,56 @@ impl Default for Session {
             verified: BTreeSet::new(),
             pending: None,
         }
+    }
+}
+
+impl Session {
+    /// GET RESPONSE: hands out pending data, Ne bytes at a time (ISO 7816-4 §7.6.1).
+    pub fn get_response(&mut self, cmd: &Command<'_>) -> CmdResult {
+        if cmd.p1 != 0 || cmd.p2 != 0 {
+            return Err(StatusWord::IncorrectP1P2);
+        }
+        let pending = self
+            .pending
+            .take()
+            .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
+        let ne = cmd.ne.unwrap_or(256);
+        // Le='00' (Ne=256) means "whatever is there"; an explicit larger Le is wrong.
+        if ne > pending.data.len() && ne < 256 {
+            let available = u8::try_from(pending.data.len()).unwrap_or(0);
+            self.pending = Some(pending);
+            return Err(StatusWord::WrongLe(available));
+        }
+        Ok(Response {
+            data: pending.data,
+            sw: pending.sw,
+        })
+    }
+
+    /// Fits an answer to what the client can take (ISO 7816-3 §12.2 T=0 rules): data beyond
+    /// Ne, or any data for a command sent without Le, waits for GET RESPONSE behind '61 XX'.
+    pub fn shape(&mut self, response: Response, ne: Option<usize>) -> Vec<u8> {
+        let Response { mut data, sw } = response;
+        let carries_data = matches!(
+            sw,
+            StatusWord::Success | StatusWord::SelectedFileInvalidated
+        ) || matches!(
+            sw,
+            StatusWord::EndOfFileReached | StatusWord::ProactiveCommandPending(_)
+        );
+        if data.is_empty() || !carries_data {
+            return sw.to_bytes().to_vec();
+        }
+        let limit = ne.unwrap_or(0);
+        if data.len() <= limit {
+            data.extend_from_slice(&sw.to_bytes());
+            return data;
+        }
+        let rest = data.split_off(limit);
+        let announce = u8::try_from(rest.len()).unwrap_or(0); // '00' = 256 or more
+        self.pending = Some(Pending { data: rest, sw });
+        data.extend_from_slice(&StatusWord::MoreData(announce).to_bytes());
+        data
     }
 }
 

@@ -18,6 +18,8 @@ const TAG_SC_CRT: u32 = 0xA4;
 const TAG_SC_OR: u32 = 0xA0;
 /// SC DO: all nested conditions must hold.
 const TAG_SC_AND: u32 = 0xAF;
+/// INS of INCREASE inside an AM DO '84'.
+const INS_INCREASE: u8 = 0x32;
 /// Key reference inside a CRT.
 const TAG_KEY_REF: u32 = 0x83;
 
@@ -32,6 +34,9 @@ pub enum Operation {
     Deactivate,
     /// b5: ACTIVATE FILE.
     Activate,
+    /// INCREASE: no access mode bit; an AM DO '84' naming its instruction '32' covers it
+    /// (TS 102 221 §9.2.4).
+    Increase,
 }
 
 impl Operation {
@@ -41,6 +46,7 @@ impl Operation {
             Operation::Update => 0x02,
             Operation::Deactivate => 0x08,
             Operation::Activate => 0x10,
+            Operation::Increase => 0,
         }
     }
 }
@@ -54,7 +60,10 @@ pub fn allows(record: &[u8], op: Operation, satisfied: &dyn Fn(u8) -> bool) -> b
         let Ok(item) = item else { break };
         match item.tag {
             TAG_AM_DO => covered = item.value.first().is_some_and(|am| am & op.bit() != 0),
-            TAG_AM_DO_INS => covered = false,
+            // An AM DO naming a command header: only INCREASE ('32') is such a command here.
+            TAG_AM_DO_INS => {
+                covered = op == Operation::Increase && item.value.contains(&INS_INCREASE)
+            }
             // Records are padded with 'FF' (TS 102 221 §9.2.4).
             0xFF => break,
             _ if covered => allowed |= condition_holds(&item, satisfied),
@@ -102,6 +111,20 @@ pub mod rule {
         [
             tlv::encode(super::TAG_AM_DO, &[am]),
             tlv::encode(super::TAG_SC_NEVER, &[]),
+        ]
+        .concat()
+    }
+
+    /// `84 01 32 A4 06 83 01 <key> 95 01 08`: INCREASE after user verification of `key`.
+    pub fn increase_key(key_ref: u8) -> Vec<u8> {
+        let crt = [
+            tlv::encode(super::TAG_KEY_REF, &[key_ref]),
+            tlv::encode(0x95, &[0x08]),
+        ]
+        .concat();
+        [
+            tlv::encode(super::TAG_AM_DO_INS, &[super::INS_INCREASE]),
+            tlv::encode(super::TAG_SC_CRT, &crt),
         ]
         .concat()
     }

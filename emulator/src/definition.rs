@@ -8,6 +8,8 @@
 use crate::aka::{AkaAlgorithm, SqnStore};
 use crate::euicc::{EuiccConfig, EuiccState, Identity, ProfileContent};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, FsError};
+use crate::ota::keys::{CardKeyset, OtaKeys, SecurityLevel};
+use crate::ota::ts_102_225::{CipherAlgorithm, Keyset, MacAlgorithm, COUNTER_MAX};
 use crate::pin::{self, Pin, PinStore, Puk};
 use crate::ts_31_102::{self, rules, UsimFiles, UsimState};
 use crate::uicc::{CardState, DEFAULT_ATR};
@@ -26,6 +28,9 @@ pub struct CardDefinition {
     #[serde(default, rename = "file")]
     pub files: Vec<FileOverride>,
     pub euicc: Option<EuiccSection>,
+    /// OTA keysets (`[[ota.keyset]]`, ETSI TS 102 225).
+    #[serde(default)]
+    pub ota: OtaSection,
     /// Where relative file paths start (the TOML file's directory), set by [`Self::load`].
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
@@ -192,6 +197,9 @@ pub enum DefinitionError {
     File { path: String, problem: String },
     #[error("building the file system: {0}")]
     Fs(#[from] FsError),
+    /// A saved state (`--state` directory) that is not this card's.
+    #[error("the state directory holds {found}, but the card definition describes {expected}: use another state directory, or the definition that made it")]
+    StateMismatch { expected: String, found: String },
 }
 
 fn field(field: &'static str, problem: impl Into<String>) -> DefinitionError {
@@ -216,6 +224,18 @@ fn hex_field<const N: usize>(name: &'static str, value: &str) -> Result<[u8; N],
     })
 }
 
+/// A PUK is 8 digits (ETSI TS 102 221 §9.5.1: "the UNBLOCK PIN … 8 digits").
+const PUK_DIGITS: usize = 8;
+/// EF.SPN: one display-condition byte, then the name in 16 bytes (3GPP TS 31.102 §4.2.12).
+const SPN_MAX: usize = 16;
+/// An FQDN is at most 255 bytes (RFC 1035 §2.3.4); SGP.22 addresses are FQDNs.
+const FQDN_MAX: usize = 255;
+/// sasAcreditationNumber is `UTF8String (SIZE(0..64))` (SGP.22 v2.5 §5.7.12 EUICCInfo2).
+const SAS_MAX: usize = 64;
+/// ISD-P AIDs are numbered in 12 bits here (`EuiccState::next_isdp_aid`): at most 4096
+/// profiles can have distinct AIDs.
+const MAX_PROFILES: usize = 4096;
+
 /// PIN retry limits (TS 102 221 leaves them to the issuer; these are the usual ones).
 const PIN_ATTEMPTS: u8 = 3;
 const PUK_ATTEMPTS: u8 = 10;
@@ -231,7 +251,75 @@ const FID_PL: u16 = 0x2F05;
 const FID_ARR_MF: u16 = 0x2F06;
 const DIR_RECORD_LEN: usize = 0x20;
 
+/// The service provider name fits EF.SPN as it is encoded (3GPP TS 31.102 §4.2.12: 16 bytes,
+/// here letters, digits and spaces of the GSM default alphabet): refused rather than cut.
+fn check_spn(spn: &str) -> Result<(), DefinitionError> {
+    if spn.len() > SPN_MAX {
+        return Err(field(
+            "usim.spn",
+            format!(
+                "expected at most {SPN_MAX} characters (EF.SPN holds 16 bytes), got {}",
+                spn.chars().count()
+            ),
+        ));
+    }
+    if let Some(c) = spn
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == ' '))
+    {
+        return Err(field(
+            "usim.spn",
+            format!("{c:?} cannot be written to EF.SPN: use letters, digits and spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// An SM-DP+ / SM-DS address: an FQDN (SGP.22 §4.1), optionally with `:port`.
+fn check_fqdn(name: &'static str, address: &str) -> Result<(), DefinitionError> {
+    if address.is_empty() || address.len() > FQDN_MAX {
+        return Err(field(
+            name,
+            format!(
+                "expected a host name of 1 to {FQDN_MAX} bytes, got {} bytes",
+                address.len()
+            ),
+        ));
+    }
+    if let Some(c) = address
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_' | '[' | ']')))
+    {
+        return Err(field(
+            name,
+            format!("{c:?} is not allowed in a host name ({address:?})"),
+        ));
+    }
+    Ok(())
+}
+
 impl CardDefinition {
+    /// Checks that `saved` (a card's state directory) was made from a definition of this
+    /// kind: a UICC's state with an eUICC definition, an eUICC's with a UICC definition, or
+    /// another eUICC's (another EID), is refused here by name instead of failing later
+    /// (e.g. `6A86` on the first ES10 command).
+    pub fn check_saved_state(&self, saved: &CardState) -> Result<(), DefinitionError> {
+        let eid = |e: &[u8; 16]| hex::encode(e);
+        let describe = |state: &CardState| match &state.euicc {
+            Some(e) => format!("an eUICC (EID {})", eid(&e.identity.eid)),
+            None => "a UICC".to_owned(),
+        };
+        let expected = match &self.euicc {
+            Some(e) => format!("an eUICC (EID {})", e.eid.to_ascii_lowercase()),
+            None => "a UICC".to_owned(),
+        };
+        let found = describe(saved);
+        if found == expected {
+            return Ok(());
+        }
+        Err(DefinitionError::StateMismatch { expected, found })
+    }
+
     /// Parses a definition from TOML text.
     pub fn from_toml(text: &str) -> Result<Self, DefinitionError> {
         let def: Self = toml::from_str(text)?;
@@ -327,6 +415,14 @@ impl CardDefinition {
         };
         config.isd_r_aid = aid("euicc.isd_r_aid", &e.isd_r_aid, config.isd_r_aid.clone())?;
         config.ecasd_aid = aid("euicc.ecasd_aid", &e.ecasd_aid, config.ecasd_aid.clone())?;
+        for (name, address) in [
+            ("euicc.default_smdp_address", &e.default_smdp_address),
+            ("euicc.root_smds_address", &e.root_smds_address),
+        ] {
+            if let Some(a) = address {
+                check_fqdn(name, a)?;
+            }
+        }
         config.default_dp_address = e.default_smdp_address.clone();
         config.factory_dp_address = e.default_smdp_address.clone();
         if let Some(ds) = &e.root_smds_address {
@@ -354,9 +450,21 @@ impl CardDefinition {
             config.firmware_version,
         )?;
         if let Some(sas) = &e.sas_accreditation_number {
+            if sas.len() > SAS_MAX {
+                return Err(field(
+                    "euicc.sas_accreditation_number",
+                    format!("expected at most {SAS_MAX} bytes, got {}", sas.len()),
+                ));
+            }
             config.sas_accreditation_number = sas.clone();
         }
         if let Some(m) = e.max_profiles {
+            if !(1..=MAX_PROFILES).contains(&m) {
+                return Err(field(
+                    "euicc.max_profiles",
+                    format!("expected 1 to {MAX_PROFILES} profiles, got {m}"),
+                ));
+            }
             config.max_profiles = m;
         }
         Ok(EuiccState::new(identity, config, base))
@@ -425,6 +533,9 @@ impl CardDefinition {
         if !(2..=3).contains(&usim.mnc_length) {
             return Err(field("usim.mnc_length", "expected 2 or 3"));
         }
+        if let Some(spn) = &usim.spn {
+            check_spn(spn)?;
+        }
 
         let mut fs = FileSystem::new(ArrRef {
             arr_fid: FID_ARR_MF,
@@ -449,6 +560,7 @@ impl CardDefinition {
             fs,
             pins: self.pins()?,
             usim: Some(self.usim_state(usim)?),
+            ota: self.ota.keys()?,
             euicc: None,
         };
         Ok((atr, state))
@@ -470,15 +582,18 @@ impl CardDefinition {
             apply_override(&mut fs, o)?;
         }
         let pins = self.pins()?;
+        let ota = self.ota.keys()?;
         let base = ProfileContent {
             fs: fs.clone(),
             pins: pins.clone(),
             usim: None,
+            ota: ota.clone(),
         };
         let state = CardState {
             fs,
             pins,
             usim: None,
+            ota,
             euicc: Some(Box::new(self.euicc_state(e, base)?)),
         };
         Ok((atr, state))
@@ -558,6 +673,12 @@ impl CardDefinition {
             pin::pad(v).map_err(|_| field(name, format!("expected 4 to 8 digits, got {v:?}")))
         };
         let puk = |name, v: &str| -> Result<Option<Puk>, DefinitionError> {
+            if v.len() != PUK_DIGITS || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(field(
+                    name,
+                    format!("expected {PUK_DIGITS} digits (a PUK is 8 digits), got {v:?}"),
+                ));
+            }
             Ok(Some(Puk {
                 value: digits(name, v)?,
                 max_attempts: PUK_ATTEMPTS,
@@ -636,6 +757,109 @@ impl CardDefinition {
                 .map_err(|e| field("usim.aka.sqn", e.to_string()))?;
         }
         Ok(UsimState { algorithm, sqn })
+    }
+}
+
+/// The `[ota]` section: the card's OTA keysets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtaSection {
+    #[serde(default, rename = "keyset")]
+    pub keysets: Vec<KeysetSection>,
+}
+
+/// One `[[ota.keyset]]`: KIc and KID with their key index (1–15), algorithm and key (hex),
+/// and the minimum security level the remote applications demand of packets using it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysetSection {
+    pub kic_index: u8,
+    /// `3des-cbc2`, `3des-cbc3` or `aes-cbc`.
+    pub kic_algorithm: String,
+    pub kic: String,
+    pub kid_index: u8,
+    /// `3des-cbc-mac2`, `3des-cbc-mac3` or `aes-cmac`.
+    pub kid_algorithm: String,
+    pub kid: String,
+    /// E.g. `cc+ciphering` (the default) or `cc+ciphering+counter-higher`.
+    pub min_security_level: Option<String>,
+    /// The counter value the card starts from (the highest already used).
+    #[serde(default)]
+    pub counter: u64,
+}
+
+impl OtaSection {
+    /// The keysets as the card holds them (a sender uses their `keys`).
+    pub fn keys(&self) -> Result<OtaKeys, DefinitionError> {
+        let mut keysets = Vec::new();
+        for k in &self.keysets {
+            let kic_algorithm = match k.kic_algorithm.as_str() {
+                "3des-cbc2" => CipherAlgorithm::TripleDesCbc2,
+                "3des-cbc3" => CipherAlgorithm::TripleDesCbc3,
+                "aes-cbc" => CipherAlgorithm::AesCbc,
+                other => {
+                    return Err(field(
+                        "ota.keyset.kic_algorithm",
+                        format!(
+                            "expected \"3des-cbc2\", \"3des-cbc3\" or \"aes-cbc\", got {other:?}"
+                        ),
+                    ))
+                }
+            };
+            let kid_algorithm = match k.kid_algorithm.as_str() {
+                "3des-cbc-mac2" => MacAlgorithm::TripleDesCbcMac2,
+                "3des-cbc-mac3" => MacAlgorithm::TripleDesCbcMac3,
+                "aes-cmac" => MacAlgorithm::AesCmac,
+                other => {
+                    return Err(field(
+                        "ota.keyset.kid_algorithm",
+                        format!(
+                            "expected \"3des-cbc-mac2\", \"3des-cbc-mac3\" or \"aes-cmac\", got {other:?}"
+                        ),
+                    ))
+                }
+            };
+            let key = |name: &'static str, v: &str| {
+                hex::decode(v.replace(' ', ""))
+                    .map_err(|e| field(name, format!("expected hex ({e})")))
+            };
+            let keys = Keyset {
+                kic_index: k.kic_index,
+                kic_algorithm,
+                kic: key("ota.keyset.kic", &k.kic)?,
+                kid_index: k.kid_index,
+                kid_algorithm,
+                kid: key("ota.keyset.kid", &k.kid)?,
+            };
+            keys.check()
+                .map_err(|e| field("ota.keyset", e.to_string()))?;
+            let min_security_level = match &k.min_security_level {
+                Some(text) => SecurityLevel::parse(text)
+                    .map_err(|e| field("ota.keyset.min_security_level", e.to_string()))?,
+                None => SecurityLevel::CC_CIPHERED,
+            };
+            if k.counter > COUNTER_MAX {
+                return Err(field(
+                    "ota.keyset.counter",
+                    "expected at most 2^40 - 1 (five bytes)",
+                ));
+            }
+            if keysets
+                .iter()
+                .any(|c: &CardKeyset| c.keys.kid_index == keys.kid_index)
+            {
+                return Err(field(
+                    "ota.keyset.kid_index",
+                    format!("{} is used by two keysets", keys.kid_index),
+                ));
+            }
+            keysets.push(CardKeyset {
+                keys,
+                min_security_level,
+                counter: k.counter,
+            });
+        }
+        Ok(OtaKeys { keysets })
     }
 }
 

@@ -14,6 +14,7 @@ pub mod definition;
 pub mod euicc;
 pub mod fcp;
 pub mod fs;
+pub mod ota;
 pub mod pin;
 pub mod platform;
 pub mod rsp;

@@ -32,6 +32,7 @@ pub fn execute(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         ReadRecord => ts_102_221::read_record(ctx, cmd),
         UpdateRecord => ts_102_221::update_record(ctx, cmd),
         SearchRecord => ts_102_221::search_record(ctx, cmd),
+        Increase => ts_102_221::increase(ctx, cmd),
         Verify | ChangePin | DisablePin | EnablePin | UnblockPin => {
             ts_102_221::pin_command(ctx, cmd)
         }
@@ -41,6 +42,6 @@ pub fn execute(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         TerminalProfile | TerminalCapability => ts_102_221::terminal_capabilities(cmd),
         // STORE DATA needs a selected application that takes it (an ISD-R).
         StoreData => Err(StatusWord::ConditionsOfUseNotSatisfied),
-        GetResponse => Err(StatusWord::ConditionsOfUseNotSatisfied),
+        GetResponse | Envelope => Err(StatusWord::ConditionsOfUseNotSatisfied),
     }
 }

@@ -1,5 +1,5 @@
-//! What a card keeps across power cycles: its file system, PINs, USIM authentication state
-//! and, on an eUICC, the eUICC's identity and profiles. Every application works on this one
+//! What a card keeps across power cycles: its file system, PINs, USIM authentication state,
+//! OTA keys with their counters and, on an eUICC, the eUICC's identity and profiles. Every application works on this one
 //! value; the card saves it whole ([`crate::store`]).
 //!
 //! Volatile state (channels, verified PINs, sessions) lives elsewhere: in the pipeline's
@@ -8,6 +8,7 @@
 use crate::aka::UsimState;
 use crate::euicc::{EuiccState, ProfileContent};
 use crate::fs::{ArrRef, FileSystem};
+use crate::ota::keys::OtaKeys;
 use crate::pin::PinStore;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,9 @@ pub struct CardState {
     pub fs: FileSystem,
     pub pins: PinStore,
     pub usim: Option<UsimState>,
+    /// OTA keysets and their counters (TS 102 225); on an eUICC, the enabled profile's.
+    #[serde(default)]
+    pub ota: OtaKeys,
     /// The eUICC part (identity, profiles, notifications); `None` for a plain UICC.
     #[serde(default)]
     pub euicc: Option<Box<EuiccState>>,
@@ -36,6 +40,7 @@ impl CardState {
             ),
             pins: std::mem::take(&mut self.pins),
             usim: self.usim.take(),
+            ota: std::mem::take(&mut self.ota),
         }
     }
 
@@ -44,5 +49,6 @@ impl CardState {
         self.fs = content.fs;
         self.pins = content.pins;
         self.usim = content.usim;
+        self.ota = content.ota;
     }
 }

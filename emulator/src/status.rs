@@ -65,6 +65,8 @@ pub enum StatusWord {
     Unknown,
     /// `98 62` authentication error, incorrect MAC (TS 102 221 §10.2.1.5).
     AuthenticationMacFailure,
+    /// `98 50` INCREASE cannot be performed, maximum value reached (TS 102 221 §10.2.1.5).
+    IncreaseMaxReached,
     /// Any other status word, kept as it came (used by clients reading real cards).
     Other(u16),
 }
@@ -104,6 +106,7 @@ impl StatusWord {
             ClassNotSupported => 0x6E00,
             Unknown => 0x6F00,
             AuthenticationMacFailure => 0x9862,
+            IncreaseMaxReached => 0x9850,
             Other(sw) => sw,
         }
     }
@@ -143,6 +146,7 @@ impl StatusWord {
             0x6E00 => ClassNotSupported,
             0x6F00 => Unknown,
             0x9862 => AuthenticationMacFailure,
+            0x9850 => IncreaseMaxReached,
             other => Other(other),
         }
     }

@@ -1,5 +1,5 @@
 //! ETSI TS 102 221 (V17) §11.1 commands of the UICC platform: SELECT, STATUS, READ/UPDATE
-//! BINARY, READ/UPDATE/SEARCH RECORD, the PIN commands, DEACTIVATE/ACTIVATE FILE,
+//! BINARY, READ/UPDATE/SEARCH RECORD, INCREASE, the PIN commands, DEACTIVATE/ACTIVATE FILE,
 //! MANAGE CHANNEL, TERMINAL PROFILE/CAPABILITY. Each function owns one command.
 
 use crate::apdu::{Command, Instruction, MAX_CHANNEL};
@@ -521,6 +521,64 @@ pub fn search_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         ctx.set_chan(chan);
     }
     Ok(Response::ok(found))
+}
+
+// ---------------------------------------------------------------------------------------
+// INCREASE (§11.1.8)
+
+/// Adds the value in the data to record 1 (the last updated or increased) of the current
+/// cyclic EF and writes the sum into the oldest record, which becomes record 1. Answers the
+/// new record and the value added; '98 50' when the sum would overflow the record.
+pub fn increase(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
+    if cmd.p1 != 0 || cmd.p2 != 0 {
+        return Err(StatusWord::IncorrectP1P2);
+    }
+    let ef = ctx.chan().ef.ok_or(StatusWord::NoEfSelected)?;
+    let (record_len, last) = match &ctx.state.fs.node(ef).ok_or(StatusWord::FileNotFound)?.body {
+        FileBody::Cyclic {
+            record_len,
+            records,
+        } => (*record_len, records.first().cloned().unwrap_or_default()),
+        _ => return Err(StatusWord::IncompatibleFileStructure),
+    };
+    check_access(ctx, ef, Operation::Increase)?;
+    if cmd.data.is_empty() || cmd.data.len() > record_len {
+        return Err(StatusWord::WrongLength);
+    }
+    // Big-endian addition of the right-aligned value, carrying from the last byte.
+    let mut sum = last.clone();
+    let mut carry = 0u16;
+    for i in (0..record_len).rev() {
+        let offset = record_len - 1 - i;
+        let add = cmd
+            .data
+            .len()
+            .checked_sub(1 + offset)
+            .and_then(|j| cmd.data.get(j))
+            .copied()
+            .unwrap_or(0);
+        let byte = sum.get(i).copied().unwrap_or(0);
+        let total = u16::from(byte) + u16::from(add) + carry;
+        if let Some(slot) = sum.get_mut(i) {
+            *slot = (total & 0xFF) as u8;
+        }
+        carry = total >> 8;
+    }
+    if carry != 0 {
+        return Err(StatusWord::IncreaseMaxReached);
+    }
+    if let Some(FileBody::Cyclic { records, .. }) = ctx.state.fs.node_mut(ef).map(|n| &mut n.body) {
+        records.rotate_right(1);
+        if let Some(first) = records.first_mut() {
+            first.clone_from(&sum);
+        }
+    }
+    let mut chan = ctx.chan();
+    chan.record = Some(1);
+    ctx.set_chan(chan);
+    let mut answer = sum;
+    answer.extend_from_slice(cmd.data);
+    Ok(Response::ok(answer))
 }
 
 // ---------------------------------------------------------------------------------------

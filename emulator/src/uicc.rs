@@ -14,8 +14,9 @@
 //! [`crate::applications`]; the pipeline knows none of them.
 
 use crate::apdu::{Command, Instruction};
-use crate::app::{Apps, CmdResult, Context, Pending, Response, Session};
+use crate::app::{Apps, CmdResult, Context, Response, Session};
 use crate::applications;
+use crate::ota::sms_pp;
 use crate::platform;
 use crate::status::StatusWord;
 use crate::store::{StateStore, StoreError};
@@ -49,6 +50,8 @@ pub struct Uicc {
     store: Option<StateStore>,
     /// The hosted applications (with their volatile state).
     apps: Apps,
+    /// The SMS-PP download receiver behind ENVELOPE (concatenated messages in progress).
+    sms_pp: sms_pp::Receiver,
     /// Randomness for challenges and one-time keys (seedable for reproducible transcripts).
     rng: StdRng,
 }
@@ -59,6 +62,7 @@ impl Uicc {
         let mut card = Self {
             atr,
             apps: applications::hosted(&state),
+            sms_pp: sms_pp::Receiver::default(),
             state,
             session: Session::default(),
             store: None,
@@ -105,6 +109,7 @@ impl Uicc {
         let mut card = Self {
             atr,
             apps: applications::hosted(&state),
+            sms_pp: sms_pp::Receiver::default(),
             state,
             session: Session::default(),
             store: Some(store),
@@ -125,6 +130,7 @@ impl Uicc {
     /// Cold reset: volatile state is lost, persistent state stays. Returns the ATR.
     pub fn power_on(&mut self) -> Vec<u8> {
         self.session = Session::default();
+        self.sms_pp = sms_pp::Receiver::default();
         self.power_on_apps();
         self.atr.clone()
     }
@@ -159,7 +165,7 @@ impl Uicc {
             Ok(r) => r,
             Err(sw) => Response::status(sw),
         };
-        self.shape(response, cmd.ne)
+        self.session.shape(response, cmd.ne)
     }
 
     /// Runs a command; when it changed persistent state, saves it before answering.
@@ -181,11 +187,12 @@ impl Uicc {
         result
     }
 
-    /// Parse, then dispatch: GET RESPONSE to the pipeline, SELECT of a hosted application's
-    /// AID to it, any other command first to the channel's application, then to the platform.
+    /// Parse, then dispatch: GET RESPONSE to the pipeline, ENVELOPE to the SMS-PP receiver
+    /// (which finds applications by TAR), SELECT of a hosted application's AID to it, any other
+    /// command first to the channel's application, then to the platform.
     fn execute(&mut self, cmd: &Command<'_>) -> CmdResult {
         if cmd.ins == Instruction::GetResponse {
-            return self.get_response(cmd);
+            return self.session.get_response(cmd);
         }
         let mut ctx = Context {
             state: &mut self.state,
@@ -193,6 +200,9 @@ impl Uicc {
             channel: cmd.channel,
             rng: &mut self.rng,
         };
+        if cmd.ins == Instruction::Envelope {
+            return self.sms_pp.envelope(&mut ctx, &mut self.apps, cmd);
+        }
         if let Some(id) = selected_by_aid(&self.apps, ctx.state, cmd) {
             if let Some(app) = self.apps.get_mut(id) {
                 // The application replaces the channel's file and ADF selection: file
@@ -211,55 +221,6 @@ impl Uicc {
             }
         }
         platform::execute(&mut ctx, cmd)
-    }
-
-    /// GET RESPONSE: hands out pending data, Ne bytes at a time (ISO 7816-4 §7.6.1).
-    fn get_response(&mut self, cmd: &Command<'_>) -> CmdResult {
-        if cmd.p1 != 0 || cmd.p2 != 0 {
-            return Err(StatusWord::IncorrectP1P2);
-        }
-        let pending = self
-            .session
-            .pending
-            .take()
-            .ok_or(StatusWord::ConditionsOfUseNotSatisfied)?;
-        let ne = cmd.ne.unwrap_or(256);
-        // Le='00' (Ne=256) means "whatever is there"; an explicit larger Le is wrong.
-        if ne > pending.data.len() && ne < 256 {
-            let available = u8::try_from(pending.data.len()).unwrap_or(0);
-            self.session.pending = Some(pending);
-            return Err(StatusWord::WrongLe(available));
-        }
-        Ok(Response {
-            data: pending.data,
-            sw: pending.sw,
-        })
-    }
-
-    /// Fits an answer to what the client can take (ISO 7816-3 §12.2 T=0 rules): data beyond
-    /// Ne, or any data for a command sent without Le, waits for GET RESPONSE behind '61 XX'.
-    fn shape(&mut self, response: Response, ne: Option<usize>) -> Vec<u8> {
-        let Response { mut data, sw } = response;
-        let carries_data = matches!(
-            sw,
-            StatusWord::Success | StatusWord::SelectedFileInvalidated
-        ) || matches!(
-            sw,
-            StatusWord::EndOfFileReached | StatusWord::ProactiveCommandPending(_)
-        );
-        if data.is_empty() || !carries_data {
-            return sw.to_bytes().to_vec();
-        }
-        let limit = ne.unwrap_or(0);
-        if data.len() <= limit {
-            data.extend_from_slice(&sw.to_bytes());
-            return data;
-        }
-        let rest = data.split_off(limit);
-        let announce = u8::try_from(rest.len()).unwrap_or(0); // '00' = 256 or more
-        self.session.pending = Some(Pending { data: rest, sw });
-        data.extend_from_slice(&StatusWord::MoreData(announce).to_bytes());
-        data
     }
 }
 
@@ -294,6 +255,8 @@ fn mutates(cmd: &Command<'_>) -> bool {
             | DeactivateFile
             | ActivateFile
             | Authenticate
+            | Increase
+            | Envelope
     )
 }
 

@@ -31,6 +31,13 @@ fn normalise(hex_text: &str, masks: &[(String, &str)]) -> String {
 
 #[test]
 fn a_download_transcript_is_stable() {
+    // A signature split over two STORE DATA blocks shows partly unmasked in the next block:
+    // RustCrypto's deterministic (RFC 6979) signatures keep those bytes the same every run;
+    // ring's hedged nonces would not. (This test binary has this one test: the process-wide
+    // switch affects nothing else.)
+    simlab_emulator::rsp::ecdsa::set_p256_backend(
+        simlab_emulator::rsp::ecdsa::P256Backend::RustCrypto,
+    );
     let mut card = card();
     let o = Order::of(ts48("TS48V1-A-UNIQUE"));
     let mut smdp = SmDp::new();

@@ -3,7 +3,8 @@
 //! so the ratio says what the card itself costs:
 //! 1. in-process (`Uicc::transmit` vs `NullCard::transmit`), one core;
 //! 2. over vpcd's wire protocol on loopback TCP (reader side ↔ card side), no pcscd;
-//! 3. through pcscd and vpcd ("Virtual PCD 00 00"), with `--pcscd`.
+//! 3. through pcscd and vpcd (the reader of `--vpcd`'s slot, "Virtual PCD 00 00" by
+//!    default), with `--pcscd`.
 //!
 //! The workload is the commonest read: SELECT EF.ICCID by FID, then READ BINARY.
 //!
@@ -18,6 +19,7 @@ use crate::selftest;
 use crate::transport::{PcscReader, Transport, TransportError};
 use anyhow::{ensure, Context as _};
 use clap::Args;
+use simlab_emulator::rsp::ecdsa::{set_p256_backend, P256Backend};
 use simlab_vpcd::reader::ReaderListener;
 use simlab_vpcd::{NullCard, VirtualCard};
 use std::path::PathBuf;
@@ -31,9 +33,17 @@ pub struct BenchArgs {
     /// APDUs per loopback TCP measurement.
     #[arg(long, default_value_t = 40_000)]
     pub tcp: usize,
-    /// Also measure through pcscd (needs pcscd with vpcd listening on 127.0.0.1:35963).
+    /// Also measure through pcscd (needs pcscd with vpcd; the card goes into --vpcd's slot).
     #[arg(long)]
     pub pcscd: bool,
+    /// The vpcd slot for --pcscd (host:port; port 35963 + N is reader "Virtual PCD 00 0N").
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = crate::card_cli::VPCD_ENV,
+        default_value = simlab_vpcd::DEFAULT_VPCD_ADDR
+    )]
+    pub vpcd: String,
     /// APDUs per pcscd measurement.
     #[arg(long, default_value_t = 10_000)]
     pub pcscd_apdus: usize,
@@ -92,10 +102,32 @@ pub struct BenchArgs {
     /// Process id of --server, to count its CPU time (from /proc/PID/stat).
     #[arg(long, requires = "server")]
     pub server_pid: Option<u32>,
+    /// P-256 implementation for the download measurement: ring (the default), rustcrypto, or
+    /// both side by side in one run.
+    #[arg(long, value_enum, default_value = "ring")]
+    pub p256: P256Choice,
     /// Internal: serve the SM-DP+ for the HTTPS download measurement and answer `reset` /
     /// `stats` on stdin.
     #[arg(long, hide = true)]
     pub serve_smdp: bool,
+}
+
+/// `--p256`: which ECDSA/ECDH implementation the download measurement uses on NIST P-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum P256Choice {
+    Ring,
+    Rustcrypto,
+    Both,
+}
+
+impl P256Choice {
+    fn backends(self) -> Vec<P256Backend> {
+        match self {
+            P256Choice::Ring => vec![P256Backend::Ring],
+            P256Choice::Rustcrypto => vec![P256Backend::RustCrypto],
+            P256Choice::Both => P256Backend::ALL.to_vec(),
+        }
+    }
 }
 
 fn pki(a: &BenchArgs) -> Files {
@@ -203,11 +235,11 @@ fn connect_pcscd(reader: &str) -> anyhow::Result<PcscReader> {
     }
 }
 
-fn through_pcscd<C: VirtualCard + 'static>(card: C, n: usize) -> anyhow::Result<f64> {
-    let thread =
-        simlab_vpcd::card::spawn(card, simlab_vpcd::DEFAULT_VPCD_ADDR, Default::default())?;
+fn through_pcscd<C: VirtualCard + 'static>(card: C, vpcd: &str, n: usize) -> anyhow::Result<f64> {
+    let reader_name = crate::card_cli::vpcd_reader_name(vpcd)?;
+    let thread = simlab_vpcd::card::spawn(card, vpcd.to_owned(), Default::default())?;
     let result = (|| {
-        let mut reader = connect_pcscd("Virtual PCD 00 00")?;
+        let mut reader = connect_pcscd(&reader_name)?;
         rate(n, || {
             for i in 0..n {
                 let answer = reader
@@ -260,9 +292,10 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         for _ in 0..repeat {
             c.push(through_pcscd(
                 VpcdCard::new(selftest::load(None)?.0),
+                &a.vpcd,
                 a.pcscd_apdus,
             )?);
-            z.push(through_pcscd(NullCard::default(), a.pcscd_apdus)?);
+            z.push(through_pcscd(NullCard::default(), &a.vpcd, a.pcscd_apdus)?);
         }
         rows.push(Row {
             path: "pcscd + vpcd",
@@ -273,7 +306,16 @@ pub fn measure(a: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// `simlab bench --downloads`: in-process rows, then HTTPS rows.
+/// One backend's download measurements.
+struct DownloadRun {
+    backend: P256Backend,
+    local: Vec<downloads::InProcessReport>,
+    https: Vec<downloads::HttpsReport>,
+    tls: Option<downloads::TlsHandshakeCpu>,
+}
+
+/// `simlab bench --downloads`: in-process rows, then HTTPS rows, per P-256 backend; with
+/// `--p256 both` the backends alternate in one run and a comparison closes the output.
 fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     let opts = downloads::DownloadBenchOptions {
         card: a.card.clone(),
@@ -285,39 +327,109 @@ fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
         db_file: a.db_file,
         external: a.server.clone().map(|s| (s, a.server_pid)),
     };
-    let mut local = vec![downloads::in_process(&opts, 1)?];
-    if a.threads > 1 {
-        local.push(downloads::in_process(&opts, a.threads)?);
-    }
-    if !out.is_json() {
-        out.progress(downloads::in_process_text(&a.template, &local).trim_end());
-    }
-    let mut https = Vec::new();
-    let mut tls = None;
-    if !a.no_https {
-        if a.lpas > 1 {
-            https.push(downloads::over_https(&opts, 1)?);
-        }
-        https.push(downloads::over_https(&opts, a.lpas)?);
-        tls = Some(downloads::tls_handshakes(
-            &opts.pki,
-            "127.0.0.1",
-            opts.count,
-        )?);
+    let mut runs = Vec::new();
+    for backend in a.p256.backends() {
+        set_p256_backend(backend);
         if !out.is_json() {
-            out.progress(downloads::https_text(&https, local.first(), tls.as_ref()).trim_end());
+            out.progress(format!("== P-256 backend: {backend}"));
+        }
+        let mut local = vec![downloads::in_process(&opts, 1)?];
+        if a.threads > 1 {
+            local.push(downloads::in_process(&opts, a.threads)?);
+        }
+        if !out.is_json() {
+            out.progress(downloads::in_process_text(&a.template, &local).trim_end());
+        }
+        let mut https = Vec::new();
+        let mut tls = None;
+        if !a.no_https {
+            if a.lpas > 1 {
+                https.push(downloads::over_https(&opts, 1)?);
+            }
+            https.push(downloads::over_https(&opts, a.lpas)?);
+            tls = Some(downloads::tls_handshakes(
+                &opts.pki,
+                "127.0.0.1",
+                opts.count,
+            )?);
+            if !out.is_json() {
+                out.progress(downloads::https_text(&https, local.first(), tls.as_ref()).trim_end());
+            }
+        }
+        runs.push(DownloadRun {
+            backend,
+            local,
+            https,
+            tls,
+        });
+    }
+    set_p256_backend(P256Backend::default());
+    let result = serde_json::json!({
+        "runs": runs.iter().map(|r| serde_json::json!({
+            "p256": r.backend.to_string(),
+            "inProcess": downloads::in_process_json(&a.template, &r.local),
+            "https": (!a.no_https).then(|| downloads::https_json(&r.https, r.tls.as_ref())),
+        })).collect::<Vec<_>>(),
+    });
+    out.result(&result, || comparison(&runs))
+}
+
+/// The backends side by side (first row = baseline for the ratios); empty for one backend.
+fn comparison(runs: &[DownloadRun]) -> String {
+    let [base, ..] = runs else {
+        return String::new();
+    };
+    if runs.len() < 2 {
+        return String::new();
+    }
+    let ms = |d: Duration, n: usize| d.as_secs_f64() * 1e3 / n.max(1) as f64;
+    let row = |r: &DownloadRun| {
+        let l = r.local.first();
+        (
+            l.map_or(0.0, downloads::InProcessReport::per_second),
+            l.map_or(0.0, |l| ms(l.cpu.smdp, l.downloads)),
+            l.map_or(0.0, |l| ms(l.cpu.card, l.downloads)),
+            r.https.last().map(|h| ms(h.server_cpu, h.downloads)),
+            r.https.last().map(downloads::HttpsReport::per_second),
+        )
+    };
+    let b = row(base);
+    let mut t = format!(
+        "== side by side (in-process: 1 thread; HTTPS: the last row above)\n{:<12} {:>13} {:>12} {:>10} {:>16} {:>12}\n",
+        "P-256", "downloads/s", "SM-DP+ ms", "card ms", "HTTPS server ms", "HTTPS dl/s"
+    );
+    for r in runs {
+        let (rate, smdp, card, server, https) = row(r);
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+        t.push_str(&format!(
+            "{:<12} {:>13.1} {:>12.3} {:>10.3} {:>16} {:>12}\n",
+            r.backend.to_string(),
+            rate,
+            smdp,
+            card,
+            opt(server, 3),
+            opt(https, 1)
+        ));
+        if r.backend != base.backend {
+            t.push_str(&format!(
+                "  vs {}: downloads/s ×{:.2}, SM-DP+ CPU ×{:.2}, card CPU ×{:.2}\n",
+                base.backend,
+                rate / b.0.max(f64::MIN_POSITIVE),
+                smdp / b.1.max(f64::MIN_POSITIVE),
+                card / b.2.max(f64::MIN_POSITIVE)
+            ));
         }
     }
-    let result = serde_json::json!({
-        "inProcess": downloads::in_process_json(&a.template, &local),
-        "https": (!a.no_https).then(|| downloads::https_json(&https, tls.as_ref())),
-    });
-    out.result(&result, String::new)
+    t
 }
 
 /// `simlab bench`: measures and prints the table (or the JSON result).
 pub fn run(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     if a.serve_smdp {
+        if let Some(backend) = a.p256.backends().first() {
+            set_p256_backend(*backend);
+        }
         return downloads::serve_smdp(&pki(a), &templates(a), a.db_file);
     }
     if a.downloads {

@@ -13,6 +13,26 @@ use std::sync::atomic::Ordering;
 /// The environment variable naming the vpcd slot (`host:port`) `card serve` connects to.
 pub const VPCD_ENV: &str = "SIMLAB_VPCD";
 
+/// The PC/SC reader name of the vpcd slot at `addr` (docs/vpcd.md): port 35963 + N is
+/// "Virtual PCD 00 0N" in Debian's vpcd configuration.
+pub fn vpcd_reader_name(addr: &str) -> anyhow::Result<String> {
+    let slot = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .and_then(|p| p.checked_sub(simlab_vpcd::VPCD_BASE_PORT))
+        .filter(|n| *n < 100)
+        .ok_or_else(|| {
+            CodedError::new(
+                "usage",
+                format!(
+                    "vpcd address {addr:?}: expected host:port with port {} + slot",
+                    simlab_vpcd::VPCD_BASE_PORT
+                ),
+            )
+        })?;
+    Ok(format!("Virtual PCD 00 {slot:02}"))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum CardCommand {
     /// Serve a card to vpcd until Ctrl-C: pcscd shows it in the reader of that vpcd slot
@@ -49,6 +69,11 @@ pub struct ServeArgs {
     /// Log every APDU and answer on stderr (as RUST_LOG=simlab::apdu=debug does).
     #[arg(long)]
     pub log_apdus: bool,
+    /// With --listen: close a connection that sends nothing for this long (vpcd asks for the
+    /// ATR every 400 ms, so a silent peer is dead); a new connection replaces a silent one
+    /// at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub idle_timeout: f64,
 }
 
 #[derive(Args, Debug)]
@@ -133,7 +158,22 @@ pub fn run(cmd: CardCommand, out: Output) -> anyhow::Result<()> {
 
 fn serve(a: ServeArgs, out: Output) -> anyhow::Result<()> {
     let card = cards::load_card(&a.card, a.state.as_deref())?;
-    let opts = simlab_vpcd::card::ServeOptions::default();
+    let idle_timeout = std::time::Duration::try_from_secs_f64(a.idle_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CodedError::new(
+                "usage",
+                format!(
+                    "--idle-timeout {}: give a positive number of seconds",
+                    a.idle_timeout
+                ),
+            )
+        })?;
+    let opts = simlab_vpcd::card::ServeOptions {
+        idle_timeout,
+        ..Default::default()
+    };
     let stop = opts.stop.clone();
     ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
@@ -157,4 +197,23 @@ fn serve(a: ServeArgs, out: Output) -> anyhow::Result<()> {
         "stopped": true,
     });
     out.result(&result, String::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case("127.0.0.1:35963", "Virtual PCD 00 00")]
+    #[case("127.0.0.1:35964", "Virtual PCD 00 01")]
+    #[case("[::1]:35965", "Virtual PCD 00 02")]
+    fn vpcd_ports_map_to_reader_names(#[case] addr: &str, #[case] reader: &str) {
+        assert_eq!(vpcd_reader_name(addr).unwrap(), reader);
+    }
+
+    #[test]
+    fn a_port_below_vpcd_s_is_refused() {
+        assert!(vpcd_reader_name("127.0.0.1:8080").is_err());
+        assert!(vpcd_reader_name("localhost").is_err());
+    }
 }

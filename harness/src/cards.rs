@@ -25,6 +25,14 @@ pub fn build_card(def: &CardDefinition, label: &str, state: Option<&Path>) -> an
         None => Ok(Uicc::new(atr, initial)),
         Some(dir) => {
             let store = StateStore::open(dir)?;
+            if let Some(saved) = store.load::<simlab_emulator::state::CardState>()? {
+                def.check_saved_state(&saved).map_err(|e| {
+                    anyhow::Error::new(e).context(crate::output::CodedError::new(
+                        "card-state",
+                        format!("state directory {} with card {label}", dir.display()),
+                    ))
+                })?;
+            }
             Ok(Uicc::with_store(atr, initial, store)?)
         }
     }

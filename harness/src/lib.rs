@@ -14,6 +14,7 @@ pub mod es9p;
 pub mod flows;
 pub mod lpa;
 pub mod network;
+pub mod ota;
 pub mod output;
 pub mod pki;
 pub mod selftest;

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use simlab_harness::output::Output;
-use simlab_harness::{aka_cli, apdu, bench, card_cli, lpa, network, pki, transcript};
+use simlab_harness::{aka_cli, apdu, bench, card_cli, lpa, network, ota, pki, transcript};
 use std::io::IsTerminal as _;
 
 #[derive(Parser, Debug)]
@@ -51,6 +51,9 @@ enum Command {
     /// The seed's flows end to end: `flows list`, `flows run [NAME|FILE…]`.
     #[command(subcommand)]
     Flows(simlab_harness::flows::cli::FlowsCommand),
+    /// Remote card management over the air: SCP80 secured packets by SMS-PP to RFM.
+    #[command(subcommand)]
+    Ota(ota::cli::OtaCommand),
 }
 
 /// The log filter: RUST_LOG when set, else `info` (`warn` for benchmarks, whose output is a
@@ -104,6 +107,9 @@ fn parse() -> Cli {
 const USAGE_EXIT_CODE: i32 = 2;
 
 fn main() {
+    // `simlab … | head`: a closed stdout or stderr ends the process quietly, as with any
+    // command-line tool, instead of a panic ("failed printing to stdout", exit 101).
+    sigpipe::reset();
     let cli = parse();
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.command))
@@ -130,6 +136,7 @@ fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Aka(c) => aka_cli::run(c, out),
         Command::Transcript(c) => transcript::cli::run(c, out),
         Command::Flows(c) => simlab_harness::flows::cli::run(c, out),
+        Command::Ota(c) => ota::cli::run(c, out),
     }
 }
 

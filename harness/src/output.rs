@@ -112,7 +112,11 @@ impl CodedError {
 /// The failure envelope for `error`: the first [`CodedError`] in its chain gives the code,
 /// the whole chain the message.
 pub fn error_envelope(error: &anyhow::Error) -> Value {
-    let coded = error.chain().find_map(|e| e.downcast_ref::<CodedError>());
+    // `downcast_ref` also finds a CodedError given as `.context(…)`, which `chain()` shows
+    // only wrapped.
+    let coded = error
+        .downcast_ref::<CodedError>()
+        .or_else(|| error.chain().find_map(|e| e.downcast_ref::<CodedError>()));
     let mut body = json!({
         "code": coded.map_or("error", |c| c.code),
         "message": format!("{error:#}"),
@@ -167,5 +171,11 @@ mod tests {
                 "code": "es9-error", "message": "download: no such order",
                 "subjectCode": "8.2.6", "reasonCode": "3.8"}})
         );
+    }
+
+    #[test]
+    fn a_coded_error_given_as_context_gives_its_code() {
+        let e = anyhow::anyhow!("holds a UICC").context(CodedError::new("card-state", "state"));
+        assert_eq!(error_envelope(&e)["error"]["code"], "card-state");
     }
 }

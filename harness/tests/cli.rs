@@ -94,6 +94,8 @@ fn lpa_commands_download_enable_and_list_against_network_serve() {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--es2-listen",
+            "127.0.0.1:0",
             "--operator-listen",
             "127.0.0.1:0",
         ])

@@ -128,7 +128,7 @@ fn flow_passes_in_process(#[case] flow: &str, #[case] variant: &str) {
 #[case::euicc_upgrade_wrong_code("euicc-upgrade", "wrong-code")]
 #[case::euicc_upgrade_reused_code("euicc-upgrade", "reused-code")]
 #[case::euicc_upgrade_network_restart("euicc-upgrade", "network-restart")]
-#[ignore = "the old UICC is disabled by the network's RFM over SMS-PP (issue 8, OTA), not in this build"]
+#[ignore = "the network does not send the RFM (SMS-PP) that disables the old UICC yet (docs/network.md §7; requests-network 19)"]
 fn upgrade_passes_in_process_waiting_for_ota(#[case] flow: &str, #[case] variant: &str) {
     let r = run(flow, variant);
     assert!(r.passed, "{}", explain(&r));
@@ -207,4 +207,58 @@ fn the_transcript_shows_every_interface_in_order() {
         at += found;
     }
     let _ = engine::SETTLE;
+}
+
+/// The old UICC's proofs of Fig. 16 (SELECT ADF.USIM answers 62 83; AUTHENTICATE with a vector
+/// the card would otherwise accept no longer answers DB) hold after the real RFM command
+/// (SCP80 over SMS-PP, TS 102 225/226) reaches the card through its device — and do not
+/// hold before, so they can fail.
+#[test]
+fn the_old_uicc_proofs_tell_an_rfm_deactivated_usim_from_an_active_one() {
+    use simlab_harness::device::slot::CardSpec;
+    use simlab_harness::device::{Device, Recorder, Slot};
+    use simlab_harness::ota;
+    let file = Path::new(VECTORS).join("cards/uicc.toml");
+    let def = simlab_emulator::CardDefinition::load(&file).unwrap();
+    let keyset = def.ota.keys().unwrap().keysets[0].keys.clone();
+    let spec = CardSpec::File {
+        definition: file,
+        state: None,
+    };
+    let rec = Recorder::off();
+    let slot = Slot::new(
+        "old",
+        &spec.to_string(),
+        spec.open().unwrap(),
+        Some(def),
+        &rec,
+    );
+    let mut old = Device::new("old", Some(slot), None, &rec);
+
+    assert_eq!(old.uicc_usim_select_status().unwrap(), 0x9000);
+    let before = old.authenticate_directly(0x40).unwrap();
+    assert_eq!(
+        (before[0], &before[before.len() - 2..]),
+        (0xDB, &[0x90, 0x00][..])
+    );
+
+    let command = ota::RemoteCommand::deactivate_usim();
+    let messages = ota::build_sms_pp(
+        &keyset,
+        &command,
+        &simlab_emulator::ota::ts_23_040::Address::isdn("12345678"),
+        1,
+    )
+    .unwrap();
+    for tpdu in &messages {
+        let por = old.deliver_sms_pp(tpdu).unwrap().expect("a PoR");
+        let report = ota::verify_por(&keyset, &command, &por).unwrap();
+        assert_eq!(
+            report.status,
+            simlab_emulator::ota::ts_102_225::PorStatus::Ok
+        );
+    }
+    assert_eq!(old.uicc_usim_select_status().unwrap(), 0x6283);
+    let after = old.authenticate_directly(0x80).unwrap();
+    assert_ne!(after.first(), Some(&0xDB), "{}", hex::encode_upper(&after));
 }

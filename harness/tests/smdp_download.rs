@@ -163,7 +163,7 @@ fn downloads_the_released_order_of_its_eid_without_a_matching_id() {
     assert_eq!(saip::decode(&got.upp).unwrap().header.iccid, order.iccid);
 }
 
-/// What a widely used open-source LPA sends (real-clients.md): its own User-Agent and
+/// What a widely used open-source LPA sends (docs/clients.md): its own User-Agent and
 /// X-Admin-Protocol, no header object, empty deviceCapabilities, smdpAddress with a port.
 #[test]
 fn answers_requests_shaped_as_a_real_lpa_sends_them_with_every_key() {

@@ -24,7 +24,115 @@ fn server(callback: Option<String>) -> RunningSmdp {
 }
 
 fn es2(s: &RunningSmdp) -> Es2pClient {
-    Es2pClient::new(&s.url(), &[&s.ca_cert_der]).unwrap()
+    Es2pClient::from_pki(&s.es2_url(), pki_dir()).unwrap()
+}
+
+/// A TLS client trusting the PKI's CI, presenting `identity` (certificate DER, PKCS#8 key) or
+/// nothing.
+fn tls_agent(s: &RunningSmdp, identity: Option<(Vec<u8>, Vec<u8>)>) -> ureq::Agent {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(s.ca_cert_der.clone()))
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(config))
+        .build()
+}
+
+const DOWNLOAD_ORDER_BODY: &str = r#"{"profileType":"TS48v4_SAIP2.3_BERTLV"}"#;
+
+fn post_download_order(
+    agent: &ureq::Agent,
+    base: &str,
+) -> Result<ureq::Response, Box<ureq::Error>> {
+    agent
+        .post(&format!("{base}/gsma/rsp2/es2plus/downloadOrder"))
+        .set("X-Admin-Protocol", "gsma/rsp/v2.2.0")
+        .set("Content-Type", "application/json")
+        .send_string(DOWNLOAD_ORDER_BODY)
+        .map_err(Box::new)
+}
+
+/// The DPtls certificate and key as a client identity: EKU clientAuth, chains to the CI,
+/// but not to the operator CA.
+fn dp_tls_identity() -> (Vec<u8>, Vec<u8>) {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let p = simlab_harness::pki::Pki::load(&pki_dir(), simlab_harness::pki::Curve::Nist).unwrap();
+    let key = p256::SecretKey::from_slice(&p.dp_tls.key.unwrap().scalar()).unwrap();
+    (
+        p.dp_tls.cert_der,
+        key.to_pkcs8_der().unwrap().as_bytes().to_vec(),
+    )
+}
+
+#[test]
+fn es2_refuses_a_client_without_a_certificate_in_the_tls_handshake() {
+    let s = server(None);
+    let err = post_download_order(&tls_agent(&s, None), &s.es2_url()).unwrap_err();
+    assert!(
+        matches!(*err, ureq::Error::Transport(_)),
+        "refused in TLS, not by an HTTP answer: {err}"
+    );
+    assert!(s.smdp().orders().unwrap().is_empty());
+}
+
+#[test]
+fn es2_refuses_client_certificates_of_another_ca() {
+    let s = server(None);
+    // Another operator's CA (a PKI generated elsewhere), and an RSP certificate with
+    // clientAuth that chains to the CI: neither is this SM-DP+'s operator.
+    let other = tempfile::tempdir().unwrap();
+    simlab_harness::pki::generate(other.path(), &Default::default()).unwrap();
+    let stranger = simlab_harness::pki::OperatorIdentity::load(other.path()).unwrap();
+    for identity in [
+        (stranger.cert_der, stranger.key_pkcs8_der),
+        dp_tls_identity(),
+    ] {
+        let err = post_download_order(&tls_agent(&s, Some(identity)), &s.es2_url()).unwrap_err();
+        assert!(matches!(*err, ureq::Error::Transport(_)), "{err}");
+    }
+    assert!(s.smdp().orders().unwrap().is_empty());
+}
+
+#[test]
+fn es2_serves_the_operators_client_certificate() {
+    let s = server(None);
+    let me = simlab_harness::pki::OperatorIdentity::load(pki_dir()).unwrap();
+    let response = post_download_order(
+        &tls_agent(&s, Some((me.cert_der, me.key_pkcs8_der))),
+        &s.es2_url(),
+    )
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(s.smdp().orders().unwrap().len(), 1);
+}
+
+#[test]
+fn the_es9_port_serves_no_es2_function_and_needs_no_client_certificate() {
+    let s = server(None);
+    let agent = tls_agent(&s, None);
+    match post_download_order(&agent, &s.url()) {
+        Ok(r) => panic!("ES2+ served on the ES9+ port: {}", r.status()),
+        Err(e) if matches!(*e, ureq::Error::Status(_, _)) => {}
+        Err(e) => panic!("the ES9+ port refused TLS without a client certificate: {e}"),
+    }
+    assert!(s.smdp().orders().unwrap().is_empty());
 }
 
 fn state(s: &RunningSmdp, iccid: &str) -> OrderState {
@@ -290,7 +398,7 @@ fn the_order_command_places_a_released_order_on_a_running_server() {
             template: TEMPLATE.into(),
             eid: None,
             confirmation_code: Some("7777".into()),
-            server: Some(s.address.clone()),
+            server: Some(s.es2_address.clone()),
             db: None,
             address: String::new(),
             pki: Some(pki_dir()),

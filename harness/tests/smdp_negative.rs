@@ -142,15 +142,21 @@ fn counts_wrong_confirmation_codes_and_stops_at_the_limit() {
 }
 
 #[test]
-fn refuses_a_matching_id_that_was_already_used() {
+fn refuses_a_matching_id_once_its_profile_is_installed() {
     let s = server();
     let c = client(&s);
-    let euicc = FakeEuicc::nist();
-    let (_, ac) = s
+    let mut euicc = FakeEuicc::nist();
+    let (order, ac) = s
         .smdp()
         .order_activation_code(TEMPLATE, None, None)
         .unwrap();
-    download(&c, &euicc, &s.address, Some(matching_id(&ac)), None).unwrap();
+    let got = download(&c, &euicc, &s.address, Some(matching_id(&ac)), None).unwrap();
+    let iccid_ef = saip::encode_iccid_ef(&order.iccid).unwrap();
+    notify(
+        &c,
+        euicc.installation_result(&got.transaction_id, &s.address, &iccid_ef, true),
+    )
+    .unwrap();
     let r = download(&c, &euicc, &s.address, Some(matching_id(&ac)), None);
     assert_eq!(codes_of(r), pair("8.2.6", "3.8"));
 }
@@ -372,8 +378,10 @@ fn stops_after_the_download_attempt_limit() {
         .smdp()
         .order_activation_code(TEMPLATE, None, None)
         .unwrap();
+    // Authenticating without fetching a package is no attempt; each package bound is one.
+    authenticate(&c, &euicc, &s.address, Some(matching_id(&ac))).unwrap();
     for _ in 0..2 {
-        authenticate(&c, &euicc, &s.address, Some(matching_id(&ac))).unwrap();
+        download(&c, &euicc, &s.address, Some(matching_id(&ac)), None).unwrap();
     }
     let r = authenticate(&c, &euicc, &s.address, Some(matching_id(&ac)));
     assert_eq!(codes_of(r), pair("8.8.5", "6.4"));
@@ -403,6 +411,7 @@ fn refuses_a_body_that_is_not_the_functions_json() {
     let post = |path: &str, body: &str| {
         let r = agent
             .post(&format!("{}{path}", s.url()))
+            .set("X-Admin-Protocol", "gsma/rsp/v2.2.0")
             .set("Content-Type", "application/json")
             .send_string(body);
         match r {

@@ -1,7 +1,7 @@
 //! The vpcd lane without pcscd: the emulated UICC of `vectors/cards/uicc.toml` served by its
 //! card-side thread (`simlab_vpcd::card::spawn`, as `simlab card serve` does) and driven by
 //! the harness's vpcd reader side (`VpcdReader`) over vsmartcard's wire protocol on
-//! loopback (facts: notes/vpcd.md). Each test has its own port, so they run in parallel.
+//! loopback (facts: docs/vpcd.md). Each test has its own port, so they run in parallel.
 //!
 //! Also: the card's state directory (persistent state of TS 102 221 §9 PINs and the TS 33.102
 //! §6.3 SQN) survives a restart; without one, nothing does.

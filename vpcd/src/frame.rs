@@ -1,5 +1,5 @@
 //! vpcd framing, as implemented by vsmartcard's `vpcd` driver (virtualsmartcard 0.8/0.9,
-//! `src/vpcd/vpcd.c`; no written spec exists, the facts are in `/work/shared/notes/vpcd.md`).
+//! `src/vpcd/vpcd.c`; no written spec exists, the facts are in `docs/vpcd.md`).
 //!
 //! Both directions carry frames: a `u16` big-endian payload length, then the payload.
 //! From vpcd to the card a 1-byte payload is a control message ([`Control`]); any longer
@@ -192,7 +192,7 @@ pub fn write_message<W: Write>(w: &mut W, message: &Message) -> Result<(), Frame
 ///
 /// A read timeout on the underlying reader gives [`FrameError::Timeout`].
 pub fn read_frame<R: Read>(r: &mut R) -> Result<Vec<u8>, FrameError> {
-    read_frame_with(r, &mut |_| {}, &mut |_| false)
+    read_frame_with(r, &mut |_, _| {}, &mut |_| false)
 }
 
 /// Reads one frame from vpcd and decodes it.
@@ -201,12 +201,13 @@ pub fn read_message<R: Read>(r: &mut R) -> Result<Message, FrameError> {
 }
 
 /// Reads one frame, with two hooks for the sides that own a socket:
-/// `after_header` runs once the 2-byte header is in (the card side sets TCP_QUICKACK there);
+/// `after_header(r, len)` runs once the 2-byte header is in, with the payload length (the
+/// card side sets TCP_QUICKACK there when the payload has not arrived yet);
 /// `keep_waiting(got)` is asked on each read timeout, `got` being the bytes of this frame
 /// read so far; returning `false` ends with [`FrameError::Timeout`].
 pub(crate) fn read_frame_with<R: Read>(
     r: &mut R,
-    after_header: &mut dyn FnMut(&mut R),
+    after_header: &mut dyn FnMut(&mut R, usize),
     keep_waiting: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
@@ -220,8 +221,8 @@ pub(crate) fn read_frame_with<R: Read>(
             got,
         });
     }
-    after_header(r);
     let len = usize::from(u16::from_be_bytes(header));
+    after_header(r, len);
     if len == 0 {
         return Err(FrameError::ZeroLength);
     }

@@ -1,5 +1,5 @@
 //! The vsmartcard vpcd wire protocol (virtualsmartcard 0.8/0.9, `src/vpcd/vpcd.c`; facts in
-//! `/work/shared/notes/vpcd.md`): framing ([`frame`]), the card side that serves a
+//! `docs/vpcd.md`): framing ([`frame`]), the card side that serves a
 //! [`VirtualCard`] to vpcd ([`card`]), and the reader side that drives any vpcd card without
 //! pcscd ([`reader`]). Knows nothing of cards: a card is bytes in, bytes out.
 

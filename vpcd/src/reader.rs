@@ -1,5 +1,5 @@
 //! Reader side of the vpcd protocol (vsmartcard `src/vpcd/vpcd.c`, virtualsmartcard
-//! 0.8/0.9; facts in `/work/shared/notes/vpcd.md`): play vpcd's part and drive any vpcd card
+//! 0.8/0.9; facts in `docs/vpcd.md`): play vpcd's part and drive any vpcd card
 //! (ours, or vsmartcard's Python `vicc`) without pcscd.
 //!
 //! Normal mode: we listen ([`ReaderListener`]) and the card connects, as it would to vpcd.
@@ -234,7 +234,8 @@ impl ReaderConnection {
 
     fn receive(&mut self) -> Result<Vec<u8>, ReaderError> {
         // QUICKACK, as on the card side, in case the card writes header and body apart.
-        let read = frame::read_frame_with(&mut self.stream, &mut |s| quickack(s), &mut |_| false);
+        let read =
+            frame::read_frame_with(&mut self.stream, &mut |s, _| quickack(s), &mut |_| false);
         read.map_err(|e| self.fail(e))
     }
 

@@ -441,3 +441,91 @@ fn reader_connect_to_a_closed_port_is_an_error() {
     let err = ReaderConnection::connect(addr).unwrap_err();
     assert!(matches!(err, ReaderError::Connect { .. }), "{err}");
 }
+
+/// Reversed mode: a listening card and its address.
+fn listening_card(opts: ServeOptions) -> (CardThread<EchoCard>, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (
+        card::spawn_listener(EchoCard::default(), listener, opts).unwrap(),
+        addr,
+    )
+}
+
+#[test]
+fn an_idle_peer_does_not_keep_a_listening_card_from_the_next_one() {
+    // The default idle timeout (10 s) would also free the card; the new connection must not
+    // have to wait for it: the silent peer is replaced once it has missed two vpcd polls.
+    let (card, addr) = listening_card(fast_options());
+    let idle = TcpStream::connect(addr).unwrap();
+    let mut r = ReaderConnection::connect(addr).unwrap();
+    r.set_timeout(PATIENCE).unwrap();
+    r.power_on().unwrap();
+    assert_eq!(r.atr().unwrap(), [0x3B, 0x00]);
+    assert_eq!(
+        r.transmit(&[0x00, 0xB0, 0x00, 0x00, 0x01]).unwrap(),
+        [0x01, 0x90, 0x00]
+    );
+    // The silent one was closed.
+    let mut idle = idle;
+    idle.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(
+        idle.read(&mut [0u8; 1]).unwrap(),
+        0,
+        "EOF for the replaced peer"
+    );
+    drop(r);
+    stop(card);
+}
+
+#[test]
+fn a_silent_peer_is_disconnected_after_the_idle_timeout() {
+    let (card, addr) = listening_card(ServeOptions {
+        idle_timeout: Duration::from_millis(100),
+        ..fast_options()
+    });
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(
+        idle.read(&mut [0u8; 1]).unwrap(),
+        0,
+        "closed, not left hanging"
+    );
+    // And the card serves the next peer.
+    let mut r = ReaderConnection::connect(addr).unwrap();
+    r.set_timeout(PATIENCE).unwrap();
+    assert_eq!(r.atr().unwrap(), [0x3B, 0x00]);
+    drop(r);
+    stop(card);
+}
+
+#[test]
+fn a_working_peer_is_not_replaced_while_it_talks() {
+    // A peer that keeps talking (as vpcd does, every 400 ms) keeps the card; a second
+    // connection waits until the first one ends.
+    let (card, addr) = listening_card(fast_options());
+    let mut first = ReaderConnection::connect(addr).unwrap();
+    first.set_timeout(PATIENCE).unwrap();
+    first.power_on().unwrap();
+    let mut second = TcpStream::connect(addr).unwrap();
+    for i in 0..20u8 {
+        assert_eq!(
+            first.transmit(&[0x00, 0xB0, 0x00, 0x00, i]).unwrap(),
+            [i, 0x90, 0x00]
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    drop(first);
+    // Now the second one is served.
+    let mut frame = vec![0x00, 0x01, 0x04];
+    second.write_all(&frame).unwrap();
+    second.set_read_timeout(Some(PATIENCE)).unwrap();
+    frame.resize(4, 0);
+    second.read_exact(&mut frame).unwrap();
+    assert_eq!(
+        frame,
+        [0x00, 0x02, 0x3B, 0x00],
+        "the second peer got the ATR"
+    );
+    stop(card);
+}

@@ -11,6 +11,7 @@
 use super::ProfileContent;
 use crate::aka::{AkaAlgorithm, SqnStore};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, LifeCycle, NodeId};
+use crate::ota::keys::OtaKeys;
 use crate::pin::{Pin, PinStore, Puk};
 use crate::rsp::es10::{ErrorReason, Iccid};
 use crate::saip::{self, FileKind, SaipFile};
@@ -90,7 +91,12 @@ pub fn build(upp: &[u8]) -> Result<Installed, ErrorReason> {
     let usim = usim(&pkg)?;
     Ok(Installed {
         iccid,
-        content: ProfileContent { fs, pins, usim },
+        content: ProfileContent {
+            fs,
+            pins,
+            usim,
+            ota: OtaKeys::default(),
+        },
     })
 }
 

@@ -221,7 +221,7 @@ pub fn dispatch<R: RngCore + CryptoRng>(
         TAG_RETRIEVE_NOTIFICATIONS_LIST => {
             Ok(match RetrieveNotificationsListRequest::from_der(bytes) {
                 Ok(req) => es10b::retrieve_notifications(state, &req),
-                // The encoding trap of real-clients.md (`BF2B 80 …`): a spec error, not a crash.
+                // The encoding trap of docs/clients.md (`BF2B 80 …`): a spec error, not a crash.
                 Err(_) => RetrieveNotificationsListResponse::Error(
                     RetrieveNotificationsListError::UndefinedError,
                 ),

@@ -30,6 +30,7 @@ pub mod notifications;
 
 use crate::aka::UsimState;
 use crate::fs::FileSystem;
+use crate::ota::keys::OtaKeys;
 use crate::pin::PinStore;
 use crate::rsp::ecdsa::{RawSignature, SigningKey};
 use crate::rsp::es10::{
@@ -197,6 +198,9 @@ pub struct ProfileContent {
     pub fs: FileSystem,
     pub pins: PinStore,
     pub usim: Option<UsimState>,
+    /// The profile's OTA keysets (SCP80, from its security domain's key list).
+    #[serde(default)]
+    pub ota: OtaKeys,
 }
 
 /// One installed profile (its ISD-P with metadata, SGP.22 §2.4.4).

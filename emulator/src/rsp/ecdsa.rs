@@ -5,18 +5,69 @@
 //! (SEC 1 v2 §2.3.3); private keys load from SEC 1 (`EC PRIVATE KEY`, optionally preceded by
 //! `EC PARAMETERS`, as the SGP.26 files are) or PKCS#8 (`PRIVATE KEY`) PEM.
 //!
-//! Signing is deterministic (RFC 6979) so transcripts are reproducible; verification accepts
-//! any valid signature, including high-S ones other implementations produce.
+//! Verification accepts any valid signature, including high-S ones other implementations
+//! produce.
 //!
-//! The curve arithmetic and DER codecs are RustCrypto's (`p256`, `bp256`, `ecdsa`); the only
-//! hand-written part is walking the few DER structures that name the curve (SEC 1 / PKCS#8
-//! private keys, SubjectPublicKeyInfo, certificates) with [`crate::tlv`], so a key is routed to
-//! the right curve before a typed decoder sees it.
+//! Two implementations do the arithmetic ([`P256Backend`]): on NIST P-256, `ring` by default
+//! (`ECDSA_P256_SHA256_FIXED` is exactly SGP.22's raw `r‖s`; about 5× faster, see
+//! docs/performance.md), or RustCrypto's `p256`; brainpoolP256r1 is always RustCrypto's
+//! (`bp256`, which ring does not have). RustCrypto signs deterministically (RFC 6979), ring with
+//! hedged random nonces; both give signatures any verifier accepts. Keys, DER codecs and
+//! certificates are RustCrypto's; the only hand-written part is walking the few DER structures
+//! that name the curve (SEC 1 / PKCS#8 private keys, SubjectPublicKeyInfo, certificates) with
+//! [`crate::tlv`], so a key is routed to the right curve before a typed decoder sees it.
 
 use super::{Curve, FIELD_LEN, OID_EC_PUBLIC_KEY, UNCOMPRESSED_POINT_LEN};
 use crate::tlv::{self, Tlv, TlvError};
 use bp256::r1::BrainpoolP256r1;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use thiserror::Error;
+
+/// Which implementation does ECDSA and one-time ECDH on NIST P-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum P256Backend {
+    /// `ring` (BoringSSL's P-256 code): the default.
+    #[default]
+    Ring,
+    /// RustCrypto `p256` (pure Rust, deterministic RFC 6979 signatures).
+    RustCrypto,
+}
+
+impl P256Backend {
+    pub const ALL: [P256Backend; 2] = [P256Backend::Ring, P256Backend::RustCrypto];
+}
+
+impl std::fmt::Display for P256Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            P256Backend::Ring => "ring",
+            P256Backend::RustCrypto => "RustCrypto",
+        })
+    }
+}
+
+/// The process-wide P-256 backend (0 = ring, 1 = RustCrypto). Only benchmarks change it, to
+/// measure both in one run; tests pick one per call (`sign_with`, `verify_with`).
+static P256_BACKEND: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the backend [`SigningKey::sign`], [`VerifyingKey::verify`] and
+/// [`crate::rsp::ecka::agree_once`] use on P-256.
+pub fn set_p256_backend(backend: P256Backend) {
+    let v = match backend {
+        P256Backend::Ring => 0,
+        P256Backend::RustCrypto => 1,
+    };
+    P256_BACKEND.store(v, Ordering::Relaxed);
+}
+
+/// The current P-256 backend.
+pub fn p256_backend() -> P256Backend {
+    match P256_BACKEND.load(Ordering::Relaxed) {
+        0 => P256Backend::Ring,
+        _ => P256Backend::RustCrypto,
+    }
+}
 
 /// A raw ECDSA signature `r‖s`, each 32 bytes big-endian (BSI TR-03111 §5.2.2).
 pub type RawSignature = [u8; RAW_SIGNATURE_LEN];
@@ -87,8 +138,32 @@ pub struct SigningKey {
 
 #[derive(Clone)]
 enum SigningInner {
-    P256(p256::ecdsa::SigningKey),
+    /// The same key for both backends (ring's key pair is not `Clone`: shared).
+    P256(p256::ecdsa::SigningKey, Arc<ring::signature::EcdsaKeyPair>),
     Bp256(ecdsa_bp256::SigningKey<BrainpoolP256r1>),
+}
+
+/// ring's key pair for a RustCrypto P-256 key: private scalar and public point.
+fn ring_key_pair(
+    k: &p256::ecdsa::SigningKey,
+) -> Result<Arc<ring::signature::EcdsaKeyPair>, EcdsaError> {
+    let point = k.verifying_key().to_encoded_point(false);
+    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &k.to_bytes(),
+        point.as_bytes(),
+        &ring::rand::SystemRandom::new(),
+    )
+    .map(Arc::new)
+    .map_err(|e| EcdsaError::BadPrivateKey {
+        curve: Curve::NistP256,
+        reason: format!("ring refused it: {e}"),
+    })
+}
+
+fn p256_signing(k: p256::ecdsa::SigningKey) -> Result<SigningInner, EcdsaError> {
+    let pair = ring_key_pair(&k)?;
+    Ok(SigningInner::P256(k, pair))
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -109,9 +184,9 @@ impl SigningKey {
             return Err(bad("the scalar must be 32 bytes"));
         }
         let inner = match curve {
-            Curve::NistP256 => SigningInner::P256(
+            Curve::NistP256 => p256_signing(
                 p256::ecdsa::SigningKey::from_slice(d).map_err(|_| bad("scalar out of range"))?,
-            ),
+            )?,
             Curve::BrainpoolP256r1 => SigningInner::Bp256(
                 ecdsa_bp256::SigningKey::from_slice(d).map_err(|_| bad("scalar out of range"))?,
             ),
@@ -167,7 +242,7 @@ impl SigningKey {
         let inner = match curve {
             Curve::NistP256 => {
                 let sk = p256::SecretKey::from_sec1_der(der).map_err(|e| bad(e.to_string()))?;
-                SigningInner::P256(p256::ecdsa::SigningKey::from(sk))
+                p256_signing(p256::ecdsa::SigningKey::from(sk))?
             }
             Curve::BrainpoolP256r1 => {
                 let sk =
@@ -195,9 +270,9 @@ impl SigningKey {
         let inner = match curve {
             Curve::NistP256 => {
                 use p256::pkcs8::DecodePrivateKey as _;
-                SigningInner::P256(
+                p256_signing(
                     p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(|e| bad(e.to_string()))?,
-                )
+                )?
             }
             Curve::BrainpoolP256r1 => {
                 use bp256::pkcs8::DecodePrivateKey as _;
@@ -212,18 +287,36 @@ impl SigningKey {
     /// The curve the key lives on.
     pub fn curve(&self) -> Curve {
         match self.inner {
-            SigningInner::P256(_) => Curve::NistP256,
+            SigningInner::P256(..) => Curve::NistP256,
             SigningInner::Bp256(_) => Curve::BrainpoolP256r1,
         }
     }
 
-    /// Signs SHA-256(`msg`) and returns raw `r‖s` (deterministic, RFC 6979).
+    /// Signs SHA-256(`msg`) and returns raw `r‖s`, with the process's [`p256_backend`].
     pub fn sign(&self, msg: &[u8]) -> RawSignature {
+        self.sign_with(p256_backend(), msg)
+    }
+
+    /// Signs SHA-256(`msg`) with `backend` on P-256 (brainpool: always RustCrypto): raw
+    /// `r‖s`, deterministic (RFC 6979) with RustCrypto, hedged random nonces with ring.
+    pub fn sign_with(&self, backend: P256Backend, msg: &[u8]) -> RawSignature {
         let mut out = [0u8; RAW_SIGNATURE_LEN];
         match &self.inner {
-            SigningInner::P256(k) => {
-                let sig: P256Signature = p256::ecdsa::signature::Signer::sign(k, msg);
-                out.copy_from_slice(&sig.to_bytes());
+            SigningInner::P256(k, pair) => {
+                let ring_sig = match backend {
+                    P256Backend::Ring => pair.sign(&ring::rand::SystemRandom::new(), msg).ok(),
+                    P256Backend::RustCrypto => None,
+                };
+                match ring_sig {
+                    Some(sig) if sig.as_ref().len() == RAW_SIGNATURE_LEN => {
+                        out.copy_from_slice(sig.as_ref());
+                    }
+                    // ring fails only when the OS gives no randomness: sign deterministically.
+                    _ => {
+                        let sig: P256Signature = p256::ecdsa::signature::Signer::sign(k, msg);
+                        out.copy_from_slice(&sig.to_bytes());
+                    }
+                }
             }
             SigningInner::Bp256(k) => {
                 let sig: Bp256Signature = ecdsa_bp256::signature::Signer::sign(k, msg);
@@ -236,7 +329,7 @@ impl SigningKey {
     /// The matching public key.
     pub fn verifying_key(&self) -> VerifyingKey {
         let inner = match &self.inner {
-            SigningInner::P256(k) => VerifyingInner::P256(*k.verifying_key()),
+            SigningInner::P256(k, _) => p256_verifying(*k.verifying_key()),
             SigningInner::Bp256(k) => VerifyingInner::Bp256(*k.verifying_key()),
         };
         VerifyingKey { inner }
@@ -251,8 +344,18 @@ pub struct VerifyingKey {
 
 #[derive(Clone, PartialEq, Eq)]
 enum VerifyingInner {
-    P256(p256::ecdsa::VerifyingKey),
+    /// With its uncompressed point, which ring takes as the key.
+    P256(p256::ecdsa::VerifyingKey, [u8; UNCOMPRESSED_POINT_LEN]),
     Bp256(ecdsa_bp256::VerifyingKey<BrainpoolP256r1>),
+}
+
+fn p256_verifying(k: p256::ecdsa::VerifyingKey) -> VerifyingInner {
+    let mut point = [0u8; UNCOMPRESSED_POINT_LEN];
+    point
+        .iter_mut()
+        .zip(k.to_encoded_point(false).as_bytes())
+        .for_each(|(d, s)| *d = *s);
+    VerifyingInner::P256(k, point)
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -277,9 +380,9 @@ impl VerifyingKey {
             return Err(bad);
         }
         let inner = match curve {
-            Curve::NistP256 => VerifyingInner::P256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad)?,
-            ),
+            Curve::NistP256 => {
+                p256_verifying(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad)?)
+            }
             Curve::BrainpoolP256r1 => VerifyingInner::Bp256(
                 ecdsa_bp256::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad)?,
             ),
@@ -314,7 +417,7 @@ impl VerifyingKey {
     /// The curve the key lives on.
     pub fn curve(&self) -> Curve {
         match self.inner {
-            VerifyingInner::P256(_) => Curve::NistP256,
+            VerifyingInner::P256(..) => Curve::NistP256,
             VerifyingInner::Bp256(_) => Curve::BrainpoolP256r1,
         }
     }
@@ -323,12 +426,7 @@ impl VerifyingKey {
     pub fn to_uncompressed(&self) -> [u8; UNCOMPRESSED_POINT_LEN] {
         let mut out = [0u8; UNCOMPRESSED_POINT_LEN];
         match &self.inner {
-            VerifyingInner::P256(k) => {
-                let point = k.to_encoded_point(false);
-                out.iter_mut()
-                    .zip(point.as_bytes())
-                    .for_each(|(d, s)| *d = *s);
-            }
+            VerifyingInner::P256(_, point) => out = *point,
             VerifyingInner::Bp256(k) => {
                 let point = k.to_sec1_point(false);
                 out.iter_mut()
@@ -339,14 +437,34 @@ impl VerifyingKey {
         out
     }
 
-    /// Verifies a raw `r‖s` signature over SHA-256(`msg`).
+    /// Verifies a raw `r‖s` signature over SHA-256(`msg`), with the process's
+    /// [`p256_backend`].
     pub fn verify(&self, msg: &[u8], raw: &[u8]) -> Result<(), EcdsaError> {
+        self.verify_with(p256_backend(), msg, raw)
+    }
+
+    /// Verifies a raw `r‖s` signature over SHA-256(`msg`) with `backend` on P-256
+    /// (brainpool: always RustCrypto).
+    pub fn verify_with(
+        &self,
+        backend: P256Backend,
+        msg: &[u8],
+        raw: &[u8],
+    ) -> Result<(), EcdsaError> {
         if raw.len() != RAW_SIGNATURE_LEN {
             return Err(EcdsaError::BadSignatureLength { found: raw.len() });
         }
         // r or s of zero or ≥ n cannot be a valid signature: same answer as a wrong one.
         let ok = match &self.inner {
-            VerifyingInner::P256(k) => P256Signature::from_slice(raw)
+            VerifyingInner::P256(_, point) if backend == P256Backend::Ring => {
+                ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED,
+                    point,
+                )
+                .verify(msg, raw)
+                .is_ok()
+            }
+            VerifyingInner::P256(k, _) => P256Signature::from_slice(raw)
                 .is_ok_and(|s| p256::ecdsa::signature::Verifier::verify(k, msg, &s).is_ok()),
             VerifyingInner::Bp256(k) => Bp256Signature::from_slice(raw)
                 .is_ok_and(|s| ecdsa_bp256::signature::Verifier::verify(k, msg, &s).is_ok()),
@@ -595,8 +713,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn verifies_signatures_made_by_pyca_cryptography_in_raw_and_der_form() {
+    #[rstest]
+    fn verifies_signatures_made_by_pyca_cryptography_in_raw_and_der_form(
+        #[values(P256Backend::Ring, P256Backend::RustCrypto)] backend: P256Backend,
+    ) {
         let v = vectors::load("ecdsa");
         let cases = v["cases"].as_array().unwrap();
         assert_eq!(cases.len(), 6);
@@ -606,44 +726,56 @@ mod tests {
             let key = SigningKey::from_scalar(curve, &hex(&case["sk"])).unwrap();
             let public = VerifyingKey::from_uncompressed(curve, &hex(&case["pk"])).unwrap();
             assert_eq!(key.verifying_key(), public);
-            public.verify(&msg, &raw).unwrap();
-            public.verify_der(&msg, &der).unwrap();
+            public.verify_with(backend, &msg, &raw).unwrap();
+            public
+                .verify_with(backend, &msg, &der_to_raw(curve, &der).unwrap())
+                .unwrap();
             assert_eq!(der_to_raw(curve, &der).unwrap().to_vec(), raw);
             assert_eq!(raw_to_der(curve, &raw).unwrap(), der);
             assert_eq!(
-                public.verify(b"other message", &raw),
+                public.verify_with(backend, b"other message", &raw),
                 Err(EcdsaError::InvalidSignature)
             );
+            // A signature this backend makes verifies with the other one and with the vector's
+            // public key.
+            let mine = key.sign_with(backend, &msg);
+            for other in P256Backend::ALL {
+                public.verify_with(other, &msg, &mine).unwrap();
+            }
         }
     }
 
     #[rstest]
     fn signs_and_verifies_on_every_curve(
         #[values(Curve::NistP256, Curve::BrainpoolP256r1)] curve: Curve,
+        #[values(P256Backend::Ring, P256Backend::RustCrypto)] backend: P256Backend,
     ) {
         let key = SigningKey::from_scalar(curve, &[0x11; 32]).unwrap();
-        let sig = key.sign(b"euiccSigned1");
+        let sig = key.sign_with(backend, b"euiccSigned1");
+        let deterministic = curve == Curve::BrainpoolP256r1 || backend == P256Backend::RustCrypto;
         assert_eq!(
-            sig,
-            key.sign(b"euiccSigned1"),
-            "RFC 6979 signatures are deterministic"
+            sig == key.sign_with(backend, b"euiccSigned1"),
+            deterministic,
+            "RFC 6979 (RustCrypto) is deterministic, ring's hedged nonces are not"
         );
         let public = key.verifying_key();
-        public.verify(b"euiccSigned1", &sig).unwrap();
+        public.verify_with(backend, b"euiccSigned1", &sig).unwrap();
         let again = VerifyingKey::from_uncompressed(curve, &public.to_uncompressed()).unwrap();
-        again.verify(b"euiccSigned1", &sig).unwrap();
+        again.verify_with(backend, b"euiccSigned1", &sig).unwrap();
         let mut bad = sig;
         bad[40] ^= 0x80;
         assert_eq!(
-            public.verify(b"euiccSigned1", &bad),
+            public.verify_with(backend, b"euiccSigned1", &bad),
             Err(EcdsaError::InvalidSignature)
         );
         let der = raw_to_der(curve, &sig).unwrap();
         assert_eq!(der_to_raw(curve, &der).unwrap(), sig);
     }
 
-    #[test]
-    fn accepts_high_s_signatures() {
+    #[rstest]
+    fn accepts_high_s_signatures(
+        #[values(P256Backend::Ring, P256Backend::RustCrypto)] backend: P256Backend,
+    ) {
         // (r, n − s) is as valid as (r, s); peers do not all normalise s.
         let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32]).unwrap();
         let sig = P256Signature::from_slice(&key.sign(b"msg")).unwrap();
@@ -651,7 +783,7 @@ mod tests {
         let flipped = P256Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
         assert_ne!(flipped.to_bytes(), sig.to_bytes());
         key.verifying_key()
-            .verify(b"msg", &flipped.to_bytes())
+            .verify_with(backend, b"msg", &flipped.to_bytes())
             .unwrap();
     }
 
@@ -668,13 +800,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rejects_zero_r_and_s_as_invalid() {
+    #[rstest]
+    fn rejects_zero_r_and_s_as_invalid(
+        #[values(P256Backend::Ring, P256Backend::RustCrypto)] backend: P256Backend,
+    ) {
         let key = SigningKey::from_scalar(Curve::NistP256, &[0x22; 32])
             .unwrap()
             .verifying_key();
         assert_eq!(
-            key.verify(b"m", &[0; 64]),
+            key.verify_with(backend, b"m", &[0; 64]),
+            Err(EcdsaError::InvalidSignature)
+        );
+        // r = n (the group order) is out of range too.
+        let mut n_and_one = h("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551");
+        n_and_one.extend([0; 31]);
+        n_and_one.push(1);
+        assert_eq!(
+            key.verify_with(backend, b"m", &n_and_one),
             Err(EcdsaError::InvalidSignature)
         );
         assert!(matches!(

@@ -3,8 +3,13 @@
 //! SM-DP+ (in the bound profile package) each make a one-time key pair on the curve of the
 //! DPpb certificate; the shared secret ShS is the x-coordinate of `otSK · otPK(peer)`.
 //!
-//! Arithmetic is RustCrypto's (`p256` ECDH; `bp256` point multiplication).
+//! Arithmetic is RustCrypto's (`p256` ECDH; `bp256` point multiplication), except for a key
+//! pair that is made and used at once ([`agree_once`], the SM-DP+'s side): on P-256 that is
+//! ring's `agreement` by default (see [`crate::rsp::ecdsa::P256Backend`]). The eUICC keeps its
+//! key pair from PrepareDownload until the package arrives, which ring's one-time keys cannot
+//! do, so [`OneTimeKeyPair`] stays RustCrypto's.
 
+use super::ecdsa::{p256_backend, P256Backend};
 use super::{Curve, FIELD_LEN, UNCOMPRESSED_POINT_LEN};
 use bp256::r1::BrainpoolP256r1;
 use rand::{CryptoRng, RngCore};
@@ -166,6 +171,68 @@ impl OneTimeKeyPair {
     }
 }
 
+/// A one-time key pair on `curve` made and used at once with `peer` (the SM-DP+ in the bound
+/// profile package, SGP.22 §3.1.3.2): returns otPK (`04‖X‖Y`) and ShS. Uses the process's
+/// [`p256_backend`].
+pub fn agree_once<R: RngCore + CryptoRng>(
+    curve: Curve,
+    peer: &[u8],
+    rng: &mut R,
+) -> Result<([u8; UNCOMPRESSED_POINT_LEN], SharedSecret), EckaError> {
+    agree_once_with(p256_backend(), curve, peer, rng)
+}
+
+/// [`agree_once`] with `backend` on P-256. With ring the private key comes from the operating
+/// system's random source, not `rng` (ring makes one-time keys only that way, and they cannot
+/// be used twice or copied).
+pub fn agree_once_with<R: RngCore + CryptoRng>(
+    backend: P256Backend,
+    curve: Curve,
+    peer: &[u8],
+    rng: &mut R,
+) -> Result<([u8; UNCOMPRESSED_POINT_LEN], SharedSecret), EckaError> {
+    if curve == Curve::NistP256 && backend == P256Backend::Ring {
+        return ring_agree_once(peer);
+    }
+    let key = OneTimeKeyPair::generate(curve, rng)?;
+    let shs = key.shared_secret(peer)?;
+    Ok((key.public_key(), shs))
+}
+
+fn ring_agree_once(peer: &[u8]) -> Result<([u8; UNCOMPRESSED_POINT_LEN], SharedSecret), EckaError> {
+    use ring::agreement::{agree_ephemeral, EphemeralPrivateKey, UnparsedPublicKey, ECDH_P256};
+    let curve = Curve::NistP256;
+    let bad = EckaError::BadPeerKey { curve };
+    if peer.len() != UNCOMPRESSED_POINT_LEN || peer.first() != Some(&UNCOMPRESSED_POINT_PREFIX) {
+        return Err(bad);
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let sk = EphemeralPrivateKey::generate(&ECDH_P256, &rng)
+        .map_err(|_| EckaError::RandomSourceExhausted { curve })?;
+    let mut public = [0u8; UNCOMPRESSED_POINT_LEN];
+    let pk = sk
+        .compute_public_key()
+        .map_err(|_| EckaError::RandomSourceExhausted { curve })?;
+    if pk.as_ref().len() != UNCOMPRESSED_POINT_LEN {
+        return Err(EckaError::RandomSourceExhausted { curve });
+    }
+    public.copy_from_slice(pk.as_ref());
+    // ring's ECDH output for P-256 is the x-coordinate, as ECKA-DH defines ShS.
+    let shs = agree_ephemeral(sk, &UnparsedPublicKey::new(&ECDH_P256, peer), |x| {
+        let mut out = [0u8; FIELD_LEN];
+        if x.len() == FIELD_LEN {
+            out.copy_from_slice(x);
+            Some(SharedSecret(out))
+        } else {
+            None
+        }
+    })
+    .ok()
+    .flatten()
+    .ok_or(bad)?;
+    Ok((public, shs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::kdf::derive_session_keys;
@@ -266,5 +333,24 @@ mod tests {
                 let _ = a.shared_secret(&bytes);
             }
         }
+    }
+
+    #[rstest::rstest]
+    fn a_one_time_agreement_gives_the_peer_the_same_secret(
+        #[values(Curve::NistP256, Curve::BrainpoolP256r1)] curve: Curve,
+        #[values(P256Backend::Ring, P256Backend::RustCrypto)] backend: P256Backend,
+    ) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let euicc = OneTimeKeyPair::generate(curve, &mut rng).unwrap();
+        let (smdp_pk, shs) =
+            agree_once_with(backend, curve, &euicc.public_key(), &mut rng).unwrap();
+        assert_eq!(euicc.shared_secret(&smdp_pk).unwrap(), shs);
+        let mut off_curve = euicc.public_key();
+        off_curve[64] ^= 1;
+        assert_eq!(
+            agree_once_with(backend, curve, &off_curve, &mut rng),
+            Err(EckaError::BadPeerKey { curve })
+        );
+        assert!(agree_once_with(backend, curve, &off_curve[..33], &mut rng).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Vectors (hex from the ASN.1 of SGP.22 v2.5 and from what real LPAs send, see
-//! `shared/notes/real-clients.md`) and round-trip properties of every ES10 message.
+//! `docs/clients.md`) and round-trip properties of every ES10 message.
 
 use super::*;
 use proptest::prelude::*;

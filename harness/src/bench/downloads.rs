@@ -432,8 +432,15 @@ struct ServerProcess {
 impl ServerProcess {
     fn start(program: &Path, opts: &DownloadBenchOptions) -> anyhow::Result<Self> {
         let mut cmd = Command::new(program);
+        // The server does its P-256 work with the backend this process measures now.
+        let p256 = match simlab_emulator::rsp::ecdsa::p256_backend() {
+            simlab_emulator::rsp::ecdsa::P256Backend::Ring => "ring",
+            simlab_emulator::rsp::ecdsa::P256Backend::RustCrypto => "rustcrypto",
+        };
         cmd.arg("bench")
             .arg("--serve-smdp")
+            .arg("--p256")
+            .arg(p256)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(dir) = opts.pki.disk_dir() {

@@ -325,29 +325,51 @@ impl Device {
     }
 
     /// Hands an SMS-PP download (TS 31.111 §7.1.1.2; an OTA secured packet, TS 102 225) to the
-    /// UICC with ENVELOPE, as the device's modem does; answers the card's PoR.
-    pub fn deliver_sms_pp(&mut self, tpdu: &[u8]) -> anyhow::Result<Vec<u8>> {
-        self.known = None;
-        let _ = self.uicc_slot()?;
-        let _ = tpdu;
-        anyhow::bail!(
-            "delivering OTA messages to a UICC needs simlab's OTA support (issue 8), not in this build"
-        )
-    }
-
-    /// AUTHENTICATE (3G context) with an arbitrary RAND/AUTN on the UICC's basic channel after
-    /// a reset, SELECT ADF.USIM attempted first: the raw answer (data and status word). A
-    /// deactivated USIM must not answer `DB …`.
-    pub fn raw_authenticate(&mut self) -> anyhow::Result<Vec<u8>> {
+    /// UICC with ENVELOPE, as the device's modem does; answers the card's PoR, if it sent one.
+    pub fn deliver_sms_pp(&mut self, tpdu: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         self.known = None;
         let slot = self.uicc_slot()?;
+        Ok(crate::ota::deliver_sms_pp(slot.transport(), tpdu)?)
+    }
+
+    /// AUTHENTICATE (3G context) on the UICC, read directly after a reset (SELECT ADF.USIM
+    /// attempted first, PIN1 verified), with a vector valid for the card: built from the keys of the
+    /// operator's definition with sequence number `sqn` (TS 33.102 §6.3.2), as the HLR would.
+    /// The raw answer: an active USIM answers `DB …` (or `DC …` if `sqn` is stale); a
+    /// deactivated one must not.
+    pub fn authenticate_directly(&mut self, sqn: u64) -> anyhow::Result<Vec<u8>> {
+        self.known = None;
+        let recorder = self.recorder.clone();
+        let slot = self.uicc_slot()?;
+        let def = slot.definition.clone().with_context(|| {
+            format!(
+                "{} needs the operator's card definition to build a vector",
+                slot.label
+            )
+        })?;
+        let algorithm = def
+            .build()?
+            .1
+            .usim
+            .map(|u| u.algorithm)
+            .context("the card definition has no [usim]")?;
+        let rand: [u8; 16] = rand::random();
+        let v = simlab_emulator::aka::generate_vector(&algorithm, sqn, [0x80, 0x00], &rand);
+        recorder.secret("RAND", v.rand);
+        recorder.secret("AUTN", v.autn);
+        let pin = slot.pin1();
         let t = slot.transport();
         t.reset()?;
         let mut u = Usim::new(&mut *t);
         let aid = u.usim_aid()?;
         let _ = u.select(&aid)?;
-        let apdu = crate::eap_aka::peer::authenticate_apdu(&[0x11; 16], &[0x22; 16]);
-        Ok(t.transmit(&apdu)?)
+        // As a modem does: PIN1 first (a deactivated USIM must not answer even then).
+        u.verify_pin1_if_needed(&pin)?;
+        let answer = t.transmit(&crate::eap_aka::peer::authenticate_apdu(&v.rand, &v.autn))?;
+        if answer.len() > 2 {
+            recorder.secret("AKA-ANSWER", &answer[..answer.len() - 2]);
+        }
+        Ok(answer)
     }
 
     /// The status word of SELECT ADF.USIM on the UICC, read directly: `90 00` while active,

@@ -400,6 +400,9 @@ pub mod codes {
     pub const MANDATORY_ELEMENT_MISSING: StatusCode = code("1.6", "2.2");
     /// Function provider – Execution error: the server failed (database, template file).
     pub const EXECUTION_ERROR: StatusCode = code("1.2", "4.2");
+    /// No such function at the requested path (function input data – unknown). Outside the
+    /// function tables: simlab's choice for requests that reach no function (docs/smdp.md).
+    pub const UNKNOWN_FUNCTION: StatusCode = code("1.6", "3.9");
 }
 
 #[cfg(test)]

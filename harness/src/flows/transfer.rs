@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// the user then waits before typing it.
 pub const SHORT_CODE_TTL: Duration = Duration::from_secs(1);
 const PAST_TTL: Duration = Duration::from_millis(2100);
+/// Beyond the network's SQN_HE: the next sequence number with any IND (TS 33.102 Annex C.1.1.2,
+/// 5 IND bits).
+const SQN_STEP: u64 = 1 << 5;
 /// How long the old device waits for the network's OTA message.
 const OTA_WAIT: Duration = Duration::from_secs(10);
 
@@ -325,11 +328,12 @@ fn disable_old_uicc(
     )?;
     ctx.step(
         id,
-        "the old device hands it to its UICC (ENVELOPE SMS-PP download); the PoR goes back",
+        "the old device hands it to its UICC (ENVELOPE SMS-PP download)",
         |c| {
             for (_, tpdu) in &messages {
-                let por = old.deliver_sms_pp(tpdu)?;
-                c.rec.note(format!("POR {}", hex::encode_upper(&por)));
+                if let Some(por) = old.deliver_sms_pp(tpdu)? {
+                    c.rec.note(format!("POR {}", hex::encode_upper(&por)));
+                }
             }
             Ok(())
         },
@@ -344,9 +348,16 @@ fn disable_old_uicc(
         format!("{sw:04X}"),
         "6283".to_owned(),
     )?;
-    let answer = ctx.step("proof", "AUTHENTICATE on the old UICC", |_| {
-        old.raw_authenticate()
-    })?;
+    // A vector the old card would accept if its USIM were active: the next sequence number
+    // after the network's SQN_HE for the line.
+    let answer = ctx.step(
+        "proof",
+        "AUTHENTICATE on the old UICC with a valid vector",
+        |c| {
+            let sqn = c.net.line(imsi)?.sqn_he + SQN_STEP;
+            old.authenticate_directly(sqn)
+        },
+    )?;
     ctx.check(
         "the old UICC no longer answers AUTHENTICATE with DB",
         !(answer.ends_with(&[0x90, 0x00]) && answer.first() == Some(&0xDB)),

@@ -27,7 +27,7 @@ pub struct DeviceInfo {
 
 impl Default for DeviceInfo {
     fn default() -> Self {
-        // The TAC widely used LPAs send by default (real-clients.md).
+        // The TAC widely used LPAs send by default (docs/clients.md).
         Self {
             tac: [0x35, 0x29, 0x06, 0x11],
             imei: None,

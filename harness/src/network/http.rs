@@ -164,7 +164,8 @@ fn query_params(raw: Option<String>) -> Result<Params, NetError> {
 async fn index(State(network): State<Shared>) -> Response {
     let base = network.options().base_url.clone();
     let smdp = format!("https://{}", network.smdp().address());
-    json_response(200, &super::server::urls(&base, &smdp))
+    let es2 = network.options().smdp_es2_url.clone();
+    json_response(200, &super::server::urls(&base, &smdp, &es2))
 }
 
 async fn not_found() -> Response {

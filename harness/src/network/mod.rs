@@ -19,7 +19,7 @@ pub mod ts43;
 
 use crate::defaults::{BuiltIn, Files};
 use crate::output::{CodedError, Output};
-use crate::pki::{self, Role};
+use crate::pki;
 use crate::smdp::{self, ConfirmOrderRequest, DownloadOrderRequest, Es2pClient, SmdpOptions};
 use anyhow::Context as _;
 use server::OperatorArgs;
@@ -27,17 +27,27 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-/// Default SM-DP+ port of `simlab network serve`.
+/// Default SM-DP+ port of `simlab network serve` (ES9+, what activation codes name).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default ES2+ port (the operator's, mutual TLS).
+pub const DEFAULT_ES2_LISTEN: &str = "127.0.0.1:8444";
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NetworkCommand {
     /// Serve the SM-DP+ (ES9+ and ES2+ over HTTPS) until interrupted; prints its address, the
     /// CA certificate clients must trust and an example activation code.
     Serve {
-        /// Address to listen on (port 0 picks a free port).
+        /// Address ES9+ listens on (port 0 picks a free port); a warning is logged when it is
+        /// not a loopback address.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// Address ES2+ listens on: mutual TLS, operator client certificates only.
+        #[arg(long, default_value = DEFAULT_ES2_LISTEN)]
+        es2_listen: SocketAddr,
+        /// Operator CA (DER or PEM) ES2+ clients must chain to [default: the PKI's
+        /// Operator/CERT_OPERATOR_CA_NIST.der].
+        #[arg(long, value_name = "FILE")]
+        operator_ca: Option<PathBuf>,
         /// Host name to advertise instead of the listen IP (must be in the DPtls SAN).
         #[arg(long)]
         host: Option<String>,
@@ -59,6 +69,10 @@ pub enum NetworkCommand {
         /// URL receiving ES2+.HandleDownloadProgressInfo (default: the network's BOSS).
         #[arg(long)]
         es2_callback: Option<String>,
+        /// Lifetime of an ES9+ session in seconds; afterwards it answers "TransactionId –
+        /// Unknown" and is purged.
+        #[arg(long, value_name = "SECONDS", default_value_t = smdp::DEFAULT_SESSION_TTL.as_secs())]
+        session_ttl: u64,
         #[command(flatten)]
         operator: OperatorArgs,
     },
@@ -73,7 +87,9 @@ pub enum NetworkCommand {
         /// Require this confirmation code.
         #[arg(long)]
         confirmation_code: Option<String>,
-        /// A running SM-DP+ (`https://host:port` or `host:port`), reached over ES2+.
+        /// The ES2+ port of a running SM-DP+ (`https://host:port` or `host:port`; `simlab
+        /// network serve` listens on 127.0.0.1:8444), reached with the PKI's operator client
+        /// certificate (mutual TLS).
         #[arg(long, conflicts_with = "db")]
         server: Option<String>,
         /// Or write the order into this SM-DP+ database directly.
@@ -82,8 +98,8 @@ pub enum NetworkCommand {
         /// SM-DP+ address for the activation code in `--db` mode.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         address: String,
-        /// Test PKI directory (its CI is the TLS root for `--server`); default: the built-in
-        /// test PKI.
+        /// Test PKI directory (its CI is the TLS root for `--server`, its Operator/ BOSS
+        /// certificate and key the client identity); default: the built-in test PKI.
         #[arg(long, value_name = "DIR")]
         pki: Option<PathBuf>,
         /// Directory of SAIP profile templates (`--db` mode); default: the built-in ones.
@@ -149,6 +165,8 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Serve {
             listen,
+            es2_listen,
+            operator_ca,
             host,
             db,
             pki,
@@ -156,6 +174,7 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             templates,
             no_replace_session_keys,
             es2_callback,
+            session_ttl,
             operator,
         } => {
             let mut opts = SmdpOptions::new(
@@ -163,6 +182,9 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
                 Files::or_built_in(templates.as_deref(), BuiltIn::Profiles),
             );
             opts.listen = listen;
+            opts.es2_listen = es2_listen;
+            opts.operator_ca = operator_ca;
+            opts.session_ttl = std::time::Duration::from_secs(session_ttl);
             opts.public_host = host;
             opts.db = db;
             opts.curve = curve(&curve_arg)?;
@@ -179,7 +201,8 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             let result = serde_json::json!({
                 "address": running.address,
                 "es9Url": format!("https://{}/gsma/rsp2/es9plus/", running.address),
-                "es2Url": format!("https://{}/gsma/rsp2/es2plus/", running.address),
+                "es2Address": running.es2_address,
+                "es2Url": format!("https://{}/gsma/rsp2/es2plus/", running.es2_address),
                 "caCertificate": running.ca_cert_path.display().to_string(),
                 "exampleActivationCode": example,
                 "templates": running.smdp().templates().collect::<Vec<_>>(),
@@ -190,11 +213,13 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             out.result(&result, || {
                 format!(
                     "SM-DP+ listening on https://{addr}\n  ES9+: https://{addr}/gsma/rsp2/es9plus/...\n  \
-                     ES2+: https://{addr}/gsma/rsp2/es2plus/...\n  TLS root (CI) certificate: {ca}\n  \
+                     ES2+: https://{es2}/gsma/rsp2/es2plus/... (operator client certificate \
+                     required)\n  TLS root (CI) certificate: {ca}\n  \
                      example activation code (template as is): {example}\n  \
-                     personalised order: simlab network order --server {addr} --template NAME\n\
+                     personalised order: simlab network order --server {es2} --template NAME\n\
                      {operator}  Ctrl-C stops",
                     addr = running.address,
+                    es2 = running.es2_address,
                     ca = running.ca_cert_path.display(),
                     operator = server::urls_text(&network, &provisioned),
                 )
@@ -221,11 +246,7 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             let report = match (server, db) {
                 (Some(server), _) => {
                     let pki = Files::or_built_in(pki.as_deref(), BuiltIn::Pki);
-                    let root_rel = pki::cert_path(Role::Ci, pki::Curve::Nist);
-                    let root = pki.read(&root_rel).with_context(|| {
-                        format!("TLS root {}", pki.location(&root_rel).display())
-                    })?;
-                    let client = Es2pClient::new(&server, &[root])?;
+                    let client = Es2pClient::from_pki(&server, pki)?;
                     let ordered = client.download_order(&DownloadOrderRequest {
                         eid: eid.clone(),
                         profile_type: Some(template.clone()),
@@ -237,12 +258,10 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
                         release_flag: true,
                         ..Default::default()
                     })?;
-                    let smdp_address = confirmed.smdp_address.unwrap_or_else(|| {
-                        server
-                            .trim_start_matches("https://")
-                            .trim_end_matches('/')
-                            .to_owned()
-                    });
+                    // SGP.22 §5.3.2: the SM-DP+ names its ES9+ address; the ES2+ one differs.
+                    let smdp_address = confirmed
+                        .smdp_address
+                        .context("ConfirmOrder answered no smdpAddress for the activation code")?;
                     let subscriber = ordered.subscriber.unwrap_or_default();
                     OrderReport {
                         iccid: ordered.iccid,

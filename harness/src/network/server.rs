@@ -119,6 +119,7 @@ impl RunningNetwork {
         urls(
             &self.operator_url,
             &format!("https://{}", self.smdp_address()),
+            &self.network.options().smdp_es2_url,
         )
     }
 
@@ -147,7 +148,7 @@ impl Drop for RunningNetwork {
 }
 
 /// Every service URL (`GET /` answers this).
-pub fn urls(operator: &str, smdp: &str) -> Value {
+pub fn urls(operator: &str, smdp: &str, es2: &str) -> Value {
     json!({
         "urls": {
             "entitlement": format!("{operator}/ts43"),
@@ -161,7 +162,7 @@ pub fn urls(operator: &str, smdp: &str) -> Value {
             "calls": format!("{operator}/calls"),
             "admin": format!("{operator}/admin/{{subscribers|groups|orders|operations|sms|contracts}}"),
             "es9plus": format!("{smdp}/gsma/rsp2/es9plus/"),
-            "es2plus": format!("{smdp}/gsma/rsp2/es2plus/"),
+            "es2plus": format!("{es2}/gsma/rsp2/es2plus/"),
         }
     })
 }
@@ -206,11 +207,10 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
         ));
     }
     let running_smdp = smdp::start(opts.smdp.clone())?;
-    let es2 = Es2pClient::new(
-        &running_smdp.url(),
-        std::slice::from_ref(&running_smdp.ca_cert_der),
-    )
-    .context("ES2+ client of the BOSS")?;
+    // SGP.22 §2.6.6: ES2+ is mutually authenticated TLS; the BOSS presents the operator's
+    // client certificate of the PKI (`Operator/`) on the SM-DP+'s ES2+ port.
+    let es2 = Es2pClient::from_pki(&running_smdp.es2_url(), opts.smdp.pki_dir.clone())
+        .context("ES2+ client of the BOSS (operator certificate of the PKI)")?;
     let network = Network::new(
         Arc::clone(running_smdp.smdp()),
         es2,
@@ -220,6 +220,7 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
             token_ttl: opts.token_ttl,
             profile_template: opts.profile_template.clone(),
             base_url: operator_url.clone(),
+            smdp_es2_url: running_smdp.es2_url(),
         },
         algorithm,
     )

@@ -56,6 +56,8 @@ pub struct ServiceOptions {
     pub profile_template: String,
     /// `http://host:port` of the operator services (contract URLs).
     pub base_url: String,
+    /// `https://host:port` of the SM-DP+'s ES2+ (mutual TLS), for the URL list.
+    pub smdp_es2_url: String,
 }
 
 /// The AKA algorithm a template's profiles use (its `PE-AKAParameter`), keys per order.

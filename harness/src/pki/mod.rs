@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod eid;
 pub mod keys;
+pub mod operator;
 pub mod profiles;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ use x509_cert::Certificate;
 
 pub use eid::{complete_eid, eid_check_digits, validate_eid, EidError};
 pub use keys::KeyPair;
+pub use operator::OperatorIdentity;
 pub use profiles::Role;
 
 use profiles::{CertRequest, ProfileParams};
@@ -110,6 +112,14 @@ impl std::fmt::Display for PkiSummary {
                 set.files.len()
             )?;
         }
+        if !self.operator.is_empty() {
+            writeln!(
+                f,
+                "  operator CA + BOSS client certificate for ES2+ mutual TLS ({} files in {}/)",
+                self.operator.len(),
+                operator::OPERATOR_DIR
+            )?;
+        }
         Ok(())
     }
 }
@@ -175,6 +185,8 @@ pub struct PkiSummary {
     pub smdp_host: String,
     /// One entry per generated curve.
     pub sets: Vec<CurveSet>,
+    /// The operator CA and BOSS client files for ES2+ mutual TLS ([`operator`]).
+    pub operator: Vec<PathBuf>,
 }
 
 /// One generated curve.
@@ -342,7 +354,7 @@ pub fn key_path(role: Role, curve: Curve) -> PathBuf {
     Path::new(l.dir).join(format!("{}_{}.pem", l.key, curve.suffix()))
 }
 
-fn write_file(
+pub(crate) fn write_file(
     out: &Path,
     rel: &Path,
     bytes: &[u8],
@@ -399,14 +411,14 @@ fn check_options(opts: &PkiOptions) -> Result<(), PkiError> {
     Ok(())
 }
 
-fn random_serial() -> Vec<u8> {
+pub(crate) fn random_serial() -> Vec<u8> {
     let mut serial = vec![0u8; SERIAL_LEN];
     OsRng.fill_bytes(&mut serial);
     serial[0] = (serial[0] & SERIAL_POSITIVE_MASK) | SERIAL_NONZERO_BIT;
     serial
 }
 
-fn validity(from: SystemTime, days: u32) -> Result<Validity, PkiError> {
+pub(crate) fn validity(from: SystemTime, days: u32) -> Result<Validity, PkiError> {
     let until = from + Duration::from_secs(u64::from(days) * SECONDS_PER_DAY);
     Ok(Validity {
         not_before: profiles::rfc5280_time(from)?,
@@ -516,11 +528,13 @@ pub fn generate(out: &Path, opts: &PkiOptions) -> Result<PkiSummary, PkiError> {
         .into_iter()
         .map(|curve| generate_curve(out, opts, curve))
         .collect::<Result<Vec<_>, _>>()?;
+    let operator = operator::generate(out, &opts.validity)?;
     Ok(PkiSummary {
         out: out.to_owned(),
         eid: opts.eid.clone(),
         smdp_host: opts.smdp_host.clone(),
         sets,
+        operator,
     })
 }
 
@@ -673,6 +687,47 @@ impl Pki {
                 path: self.source.location(cert_path(Role::Ci, self.curve)),
                 reason: "CI certificate has no SubjectKeyIdentifier".into(),
             })
+    }
+
+    /// Issues another eUICC certificate and key for `eid` under this set's EUM (whose key
+    /// must be present), with the same profile as the generated one: for tests and load
+    /// generators that need many distinct eUICCs of one PKI.
+    pub fn issue_euicc(&self, eid: &str) -> Result<CertAndKey, PkiError> {
+        validate_eid(eid)?;
+        let missing = |what: &str| PkiError::Missing {
+            what: what.into(),
+            path: key_path(Role::Eum, self.curve),
+        };
+        let eum = self
+            .eum
+            .as_ref()
+            .ok_or_else(|| missing("EUM certificate"))?;
+        let eum_key = eum.key.as_ref().ok_or_else(|| missing("EUM private key"))?;
+        let eum_cert = Certificate::from_der(&eum.cert_der)?;
+        let eum_ski = eum.subject_key_id()?.unwrap_or_default();
+        let key = KeyPair::generate(self.curve)?;
+        let spki = key.spki()?;
+        let ski = profiles::key_identifier(&spki);
+        let params = ProfileParams {
+            eid,
+            eum_eid_prefix: "",
+            smdp_host: "",
+        };
+        let req = CertRequest {
+            serial: random_serial(),
+            issuer: eum_cert.tbs_certificate.subject.clone(),
+            subject: profiles::subject(Role::Euicc, &params)?,
+            validity: Validity {
+                not_before: eum_cert.tbs_certificate.validity.not_before,
+                not_after: profiles::NO_EXPIRY,
+            },
+            spki,
+            extensions: profiles::extensions(Role::Euicc, &params, &ski, &eum_ski)?,
+        };
+        Ok(CertAndKey {
+            cert_der: profiles::issue(req, eum_key)?,
+            key: Some(key),
+        })
     }
 
     /// The EID in the eUICC certificate's subject serialNumber, if there is an eUICC.

@@ -12,8 +12,8 @@
 //! | DPtls  | —                | digitalSignature        | dp-tls (no)        | EKU serverAuth+clientAuth (critical), SAN DNS |
 //!
 //! The per-role profiles are the subclauses of SGP.22 v2.5 §4.5.2.1.0; criticality and names
-//! are copied from the SGP.26 certificates (CI, DPauth, DPpb, DPtls are in
-//! `shared/upstream/sgp26`; the EUM name constraint as SGP.26 prints it:
+//! are copied from the SGP.26 certificates (`vectors/rsp-crypto/sgp26` holds the CI, DPauth
+//! and DPpb ones; the EUM name constraint as SGP.26 prints it:
 //! `DirName: O = RSP Test EUM, serialNumber = 89049032`).
 //!
 //! Every certificate but the CI carries SKI and AKI (keyIdentifier = issuer SKI); SGP.22 v2.5
@@ -170,7 +170,7 @@ pub const NO_EXPIRY: Time = Time::INFINITY;
 
 /// Builds an extension with the given criticality (the criticality per role comes from
 /// SGP.22 / SGP.26, not from the crate's defaults).
-fn ext<T: der::oid::AssociatedOid + Encode>(
+pub(super) fn ext<T: der::oid::AssociatedOid + Encode>(
     value: &T,
     critical: bool,
 ) -> Result<Extension, PkiError> {
@@ -181,11 +181,11 @@ fn ext<T: der::oid::AssociatedOid + Encode>(
     })
 }
 
-fn ski_ext(ski: &[u8]) -> Result<Extension, PkiError> {
+pub(super) fn ski_ext(ski: &[u8]) -> Result<Extension, PkiError> {
     ext(&SubjectKeyIdentifier(OctetString::new(ski)?), false)
 }
 
-fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
+pub(super) fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
     ext(
         &AuthorityKeyIdentifier {
             key_identifier: Some(OctetString::new(issuer_ski)?),
@@ -196,7 +196,7 @@ fn aki_ext(issuer_ski: &[u8]) -> Result<Extension, PkiError> {
     )
 }
 
-fn key_usage_ext(usages: FlagSet<KeyUsages>) -> Result<Extension, PkiError> {
+pub(super) fn key_usage_ext(usages: FlagSet<KeyUsages>) -> Result<Extension, PkiError> {
     // keyUsage is critical in every SGP.26 certificate (RFC 5280 §4.2.1.3: SHOULD).
     ext(&KeyUsage(usages), true)
 }

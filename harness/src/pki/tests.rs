@@ -747,3 +747,49 @@ fn asking_for_a_curve_twice_generates_it_once() {
     };
     assert_eq!(generate(dir.path(), &opts).unwrap().sets.len(), 1);
 }
+
+/// Adds the operator CA and BOSS client files to the shipped set WITHOUT touching its SGP.26
+/// certificates (other tests and snapshots depend on them): `cargo test -p simlab-harness
+/// --lib pki::tests::regenerate_operator_vectors -- --ignored`.
+#[test]
+#[ignore = "rewrites vectors/pki/Operator; run by hand"]
+fn regenerate_operator_vectors() {
+    let files = operator::generate(&vectors_dir(), &PkiValidity::default()).unwrap();
+    println!("{files:?}");
+}
+
+#[test]
+fn the_shipped_operator_client_certificate_chains_to_the_operator_ca() {
+    let dir = vectors_dir();
+    let ca = Certificate::from_der(&operator::load_ca(&dir).unwrap()).unwrap();
+    let identity = OperatorIdentity::load(&dir).unwrap();
+    let client = Certificate::from_der(&identity.cert_der).unwrap();
+    assert!(p256_verifies(&ca, &ca));
+    assert!(p256_verifies(&client, &ca));
+    assert_eq!(client.tbs_certificate.issuer, ca.tbs_certificate.subject);
+    // Not issued by the RSP CI: an eUICC-side or SM-DP+ certificate is no operator.
+    let ci = Certificate::from_der(&Pki::load(&dir, Curve::Nist).unwrap().ci.cert_der).unwrap();
+    assert!(!p256_verifies(&client, &ci));
+}
+
+#[test]
+fn generate_writes_the_operator_files_and_they_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = generate(dir.path(), &PkiOptions::default()).unwrap();
+    assert_eq!(summary.operator.len(), 6);
+    assert!(summary.to_string().contains("ES2+ mutual TLS"));
+    let identity = OperatorIdentity::load(dir.path()).unwrap();
+    let ca = Certificate::from_der(&operator::load_ca(dir.path()).unwrap()).unwrap();
+    assert!(p256_verifies(
+        &Certificate::from_der(&identity.cert_der).unwrap(),
+        &ca
+    ));
+}
+
+#[test]
+fn a_missing_operator_identity_is_named_with_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = OperatorIdentity::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("CERT_BOSS_CLIENT_NIST.der"), "{e}");
+    assert!(e.contains("simlab pki generate"), "{e}");
+}

@@ -16,7 +16,7 @@
 use rand::{CryptoRng, RngCore};
 use simlab_emulator::rsp::download::build_initialise_secure_channel;
 use simlab_emulator::rsp::ecdsa::SigningKey;
-use simlab_emulator::rsp::ecka::{EckaError, OneTimeKeyPair};
+use simlab_emulator::rsp::ecka::{self, EckaError};
 use simlab_emulator::rsp::es10::{BoundProfilePackage, ConfigureIsdpRequest, Der as _};
 use simlab_emulator::rsp::kdf::{
     derive_session_keys, KdfError, SessionKeys, KEY_LENGTH_AES128, KEY_TYPE_AES,
@@ -78,15 +78,14 @@ pub fn bind<R: RngCore + CryptoRng>(
 ) -> Result<(Vec<u8>, BindingTimes), BppError> {
     let mut times = BindingTimes::default();
     let started = Instant::now();
-    let smdp_ot = OneTimeKeyPair::generate(input.dp_pb.curve(), rng)?;
-    let shs = smdp_ot.shared_secret(input.euicc_otpk)?;
+    let (smdp_otpk, shs) = ecka::agree_once(input.dp_pb.curve(), input.euicc_otpk, rng)?;
     times.key_agreement = started.elapsed();
 
     let started = Instant::now();
     let bf23 = build_initialise_secure_channel(
         input.transaction_id,
         input.host_id,
-        &smdp_ot.public_key(),
+        &smdp_otpk,
         input.euicc_otpk,
         input.dp_pb,
     );

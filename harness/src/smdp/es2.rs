@@ -2,17 +2,21 @@
 //! DownloadOrder, ConfirmOrder, CancelOrder, ReleaseProfile served by the SM-DP+, and
 //! HandleDownloadProgressInfo sent by it to the operator.
 //!
-//! Served on the same HTTPS port as ES9+, under `/gsma/rsp2/es2plus/`. SGP.22 asks for mutual
-//! TLS on ES2+; this test server does not authenticate the operator.
+//! Served under `/gsma/rsp2/es2plus/` on a port of its own with mutual TLS: the operator's
+//! client certificate must chain to the configured operator CA ([`crate::pki::operator`]);
+//! other clients are refused in the TLS handshake. [`Es2pClient`] is the operator side.
 
 use super::store::{Order, OrderState, ProgressEvent};
 use super::{FunctionError, Smdp};
+use crate::defaults::Files;
 use crate::es9p::{
     codes, HeaderOnly, RequestHeader, ResponseHeader, StatusCode, ADMIN_PROTOCOL,
     CONTENT_TYPE_JSON, HEADER_ADMIN_PROTOCOL, STATUS_EXECUTED_SUCCESS, STATUS_FAILED,
 };
+use crate::pki::OperatorIdentity;
+use anyhow::Context as _;
 use rand::Rng as _;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use simlab_emulator::saip::luhn_check_digit;
 use std::sync::mpsc;
@@ -355,22 +359,27 @@ impl Smdp {
     ) -> Result<DownloadOrderResponse, FunctionError> {
         if let Some(iccid) = &req.iccid {
             // Reserving a given ICCID: only profiles this server already holds as Available.
-            let mut order = self
-                .with_store(|s| s.order_by_iccid(iccid))?
-                .filter(|o| o.state == OrderState::Available)
-                .ok_or_else(|| {
-                    err(
-                        codes::ICCID_UNKNOWN,
-                        format!("no available profile {iccid}"),
-                    )
-                })?;
-            order.eid = req.eid.clone();
-            order.state = if order.eid.is_some() {
-                OrderState::Linked
-            } else {
-                OrderState::Allocated
+            let found = self.with_store(|s| s.order_by_iccid(iccid))?;
+            let unknown = || {
+                err(
+                    codes::ICCID_UNKNOWN,
+                    format!("no available profile {iccid}"),
+                )
             };
-            self.with_store(|s| s.update_order(&order))?;
+            let found = found.ok_or_else(unknown)?;
+            let (order, outcome) = self.transition(found.id, |o| {
+                if o.state != OrderState::Available {
+                    return Err(unknown());
+                }
+                o.eid = req.eid.clone();
+                o.state = if o.eid.is_some() {
+                    OrderState::Linked
+                } else {
+                    OrderState::Allocated
+                };
+                Ok(())
+            })?;
+            outcome?;
             return Ok(DownloadOrderResponse {
                 header: ResponseHeader::success(),
                 subscriber: SubscriberData::of(&order),
@@ -434,6 +443,7 @@ impl Smdp {
             )),
             personalised: true,
             last_transaction_id: None,
+            euicc_certificate: None,
         };
         // Templates without EF.MSISDN in an opt-usim PE get no MSISDN.
         if !self.template_has_msisdn(&order)? {
@@ -484,33 +494,7 @@ impl Smdp {
         &self,
         req: &ConfirmOrderRequest,
     ) -> Result<ConfirmOrderResponse, FunctionError> {
-        let mut order = self.es2_order(&req.iccid)?;
-        if !matches!(order.state, OrderState::Allocated | OrderState::Linked) {
-            return Err(err(
-                codes::ICCID_NOT_ALLOWED,
-                format!(
-                    "profile {} is {}, expected allocated or linked",
-                    order.iccid, order.state
-                ),
-            ));
-        }
-        match (&order.eid, &req.eid) {
-            (Some(bound), Some(given)) if bound != given => {
-                return Err(err(
-                    codes::EID_INVALID_ASSOCIATION,
-                    format!(
-                        "profile {} is linked to EID {bound}, not {given}",
-                        order.iccid
-                    ),
-                ))
-            }
-            (None, Some(given)) => {
-                crate::pki::validate_eid(given)
-                    .map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
-                order.eid = Some(given.clone());
-            }
-            _ => {}
-        }
+        let found = self.es2_order(&req.iccid)?;
         let matching_id = match req.matching_id.as_deref().filter(|m| !m.is_empty()) {
             Some(m) => {
                 if self.with_store(|s| s.order_by_matching_id(m))?.is_some()
@@ -525,14 +509,43 @@ impl Smdp {
             }
             None => new_matching_id(),
         };
-        order.matching_id = Some(matching_id.clone());
-        order.confirmation_code = req.confirmation_code.clone().filter(|c| !c.is_empty());
-        order.state = if req.release_flag {
-            OrderState::Released
-        } else {
-            OrderState::Confirmed
-        };
-        self.with_store(|s| s.update_order(&order))?;
+        let (order, outcome) = self.transition(found.id, |order| {
+            if !matches!(order.state, OrderState::Allocated | OrderState::Linked) {
+                return Err(err(
+                    codes::ICCID_NOT_ALLOWED,
+                    format!(
+                        "profile {} is {}, expected allocated or linked",
+                        order.iccid, order.state
+                    ),
+                ));
+            }
+            match (&order.eid, &req.eid) {
+                (Some(bound), Some(given)) if bound != given => {
+                    return Err(err(
+                        codes::EID_INVALID_ASSOCIATION,
+                        format!(
+                            "profile {} is linked to EID {bound}, not {given}",
+                            order.iccid
+                        ),
+                    ))
+                }
+                (None, Some(given)) => {
+                    crate::pki::validate_eid(given)
+                        .map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
+                    order.eid = Some(given.clone());
+                }
+                _ => {}
+            }
+            order.matching_id = Some(matching_id.clone());
+            order.confirmation_code = req.confirmation_code.clone().filter(|c| !c.is_empty());
+            order.state = if req.release_flag {
+                OrderState::Released
+            } else {
+                OrderState::Confirmed
+            };
+            Ok(())
+        })?;
+        outcome?;
         Ok(ConfirmOrderResponse {
             header: ResponseHeader::success(),
             eid: order.eid,
@@ -549,40 +562,43 @@ impl Smdp {
     /// ES2+.CancelOrder (SGP.22 §5.3.3): ends a pending order; the profile becomes Available or
     /// Unavailable as the operator says.
     fn cancel_order_checked(&self, req: &CancelOrderRequest) -> Result<HeaderOnly, FunctionError> {
-        let mut order = self.es2_order(&req.iccid)?;
-        if order.state.is_downloaded() {
-            return Err(err(
-                codes::ICCID_NOT_ALLOWED,
-                format!(
-                    "profile {} is {}: too late to cancel",
-                    order.iccid, order.state
-                ),
-            ));
-        }
-        if let (Some(bound), Some(given)) = (&order.eid, &req.eid) {
-            if bound != given {
+        let found = self.es2_order(&req.iccid)?;
+        let (_, outcome) = self.transition(found.id, |order| {
+            if order.state.is_downloaded() {
                 return Err(err(
-                    codes::EID_INVALID_ASSOCIATION,
-                    format!("profile is linked to {bound}"),
+                    codes::ICCID_NOT_ALLOWED,
+                    format!(
+                        "profile {} is {}: too late to cancel",
+                        order.iccid, order.state
+                    ),
                 ));
             }
-        }
-        order.state = match req.final_profile_status_indicator.as_str() {
-            "Available" => OrderState::Available,
-            "Unavailable" => OrderState::Unavailable,
-            other => {
-                return Err(err(
-                    codes::INVALID_INPUT,
-                    format!(
+            if let (Some(bound), Some(given)) = (&order.eid, &req.eid) {
+                if bound != given {
+                    return Err(err(
+                        codes::EID_INVALID_ASSOCIATION,
+                        format!("profile is linked to {bound}"),
+                    ));
+                }
+            }
+            order.state = match req.final_profile_status_indicator.as_str() {
+                "Available" => OrderState::Available,
+                "Unavailable" => OrderState::Unavailable,
+                other => {
+                    return Err(err(
+                        codes::INVALID_INPUT,
+                        format!(
                         "finalProfileStatusIndicator {other:?}, expected Available or Unavailable"
                     ),
-                ))
-            }
-        };
-        order.matching_id = None;
-        order.eid = None;
-        order.confirmation_code = None;
-        self.with_store(|s| s.update_order(&order))?;
+                    ))
+                }
+            };
+            order.matching_id = None;
+            order.eid = None;
+            order.confirmation_code = None;
+            Ok(())
+        })?;
+        outcome?;
         Ok(HeaderOnly {
             header: ResponseHeader::success(),
         })
@@ -601,18 +617,21 @@ impl Smdp {
         &self,
         req: &ReleaseProfileRequest,
     ) -> Result<HeaderOnly, FunctionError> {
-        let mut order = self.es2_order(&req.iccid)?;
-        if order.state != OrderState::Confirmed {
-            return Err(err(
-                codes::ICCID_NOT_ALLOWED,
-                format!(
-                    "profile {} is {}, expected confirmed",
-                    order.iccid, order.state
-                ),
-            ));
-        }
-        order.state = OrderState::Released;
-        self.with_store(|s| s.update_order(&order))?;
+        let found = self.es2_order(&req.iccid)?;
+        let (_, outcome) = self.transition(found.id, |order| {
+            if order.state != OrderState::Confirmed {
+                return Err(err(
+                    codes::ICCID_NOT_ALLOWED,
+                    format!(
+                        "profile {} is {}, expected confirmed",
+                        order.iccid, order.state
+                    ),
+                ));
+            }
+            order.state = OrderState::Released;
+            Ok(())
+        })?;
+        outcome?;
         Ok(HeaderOnly {
             header: ResponseHeader::success(),
         })
@@ -643,7 +662,23 @@ impl Smdp {
     }
 }
 
-/// A blocking ES2+ client (the operator side), for `simlab network order --server`.
+/// A blocking ES2+ client: the operator's side (its BOSS), as `simlab network order --server`
+/// uses it. It authenticates with the operator's client certificate (mutual TLS) and trusts
+/// only the given roots for the SM-DP+'s certificate.
+///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// use simlab_harness::smdp::{DownloadOrderRequest, Es2pClient};
+/// // The BOSS certificate, its key and the TLS root all from one PKI directory.
+/// let es2 = Es2pClient::from_pki("127.0.0.1:8444", simlab_harness::defaults::Files::pki())?;
+/// let order = es2.download_order(&DownloadOrderRequest {
+///     profile_type: Some("TS48V1-A-UNIQUE".into()),
+///     ..Default::default()
+/// })?;
+/// println!("reserved ICCID {}", order.iccid);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Es2pClient {
     base_url: String,
@@ -651,18 +686,24 @@ pub struct Es2pClient {
 }
 
 impl Es2pClient {
-    /// A client for `https://host:port` (or `http://`), trusting only `roots` for TLS.
-    pub fn new<R: AsRef<[u8]>>(url: &str, roots: &[R]) -> anyhow::Result<Self> {
+    /// A client for the ES2+ port `url` (`https://host:port` or `host:port`) presenting
+    /// `identity` and trusting only `roots` (DER) for the SM-DP+'s TLS certificate.
+    pub fn new<R: AsRef<[u8]>>(
+        url: &str,
+        roots: &[R],
+        identity: &OperatorIdentity,
+    ) -> anyhow::Result<Self> {
         let mut store = rustls::RootCertStore::empty();
         for der in roots {
             store.add(CertificateDer::from(der.as_ref().to_vec()))?;
         }
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8_der.clone()));
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(store)
-        .with_no_client_auth();
+        .with_client_auth_cert(vec![CertificateDer::from(identity.cert_der.clone())], key)?;
         let agent = ureq::AgentBuilder::new()
             .tls_config(Arc::new(config))
             .timeout(Duration::from_secs(30))
@@ -676,6 +717,19 @@ impl Es2pClient {
             base_url: base,
             agent,
         })
+    }
+
+    /// A client for `url` with everything from one PKI (a directory, or the built-in test PKI
+    /// [`Files::pki`]): the BOSS client certificate and key (`Operator/`), and the CI that
+    /// issued CERT.DP.TLS as TLS root.
+    pub fn from_pki(url: &str, pki: impl Into<Files>) -> anyhow::Result<Self> {
+        let pki = pki.into();
+        let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+        let root = pki
+            .read(&rel)
+            .with_context(|| format!("TLS root {}", pki.location(&rel).display()))?;
+        let identity = OperatorIdentity::load(pki)?;
+        Self::new(url, &[root], &identity)
     }
 
     fn call<Req: Serialize, Resp: for<'de> Deserialize<'de>>(
@@ -693,7 +747,10 @@ impl Es2pClient {
         {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => anyhow::bail!("{function}: {url}: {e}"),
+            Err(e) => anyhow::bail!(
+                "{function}: {url}: {e} (ES2+ needs mutual TLS: a client certificate of the \
+                 operator CA the SM-DP+ trusts, and the SM-DP+'s ES2+ port)"
+            ),
         };
         let body = response.into_string()?;
         let header: HeaderOnly = serde_json::from_str(&body)

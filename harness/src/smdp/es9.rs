@@ -2,7 +2,13 @@
 //! authenticateClient (§5.6.3), getBoundProfilePackage (§5.6.2), handleNotification (§5.6.4),
 //! cancelSession (§5.6.5), with the RSP session state machine
 //! `Initiated → Authenticated → PackageSent → (notification) gone`. A call in any other state
-//! ends the session with "TransactionId – Unknown".
+//! ends the session with "TransactionId – Unknown", as does a call after the session's
+//! lifetime (`SmdpOptions::session_ttl`); expired sessions are purged.
+//!
+//! Orders (§3.1.3.2): AuthenticateClient only checks that the order may go to this eUICC;
+//! GetBoundProfilePackage binds it, atomically, to the eUICC (EID, transaction, certificate).
+//! Until the installation result arrives the order stays retryable by that EID — each retry
+//! gets a package newly bound to the eUICC's new one-time key — and refused to every other.
 //!
 //! The SGP.22 data objects are the ones the eUICC and the LPA use, [`simlab_emulator::rsp::es10`];
 //! every signature is checked over the bytes as received ([`es10::Encoded::raw`]).
@@ -13,7 +19,7 @@ use super::es2::{
     POINT_BPP_DOWNLOAD, POINT_BPP_INSTALLATION, POINT_CONFIRMATION, POINT_ELIGIBILITY,
     POINT_SESSION_CANCELLED,
 };
-use super::store::{NotificationRecord, Order, OrderState};
+use super::store::{now_ms, NotificationRecord, Order, OrderState};
 use super::{add, FunctionError, Smdp, HOST_ID, SERVICE_PROVIDER_NAME};
 use crate::es9p::{
     codes, AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest, Es9pError,
@@ -246,17 +252,35 @@ impl Smdp {
     fn load_session(&self, tx: &[u8]) -> Result<Session, FunctionError> {
         let key = hex::encode_upper(tx);
         let text = self
-            .with_store(|s| s.session(&key))?
+            .with_store(|s| s.session(&key, now_ms()))?
             .ok_or_else(|| unknown_transaction(tx))?;
         serde_json::from_str(&text)
             .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, format!("session data: {e}")))
+    }
+
+    /// Stores a new session living `session_ttl`; expired sessions are purged first, so the
+    /// table holds at most the sessions started within one lifetime.
+    fn create_session(&self, tx: &[u8], session: &Session) -> Result<(), FunctionError> {
+        let text = serde_json::to_string(session)
+            .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
+        let key = hex::encode_upper(tx);
+        let now = now_ms();
+        let ttl = i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX);
+        self.with_store(|s| {
+            s.purge_sessions(now)?;
+            s.create_session(&key, &text, now.saturating_add(ttl))
+        })
     }
 
     fn save_session(&self, tx: &[u8], session: &Session) -> Result<(), FunctionError> {
         let text = serde_json::to_string(session)
             .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))?;
         let key = hex::encode_upper(tx);
-        self.with_store(|s| s.put_session(&key, &text))
+        if self.with_store(|s| s.put_session(&key, &text))? {
+            Ok(())
+        } else {
+            Err(unknown_transaction(tx))
+        }
     }
 
     fn end_session(&self, tx: &[u8]) -> Result<(), FunctionError> {
@@ -304,14 +328,10 @@ impl Smdp {
             .map_err(|e| FunctionError::new(codes::EXECUTION_ERROR, e.to_string()))
     }
 
-    fn update_order(&self, order: &Order) -> Result<(), FunctionError> {
-        self.with_store(|s| s.update_order(order))
-    }
-
-    fn load_order(&self, id: Option<i64>) -> Result<Order, FunctionError> {
-        let id = id.ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "no order"))?;
-        self.with_store(|s| s.order(id))?
-            .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, format!("order {id} gone")))
+    fn session_order(session: &Session) -> Result<i64, FunctionError> {
+        session
+            .order_id
+            .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session has no order"))
     }
 
     /// ES9+.InitiateAuthentication (SGP.22 §5.6.1).
@@ -370,7 +390,7 @@ impl Smdp {
             }
             .to_der();
             let signature = self.time(&self.timings.sign, || self.dp_auth.sign(&signed));
-            self.save_session(
+            self.create_session(
                 &transaction_id,
                 &Session {
                     state: SessionState::Initiated,
@@ -453,18 +473,18 @@ impl Smdp {
                     "serverChallenge is not the one of this session",
                 ));
             }
-            let mut order =
-                self.eligible_order(ok.ctx_params1.matching_id.as_deref(), &euicc.eid)?;
-            order.eid = Some(euicc.eid.clone());
-            order.last_transaction_id = Some(hex::encode_upper(tx));
-            order.download_attempts += 1;
-            self.update_order(&order)?;
-            self.progress_event(&order, POINT_ELIGIBILITY, None)?;
+            // Eligibility only: nothing is bound before the package is asked for (a device
+            // that gives up here leaves the order to any other), see `bind_order`.
+            let order = self.eligible_order(ok.ctx_params1.matching_id.as_deref(), &euicc.eid)?;
+            let mut reported = order.clone();
+            reported.eid = Some(euicc.eid.clone());
+            self.progress_event(&reported, POINT_ELIGIBILITY, None)?;
 
             let metadata = store_metadata(&order.iccid, &order.template, &self.address)?;
             let cc_required = order.confirmation_code.is_some();
-            // SGP.22 §5.7.5: ccRequiredFlag always present (real LPAs need it); no bppEuiccOtpk,
-            // this SM-DP+ never reuses a bound package.
+            // SGP.22 §5.7.5: ccRequiredFlag always present (real LPAs need it); no bppEuiccOtpk:
+            // a retry gets a package newly bound to the eUICC's new one-time key (see
+            // `get_bound_profile_package`).
             let signed2 = SmdpSigned2 {
                 transaction_id: tx.to_vec(),
                 cc_required,
@@ -517,16 +537,28 @@ impl Smdp {
                 ))
             }
         };
+        match self.refusal(&order, eid, true) {
+            Some(refused) => Err(refused),
+            None => Ok(order),
+        }
+    }
+
+    /// Why `eid` may not download `order` now, if it may not (SGP.22 §5.6.3). An order is
+    /// downloadable while Released, and while Downloaded — the package went out but no
+    /// installation result came back (§3.1.3.2: a retry after an interrupted download) — by
+    /// the EID it is bound to, or by any EID while it is bound to none. `attempts`: also
+    /// refuse when the download attempts are used up.
+    fn refusal(&self, order: &Order, eid: &str, attempts: bool) -> Option<FunctionError> {
         match order.state {
-            OrderState::Released => {}
+            OrderState::Released | OrderState::Downloaded => {}
             OrderState::Allocated | OrderState::Linked | OrderState::Confirmed => {
-                return Err(FunctionError::new(
+                return Some(FunctionError::new(
                     codes::PROFILE_NOT_RELEASED,
                     format!("order {} is {}, not released", order.iccid, order.state),
                 ))
             }
             other => {
-                return Err(FunctionError::new(
+                return Some(FunctionError::new(
                     codes::MATCHING_ID_REFUSED,
                     format!(
                         "order {} is {other}: its matching ID is used up",
@@ -537,14 +569,14 @@ impl Smdp {
         }
         if let Some(bound) = &order.eid {
             if bound != eid {
-                return Err(FunctionError::new(
+                return Some(FunctionError::new(
                     codes::EID_REFUSED,
                     format!("order {} is for EID {bound}, not {eid}", order.iccid),
                 ));
             }
         }
-        if order.download_attempts >= self.download_retry_limit {
-            return Err(FunctionError::new(
+        if attempts && order.download_attempts >= self.download_retry_limit {
+            return Some(FunctionError::new(
                 codes::DOWNLOAD_RETRIES_EXCEEDED,
                 format!(
                     "order {} had {} download attempts (limit {})",
@@ -552,7 +584,7 @@ impl Smdp {
                 ),
             ));
         }
-        Ok(order)
+        None
     }
 
     /// A template downloaded by its file stem: an order of its own, unpersonalised.
@@ -577,6 +609,7 @@ impl Smdp {
             msisdn: None,
             personalised: false,
             last_transaction_id: None,
+            euicc_certificate: None,
         };
         order.id = self.with_store(|s| s.insert_order(&order))?;
         Ok(order)
@@ -623,17 +656,7 @@ impl Smdp {
             if ok.transaction_id != tx {
                 return Err(unknown_transaction(&ok.transaction_id));
             }
-            let mut order = self.load_order(session.order_id)?;
-            if order.last_transaction_id.as_deref() != Some(hex::encode_upper(tx).as_str()) {
-                self.end_session(tx)?;
-                return Err(FunctionError::new(
-                    codes::TRANSACTION_ID_UNKNOWN,
-                    "a newer session took over this order",
-                ));
-            }
-            if session.cc_required {
-                self.check_confirmation_code(tx, &mut order, ok.hash_cc.as_ref().map(|h| &h[..]))?;
-            }
+            let order = self.bind_order(tx, &session, ok.hash_cc.as_ref().map(|h| &h[..]))?;
             let upp = self.profile_package(&order)?;
             let eid = session
                 .eid
@@ -658,8 +681,6 @@ impl Smdp {
             add(&self.timings.key_agreement, times.key_agreement);
             add(&self.timings.sign, times.signature);
             add(&self.timings.protection, times.protection);
-            order.state = OrderState::Downloaded;
-            self.update_order(&order)?;
             session.state = SessionState::PackageSent;
             self.save_session(tx, &session)?;
             self.progress_event(&order, POINT_BPP_DOWNLOAD, None)?;
@@ -669,6 +690,58 @@ impl Smdp {
                 bound_profile_package: package,
             })
         })
+    }
+
+    /// Binds the session's order to its eUICC for this package, as one atomic step: checks
+    /// the confirmation code (§5.6.2) and that the order may still go to this EID, then
+    /// records Downloaded, the EID, this transaction and the eUICC certificate. Of several
+    /// sessions racing for one order, exactly one binds it; the others are refused with
+    /// "EID – Refused" (it is bound to another eUICC now). A session of the same EID binds it
+    /// again: that is the retry of an interrupted download (§3.1.3.2), served with a package
+    /// bound to this session's new one-time key. The order stays retryable until the
+    /// installation result arrives (`handle_notification`) or the attempts are used up.
+    fn bind_order(
+        &self,
+        tx: &[u8],
+        session: &Session,
+        hash_cc: Option<&[u8]>,
+    ) -> Result<Order, FunctionError> {
+        let eid = session
+            .eid
+            .clone()
+            .ok_or_else(|| FunctionError::new(codes::EXECUTION_ERROR, "session has no EID"))?;
+        let (order, outcome) = self.transition(Self::session_order(session)?, |o| {
+            if session.cc_required {
+                self.check_confirmation_code(tx, o, hash_cc)?;
+            }
+            if let Some(refused) = self.refusal(o, &eid, true) {
+                return Err(refused);
+            }
+            // Each package bound is one download attempt (SGP.22 §5.6.3 "Maximum number of
+            // retries exceeded" counts these).
+            o.download_attempts += 1;
+            o.state = OrderState::Downloaded;
+            o.eid = Some(eid.clone());
+            o.last_transaction_id = Some(hex::encode_upper(tx));
+            o.euicc_certificate = session.euicc_cert.clone();
+            Ok(())
+        })?;
+        if let Err(e) = outcome {
+            if e.code == codes::CONFIRMATION_CODE_REFUSED
+                || e.code == codes::CONFIRMATION_CODE_RETRIES_EXCEEDED
+            {
+                self.progress_event(&order, POINT_CONFIRMATION, Some((e.code, &e.message)))?;
+            }
+            // A wrong or missing code may be tried again in this session (§5.6.2); anything
+            // else ends it.
+            if e.code != codes::CONFIRMATION_CODE_REFUSED
+                && e.code != codes::CONFIRMATION_CODE_MISSING
+            {
+                self.end_session(tx)?;
+            }
+            return Err(e);
+        }
+        Ok(order)
     }
 
     /// SGP.22 §5.6.2: hashCc must be SHA-256(SHA-256(code) ‖ transactionId); each wrong one
@@ -681,7 +754,6 @@ impl Smdp {
     ) -> Result<(), FunctionError> {
         let code = order.confirmation_code.clone().unwrap_or_default();
         if order.cc_attempts >= self.cc_retry_limit {
-            self.end_session(tx)?;
             return Err(FunctionError::new(
                 codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
                 "confirmation code attempts used up",
@@ -697,38 +769,20 @@ impl Smdp {
             return Ok(());
         }
         order.cc_attempts += 1;
+        let message = format!(
+            "wrong confirmation code, attempt {} of {}",
+            order.cc_attempts, self.cc_retry_limit
+        );
         if order.cc_attempts >= self.cc_retry_limit {
             order.state = OrderState::Error;
-            self.update_order(order)?;
-            self.end_session(tx)?;
-            self.progress_event(
-                order,
-                POINT_CONFIRMATION,
-                Some((
-                    codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
-                    "retries exceeded",
-                )),
-            )?;
             return Err(FunctionError::new(
                 codes::CONFIRMATION_CODE_RETRIES_EXCEEDED,
-                format!(
-                    "wrong confirmation code, attempt {} of {}",
-                    order.cc_attempts, self.cc_retry_limit
-                ),
+                message,
             ));
         }
-        self.update_order(order)?;
-        self.progress_event(
-            order,
-            POINT_CONFIRMATION,
-            Some((codes::CONFIRMATION_CODE_REFUSED, "wrong confirmation code")),
-        )?;
         Err(FunctionError::new(
             codes::CONFIRMATION_CODE_REFUSED,
-            format!(
-                "wrong confirmation code, attempt {} of {}",
-                order.cc_attempts, self.cc_retry_limit
-            ),
+            message,
         ))
     }
 
@@ -750,24 +804,42 @@ impl Smdp {
                         operation: event_name(NotificationEvent::Install).into(),
                         result: String::new(),
                     };
-                    let session = match self.load_session(&data.transaction_id) {
-                        Ok(s) if s.state == SessionState::PackageSent => s,
-                        _ => {
-                            record.result = "unknown transactionId".into();
-                            return self.with_store(|s| s.record_notification(&record));
+                    // The order the session bound — or, once the session is gone (expired, or
+                    // superseded by a retry), the order of this ICCID whose bound eUICC signed
+                    // this result: a late result still counts.
+                    let from_session = self
+                        .load_session(&data.transaction_id)
+                        .ok()
+                        .filter(|s| s.state == SessionState::PackageSent)
+                        .and_then(|s| s.order_id);
+                    let candidates = match (from_session, &record.iccid) {
+                        (Some(id), _) => self.with_store(|s| s.order(id))?.into_iter().collect(),
+                        (None, Some(iccid)) => {
+                            self.with_store(|s| s.orders_awaiting_result(iccid))?
                         }
+                        (None, None) => Vec::new(),
                     };
-                    record.eid = session.eid.clone();
-                    let key = self.euicc_key(&session)?;
-                    // SGP.22 §5.7.6: euiccSignPIR covers the received ProfileInstallationResultData.
-                    if !self.verify(&key, pir.data.raw(), &pir.euicc_sign_pir) {
-                        record.result = "euiccSignPIR invalid".into();
+                    if candidates.is_empty() {
+                        record.result = "unknown transactionId".into();
                         return self.with_store(|s| s.record_notification(&record));
                     }
-                    let mut order = self.load_order(session.order_id)?;
+                    // SGP.22 §5.7.6: euiccSignPIR covers the received ProfileInstallationResultData.
+                    let signed_by = |o: &Order| {
+                        o.euicc_certificate
+                            .as_deref()
+                            .and_then(|c| VerifyingKey::from_certificate_der(c).ok())
+                            .is_some_and(|key| {
+                                self.verify(&key, pir.data.raw(), &pir.euicc_sign_pir)
+                            })
+                    };
+                    let Some(order) = candidates.into_iter().find(signed_by) else {
+                        record.result = "euiccSignPIR invalid".into();
+                        return self.with_store(|s| s.record_notification(&record));
+                    };
+                    record.eid = order.eid.clone();
+                    let tx_hex = hex::encode_upper(&data.transaction_id);
                     let failure = match &data.final_result {
                         FinalResult::Success { .. } => {
-                            order.state = OrderState::Installed;
                             record.result = "success".into();
                             None
                         }
@@ -776,12 +848,6 @@ impl Smdp {
                             error_reason,
                             ..
                         } => {
-                            // A failed installation may be retried while attempts remain.
-                            order.state = if order.download_attempts < self.download_retry_limit {
-                                OrderState::Released
-                            } else {
-                                OrderState::Error
-                            };
                             record.result = format!(
                                 "error: bppCommandId {}, errorReason {}",
                                 bpp_command_id.code(),
@@ -790,7 +856,28 @@ impl Smdp {
                             Some((codes::EXECUTION_ERROR, record.result.as_str()))
                         }
                     };
-                    self.update_order(&order)?;
+                    let (order, _) = self.transition(order.id, |o| {
+                        match (failure.is_none(), o.state) {
+                            // Installed, whichever session's package it was; later states
+                            // (enabled, deleted, …) stay.
+                            (true, OrderState::Released | OrderState::Downloaded) => {
+                                o.state = OrderState::Installed;
+                            }
+                            // Only the failure of the package currently out reopens the
+                            // order: a retry may follow while attempts remain.
+                            (false, OrderState::Downloaded)
+                                if o.last_transaction_id.as_deref() == Some(tx_hex.as_str()) =>
+                            {
+                                o.state = if o.download_attempts < self.download_retry_limit {
+                                    OrderState::Released
+                                } else {
+                                    OrderState::Error
+                                };
+                            }
+                            _ => {}
+                        }
+                        Ok::<(), FunctionError>(())
+                    })?;
                     self.end_session(&data.transaction_id)?;
                     self.with_store(|s| s.record_notification(&record))?;
                     self.progress_event(&order, POINT_BPP_INSTALLATION, failure)
@@ -832,15 +919,18 @@ impl Smdp {
                         Some(i) => self.with_store(|s| s.order_by_iccid(i))?,
                         None => None,
                     };
-                    if let Some(mut order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid))
-                    {
-                        order.state = match metadata.operation {
+                    if let Some(order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid)) {
+                        let state = match metadata.operation {
                             NotificationEvent::Enable => OrderState::Enabled,
                             NotificationEvent::Disable => OrderState::Disabled,
                             NotificationEvent::Delete => OrderState::Deleted,
                             NotificationEvent::Install => OrderState::Installed,
                         };
-                        self.update_order(&order)?;
+                        let (_, outcome) = self.transition(order.id, |o| {
+                            o.state = state;
+                            Ok::<(), FunctionError>(())
+                        })?;
+                        outcome?;
                     }
                     self.with_store(|s| s.record_notification(&record))
                 }
@@ -890,15 +980,28 @@ impl Smdp {
             };
             self.end_session(tx)?;
             if let Some(id) = session.order_id {
-                let mut order = self.load_order(Some(id))?;
-                if matches!(order.state, OrderState::Released | OrderState::Downloaded) {
-                    order.state = if reason.is_some_and(|r| CANCEL_REASONS_FINAL.contains(&r)) {
-                        OrderState::Error
-                    } else {
-                        OrderState::Released
-                    };
-                    self.update_order(&order)?;
-                }
+                let final_reason = reason.is_some_and(|r| CANCEL_REASONS_FINAL.contains(&r));
+                let ours = Some(hex::encode_upper(tx));
+                let (order, _) = self.transition(id, |o| {
+                    let bound_here = o.last_transaction_id == ours;
+                    let eid_ok = o.eid.is_none() || o.eid == session.eid;
+                    // Only this session's own download is cancelled: a session that lost the
+                    // order to another one (or to a retry) leaves it alone.
+                    match o.state {
+                        OrderState::Released if eid_ok && final_reason => {
+                            o.state = OrderState::Error;
+                        }
+                        OrderState::Downloaded if bound_here => {
+                            o.state = if final_reason {
+                                OrderState::Error
+                            } else {
+                                OrderState::Released
+                            };
+                        }
+                        _ => {}
+                    }
+                    Ok::<(), FunctionError>(())
+                })?;
                 self.progress_event(
                     &order,
                     POINT_SESSION_CANCELLED,

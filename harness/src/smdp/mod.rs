@@ -6,7 +6,9 @@
 //!   function taking and returning the JSON types of [`crate::es9p`] / [`es2`]. Tests and
 //!   in-process benchmarks call it directly.
 //! - [`start`] serves it over HTTPS (axum + rustls/ring, CERT.DP.TLS of the PKI) on its own
-//!   tokio runtime thread and returns a [`RunningSmdp`] handle usable from synchronous code.
+//!   tokio runtime thread and returns a [`RunningSmdp`] handle usable from synchronous code:
+//!   ES9+ on one port (server authentication only), ES2+ on another that requires the
+//!   operator's client certificate ([`crate::pki::operator`]; see [`http`] for why two ports).
 //! - Orders, sessions and events live in SQLite ([`store`]); profiles are TS.48 SAIP templates
 //!   personalised per order (fresh ICCID, IMSI, K/OPc, MSISDN) with
 //!   [`simlab_emulator::saip::personalise`]. Every template is also downloadable with its file
@@ -18,7 +20,7 @@ pub mod es2;
 mod es9;
 mod http;
 
-pub use http::tls_config;
+pub use http::{es2_tls_config, tls_config, DRAIN_LIMIT, MAX_BODY};
 pub mod store;
 
 pub use es2::{
@@ -50,14 +52,22 @@ pub const HOST_ID: &[u8] = b"simlab-smdp";
 pub const SERVICE_PROVIDER_NAME: &str = "simlab";
 /// Default confirmation-code attempts per order before it goes to Error.
 pub const DEFAULT_CC_RETRY_LIMIT: u32 = 3;
-/// Default download attempts (authenticateClient per order) before refusing.
+/// Default download attempts (packages bound per order) before refusing.
 pub const DEFAULT_DOWNLOAD_RETRY_LIMIT: u32 = 5;
+/// Default lifetime of an ES9+ session, from InitiateAuthentication on. SGP.22 sets none; it
+/// must cover a user reading the profile metadata and typing a confirmation code.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(600);
 
 /// How to run an SM-DP+.
 #[derive(Debug, Clone)]
 pub struct SmdpOptions {
-    /// Where to listen (port 0 picks a free one).
+    /// Where ES9+ listens (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// Where ES2+ listens (port 0 picks a free one); mutual TLS with the operator CA.
+    pub es2_listen: SocketAddr,
+    /// The operator CA certificate (DER) ES2+ clients must chain to; `None`: the PKI's
+    /// `Operator/CERT_OPERATOR_CA_NIST.der`.
+    pub operator_ca: Option<PathBuf>,
     /// Host name or address to advertise (activation codes, serverAddress); default: the
     /// listen IP (`127.0.0.1` when listening on all interfaces).
     pub public_host: Option<String>,
@@ -77,6 +87,9 @@ pub struct SmdpOptions {
     pub es2_callback_url: Option<String>,
     pub cc_retry_limit: u32,
     pub download_retry_limit: u32,
+    /// How long an ES9+ session lives; afterwards its functions answer "TransactionId –
+    /// Unknown" (8.10.1 / 3.9) and it is purged.
+    pub session_ttl: Duration,
 }
 
 impl SmdpOptions {
@@ -84,6 +97,8 @@ impl SmdpOptions {
     pub fn new(pki_dir: impl Into<Files>, templates_dir: impl Into<Files>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            es2_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            operator_ca: None,
             public_host: None,
             pki_dir: pki_dir.into(),
             curve: pki::Curve::Nist,
@@ -93,6 +108,7 @@ impl SmdpOptions {
             es2_callback_url: None,
             cc_retry_limit: DEFAULT_CC_RETRY_LIMIT,
             download_retry_limit: DEFAULT_DOWNLOAD_RETRY_LIMIT,
+            session_ttl: DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -261,6 +277,7 @@ pub struct Smdp {
     replace_session_keys: bool,
     cc_retry_limit: u32,
     download_retry_limit: u32,
+    session_ttl: Duration,
     templates: BTreeMap<String, Template>,
     store: Mutex<Store>,
     timings: Timings,
@@ -383,6 +400,7 @@ impl Smdp {
             replace_session_keys: opts.replace_session_keys,
             cc_retry_limit: opts.cc_retry_limit,
             download_retry_limit: opts.download_retry_limit,
+            session_ttl: opts.session_ttl,
             templates,
             store: Mutex::new(store),
             timings: Timings::default(),
@@ -423,6 +441,20 @@ impl Smdp {
         drop(guard);
         add(&self.timings.db, started.elapsed());
         Ok(result?)
+    }
+
+    /// Changes order `id` in one atomic step ([`Store::transition`]), timed as database time.
+    pub fn transition<T>(
+        &self,
+        id: i64,
+        change: impl FnOnce(&mut Order) -> Result<T, FunctionError>,
+    ) -> Result<(Order, Result<T, FunctionError>), FunctionError> {
+        self.with_store(|s| s.transition(id, change))
+    }
+
+    /// ES9+ sessions stored (expired ones included until purged).
+    pub fn session_count(&self) -> Result<u64, FunctionError> {
+        self.with_store(Store::session_count)
     }
 
     /// Every order, oldest first.
@@ -515,8 +547,10 @@ pub fn split_address(address: &str) -> (&str, Option<u16>) {
 /// A running HTTPS SM-DP+ (its own tokio runtime thread). Dropping it stops the server.
 #[derive(Debug)]
 pub struct RunningSmdp {
-    /// `host:port` to put in activation codes.
+    /// `host:port` to put in activation codes (ES9+).
     pub address: String,
+    /// `host:port` of ES2+ (the operator's port, mutual TLS).
+    pub es2_address: String,
     /// The root a client must trust for the TLS connection (the CI that issued CERT.DP.TLS).
     pub ca_cert_der: Vec<u8>,
     /// Where that root is: a path on disk, or `vectors/pki/… (built in)`.
@@ -531,9 +565,14 @@ impl RunningSmdp {
         &self.smdp
     }
 
-    /// `https://host:port`.
+    /// `https://host:port` of ES9+.
     pub fn url(&self) -> String {
         format!("https://{}", self.address)
+    }
+
+    /// `https://host:port` of ES2+.
+    pub fn es2_url(&self) -> String {
+        format!("https://{}", self.es2_address)
     }
 
     /// Stops the server and waits for its thread.
@@ -555,11 +594,46 @@ impl Drop for RunningSmdp {
     }
 }
 
-/// Starts an SM-DP+ over HTTPS (ES9+ and ES2+ on the same port).
-pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
-    let listener = std::net::TcpListener::bind(opts.listen)
-        .with_context(|| format!("listening on {}", opts.listen))?;
+/// Binds `addr` for one interface; warns when it is reachable from other machines.
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("{what}: listening on {addr}"))?;
     listener.set_nonblocking(true)?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "{what} listens on {addr}, reachable from other machines: this SM-DP+ is a test \
+             server whose private keys are public test keys"
+        );
+    }
+    Ok(listener)
+}
+
+/// The operator CA ES2+ trusts: `opts.operator_ca` (DER or PEM), else the PKI's.
+fn operator_ca(opts: &SmdpOptions) -> anyhow::Result<Vec<u8>> {
+    let Some(path) = &opts.operator_ca else {
+        return Ok(pki::operator::load_ca(opts.pki_dir.clone())?);
+    };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("operator CA certificate {}", path.display()))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8_lossy(&bytes);
+        let (label, der) = der::pem::decode_vec(text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("operator CA {}: {e}", path.display()))?;
+        anyhow::ensure!(
+            label == "CERTIFICATE",
+            "operator CA {}: a PEM {label}, expected CERTIFICATE",
+            path.display()
+        );
+        return Ok(der);
+    }
+    Ok(bytes)
+}
+
+/// Starts an SM-DP+ over HTTPS: ES9+ on `opts.listen`, ES2+ (mutual TLS) on
+/// `opts.es2_listen`.
+pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
+    let listener = bind(opts.listen, "ES9+")?;
+    let es2_listener = bind(opts.es2_listen, "ES2+")?;
     let local = listener.local_addr()?;
     let host = opts.public_host.clone().unwrap_or_else(|| {
         if local.ip().is_unspecified() {
@@ -569,15 +643,36 @@ pub fn start(opts: SmdpOptions) -> anyhow::Result<RunningSmdp> {
         }
     });
     let address = format!("{host}:{}", local.port());
+    let es2_local = es2_listener.local_addr()?;
+    let es2_host = if es2_local.ip().is_unspecified() {
+        "127.0.0.1".into()
+    } else {
+        es2_local.ip().to_string()
+    };
+    let es2_address = format!("{es2_host}:{}", es2_local.port());
     let smdp = Arc::new(Smdp::open(&opts, &address)?);
     let tls = http::tls_config(&opts.pki_dir)?;
+    let es2_tls = http::es2_tls_config(&opts.pki_dir, &operator_ca(&opts)?)?;
     let ca_rel = pki::cert_path(Role::Ci, pki::Curve::Nist);
     let ca_cert_path = opts.pki_dir.location(&ca_rel);
     let ca_cert_der = read(&opts.pki_dir, &ca_rel)?;
     let handle = axum_server::Handle::new();
-    let thread = http::spawn(listener, tls, Arc::clone(&smdp), handle.clone())?;
+    let listeners = vec![
+        http::Listener {
+            socket: listener,
+            tls,
+            interface: http::Interface::Es9Plus,
+        },
+        http::Listener {
+            socket: es2_listener,
+            tls: es2_tls,
+            interface: http::Interface::Es2Plus,
+        },
+    ];
+    let thread = http::spawn(listeners, Arc::clone(&smdp), handle.clone())?;
     Ok(RunningSmdp {
         address,
+        es2_address,
         ca_cert_der,
         ca_cert_path,
         smdp,

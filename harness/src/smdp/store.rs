@@ -6,8 +6,16 @@
 //!
 //! One connection, used under the caller's lock. A file database can be shared with
 //! `simlab network order --db` while the server runs (WAL journal, busy timeout).
+//!
+//! Every change of an order goes through [`Store::transition`]: one SQLite transaction that
+//! reads the row, lets the caller decide, and writes with a conditional UPDATE that only
+//! applies to the row as read. Two sessions (threads or processes) can therefore never both
+//! act on the same order state: the second one sees what the first one wrote.
+//!
+//! Sessions carry an expiry time; expired ones are invisible and [`Store::purge_sessions`]
+//! deletes them.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +41,7 @@ CREATE TABLE IF NOT EXISTS orders (
     msisdn TEXT,
     personalised INTEGER NOT NULL,
     last_transaction_id TEXT,
+    euicc_certificate TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
@@ -40,7 +49,8 @@ CREATE INDEX IF NOT EXISTS orders_iccid ON orders(iccid);
 CREATE TABLE IF NOT EXISTS sessions (
     transaction_id TEXT PRIMARY KEY,
     data TEXT NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
@@ -67,6 +77,17 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 ";
 
+/// Columns added after the first release of the schema: `(table, column, definition)`.
+/// Databases written before get them on open (`ALTER TABLE … ADD COLUMN`); old sessions get
+/// `expires_at` 0, i.e. they are expired and purged.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("orders", "euicc_certificate", "TEXT"),
+    ("sessions", "expires_at", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Created after the columns exist (an old database gets `expires_at` first).
+const INDEXES: &str = "CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);";
+
 /// Why the store failed.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -78,6 +99,12 @@ pub enum StoreError {
         value: String,
         expected: &'static str,
     },
+    #[error("SM-DP+ database: order {0} does not exist")]
+    NoOrder(i64),
+    /// The conditional UPDATE found the row changed since it was read in the same
+    /// transaction: only possible if something wrote without [`Store::transition`].
+    #[error("SM-DP+ database: order {0} changed while it was being updated")]
+    Conflict(i64),
 }
 
 /// Profile (order) states of the SM-DP+ (SGP.22 v2.5 §3.1.1, §5.3.2–§5.3.5), plus the three
@@ -173,7 +200,11 @@ pub struct Order {
     pub msisdn: Option<String>,
     /// False for a template downloaded by its file stem, unchanged.
     pub personalised: bool,
+    /// The RSP session that last fetched (or is allowed to fetch) the package.
     pub last_transaction_id: Option<String>,
+    /// The certificate of the eUICC the package was bound to (DER), kept so that its
+    /// installation result can be verified even after the session expired.
+    pub euicc_certificate: Option<Vec<u8>>,
 }
 
 /// A notification the SM-DP+ received (ES9+.HandleNotification).
@@ -212,6 +243,14 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch (session expiry times).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 fn key_from_hex(column: &'static str, v: Option<String>) -> Result<Option<[u8; 16]>, StoreError> {
     v.map(|text| {
         hex::decode(&text)
@@ -227,7 +266,8 @@ fn key_from_hex(column: &'static str, v: Option<String>) -> Result<Option<[u8; 1
 }
 
 const ORDER_COLUMNS: &str = "id, iccid, template, state, eid, matching_id, confirmation_code, \
-    cc_attempts, download_attempts, imsi, k, opc, msisdn, personalised, last_transaction_id";
+    cc_attempts, download_attempts, imsi, k, opc, msisdn, personalised, last_transaction_id, \
+    euicc_certificate";
 
 fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> {
     let state: String = row.get(3)?;
@@ -247,9 +287,19 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> 
         row.get::<_, bool>(13)?,
         row.get::<_, Option<String>>(14)?,
     );
+    let euicc_certificate: Option<String> = row.get(15)?;
     Ok((|| {
         let (id, iccid, template, eid, matching_id, cc, cc_attempts, dl, imsi, msisdn, pers, tx) =
             partial;
+        let euicc_certificate = euicc_certificate
+            .map(|text| {
+                hex::decode(&text).map_err(|_| StoreError::BadValue {
+                    column: "euicc_certificate",
+                    value: text,
+                    expected: "hex DER",
+                })
+            })
+            .transpose()?;
         Ok(Order {
             id,
             iccid,
@@ -270,8 +320,65 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> 
             msisdn,
             personalised: pers,
             last_transaction_id: tx,
+            euicc_certificate,
         })
     })())
+}
+
+/// Writes the mutable fields of `o`; with `expected`, only if the row still holds exactly
+/// those values (the conditional UPDATE of [`Store::transition`]). Returns the rows written.
+fn write_order(
+    conn: &Connection,
+    o: &Order,
+    expected: Option<&Order>,
+) -> Result<usize, StoreError> {
+    const SET: &str = "UPDATE orders SET state = ?2, eid = ?3, matching_id = ?4, \
+        confirmation_code = ?5, cc_attempts = ?6, download_attempts = ?7, \
+        last_transaction_id = ?8, euicc_certificate = ?9, updated_at = ?10 WHERE id = ?1";
+    let cert = o.euicc_certificate.as_deref().map(hex::encode_upper);
+    let new = params![
+        o.id,
+        o.state.as_str(),
+        o.eid,
+        o.matching_id,
+        o.confirmation_code,
+        o.cc_attempts,
+        o.download_attempts,
+        o.last_transaction_id,
+        cert,
+        now()
+    ];
+    let Some(old) = expected else {
+        return Ok(conn.execute(SET, new)?);
+    };
+    // `IS` compares NULLs as equal, unlike `=`.
+    let sql = format!(
+        "{SET} AND state = ?11 AND eid IS ?12 AND matching_id IS ?13 \
+         AND confirmation_code IS ?14 AND cc_attempts = ?15 AND download_attempts = ?16 \
+         AND last_transaction_id IS ?17"
+    );
+    Ok(conn.execute(
+        &sql,
+        params![
+            o.id,
+            o.state.as_str(),
+            o.eid,
+            o.matching_id,
+            o.confirmation_code,
+            o.cc_attempts,
+            o.download_attempts,
+            o.last_transaction_id,
+            cert,
+            now(),
+            old.state.as_str(),
+            old.eid,
+            old.matching_id,
+            old.confirmation_code,
+            old.cc_attempts,
+            old.download_attempts,
+            old.last_transaction_id,
+        ],
+    )?)
 }
 
 impl Store {
@@ -287,6 +394,19 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch(SCHEMA)?;
+        for (table, column, definition) in ADDED_COLUMNS {
+            let present: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                params![table, column],
+                |r| r.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ))?;
+            }
+        }
+        conn.execute_batch(INDEXES)?;
         Ok(Self { conn })
     }
 
@@ -302,8 +422,8 @@ impl Store {
         self.conn.execute(
             "INSERT INTO orders (iccid, template, state, eid, matching_id, confirmation_code, \
              cc_attempts, download_attempts, imsi, k, opc, msisdn, personalised, \
-             last_transaction_id, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+             last_transaction_id, euicc_certificate, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
             params![
                 o.iccid,
                 o.template,
@@ -319,31 +439,49 @@ impl Store {
                 o.msisdn,
                 o.personalised,
                 o.last_transaction_id,
+                o.euicc_certificate.as_deref().map(hex::encode_upper),
                 t
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Writes every mutable field of `o` (by id).
+    /// Writes every mutable field of `o` (by id), whatever the row holds now. Only for
+    /// setting up tests and tools: the SM-DP+ changes orders with [`Store::transition`].
     pub fn update_order(&self, o: &Order) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE orders SET state = ?2, eid = ?3, matching_id = ?4, confirmation_code = ?5, \
-             cc_attempts = ?6, download_attempts = ?7, last_transaction_id = ?8, updated_at = ?9 \
-             WHERE id = ?1",
-            params![
-                o.id,
-                o.state.as_str(),
-                o.eid,
-                o.matching_id,
-                o.confirmation_code,
-                o.cc_attempts,
-                o.download_attempts,
-                o.last_transaction_id,
-                now()
-            ],
-        )?;
+        write_order(&self.conn, o, None)?;
         Ok(())
+    }
+
+    /// Changes order `id` atomically: in one `BEGIN IMMEDIATE` transaction (which takes the
+    /// database's write lock first, so no other connection or process writes in between) the
+    /// row is read, `change` decides on it — editing the order, returning an error, or both
+    /// (e.g. count a wrong confirmation code and refuse) — and an edited order is written
+    /// with a conditional UPDATE that applies only to the row exactly as read.
+    ///
+    /// Returns the order as stored afterwards and what `change` returned.
+    pub fn transition<T, E>(
+        &self,
+        id: i64,
+        change: impl FnOnce(&mut Order) -> Result<T, E>,
+    ) -> Result<(Order, Result<T, E>), StoreError> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1");
+        let before = tx
+            .query_row(&sql, [id], order_from_row)
+            .optional()?
+            .transpose()?
+            .ok_or(StoreError::NoOrder(id))?;
+        let mut after = before.clone();
+        let outcome = change(&mut after);
+        after.id = before.id;
+        if after != before {
+            if write_order(&tx, &after, Some(&before))? != 1 {
+                return Err(StoreError::Conflict(id));
+            }
+            tx.commit()?;
+        }
+        Ok((after, outcome))
     }
 
     fn order_where(
@@ -372,20 +510,49 @@ impl Store {
         self.order_where("iccid = ?1", &iccid)
     }
 
-    /// The newest released order bound to `eid` (default SM-DP+ / no matching ID case, SGP.22
-    /// §3.1.3.2).
+    /// The newest order bound to `eid` that is released, or downloaded but not yet reported
+    /// installed (default SM-DP+ / no matching ID case, SGP.22 §3.1.3.2; a download that was
+    /// interrupted after the package was sent can be retried).
     pub fn released_order_for_eid(&self, eid: &str) -> Result<Option<Order>, StoreError> {
         let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE eid = ?1 AND state = ?2 ORDER BY id DESC LIMIT 1"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE eid = ?1 AND state IN (?2, ?3) \
+             ORDER BY id DESC LIMIT 1"
         );
         self.conn
             .query_row(
                 &sql,
-                params![eid, OrderState::Released.as_str()],
+                params![
+                    eid,
+                    OrderState::Released.as_str(),
+                    OrderState::Downloaded.as_str()
+                ],
                 order_from_row,
             )
             .optional()?
             .transpose()
+    }
+
+    /// Orders of `iccid` whose package went out and whose installation result has not come
+    /// back, newest first (at most a few: a template's ICCID is shared by its downloads).
+    pub fn orders_awaiting_result(&self, iccid: &str) -> Result<Vec<Order>, StoreError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE iccid = ?1 AND state IN (?2, ?3) \
+             AND euicc_certificate IS NOT NULL ORDER BY id DESC LIMIT 16"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                iccid,
+                OrderState::Released.as_str(),
+                OrderState::Downloaded.as_str()
+            ],
+            order_from_row,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
     }
 
     /// Every order, oldest first.
@@ -400,24 +567,54 @@ impl Store {
         Ok(out)
     }
 
-    pub fn put_session(&self, transaction_id: &str, data: &str) -> Result<(), StoreError> {
+    /// Stores a new session that expires at `expires_at_ms` (Unix milliseconds).
+    pub fn create_session(
+        &self,
+        transaction_id: &str,
+        data: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO sessions (transaction_id, data, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT(transaction_id) DO UPDATE SET data = ?2, updated_at = ?3",
-            params![transaction_id, data, now()],
+            "INSERT INTO sessions (transaction_id, data, updated_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![transaction_id, data, now(), expires_at_ms],
         )?;
         Ok(())
     }
 
-    pub fn session(&self, transaction_id: &str) -> Result<Option<String>, StoreError> {
+    /// Replaces a session's data, keeping its expiry. Returns false if it does not exist.
+    pub fn put_session(&self, transaction_id: &str, data: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sessions SET data = ?2, updated_at = ?3 WHERE transaction_id = ?1",
+            params![transaction_id, data, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The data of a session that has not expired at `now_ms`.
+    pub fn session(&self, transaction_id: &str, now_ms: i64) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT data FROM sessions WHERE transaction_id = ?1",
-                [transaction_id],
+                "SELECT data FROM sessions WHERE transaction_id = ?1 AND expires_at > ?2",
+                params![transaction_id, now_ms],
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// Deletes every session expired at `now_ms`; returns how many.
+    pub fn purge_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM sessions WHERE expires_at <= ?1", [now_ms])?)
+    }
+
+    /// Sessions stored, expired or not.
+    pub fn session_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?)
     }
 
     pub fn delete_session(&self, transaction_id: &str) -> Result<(), StoreError> {
@@ -529,6 +726,7 @@ mod tests {
             msisdn: None,
             personalised: true,
             last_transaction_id: None,
+            euicc_certificate: None,
         }
     }
 
@@ -541,6 +739,7 @@ mod tests {
         o.state = OrderState::Released;
         o.eid = Some("89049032123451234512345678901235".into());
         o.cc_attempts = 2;
+        o.euicc_certificate = Some(vec![0x30, 0x00]);
         store.update_order(&o).unwrap();
         assert_eq!(
             store.order_by_matching_id("MID-1").unwrap(),
@@ -576,5 +775,115 @@ mod tests {
             assert_eq!(OrderState::parse(st.as_str()), Some(st));
         }
         assert_eq!(OrderState::parse("bogus"), None);
+    }
+
+    #[test]
+    fn a_transition_writes_what_the_change_decided_and_returns_its_outcome() {
+        let store = Store::open(None).unwrap();
+        let id = store.insert_order(&order()).unwrap();
+        let (after, outcome) = store
+            .transition(id, |o| {
+                o.download_attempts += 1;
+                Err::<(), _>("refused after counting")
+            })
+            .unwrap();
+        assert_eq!(outcome, Err("refused after counting"));
+        assert_eq!(after.download_attempts, 1);
+        assert_eq!(store.order(id).unwrap().unwrap(), after);
+        let (_, outcome) = store.transition(id, |_| Ok::<_, ()>(7)).unwrap();
+        assert_eq!(outcome, Ok(7));
+        assert!(matches!(
+            store.transition(999, |_| Ok::<_, ()>(())),
+            Err(StoreError::NoOrder(999))
+        ));
+    }
+
+    #[test]
+    fn transitions_from_two_connections_never_both_act_on_the_same_state() {
+        // Two SM-DP+ processes sharing one database file: each claims the released order
+        // only if it is still released; exactly one claim per round succeeds.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("smdp.sqlite");
+        let first = Store::open(Some(&path)).unwrap();
+        let mut o = order();
+        o.state = OrderState::Released;
+        let id = first.insert_order(&o).unwrap();
+        drop(first);
+        let wins: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let path = path.clone();
+                    scope.spawn(move || {
+                        let store = Store::open(Some(&path)).unwrap();
+                        let (_, outcome) = store
+                            .transition(id, |o| {
+                                if o.state != OrderState::Released {
+                                    return Err(());
+                                }
+                                o.state = OrderState::Downloaded;
+                                o.last_transaction_id = Some(format!("T{i}"));
+                                Ok(())
+                            })
+                            .unwrap();
+                        outcome.is_ok()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    }
+
+    #[test]
+    fn a_blind_write_between_read_and_write_is_detected_as_a_conflict() {
+        let store = Store::open(None).unwrap();
+        let id = store.insert_order(&order()).unwrap();
+        let result = store.transition(id, |o| {
+            // Inside the transaction the same connection changes the row behind the
+            // transition's back; the conditional UPDATE must notice.
+            let mut other = o.clone();
+            other.state = OrderState::Error;
+            store.update_order(&other).unwrap();
+            o.state = OrderState::Released;
+            Ok::<_, ()>(())
+        });
+        assert!(matches!(result, Err(StoreError::Conflict(i)) if i == id));
+    }
+
+    #[test]
+    fn expired_sessions_are_invisible_and_purged() {
+        let store = Store::open(None).unwrap();
+        store.create_session("A", "{}", 1_000).unwrap();
+        store.create_session("B", "{}", 2_000).unwrap();
+        assert_eq!(store.session("A", 999).unwrap().as_deref(), Some("{}"));
+        assert_eq!(
+            store.session("A", 1_000).unwrap(),
+            None,
+            "expired at its time"
+        );
+        assert!(store.put_session("A", "{\"x\":1}").unwrap());
+        assert!(!store.put_session("C", "{}").unwrap());
+        assert_eq!(store.purge_sessions(1_500).unwrap(), 1);
+        assert_eq!(store.session_count().unwrap(), 1);
+        assert_eq!(store.session("B", 1_500).unwrap().as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn opens_a_database_written_before_sessions_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sessions (transaction_id TEXT PRIMARY KEY, data TEXT NOT NULL, \
+             updated_at INTEGER NOT NULL);
+             INSERT INTO sessions VALUES ('OLD', '{}', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(Some(&path)).unwrap();
+        assert_eq!(store.session("OLD", now_ms()).unwrap(), None);
+        assert_eq!(store.purge_sessions(now_ms()).unwrap(), 1);
+        let id = store.insert_order(&order()).unwrap();
+        assert_eq!(store.order(id).unwrap().unwrap().euicc_certificate, None);
     }
 }

@@ -20,6 +20,8 @@ pub enum TransportError {
     Pcsc(String),
     #[error("no PC/SC reader named {wanted:?}; readers present: {present}")]
     NoSuchReader { wanted: String, present: String },
+    #[error("reader name {wanted:?} is ambiguous: it starts {matches}; give more of the name")]
+    AmbiguousReader { wanted: String, matches: String },
     #[error("vpcd: {0}")]
     Vpcd(#[from] simlab_vpcd::reader::ReaderError),
     #[error("card answered {got} bytes; an answer needs at least SW1 SW2")]

@@ -105,6 +105,30 @@ impl FakeEuicc {
         Self::from_pki(&pki_dir(), Curve::Nist)
     }
 
+    /// An eUICC of the shipped NIST PKI with its own EID and key (a certificate newly issued
+    /// by the PKI's EUM).
+    pub fn nist_with_eid(eid: &str) -> Self {
+        let p = Pki::load(&pki_dir(), Curve::Nist).unwrap();
+        let issued = p.issue_euicc(eid).unwrap();
+        let pem = issued.key.as_ref().unwrap().to_sec1_pem().unwrap();
+        Self {
+            key: SigningKey::from_pem(&pem).unwrap(),
+            cert: issued.cert_der,
+            eid: hex::decode(eid).unwrap().try_into().unwrap(),
+            ..Self::nist()
+        }
+    }
+
+    /// `n` eUICCs with distinct EIDs (`89049032 0…0 i` with check digits).
+    pub fn many(n: usize) -> Vec<Self> {
+        (0..n)
+            .map(|i| {
+                let eid = pki::complete_eid(&format!("8904903200000000000000{i:08}")).unwrap();
+                Self::nist_with_eid(&eid)
+            })
+            .collect()
+    }
+
     pub fn eid_string(&self) -> String {
         hex::encode(self.eid)
     }

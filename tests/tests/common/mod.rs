@@ -8,7 +8,100 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use simlab_emulator::{CardDefinition, Uicc};
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The vpcd slot the pcscd lane uses (docs/vpcd.md), from the environment so that a shared
+/// host can give each user or CI job its own slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneSlot {
+    /// Where the card side connects: `SIMLAB_VPCD` (host:port), default 127.0.0.1:35963.
+    pub vpcd: String,
+    /// The PC/SC reader of that slot: `SIMLAB_VPCD_READER`, default "Virtual PCD 00 NN" with
+    /// NN = port − 35963 (vpcd's slot number).
+    pub reader: String,
+    /// A loopback port whose listener marks the slot as taken by one process: 35960 − NN.
+    pub lock: String,
+}
+
+/// vpcd's slot `n` listens on this port + n.
+const VPCD_BASE_PORT: u16 = simlab_vpcd::VPCD_BASE_PORT;
+/// The slot lock of slot `n` is this port − n (just below vpcd's ports).
+const SLOT_LOCK_BASE_PORT: u16 = 35960;
+
+impl LaneSlot {
+    /// The slot `vpcd` and `reader` (the environment's values) name.
+    pub fn new(vpcd: Option<&str>, reader: Option<&str>) -> Result<Self, String> {
+        let vpcd = vpcd.unwrap_or(simlab_vpcd::DEFAULT_VPCD_ADDR).to_owned();
+        let port: u16 = vpcd
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .ok_or_else(|| format!("SIMLAB_VPCD={vpcd:?}: expected host:port"))?;
+        let slot = port
+            .checked_sub(VPCD_BASE_PORT)
+            .filter(|n| *n < 100)
+            .ok_or_else(|| {
+                format!("SIMLAB_VPCD={vpcd:?}: vpcd's slots listen on {VPCD_BASE_PORT} + N")
+            })?;
+        Ok(Self {
+            reader: reader.map_or_else(|| format!("Virtual PCD 00 {slot:02}"), str::to_owned),
+            lock: format!("127.0.0.1:{}", SLOT_LOCK_BASE_PORT - slot),
+            vpcd,
+        })
+    }
+}
+
+/// The lane's slot, read from the environment once.
+pub fn lane_slot() -> &'static LaneSlot {
+    static SLOT: OnceLock<LaneSlot> = OnceLock::new();
+    SLOT.get_or_init(|| {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        LaneSlot::new(
+            var("SIMLAB_VPCD").as_deref(),
+            var("SIMLAB_VPCD_READER").as_deref(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// One setting of [`lane_slot`], usable in format strings (`{READER:?}`) like a constant.
+pub struct LaneSetting(fn(&'static LaneSlot) -> &'static str);
+
+impl LaneSetting {
+    pub fn as_str(&self) -> &'static str {
+        (self.0)(lane_slot())
+    }
+}
+
+impl fmt::Display for LaneSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for LaneSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+fn slot_vpcd(s: &'static LaneSlot) -> &'static str {
+    &s.vpcd
+}
+fn slot_reader(s: &'static LaneSlot) -> &'static str {
+    &s.reader
+}
+fn slot_lock(s: &'static LaneSlot) -> &'static str {
+    &s.lock
+}
+
+/// Where the lane's card connects (vpcd's slot).
+pub static VPCD_ADDR: LaneSetting = LaneSetting(slot_vpcd);
+/// The PC/SC name of that slot.
+pub static READER: LaneSetting = LaneSetting(slot_reader);
+/// Held (listening) by the process whose test uses the slot. Not vpcd's port.
+pub static SLOT_LOCK_ADDR: LaneSetting = LaneSetting(slot_lock);
 
 /// The default card definition of the repository.
 pub fn card_definition() -> PathBuf {
@@ -90,5 +183,28 @@ pub use simlab_emulator::script::matches;
 pub fn run_script(lane: &str, transmit: &mut dyn FnMut(&[u8]) -> Vec<u8>, script: &str) {
     if let Err(e) = simlab_emulator::script::run(transmit, script) {
         panic!("[{lane}] {e}");
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::LaneSlot;
+
+    #[test]
+    fn the_slot_follows_the_vpcd_port() {
+        let s = LaneSlot::new(None, None).unwrap();
+        assert_eq!(
+            (s.vpcd.as_str(), s.reader.as_str(), s.lock.as_str()),
+            ("127.0.0.1:35963", "Virtual PCD 00 00", "127.0.0.1:35960")
+        );
+        let s = LaneSlot::new(Some("127.0.0.1:35964"), None).unwrap();
+        assert_eq!(
+            (s.reader.as_str(), s.lock.as_str()),
+            ("Virtual PCD 00 01", "127.0.0.1:35959")
+        );
+        let s = LaneSlot::new(Some("10.0.0.2:35963"), Some("My vpcd")).unwrap();
+        assert_eq!(s.reader, "My vpcd");
+        assert!(LaneSlot::new(Some("localhost"), None).is_err());
+        assert!(LaneSlot::new(Some("127.0.0.1:8080"), None).is_err());
     }
 }
