@@ -23,6 +23,9 @@ pub struct SetResult {
     /// Starting and stopping the embedded network once per scenario, without flows.
     pub baseline: Duration,
     pub slowest: Vec<(String, Duration)>,
+    /// The time of the scenarios that passed, and the names of those that did not.
+    pub passed_time: Duration,
+    pub failed: Vec<String>,
 }
 
 /// Runs every built-in scenario on the embedded default.
@@ -33,12 +36,18 @@ pub fn whole_set(vectors: &Path) -> anyhow::Result<SetResult> {
     let start = Instant::now();
     let mut timed = Vec::new();
     let mut passed = 0;
+    let mut passed_time = Duration::ZERO;
+    let mut failed = Vec::new();
     for s in &scenarios {
         let r = engine::run(s, &env, &|_| {});
+        let took = Duration::from_secs_f64(r.millis / 1e3);
         if r.passed {
             passed += 1;
+            passed_time += took;
+        } else {
+            failed.push(r.name.clone());
         }
-        timed.push((r.name.clone(), Duration::from_secs_f64(r.millis / 1e3)));
+        timed.push((r.name.clone(), took));
     }
     let total = start.elapsed();
     let start = Instant::now();
@@ -57,6 +66,8 @@ pub fn whole_set(vectors: &Path) -> anyhow::Result<SetResult> {
         total,
         baseline,
         slowest: timed,
+        passed_time,
+        failed,
     })
 }
 
@@ -313,6 +324,14 @@ pub fn run(vectors: &Path, load_flows: usize) -> anyhow::Result<String> {
         set.total.as_secs_f64() * 1e3,
         set.passed
     )?;
+    writeln!(
+        out,
+        "  the passing ones    {:>8.0} ms",
+        set.passed_time.as_secs_f64() * 1e3
+    )?;
+    if !set.failed.is_empty() {
+        writeln!(out, "  failed: {}", set.failed.join(", "))?;
+    }
     writeln!(out, "  baseline            {:>8.0} ms  (embedded network started and stopped {} times, no flow)", set.baseline.as_secs_f64() * 1e3, set.scenarios)?;
     writeln!(
         out,

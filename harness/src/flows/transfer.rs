@@ -27,7 +27,7 @@ const PAST_TTL: Duration = Duration::from_millis(2100);
 /// 5 IND bits).
 const SQN_STEP: u64 = 1 << 5;
 /// How long the old device waits for the network's OTA message.
-const OTA_WAIT: Duration = Duration::from_secs(10);
+const OTA_WAIT: Duration = Duration::from_secs(3);
 
 pub fn euicc_upgrade(ctx: &mut Ctx<'_>) -> Result<(), Failure> {
     transfer(ctx, false)
