@@ -203,9 +203,9 @@ pub trait Application: std::fmt::Debug + Send {
         false
     }
 
-    /// The TARs under which secured packets reach it (TS 102 225 §5.1.1).
-    fn tars(&self) -> &[Tar] {
-        &[]
+    /// Whether secured packets with `tar` are for it (TS 102 225 §5.1.1).
+    fn answers_to_tar(&self, _state: &CardState, _tar: &Tar) -> bool {
+        false
     }
 
     /// SELECT by AID has just made it the channel's application: its answer.
@@ -250,10 +250,14 @@ impl Apps {
     }
 
     /// The application a secured packet with `tar` is for, if any.
-    pub fn by_tar(&mut self, tar: Tar) -> Option<&mut (dyn Application + 'static)> {
+    pub fn by_tar(
+        &mut self,
+        state: &CardState,
+        tar: Tar,
+    ) -> Option<&mut (dyn Application + 'static)> {
         self.0
             .iter_mut()
-            .find(|a| a.tars().contains(&tar))
+            .find(|a| a.answers_to_tar(state, &tar))
             .map(|a| a.as_mut())
     }
 

@@ -859,7 +859,10 @@ impl OtaSection {
                 counter: k.counter,
             });
         }
-        Ok(OtaKeys { keysets })
+        Ok(OtaKeys {
+            keysets,
+            ..OtaKeys::default()
+        })
     }
 }
 

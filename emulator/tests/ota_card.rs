@@ -770,3 +770,50 @@ fn two_keysets_with_one_kid_index_are_refused() {
         .to_string();
     assert!(err.contains("3 is used by two keysets"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// A profile's own SCP80 keys (what an eUICC's enabled profile brings)
+
+#[test]
+fn a_ts48_profiles_keys_and_rfm_tars_are_the_ones_its_content_answers_to() {
+    use simlab_emulator::euicc::install;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../vectors/profiles/TS48V1-A-UNIQUE.der"
+    );
+    let installed = install::build(&std::fs::read(path).unwrap()).unwrap();
+    // The profile's content as the card's live content, as an eUICC makes it at REFRESH.
+    let (atr, mut state) = definition();
+    state.put_content(installed.content);
+    let mut c = Uicc::new(atr, state);
+    c.power_on();
+    // TS.48 keyset 1: triple DES, 2 keys.
+    let profile_keys = Keyset {
+        kic_index: 1,
+        kic_algorithm: CipherAlgorithm::TripleDesCbc2,
+        kic: h("66778899aabbccdd1122334455eeff10"),
+        kid_index: 1,
+        kid_algorithm: MacAlgorithm::TripleDesCbcMac2,
+        kid: h("112233445566778899aabbccddeeff10"),
+    };
+    // The card definition's keysets are not the profile's.
+    let (por, _) = deliver(
+        &mut c,
+        &seal(&des_keyset(), spi_secure(), TAR_USIM_RFM, 0, h("00040000")),
+    );
+    let opened = open_por(&por, &spi_secure(), &des_keyset());
+    assert_eq!(opened.packet.status, PorStatus::UnidentifiedSecurityError);
+    // The profile's USIM RFM instance, TAR B00140.
+    let packet = seal(
+        &profile_keys,
+        spi_secure(),
+        [0xB0, 0x01, 0x40],
+        0,
+        h("00040000"),
+    );
+    let (por, _) = deliver(&mut c, &packet);
+    let opened = open_por(&por, &spi_secure(), &profile_keys);
+    assert_eq!(opened.packet.status, PorStatus::Ok);
+    assert_eq!(opened.packet.tar, [0xB0, 0x01, 0x40]);
+    assert_eq!(select_usim(&mut c).1, 0x6283);
+}

@@ -106,10 +106,35 @@ fn parse() -> Cli {
 /// Exit code of a command line that does not parse (clap's, and sysexits' EX_USAGE family).
 const USAGE_EXIT_CODE: i32 = 2;
 
+/// Exit code when stdout or stderr went away mid-print: 128 + SIGPIPE, what a shell shows for
+/// a command-line tool ended by a closed pipe.
+const CLOSED_OUTPUT_EXIT_CODE: i32 = 141;
+
+/// `simlab … | head`: a reader that went away ends simlab quietly, as command-line tools end,
+/// instead of a panic ("failed printing to stdout: Broken pipe", exit 101). Done here, once,
+/// for every print of every command. SIGPIPE itself stays ignored (Rust's default) rather
+/// than restored to its default action: hyper and rustls write to sockets with `writev`, which
+/// raises SIGPIPE on a peer that went away, and that signal would kill `simlab network serve`
+/// whenever a client dies mid-request (found by `tests/sigkill_downloads.rs`).
+fn end_quietly_on_closed_output() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // std's print macros panic with "failed printing to stdout: <io error>".
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_OUTPUT_EXIT_CODE);
+        }
+        default_hook(info);
+    }));
+}
+
 fn main() {
-    // `simlab … | head`: a closed stdout or stderr ends the process quietly, as with any
-    // command-line tool, instead of a panic ("failed printing to stdout", exit 101).
-    sigpipe::reset();
+    end_quietly_on_closed_output();
     let cli = parse();
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.command))

@@ -166,6 +166,9 @@ fn network_serve_prints_the_operator_urls_and_provisions_subscribers() {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            // Free ports only: the ES2+ default (8444) may be taken on a shared host.
+            "--es2-listen",
+            "127.0.0.1:0",
             "--operator-listen",
             "127.0.0.1:0",
             "--subscriber",

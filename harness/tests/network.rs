@@ -676,12 +676,68 @@ fn two_concurrent_migrations_of_one_number_exactly_one_wins_and_the_old_card_is_
     let call = client.call(MSISDN, None).unwrap();
     assert_eq!(call.rings[0].imsis, [active[0].imsi.clone()]);
     assert_eq!(call.not_ringing[0].imsi, IMSI);
-    // The old card got a notice.
-    assert!(client
-        .inbox(IMSI, None)
-        .unwrap()
+    // The old card got a notice, and the RFM command that deactivates its USIM (SMS-PP).
+    let inbox = client.inbox(IMSI, None).unwrap();
+    assert!(inbox
         .iter()
         .any(|s| s.text.contains("moved to another device")));
+    let sms_pp: Vec<_> = inbox.iter().filter(|s| s.kind == "sms-pp").collect();
+    assert_eq!(sms_pp.len(), 1, "{inbox:?}");
+    let job = sms_pp[0].text.clone();
+
+    // The old device hands it to its card (ENVELOPE, SMS-PP download) and returns the PoR.
+    let mut old_card = InProcess::new(
+        simlab_harness::cards::load_card(&vectors().join("cards/uicc.toml"), None).unwrap(),
+    );
+    let tpdu = hex::decode(sms_pp[0].user_data.as_ref().unwrap()).unwrap();
+    let por = simlab_harness::ota::deliver_sms_pp(&mut old_card, &tpdu)
+        .unwrap()
+        .unwrap();
+    let done = client.ota_por(&job, &por).unwrap();
+    assert_eq!(done.state, "por-ok", "{done:?}");
+    assert_eq!(done.outcome.unwrap()["responses"][0]["sw"], "9000");
+    // Read directly afterwards, the old card's USIM is deactivated (TS 102 221: 62 83).
+    use simlab_harness::transport::Transport as _;
+    let select = old_card
+        .transmit(&hex::decode("00A4040C0CA0000000871002FF49FF0589").unwrap())
+        .unwrap();
+    assert_eq!(select, [0x62, 0x83]);
+    assert_eq!(
+        code_of(client.ota_por(&job, &por)),
+        "operation-state",
+        "one PoR per job"
+    );
+}
+
+#[test]
+fn ota_commands_need_the_cards_keys_and_a_forged_por_is_recorded_as_refused() {
+    let net = start();
+    let client = net.client();
+    let mut p = uicc_provision();
+    let keys = p.ota.take().expect("uicc.toml has OTA keysets");
+    client.provision(&p).unwrap();
+    let request = simlab_harness::network::ota::OtaRequest {
+        imsi: IMSI.into(),
+        apdus: vec!["00A4000C022FE2".into(), "00B000000A".into()],
+        deactivate_usim: false,
+        application: Some("uicc".into()),
+        keyset: None,
+    };
+    assert_eq!(code_of(client.ota_send(&request)), "no-ota-keys");
+    p.ota = Some(keys);
+    client.provision(&p).unwrap();
+    let job = client.ota_send(&request).unwrap();
+    assert_eq!(job.state, "sent");
+    let mut bad = request.clone();
+    bad.keyset = Some(15);
+    assert_eq!(code_of(client.ota_send(&bad)), "invalid-parameter");
+
+    // A PoR that was not made with the card's keys.
+    let forged = hex::decode("027100001200000000000000000000000000001234").unwrap();
+    let refused = client.ota_por(&job.id, &forged).unwrap();
+    assert_eq!(refused.state, "por-error");
+    assert!(refused.outcome.unwrap()["refused"].is_string());
+    assert_eq!(client.ota_jobs().unwrap().len(), 1);
 }
 
 #[test]

@@ -45,12 +45,16 @@ fn serve(db: &Path) -> (Child, String, String) {
             "127.0.0.1:0",
             "--es2-listen",
             "127.0.0.1:0",
+            // Free ports only: the operator services' default port may be taken on a shared
+            // host (another test, another user).
+            "--operator-listen",
+            "127.0.0.1:0",
             "--db",
         ])
         .arg(db)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(db.with_extension("log")).unwrap())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -180,10 +184,12 @@ fn a_download_killed_by_sigkill_has_succeeded_or_succeeds_when_run_again() {
             );
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let (_, v, err) = simlab(&args);
+            let server_log = std::fs::read_to_string(db.with_extension("log")).unwrap_or_default();
+            let server_state = server.try_wait().unwrap();
             assert!(
                 profiles(&state).contains(&o.iccid),
                 "kill {i} at {at:?}: the retry failed and the profile is not on the card: \
-                 {v}\n{err}"
+                 {v}\n{err}\nSM-DP+ process: {server_state:?}, its log:\n{server_log}"
             );
             already += 1;
         }

@@ -412,3 +412,45 @@ fn the_order_command_places_a_released_order_on_a_running_server() {
     assert_eq!(orders[0].state, OrderState::Released);
     assert_eq!(orders[0].confirmation_code.as_deref(), Some("7777"));
 }
+
+#[test]
+fn network_serve_warns_when_it_listens_beyond_loopback() {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args([
+            "network",
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--es2-listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let warned = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(line) if line.contains("other machines") => break line,
+            Ok(line) => seen.push(line),
+            Err(_) => break String::new(),
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        warned.contains("WARN") && warned.contains("ES9+"),
+        "no warning; stderr: {seen:#?}"
+    );
+}

@@ -291,11 +291,19 @@ const ES2_FUNCTIONS: [&str; 4] = [
     "releaseProfile",
 ];
 
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+/// Generated cases per run: 64, or `SIMLAB_MALFORMED_CASES`.
+fn malformed_cases() -> u32 {
+    std::env::var("SIMLAB_MALFORMED_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
 
-    /// Malformed bodies for every function (64 cases × 2 ports): the server always answers,
-    /// with a failed header and status codes.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(malformed_cases()))]
+
+    /// Malformed bodies for every function (each case on both ports): the server always
+    /// answers, with a failed header and status codes.
     #[test]
     fn malformed_bodies_get_a_failed_header_from_every_function(
         es9 in proptest::sample::select(ES9_FUNCTIONS.to_vec()),

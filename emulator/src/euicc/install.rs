@@ -11,7 +11,6 @@
 use super::ProfileContent;
 use crate::aka::{AkaAlgorithm, SqnStore};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, LifeCycle, NodeId};
-use crate::ota::keys::OtaKeys;
 use crate::pin::{Pin, PinStore, Puk};
 use crate::rsp::es10::{ErrorReason, Iccid};
 use crate::saip::{self, FileKind, SaipFile};
@@ -95,7 +94,7 @@ pub fn build(upp: &[u8]) -> Result<Installed, ErrorReason> {
             fs,
             pins,
             usim,
-            ota: OtaKeys::default(),
+            ota: crate::ota::keys::from_saip(&pkg),
         },
     })
 }

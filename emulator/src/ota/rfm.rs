@@ -1,6 +1,8 @@
 //! The remote file management applications of ETSI TS 102 226 §6: UICC RFM (TAR 'B0 00 10')
 //! and USIM RFM (TAR 'B0 00 11', 3GPP TS 31.116), hosted through the card's application
-//! interface and reached only by secured packets.
+//! interface and reached only by secured packets — also under the TARs the card's (on an
+//! eUICC, the enabled profile's) RFM elements list, e.g. 'B0 01 20' and 'B0 01 40' in the
+//! GSMA TS.48 test profiles.
 //!
 //! Each command string runs in a session of its own: the MF (UICC RFM) or ADF.USIM (USIM RFM)
 //! is selected implicitly at its start (TS 102 226 §6.1, TS 31.116 §5.1), and the access
@@ -16,6 +18,7 @@ use crate::apdu::{Command, Instruction};
 use crate::app::{Application, Context, Response};
 use crate::fs::FileSystem;
 use crate::platform;
+use crate::state::CardState;
 use crate::status::StatusWord;
 use crate::ts_102_221;
 
@@ -46,7 +49,7 @@ pub enum RfmKind {
 #[derive(Debug, Clone, Copy)]
 pub struct Rfm {
     kind: RfmKind,
-    tars: [Tar; 1],
+    tar: Tar,
 }
 
 impl Rfm {
@@ -55,7 +58,7 @@ impl Rfm {
             RfmKind::Uicc => TAR_UICC_RFM,
             RfmKind::Usim => TAR_USIM_RFM,
         };
-        Self { kind, tars: [tar] }
+        Self { kind, tar }
     }
 
     /// The implicit selection at the start of a command string and the ADM access domain.
@@ -80,8 +83,13 @@ impl Application for Rfm {
         }
     }
 
-    fn tars(&self) -> &[Tar] {
-        &self.tars
+    /// Its standard TAR, and the ones the card's (or enabled profile's) RFM elements name.
+    fn answers_to_tar(&self, state: &CardState, tar: &Tar) -> bool {
+        let extra = match self.kind {
+            RfmKind::Uicc => &state.ota.uicc_rfm_tars,
+            RfmKind::Usim => &state.ota.usim_rfm_tars,
+        };
+        *tar == self.tar || extra.contains(tar)
     }
 
     fn secured_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) -> Vec<u8> {

@@ -178,7 +178,7 @@ fn check_and_run(
     packet: &[u8],
     index: Option<usize>,
 ) -> Result<(u64, Vec<u8>), Refusal> {
-    if apps.by_tar(header.tar).is_none() {
+    if apps.by_tar(ctx.state, header.tar).is_none() {
         return Err(PorStatus::TarUnknown.into());
     }
     let index = index.ok_or(PorStatus::UnidentifiedSecurityError)?;
@@ -214,7 +214,7 @@ fn check_and_run(
         }
     }
     let app = apps
-        .by_tar(header.tar)
+        .by_tar(ctx.state, header.tar)
         .ok_or(PorStatus::TarUnknown)
         .map_err(Refusal::from)?;
     // The application's own session: the terminal's channels and PINs stay as they are.

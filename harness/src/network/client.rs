@@ -840,6 +840,25 @@ impl NetworkClient {
         self.get_json("/admin/contracts")
     }
 
+    /// `POST /ota/commands`: a secured packet (SCP80) for a card, delivered as SMS-PP to its
+    /// inbox (`Sms.kind == "sms-pp"`, `user_data` = the TPDU, `text` = the job id).
+    pub fn ota_send(&self, request: &super::ota::OtaRequest) -> Result<super::ota::OtaJob> {
+        self.post_json("/ota/commands", request)
+    }
+
+    /// `POST /ota/por`: the PoR a device's card answered to the job's SMS-PP.
+    pub fn ota_por(&self, job_id: &str, por: &[u8]) -> Result<super::ota::OtaJob> {
+        self.post_json(
+            "/ota/por",
+            &json!({"jobId": job_id, "por": hex::encode_upper(por)}),
+        )
+    }
+
+    /// `GET /admin/ota`.
+    pub fn ota_jobs(&self) -> Result<Vec<super::ota::OtaJob>> {
+        self.get_json("/admin/ota")
+    }
+
     /// `GET /`: every service URL.
     pub fn urls(&self) -> Result<Value> {
         self.get_json("/")
@@ -895,7 +914,11 @@ impl Provision {
             aka: Some(aka),
             account: None,
             sqn: Some(usim.aka.sqn),
-            ota: None,
+            // The card's OTA keysets (`[[ota.keyset]]`), for the network's RFM commands.
+            ota: match def.ota.keys()? {
+                keys if keys.keysets.is_empty() => None,
+                keys => Some(serde_json::to_value(keys)?),
+            },
             policy: Default::default(),
             ring_mode: Default::default(),
         })

@@ -48,6 +48,9 @@ pub fn router(network: Shared) -> Router {
         .route("/hlr/attach", post(hlr_attach))
         .route("/hlr/attach/{session}", post(hlr_attach_answer))
         .route("/calls", post(call))
+        .route("/ota/commands", post(ota_send))
+        .route("/ota/por", post(ota_por))
+        .route("/admin/ota", get(admin_ota))
         .route("/admin/subscribers", get(admin_subscribers))
         .route("/admin/subscribers/{msisdn}", get(admin_subscriber))
         .route("/admin/imsis/{imsi}", get(admin_imsi))
@@ -445,4 +448,34 @@ async fn admin_sms(State(network): State<Shared>) -> Response {
 
 async fn admin_contracts(State(network): State<Shared>) -> Response {
     run_json(network, |n| n.contracts()).await
+}
+
+async fn ota_send(State(network): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let req: super::ota::OtaRequest = match parse_json(&headers, &body) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    match blocking(network, move |n| n.ota_send(&req)).await {
+        Ok(job) => json_response(201, &job),
+        Err(e) => error_response(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PorRequest {
+    job_id: String,
+    por: String,
+}
+
+async fn ota_por(State(network): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let req: PorRequest = match parse_json(&headers, &body) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    run_json(network, move |n| n.ota_por(&req.job_id, &req.por)).await
+}
+
+async fn admin_ota(State(network): State<Shared>) -> Response {
+    run_json(network, |n| n.ota_jobs()).await
 }

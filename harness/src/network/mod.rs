@@ -13,6 +13,7 @@ pub mod contract;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ota;
 pub mod server;
 pub mod service;
 pub mod ts43;

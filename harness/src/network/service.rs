@@ -397,6 +397,9 @@ impl Network {
                 (_, _, None) => return Err(NetError::missing("aka")),
             };
         let algorithm = aka.algorithm()?;
+        if let Some(ota) = &p.ota {
+            super::ota::check_keys(ota)?;
+        }
         self.tx(|c| {
             if let Some(existing) = db::line_by_iccid(c, &iccid)? {
                 if existing.imsi != imsi {
@@ -584,6 +587,20 @@ impl Network {
                                 order.msisdn
                             ),
                         };
+                        // Fig. 16, granted claims: the old UICC's USIM is deactivated on the card
+                        // itself by the network's RFM command (USIM RFM, DEACTIVATE FILE).
+                        if old.kind == CardKind::Uicc && old.ota.is_some() {
+                            let request = super::ota::OtaRequest {
+                                imsi: old.imsi.clone(),
+                                apdus: Vec::new(),
+                                deactivate_usim: true,
+                                application: None,
+                                keyset: None,
+                            };
+                            if let Err(e) = super::ota::send(c, &old, &request) {
+                                tracing::warn!(imsi = %old.imsi, "OTA deactivation not sent: {e}");
+                            }
+                        }
                         // Addressed to the old card itself (it is disabled, so an SMS to the
                         // MSISDN would no longer reach it).
                         db::insert_sms(
@@ -1986,6 +2003,31 @@ impl Network {
             answered_by,
             not_ringing,
         })
+    }
+
+    // ----- OTA sender (issue 8) -----
+
+    /// `POST /ota/commands`: a secured packet for a card, as SMS-PP into its inbox.
+    pub fn ota_send(
+        &self,
+        request: &super::ota::OtaRequest,
+    ) -> Result<super::ota::OtaJob, NetError> {
+        let imsi = ts43::check_imsi("imsi", &request.imsi)?;
+        self.tx(|c| {
+            let line = db::line(c, &imsi)?.ok_or_else(|| {
+                NetError::forbidden("unknown-subscriber", format!("no IMSI {imsi}"))
+            })?;
+            super::ota::send(c, &line, request)
+        })
+    }
+
+    /// `POST /ota/por`: the PoR the device got from its card.
+    pub fn ota_por(&self, job: &str, por: &str) -> Result<super::ota::OtaJob, NetError> {
+        self.tx(|c| super::ota::por(c, job, por))
+    }
+
+    pub fn ota_jobs(&self) -> Result<Vec<super::ota::OtaJob>, NetError> {
+        self.db(super::ota::all)
     }
 
     // ----- Admin API (read-only) -----
