@@ -16,6 +16,7 @@ const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 #[case::multi_imsi_uicc("multi-imsi-uicc/code-check")]
 #[case::unbind("unbind/remove-profile")]
 #[case::dual_card("dual-card/eap-aka")]
+#[case::euicc_upgrade("euicc-upgrade/typed")]
 #[case::euicc_upgrade_refused("euicc-upgrade/lockout")]
 #[case::euicc_migration("euicc-migration/typed")]
 fn normalised_transcript(#[case] name: &str) {

@@ -105,9 +105,14 @@ fn the_cases_cover_every_flow_and_variant_of_the_catalog() {
 #[case::dual_card_eap_aka("dual-card", "eap-aka")]
 #[case::dual_card_sms("dual-card", "sms")]
 #[case::dual_card_with_binding("dual-card", "with-binding")]
+#[case::euicc_upgrade_typed("euicc-upgrade", "typed")]
+#[case::euicc_upgrade_nfc("euicc-upgrade", "nfc")]
+#[case::euicc_upgrade_wrong_code("euicc-upgrade", "wrong-code")]
 #[case::euicc_upgrade_lockout("euicc-upgrade", "lockout")]
 #[case::euicc_upgrade_expired_code("euicc-upgrade", "expired-code")]
+#[case::euicc_upgrade_reused_code("euicc-upgrade", "reused-code")]
 #[case::euicc_upgrade_someone_else("euicc-upgrade", "someone-else")]
+#[case::euicc_upgrade_network_restart("euicc-upgrade", "network-restart")]
 #[case::euicc_migration_typed("euicc-migration", "typed")]
 #[case::euicc_migration_concurrent("euicc-migration", "concurrent")]
 #[case::euicc_migration_someone_else("euicc-migration", "someone-else")]
@@ -120,18 +125,6 @@ fn flow_passes_in_process(#[case] flow: &str, #[case] variant: &str) {
         .error
         .clone();
     assert_eq!(r.refused, want, "refusal of {}", r.name);
-}
-
-#[rstest]
-#[case::euicc_upgrade_typed("euicc-upgrade", "typed")]
-#[case::euicc_upgrade_nfc("euicc-upgrade", "nfc")]
-#[case::euicc_upgrade_wrong_code("euicc-upgrade", "wrong-code")]
-#[case::euicc_upgrade_reused_code("euicc-upgrade", "reused-code")]
-#[case::euicc_upgrade_network_restart("euicc-upgrade", "network-restart")]
-#[ignore = "the network does not send the RFM (SMS-PP) that disables the old UICC yet (docs/network.md §7; requests-network 19)"]
-fn upgrade_passes_in_process_waiting_for_ota(#[case] flow: &str, #[case] variant: &str) {
-    let r = run(flow, variant);
-    assert!(r.passed, "{}", explain(&r));
 }
 
 #[test]
@@ -171,10 +164,6 @@ fn every_scenario_file_in_vectors_parses_and_passes() {
     let scenarios = scenario::load_dir(&Path::new(VECTORS).join("flows")).unwrap();
     assert!(scenarios.len() >= 8, "{} scenario files", scenarios.len());
     for s in scenarios {
-        let blocked = s.flow.name == "euicc-upgrade" && s.expect.error.is_none();
-        if blocked {
-            continue; // see upgrade_passes_in_process_waiting_for_ota
-        }
         let r = flows::run(&s, &env(), &|_| {});
         assert!(r.passed, "{}: {}", s.source.unwrap().display(), explain(&r));
     }

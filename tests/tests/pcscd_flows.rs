@@ -134,3 +134,53 @@ fn euicc_migration_with_both_euiccs_behind_pcscd() {
         "{proven:?}"
     );
 }
+
+/// Fig. 16 through pcscd: the old UICC on one slot (with the definition the operator holds
+/// for it), the new eUICC on the other; afterwards the old card, read through pcscd by the
+/// flow's own proofs, has its USIM deactivated by the network's RFM (62 83, no DB).
+#[test]
+#[ignore = "needs pcscd with vpcd (scripts/test.sh runs it)"]
+fn euicc_upgrade_with_the_old_uicc_and_the_new_euicc_behind_pcscd() {
+    let (old_slot, new_slot) = slots();
+    let _locks = (lock(&old_slot), lock(&new_slot));
+    let cards = std::path::Path::new(VECTORS).join("cards");
+    let card = |name: &str| simlab_harness::cards::load_card(&cards.join(name), None).unwrap();
+    let old_card = spawn(
+        VpcdCard::new(card("uicc.toml")),
+        old_slot.vpcd.clone(),
+        ServeOptions::default(),
+    )
+    .unwrap();
+    let new_card = spawn(
+        VpcdCard::new(card("euicc.toml")),
+        new_slot.vpcd.clone(),
+        ServeOptions::default(),
+    )
+    .unwrap();
+    wait_for_card(&old_slot.reader);
+    wait_for_card(&new_slot.reader);
+
+    let mut env = Env::embedded(VECTORS);
+    env.cards
+        .insert("old".into(), CardSpec::Reader(old_slot.reader.clone()));
+    env.card_defs.insert("old".into(), cards.join("uicc.toml"));
+    env.cards
+        .insert("new".into(), CardSpec::Reader(new_slot.reader.clone()));
+    let s = Scenario::by_name("euicc-upgrade/typed").unwrap().remove(0);
+    let r = flows::run(&s, &env, &|_| {});
+    old_card.stop().unwrap();
+    new_card.stop().unwrap();
+    assert!(r.passed, "{:?}\n{:#?}", r.failure, r.steps);
+    let proven: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.ok)
+        .map(|c| c.what.as_str())
+        .collect();
+    for want in [
+        "the old UICC's USIM selects with 62 83 (deactivated)",
+        "the old UICC no longer answers AUTHENTICATE with DB",
+    ] {
+        assert!(proven.contains(&want), "{want}: {proven:?}");
+    }
+}

@@ -472,13 +472,18 @@ impl Net {
 
     /// SMS-PP messages (OTA) waiting for `imsi`.
     pub fn sms_pp(&self, imsi: &str) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-        Ok(self
-            .client
-            .inbox(imsi, None)?
-            .into_iter()
-            .filter(|m| m.kind == "sms-pp")
-            .filter_map(|m| Some((m.id, hex::decode(m.user_data.as_deref()?).ok()?)))
-            .collect())
+        let mut out = Vec::new();
+        for m in self.client.inbox(imsi, None)? {
+            if m.kind != "sms-pp" {
+                continue;
+            }
+            // The text of an OTA message names the network's job id, drawn per run.
+            self.rec.secret("OTA-JOB", &m.text);
+            if let Some(tpdu) = m.user_data.as_deref().and_then(|h| hex::decode(h).ok()) {
+                out.push((m.id, tpdu));
+            }
+        }
+        Ok(out)
     }
 
     /// The contract page (6030): opened, then accepted or declined with the form.
