@@ -14,7 +14,9 @@
 # SIMLAB_VPCD=host:port picks the vpcd slot the lane uses (default 127.0.0.1:35963, reader
 # "Virtual PCD 00 00"; 127.0.0.1:35964 is "Virtual PCD 00 01"), SIMLAB_VPCD_READER its
 # reader name if it is not the default one; see docs/vpcd.md.
-# Exit code: non-zero when either cargo test failed.
+# 3. Unless SIMLAB_SKIP_FUZZ=1: scripts/fuzz.sh runs every cargo-fuzz target of fuzz/ for
+#    SIMLAB_FUZZ_SECONDS (default 20) each (docs/conformance.md); a crash fails the run.
+# Exit code: non-zero when either cargo test or the fuzzing failed.
 
 set -uo pipefail
 
@@ -64,11 +66,22 @@ if [ "${SIMLAB_SKIP_PCSCD:-}" != 1 ]; then
     pcscd_stop
 fi
 
+fuzz="skipped (SIMLAB_SKIP_FUZZ=1)"
+fuzz_rc=0
+if [ "${SIMLAB_SKIP_FUZZ:-}" != 1 ]; then
+    fuzz_start=$(date +%s)
+    say "scripts/fuzz.sh   [${SIMLAB_FUZZ_SECONDS:-20}s per target]"
+    "$ROOT/scripts/fuzz.sh"
+    fuzz_rc=$?
+    fuzz="ran in $(($(date +%s) - fuzz_start))s"
+fi
+
 elapsed=$(($(date +%s) - start))
-if [ "$rc" -eq 0 ] && [ "$lane_rc" -eq 0 ]; then
-    say "PASS in ${elapsed}s (pcscd lane: $lane)"
+if [ "$rc" -eq 0 ] && [ "$lane_rc" -eq 0 ] && [ "$fuzz_rc" -eq 0 ]; then
+    say "PASS in ${elapsed}s (pcscd lane: $lane; fuzzing: $fuzz)"
     exit 0
 fi
-say "FAIL after ${elapsed}s: workspace tests exited $rc, pcscd lane $lane_rc (pcscd lane: $lane)"
+say "FAIL after ${elapsed}s: workspace tests exited $rc, pcscd lane $lane_rc, fuzzing $fuzz_rc (pcscd lane: $lane; fuzzing: $fuzz)"
 if [ "$rc" -ne 0 ]; then exit "$rc"; fi
-exit "$lane_rc"
+if [ "$lane_rc" -ne 0 ]; then exit "$lane_rc"; fi
+exit "$fuzz_rc"

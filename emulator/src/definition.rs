@@ -69,6 +69,29 @@ pub struct EuiccSection {
     pub firmware_version: Option<String>,
     pub sas_accreditation_number: Option<String>,
     pub max_profiles: Option<usize>,
+    /// Profiles the card comes with, installed when the card is built (see [`Preinstalled`]).
+    #[serde(default)]
+    pub preinstalled: Vec<Preinstalled>,
+}
+
+/// `[[euicc.preinstalled]]`: a profile package (SAIP DER, path relative to the definition)
+/// installed through the card's own installation path (`euicc::install::preinstall`: the
+/// same decoding, content building and metadata checks as a download), e.g. the TS.48 test
+/// profile SGP.23 test cases start from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preinstalled {
+    pub package: String,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub service_provider_name: String,
+    #[serde(default)]
+    pub profile_name: String,
+    /// `operational` (default), `test` or `provisioning` (SGP.22 §2.4.4.1).
+    pub class: Option<String>,
+    /// Where the profile's notifications go (every event); none when absent.
+    pub notification_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -467,7 +490,49 @@ impl CardDefinition {
             }
             config.max_profiles = m;
         }
-        Ok(EuiccState::new(identity, config, base))
+        let mut state = EuiccState::new(identity, config, base);
+        self.preinstall(&mut state, &e.preinstalled)?;
+        Ok(state)
+    }
+
+    fn preinstall(
+        &self,
+        state: &mut EuiccState,
+        list: &[Preinstalled],
+    ) -> Result<(), DefinitionError> {
+        use crate::rsp::es10::ProfileClass;
+        const FIELD: &str = "euicc.preinstalled";
+        if list.iter().filter(|p| p.enabled).count() > 1 {
+            return Err(field(
+                FIELD,
+                "at most one profile can be enabled (SGP.22 §2.4.4)",
+            ));
+        }
+        for p in list {
+            let class = match p.class.as_deref() {
+                None | Some("operational") => ProfileClass::Operational,
+                Some("test") => ProfileClass::Test,
+                Some("provisioning") => ProfileClass::Provisioning,
+                Some(other) => {
+                    return Err(field(
+                        FIELD,
+                        format!("class {other:?}: expected operational, test or provisioning"),
+                    ))
+                }
+            };
+            let upp = self.read_file(FIELD, &p.package)?;
+            let preload = crate::euicc::install::Preload {
+                service_provider_name: p.service_provider_name.clone(),
+                profile_name: p.profile_name.clone(),
+                class,
+                notification_address: p.notification_address.clone(),
+                enabled: p.enabled,
+            };
+            crate::euicc::install::preinstall(state, &upp, &preload).map_err(|reason| {
+                field(FIELD, format!("{} does not install: {reason:?}", p.package))
+            })?;
+        }
+        Ok(())
     }
 
     /// The ATR and initial state this definition describes.

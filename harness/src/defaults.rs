@@ -21,9 +21,15 @@ static PKI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../vectors/pki");
 static PROFILES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../vectors/profiles");
 
 /// The built-in card definitions, by name (`--card NAME`): `vectors/cards/NAME.toml`.
-/// `uicc-2`, `uicc-3`, `euicc-2`, `euicc-3` are the further devices of the seed's flows
-/// (docs/flows.md).
-pub const CARD_NAMES: [&str; 6] = ["uicc", "euicc", "uicc-2", "uicc-3", "euicc-2", "euicc-3"];
+pub const CARD_NAMES: [&str; 7] = [
+    "uicc",
+    "euicc",
+    "euicc-test-profile",
+    "uicc-2",
+    "uicc-3",
+    "euicc-2",
+    "euicc-3",
+];
 /// The default UICC (Milenage test set 1).
 pub const UICC: &str = "uicc";
 /// The default eUICC (test PKI, NIST P-256, no profile).
@@ -313,6 +319,7 @@ mod tests {
     #[rstest]
     #[case::uicc("uicc")]
     #[case::euicc("euicc")]
+    #[case::euicc_test_profile("euicc-test-profile")]
     fn every_built_in_card_builds_the_same_card_as_its_file(#[case] name: &str) {
         let built_in = card(name).unwrap().build().unwrap();
         let on_disk = CardDefinition::load(&repo().join(format!("vectors/cards/{name}.toml")))
@@ -386,7 +393,7 @@ mod tests {
         let e = card_definition(Path::new("no-such-card")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "card definition no-such-card: no such file, and not a built-in card (uicc, euicc, uicc-2, uicc-3, euicc-2, euicc-3)"
+            "card definition no-such-card: no such file, and not a built-in card (uicc, euicc, euicc-test-profile, uicc-2, uicc-3, euicc-2, euicc-3)"
         );
     }
 

@@ -19,5 +19,6 @@ pub mod output;
 pub mod pki;
 pub mod selftest;
 pub mod smdp;
+pub mod suite;
 pub mod transcript;
 pub mod transport;

@@ -54,6 +54,9 @@ enum Command {
     /// Remote card management over the air: SCP80 secured packets by SMS-PP to RFM.
     #[command(subcommand)]
     Ota(ota::cli::OtaCommand),
+    /// Conformance suites: run the cases of vectors/conformance against any card.
+    #[command(subcommand)]
+    Suite(simlab_harness::suite::SuiteCommand),
 }
 
 /// The log filter: RUST_LOG when set, else `info` (`warn` for benchmarks, whose output is a
@@ -162,6 +165,7 @@ fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Transcript(c) => transcript::cli::run(c, out),
         Command::Flows(c) => simlab_harness::flows::cli::run(c, out),
         Command::Ota(c) => ota::cli::run(c, out),
+        Command::Suite(c) => simlab_harness::suite::run(c, out),
     }
 }
 

@@ -650,3 +650,47 @@ fn simlab_ota_send_deactivates_the_usim_and_scriptor_and_opensc_tool_see_62_83()
     let sws: Vec<String> = opensc_answers(&out).into_iter().map(|(sw, _)| sw).collect();
     assert_eq!(sws, ["6283"], "SELECT USIM through opensc-tool:\n{out}");
 }
+
+/// The conformance suite through the real pcscd: every case of vectors/conformance against
+/// simlab's UICC and its eUICC with the TS.48 test profile in "Virtual PCD 00 00", each
+/// with its deviations file; nothing unexpected fails and at least the UICC, USIM (and
+/// eUICC) areas ran.
+#[rstest::rstest]
+#[case::uicc("uicc", 150)]
+#[case::euicc_test_profile("euicc-test-profile", 200)]
+#[ignore = "pcscd lane: needs pcscd with vpcd; scripts/test.sh runs it with --ignored"]
+fn the_conformance_suite_passes_through_pcscd(#[case] card: &str, #[case] at_least: usize) {
+    use simlab_harness::suite::{execute, target::TargetSpec, RunOptions};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let definition = root.join(format!("vectors/cards/{card}.toml"));
+    let _lane = Lane::start_with("the_conformance_suite_passes_through_pcscd", || {
+        let uicc = simlab_harness::cards::load_card(&definition, None).unwrap();
+        (uicc.atr().to_vec(), uicc)
+    });
+    let report = execute(&RunOptions {
+        cases: root.join("vectors/conformance"),
+        target: TargetSpec::Reader(READER.to_string()),
+        filters: Vec::new(),
+        deviations: Some(root.join(format!("vectors/conformance/deviations/simlab-{card}.toml"))),
+        timeout: Duration::from_secs(20),
+    })
+    .unwrap();
+    let failed: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.verdict(),
+                simlab_harness::suite::runner::Verdict::Failed
+                    | simlab_harness::suite::runner::Verdict::Error
+            )
+        })
+        .map(|c| format!("{}\n{}", c.id, c.transcript))
+        .collect();
+    assert!(report.ok(), "{}\n{}", report.text(), failed.join("\n"));
+    assert!(
+        report.totals.passed >= at_least,
+        "{} passed through pcscd",
+        report.totals.passed
+    );
+}

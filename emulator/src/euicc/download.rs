@@ -16,7 +16,7 @@
 //! eUICC only after the whole package was read and its content built: an interrupted or failed
 //! installation leaves nothing behind.
 
-use super::{install, notifications, EuiccState, NotificationConfig, Profile};
+use super::{install, notifications, EuiccState};
 use crate::rsp::download::{InitialiseSecureChannel, ReplaceSessionKeys};
 use crate::rsp::ecdsa::VerifyingKey;
 use crate::rsp::ecka::OneTimeKeyPair;
@@ -499,33 +499,12 @@ fn finish(
     let iccid = l.metadata.as_ref().map(|m| m.iccid);
     let final_result = match outcome {
         Ok(installed) => {
-            let aid = state.next_isdp_aid();
-            let m = l.metadata.as_ref();
             let configure = ConfigureIsdpRequest::from_der(&l.configure_isdp).unwrap_or_default();
-            state.profiles.push(Profile {
-                iccid: installed.iccid,
-                isdp_aid: aid.clone(),
-                enabled: false,
-                nickname: None,
-                service_provider_name: m
-                    .map(|m| m.service_provider_name.clone())
-                    .unwrap_or_default(),
-                profile_name: m.map(|m| m.profile_name.clone()).unwrap_or_default(),
-                icon_type: m.and_then(|m| m.icon_type).map(IconType::code),
-                icon: m.and_then(|m| m.icon.clone()),
-                class: m
-                    .and_then(|m| m.profile_class)
-                    .unwrap_or(ProfileClass::Operational)
-                    .code(),
-                notification_configuration: m
-                    .and_then(|m| m.notification_configuration.as_ref())
-                    .map(|list| list.iter().map(NotificationConfig::from).collect())
-                    .unwrap_or_default(),
-                profile_owner: m.and_then(|m| m.profile_owner.clone()),
-                ppr: m.and_then(|m| m.ppr).unwrap_or_default(),
-                dp_proprietary_data: configure.dp_proprietary_data,
-                content: installed.content,
-            });
+            let aid = state.add_profile(
+                installed,
+                l.metadata.as_ref(),
+                configure.dp_proprietary_data,
+            );
             FinalResult::Success {
                 isdp_aid: aid,
                 sima_response: SIMA_RESPONSE_OK.to_vec(),

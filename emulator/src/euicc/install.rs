@@ -8,11 +8,14 @@
 //! `installFailedDueToPEProcessingError` (SGP.22 v2.5 §5.7.6 ErrorReason 12). BER-TLV EFs are
 //! left out: the card's file system has no BER-TLV structure.
 
-use super::ProfileContent;
+use super::{EuiccState, ProfileContent};
 use crate::aka::{AkaAlgorithm, SqnStore};
 use crate::fs::{self, ArrRef, FileBody, FileSystem, LifeCycle, NodeId};
 use crate::pin::{Pin, PinStore, Puk};
-use crate::rsp::es10::{ErrorReason, Iccid};
+use crate::rsp::es10::{
+    ErrorReason, Iccid, NotificationConfiguration, NotificationEvents, ProfileClass,
+    StoreMetadataRequest,
+};
 use crate::saip::{self, FileKind, SaipFile};
 use crate::ts_31_102::UsimState;
 use std::collections::HashMap;
@@ -97,6 +100,63 @@ pub fn build(upp: &[u8]) -> Result<Installed, ErrorReason> {
             ota: crate::ota::keys::from_saip(&pkg),
         },
     })
+}
+
+/// A profile the card comes with (a card definition's `[[euicc.preinstalled]]`): the
+/// metadata an SM-DP+ would have sent in StoreMetadata, and whether it starts enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preload {
+    pub service_provider_name: String,
+    pub profile_name: String,
+    pub class: ProfileClass,
+    /// Where its notifications go (every event), if anywhere.
+    pub notification_address: Option<String>,
+    pub enabled: bool,
+}
+
+/// Installs a profile package as the factory does: the same SAIP decoding and content
+/// building as a download ([`build`]), the same checks as StoreMetadata (ICCID not yet on
+/// the eUICC, room for one more profile; SGP.22 §5.7.6), the same [`EuiccState::add_profile`].
+/// No notification is left: nothing was downloaded from anywhere. Returns the ISD-P AID.
+pub fn preinstall(
+    state: &mut EuiccState,
+    upp: &[u8],
+    preload: &Preload,
+) -> Result<Vec<u8>, ErrorReason> {
+    let installed = build(upp)?;
+    if state.profiles.iter().any(|p| p.iccid == installed.iccid) {
+        return Err(ErrorReason::InstallFailedDueToIccidAlreadyExistsOnEuicc);
+    }
+    if state.profiles.len() >= state.config.max_profiles {
+        return Err(ErrorReason::InstallFailedDueToInsufficientMemoryForProfile);
+    }
+    if preload.enabled && state.enabled_profile().is_some() {
+        // SGP.22 §2.4.4: at most one enabled profile.
+        return Err(ErrorReason::IncorrectInputValues);
+    }
+    let metadata = StoreMetadataRequest {
+        iccid: installed.iccid,
+        service_provider_name: preload.service_provider_name.clone(),
+        profile_name: preload.profile_name.clone(),
+        icon_type: None,
+        icon: None,
+        profile_class: Some(preload.class),
+        notification_configuration: preload.notification_address.as_ref().map(|a| {
+            vec![NotificationConfiguration {
+                events: NotificationEvents::ALL,
+                address: a.clone(),
+            }]
+        }),
+        profile_owner: None,
+        ppr: None,
+    };
+    let aid = state.add_profile(installed, Some(&metadata), None);
+    if preload.enabled {
+        if let Some(p) = state.profiles.last_mut() {
+            p.enabled = true;
+        }
+    }
+    Ok(aid)
 }
 
 /// The node for one SAIP file (`None` for what this card cannot hold).

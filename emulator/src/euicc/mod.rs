@@ -34,8 +34,8 @@ use crate::ota::keys::OtaKeys;
 use crate::pin::PinStore;
 use crate::rsp::ecdsa::{RawSignature, SigningKey};
 use crate::rsp::es10::{
-    Iccid, NotificationConfiguration, OperatorId, PprIds, ProfileClass,
-    ProfilePolicyAuthorisationRule,
+    Iccid, IconType, NotificationConfiguration, OperatorId, PprIds, ProfileClass,
+    ProfilePolicyAuthorisationRule, StoreMetadataRequest,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -321,6 +321,44 @@ impl EuiccState {
                 return aid;
             }
         }
+    }
+
+    /// Adds an installed profile (disabled) with its metadata (SGP.22 §2.4.4, §5.7.6);
+    /// returns its new ISD-P AID. The caller has checked the metadata (ICCID unique, class,
+    /// policy rules) and the free room.
+    pub fn add_profile(
+        &mut self,
+        installed: install::Installed,
+        metadata: Option<&StoreMetadataRequest>,
+        dp_proprietary_data: Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        let aid = self.next_isdp_aid();
+        let m = metadata;
+        self.profiles.push(Profile {
+            iccid: installed.iccid,
+            isdp_aid: aid.clone(),
+            enabled: false,
+            nickname: None,
+            service_provider_name: m
+                .map(|m| m.service_provider_name.clone())
+                .unwrap_or_default(),
+            profile_name: m.map(|m| m.profile_name.clone()).unwrap_or_default(),
+            icon_type: m.and_then(|m| m.icon_type).map(IconType::code),
+            icon: m.and_then(|m| m.icon.clone()),
+            class: m
+                .and_then(|m| m.profile_class)
+                .unwrap_or(ProfileClass::Operational)
+                .code(),
+            notification_configuration: m
+                .and_then(|m| m.notification_configuration.as_ref())
+                .map(|list| list.iter().map(NotificationConfig::from).collect())
+                .unwrap_or_default(),
+            profile_owner: m.and_then(|m| m.profile_owner.clone()),
+            ppr: m.and_then(|m| m.ppr).unwrap_or_default(),
+            dp_proprietary_data,
+            content: installed.content,
+        });
+        aid
     }
 
     /// Signs with SK.EUICC.ECDSA.

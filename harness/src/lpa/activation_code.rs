@@ -48,7 +48,30 @@ impl std::str::FromStr for ActivationCode {
             });
         }
         let matching_id = parts.next().unwrap_or_default().to_string();
+        // SGP.22 §4.1: the matching ID is printable (upper-case letters, digits, '-' in
+        // practice); whitespace or control characters would not survive printing and
+        // re-reading the code (found by fuzz/fuzz_targets/text_formats.rs).
+        if matching_id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ActivationCodeError::Field {
+                field: "matching ID",
+                problem: format!("{matching_id:?} contains whitespace or control characters"),
+            });
+        }
         let smdp_oid = parts.next().filter(|o| !o.is_empty()).map(str::to_string);
+        // The SM-DP+ OID is an object identifier in dotted decimal (X.660).
+        if let Some(oid) = &smdp_oid {
+            if !oid.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                return Err(ActivationCodeError::Field {
+                    field: "SM-DP+ OID",
+                    problem: format!(
+                        "{oid:?} is not an OID in dotted decimal (e.g. 1.3.6.1.4.1.31746)"
+                    ),
+                });
+            }
+        }
         let confirmation_code_required = match parts.next() {
             None | Some("") => false,
             Some("1") => true,
@@ -95,6 +118,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rstest::rstest;
+
+    /// fuzz/artifacts/text_formats/crash-9a065ff9…: an OID field with spaces printed
+    /// differently from what it re-read as.
+    #[rstest]
+    #[case::oid_with_spaces("LPA:1$0.1:844$ID$ =000 $", "SM-DP+ OID")]
+    #[case::oid_letters("LPA:1$h$ID$1.2.x", "SM-DP+ OID")]
+    #[case::matching_id_with_space("LPA:1$h$A B", "matching ID")]
+    #[case::matching_id_with_control("LPA:1$h$A\u{1}B", "matching ID")]
+    fn fields_that_would_not_round_trip_are_refused(#[case] text: &str, #[case] field: &str) {
+        let e = text.parse::<ActivationCode>().unwrap_err();
+        assert!(
+            matches!(e, ActivationCodeError::Field { field: f, .. } if f == field),
+            "{e}"
+        );
+    }
 
     #[rstest]
     #[case(

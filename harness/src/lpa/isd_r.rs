@@ -65,6 +65,16 @@ impl<T: Transport> IsdR<T> {
         }
     }
 
+    /// The ISD-R already selected on `channel` by the caller (no MANAGE CHANNEL, no SELECT).
+    pub fn on_channel(transport: T, channel: u8) -> Self {
+        Self { transport, channel }
+    }
+
+    /// The logical channel the ISD-R is selected on.
+    pub fn channel(&self) -> u8 {
+        self.channel
+    }
+
     /// CLA with the channel number (TS 102 221 §10.1.1).
     fn cla(&self, base: u8) -> u8 {
         if self.channel < 4 {

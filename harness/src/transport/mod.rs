@@ -26,6 +26,12 @@ pub enum TransportError {
     Vpcd(#[from] simlab_vpcd::reader::ReaderError),
     #[error("card answered {got} bytes; an answer needs at least SW1 SW2")]
     ShortAnswer { got: usize },
+    /// The command was sent and no answer came in time: what the card did with it is unknown.
+    #[error("no answer within {0:?}: the card or its reader stopped responding")]
+    Timeout(std::time::Duration),
+    /// An earlier timeout or failure ended the connection; nothing was sent.
+    #[error("the connection is gone after an earlier failure: {0}")]
+    Gone(String),
 }
 
 /// A card connection: APDUs in, answers out.
@@ -77,6 +83,20 @@ pub trait Transport {
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        (**self).transmit_raw(apdu)
+    }
+
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        (**self).reset()
+    }
+
+    fn atr(&mut self) -> Result<Vec<u8>, TransportError> {
+        (**self).atr()
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for &mut T {
     fn transmit_raw(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         (**self).transmit_raw(apdu)
     }
