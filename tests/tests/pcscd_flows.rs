@@ -75,11 +75,26 @@ fn wait_for_card(reader: &str) {
     }
 }
 
+/// Waits until pcscd no longer shows a card in `reader`: the next test's card must not be
+/// mistaken for this one (pcscd polls vpcd every 400 ms).
+fn wait_for_no_card(reader: &str) {
+    let deadline = Instant::now() + CARD_WAIT;
+    while PcscReader::connect(reader).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the card in {reader:?} did not go away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 #[ignore = "needs pcscd with vpcd (scripts/test.sh runs it)"]
 fn euicc_migration_with_both_euiccs_behind_pcscd() {
     let (old_slot, new_slot) = slots();
     let _locks = (lock(&old_slot), lock(&new_slot));
+    wait_for_no_card(&old_slot.reader);
+    wait_for_no_card(&new_slot.reader);
     let card = |name: &str| {
         simlab_harness::cards::load_card(
             &std::path::Path::new(VECTORS).join("cards").join(name),
@@ -113,6 +128,8 @@ fn euicc_migration_with_both_euiccs_behind_pcscd() {
     let r = flows::run(&s, &env, &|_| {});
     old_card.stop().unwrap();
     new_card.stop().unwrap();
+    wait_for_no_card(&old_slot.reader);
+    wait_for_no_card(&new_slot.reader);
     assert!(r.passed, "{:?}\n{:#?}", r.failure, r.steps);
     // The proofs read the cards through pcscd: the old profile disabled, the new enabled.
     let proven: Vec<&str> = r
@@ -143,6 +160,8 @@ fn euicc_migration_with_both_euiccs_behind_pcscd() {
 fn euicc_upgrade_with_the_old_uicc_and_the_new_euicc_behind_pcscd() {
     let (old_slot, new_slot) = slots();
     let _locks = (lock(&old_slot), lock(&new_slot));
+    wait_for_no_card(&old_slot.reader);
+    wait_for_no_card(&new_slot.reader);
     let cards = std::path::Path::new(VECTORS).join("cards");
     let card = |name: &str| simlab_harness::cards::load_card(&cards.join(name), None).unwrap();
     let old_card = spawn(
@@ -170,6 +189,8 @@ fn euicc_upgrade_with_the_old_uicc_and_the_new_euicc_behind_pcscd() {
     let r = flows::run(&s, &env, &|_| {});
     old_card.stop().unwrap();
     new_card.stop().unwrap();
+    wait_for_no_card(&old_slot.reader);
+    wait_for_no_card(&new_slot.reader);
     assert!(r.passed, "{:?}\n{:#?}", r.failure, r.steps);
     let proven: Vec<&str> = r
         .checks
