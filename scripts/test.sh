@@ -8,7 +8,7 @@
 #    show as "ignored", never as passed without having run.
 # 2. Unless SIMLAB_SKIP_PCSCD=1: installs what the lane needs when it is missing
 #    (Debian/Ubuntu, as root or with sudo), starts pcscd unless one already serves vpcd, runs
-#    the lane (`cargo test -p simlab-tests --test pcscd_lane -- --ignored`), and stops the
+#    the lane (`cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows -- --ignored`), and stops the
 #    pcscd it started.
 #
 # SIMLAB_VPCD=host:port picks the vpcd slot the lane uses (default 127.0.0.1:35963, reader
@@ -60,8 +60,8 @@ if [ "${SIMLAB_SKIP_PCSCD:-}" != 1 ]; then
         exit 1
     fi
     lane="ran (pcscd + vpcd slot ${SIMLAB_VPCD:-127.0.0.1:$SIMLAB_VPCD_PORT})"
-    say "cargo test -p simlab-tests --test pcscd_lane --locked ${lane_args[*]}"
-    cargo test -p simlab-tests --test pcscd_lane --locked "${lane_args[@]}"
+    say "cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows --locked ${lane_args[*]}"
+    cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows --locked "${lane_args[@]}"
     lane_rc=$?
     pcscd_stop
 fi
