@@ -16,8 +16,9 @@ use common::LaneSlot;
 use simlab_harness::adapter::VpcdCard;
 use simlab_harness::device::slot::CardSpec;
 use simlab_harness::flows::{self, Env, Scenario};
-use simlab_harness::transport::PcscReader;
 use simlab_vpcd::card::{spawn, ServeOptions};
+use pcsc::{Context, ReaderState, Scope, State};
+use std::ffi::CString;
 use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -60,32 +61,47 @@ fn lock(slot: &LaneSlot) -> TcpListener {
     }
 }
 
-/// Waits until pcscd shows a card in `reader`.
-fn wait_for_card(reader: &str) {
+/// The state pcscd shows for `reader` once `done` holds, or the last one seen after
+/// `CARD_WAIT`. Watches with SCardGetStatusChange and never connects: probing with
+/// SCardConnect right after a card left makes the probe's disconnect reset a card that is no
+/// longer there; pcscd then marks the reader absent behind its event thread's back, which
+/// never reports the removal and so never notices the NEXT card in that slot ("Card Not
+/// Inserted" for as long as pcscd runs; seen with pcsc-lite 1.9 and vpcd 3.3).
+fn wait_for_state(reader: &str, done: impl Fn(State) -> bool) -> (bool, State) {
+    let ctx = Context::establish(Scope::User)
+        .unwrap_or_else(|e| panic!("no PC/SC service ({e}): start pcscd (scripts/pcscd.sh start)"));
+    let name = CString::new(reader).unwrap();
     let deadline = Instant::now() + CARD_WAIT;
+    let mut known = State::UNAWARE;
     loop {
-        match PcscReader::connect(reader) {
-            Ok(_) => return,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => panic!("no card in {reader:?} within {CARD_WAIT:?}: {e}"),
+        let mut rs = [ReaderState::new(name.clone(), known)];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ctx.get_status_change(left.min(Duration::from_millis(500)), &mut rs) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {}
+            Err(e) => panic!("SCardGetStatusChange on {reader:?}: {e}"),
         }
+        let now = rs[0].event_state() - State::CHANGED;
+        if done(now) {
+            return (true, now);
+        }
+        if left.is_zero() {
+            return (false, now);
+        }
+        known = now;
     }
 }
 
-/// Waits until pcscd no longer shows a card in `reader`: the next test's card must not be
-/// mistaken for this one (pcscd polls vpcd every 400 ms).
+/// Waits until pcscd shows a card in `reader`.
+fn wait_for_card(reader: &str) {
+    let (present, state) = wait_for_state(reader, |s| s.contains(State::PRESENT));
+    assert!(present, "no card in {reader:?} within {CARD_WAIT:?}: {state:?}");
+}
+
+/// Waits until pcscd shows `reader` empty: the next test's card must not be mistaken for
+/// this one (pcscd polls vpcd every 400 ms).
 fn wait_for_no_card(reader: &str) {
-    let deadline = Instant::now() + CARD_WAIT;
-    while PcscReader::connect(reader).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the card in {reader:?} did not go away"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (empty, state) = wait_for_state(reader, |s| s.contains(State::EMPTY));
+    assert!(empty, "the card in {reader:?} did not go away: {state:?}");
 }
 
 #[test]
