@@ -28,10 +28,16 @@ pub struct SetResult {
     pub failed: Vec<String>,
 }
 
-/// Runs every built-in scenario on the embedded default.
-pub fn whole_set(vectors: &Path) -> anyhow::Result<SetResult> {
-    let mut env = Env::embedded(vectors);
+/// The flows' environment: the built-in defaults, or a `vectors/` directory on disk.
+fn base_env(vectors: Option<&Path>) -> Env {
+    let mut env = vectors.map_or_else(Env::built_in, Env::with_vectors);
     env.record = false;
+    env
+}
+
+/// Runs every built-in scenario on the embedded default.
+pub fn whole_set(vectors: Option<&Path>) -> anyhow::Result<SetResult> {
+    let env = base_env(vectors);
     let scenarios = Scenario::all_builtin();
     let start = Instant::now();
     let mut timed = Vec::new();
@@ -52,9 +58,10 @@ pub fn whole_set(vectors: &Path) -> anyhow::Result<SetResult> {
     let total = start.elapsed();
     let start = Instant::now();
     for _ in &scenarios {
-        let net = crate::network::server::start(crate::network::server::NetworkOptions::embedded(
-            vectors,
-        ))?;
+        let mut options = crate::network::server::NetworkOptions::built_in();
+        options.smdp.pki_dir = env.pki();
+        options.smdp.templates_dir = env.templates();
+        let net = crate::network::server::start(options)?;
         net.stop();
     }
     let baseline = start.elapsed();
@@ -102,9 +109,10 @@ impl Drop for NetworkProcess {
     }
 }
 
-fn spawn_network(vectors: &Path, db: &Path) -> anyhow::Result<NetworkProcess> {
+fn spawn_network(vectors: Option<&Path>, db: &Path) -> anyhow::Result<NetworkProcess> {
     let exe = std::env::current_exe().context("locating the simlab binary")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             "network",
             "serve",
@@ -114,11 +122,15 @@ fn spawn_network(vectors: &Path, db: &Path) -> anyhow::Result<NetworkProcess> {
             "127.0.0.1:0",
         ])
         .arg("--db")
-        .arg(db)
-        .arg("--pki")
-        .arg(vectors.join("pki"))
-        .arg("--templates")
-        .arg(vectors.join("profiles"))
+        .arg(db);
+    if let Some(v) = vectors {
+        command
+            .arg("--pki")
+            .arg(v.join("pki"))
+            .arg("--templates")
+            .arg(v.join("profiles"));
+    }
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -146,7 +158,7 @@ fn spawn_network(vectors: &Path, db: &Path) -> anyhow::Result<NetworkProcess> {
 /// eUICC minted under the test EUM.
 fn cards(
     dir: &Path,
-    vectors: &Path,
+    pki_files: &crate::defaults::Files,
     pki: &crate::pki::Pki,
     n: usize,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -173,7 +185,7 @@ fn cards(
     let id = identity::mint(pki, &eid)?;
     let euicc = identity::write_card(
         &id,
-        &vectors.join("pki"),
+        pki_files,
         &dir.join(format!("euicc-{n}")),
         "load eUICC",
     )?;
@@ -203,16 +215,16 @@ fn luhn(body: &str) -> u32 {
 }
 
 /// `n` companion-download flows at once against one network process.
-pub fn load(vectors: &Path, n: usize) -> anyhow::Result<LoadResult> {
+pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
     let dir = tempfile::tempdir()?;
-    let pki = crate::pki::Pki::load(&vectors.join("pki"), crate::pki::Curve::Nist)?;
+    let base = base_env(vectors);
+    let pki = crate::pki::Pki::load_from(&base.pki(), crate::pki::Curve::Nist)?;
     let mut envs = Vec::with_capacity(n);
     let net = spawn_network(vectors, &dir.path().join("network.sqlite"))?;
     for i in 0..n {
-        let (uicc, euicc) = cards(dir.path(), vectors, &pki, i)?;
-        let mut env = Env::embedded(vectors);
+        let (uicc, euicc) = cards(dir.path(), &base.pki(), &pki, i)?;
+        let mut env = base.clone();
         env.network = NetworkSpec::Url(net.operator_url.clone());
-        env.record = false;
         env.cards.insert(
             "primary".into(),
             crate::device::slot::CardSpec::File {
@@ -309,7 +321,7 @@ pub fn load(vectors: &Path, n: usize) -> anyhow::Result<LoadResult> {
 }
 
 /// The report `simlab bench --flows` prints.
-pub fn run(vectors: &Path, load_flows: usize) -> anyhow::Result<String> {
+pub fn run(vectors: Option<&Path>, load_flows: usize) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let set = whole_set(vectors)?;
