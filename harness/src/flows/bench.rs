@@ -88,12 +88,49 @@ pub struct LoadResult {
     pub p99: Duration,
     /// MSISDNs whose active IMSIs in the network are not exactly {primary, its secondary}.
     pub inconsistent: Vec<String>,
+    /// CPU time (user, system) of the network process during the flows.
+    pub network_cpu: (Duration, Duration),
+    /// The network process's CPU time by thread name at the end (`/proc/PID/task`):
+    /// `smdp` (the SM-DP+'s runtime, ES9+ and ES2+), `network` (the operator services), ….
+    pub network_threads: Vec<(String, Duration)>,
+    /// CPU time of this process (every device: cards, LPAs, HTTP clients) during the flows.
+    pub devices_cpu: Duration,
 }
 
 impl LoadResult {
     pub fn flows_per_second(&self) -> f64 {
         self.flows as f64 / self.wall.as_secs_f64().max(1e-9)
     }
+}
+
+/// CPU time of process `pid`'s live threads, summed by thread name (`/proc/PID/task/*/stat`).
+fn threads_cpu(pid: u32) -> Vec<(String, Duration)> {
+    let mut by_name = std::collections::BTreeMap::<String, Duration>::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    for task in tasks.flatten() {
+        let stat = task.path().join("stat");
+        let Ok(text) = std::fs::read_to_string(&stat) else {
+            continue;
+        };
+        // proc(5): field 2 is the thread's name in parentheses.
+        let name = text
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-'))
+            .unwrap_or("?")
+            .to_owned();
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok((user, system)) = crate::bench::downloads::proc_times_of(pid, tid) {
+            *by_name.entry(name).or_default() += user + system;
+        }
+    }
+    let mut out: Vec<_> = by_name.into_iter().collect();
+    out.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    out
 }
 
 /// A `simlab network serve` child process; killed on drop.
@@ -244,6 +281,9 @@ pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
     let scenario = Scenario::by_name("companion-download/fa")
         .map_err(|e| anyhow!(e))?
         .remove(0);
+    let pid = net.child.id();
+    let network_before = crate::bench::downloads::proc_times(pid)?;
+    let devices_before = crate::bench::downloads::process_cpu();
     let start = Instant::now();
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = envs
@@ -264,6 +304,13 @@ pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
             .collect()
     });
     let wall = start.elapsed();
+    let devices_cpu = crate::bench::downloads::process_cpu().saturating_sub(devices_before);
+    let network_after = crate::bench::downloads::proc_times(pid)?;
+    let network_cpu = (
+        network_after.0.saturating_sub(network_before.0),
+        network_after.1.saturating_sub(network_before.1),
+    );
+    let network_threads = threads_cpu(pid);
     let mut errors = Vec::new();
     let mut latencies = Vec::new();
     for r in &results {
@@ -317,6 +364,9 @@ pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
         p50: pick(0.5),
         p99: pick(0.99),
         inconsistent,
+        network_cpu,
+        network_threads,
+        devices_cpu,
     })
 }
 
@@ -375,6 +425,29 @@ pub fn run(vectors: Option<&Path>, load_flows: usize) -> anyhow::Result<String> 
             out,
             "  latency p99         {:>8.0} ms",
             l.p99.as_secs_f64() * 1e3
+        )?;
+        let per_flow = |d: Duration| d.as_secs_f64() * 1e3 / l.flows.max(1) as f64;
+        writeln!(
+            out,
+            "  network process CPU {:>8.2} ms/flow  (user {:.2}, system {:.2})",
+            per_flow(l.network_cpu.0 + l.network_cpu.1),
+            per_flow(l.network_cpu.0),
+            per_flow(l.network_cpu.1)
+        )?;
+        let threads: Vec<String> = l
+            .network_threads
+            .iter()
+            .map(|(name, d)| format!("{name} {:.2}", per_flow(*d)))
+            .collect();
+        writeln!(
+            out,
+            "    by thread (whole life, ms/flow): {}",
+            threads.join(", ")
+        )?;
+        writeln!(
+            out,
+            "  devices' process CPU {:>7.2} ms/flow  (cards, LPAs, HTTP clients: this process)",
+            per_flow(l.devices_cpu)
         )?;
         writeln!(out, "  errors              {:>8}", l.errors.len())?;
         writeln!(out, "  inconsistent bindings {:>6}", l.inconsistent.len())?;
