@@ -58,8 +58,7 @@ pub struct BenchArgs {
     /// Concurrent flows of the load run (0: none).
     #[arg(long, default_value_t = 1000)]
     pub flow_load: usize,
-    /// The repository's vectors directory (for --flows); default: that of the checkout simlab
-    /// was built from.
+    /// A vectors directory (cards, PKI, profiles) for --flows; default: the built-in ones.
     #[arg(long)]
     pub vectors: Option<PathBuf>,
 
@@ -436,11 +435,10 @@ pub fn run(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
         return run_downloads(a, out);
     }
     if a.flows {
-        let vectors = a
-            .vectors
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::flows::BUILD_VECTORS));
-        crate::output::print_stdout(&crate::flows::bench::run(&vectors, a.flow_load)?);
+        crate::output::print_stdout(&crate::flows::bench::run(
+            a.vectors.as_deref(),
+            a.flow_load,
+        )?);
         return Ok(());
     }
     let rows = measure(a)?;

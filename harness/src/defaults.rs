@@ -320,6 +320,10 @@ mod tests {
     #[case::uicc("uicc")]
     #[case::euicc("euicc")]
     #[case::euicc_test_profile("euicc-test-profile")]
+    #[case::uicc_2("uicc-2")]
+    #[case::uicc_3("uicc-3")]
+    #[case::euicc_2("euicc-2")]
+    #[case::euicc_3("euicc-3")]
     fn every_built_in_card_builds_the_same_card_as_its_file(#[case] name: &str) {
         let built_in = card(name).unwrap().build().unwrap();
         let on_disk = CardDefinition::load(&repo().join(format!("vectors/cards/{name}.toml")))

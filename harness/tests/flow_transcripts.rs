@@ -8,8 +8,6 @@
 use rstest::rstest;
 use simlab_harness::flows::{self, Env, Scenario};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
-
 #[rstest]
 #[case::companion_download("companion-download/fa")]
 #[case::contract("contract/accept")]
@@ -21,7 +19,7 @@ const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 #[case::euicc_migration("euicc-migration/typed")]
 fn normalised_transcript(#[case] name: &str) {
     let s = Scenario::by_name(name).unwrap().remove(0);
-    let r = flows::run(&s, &Env::embedded(VECTORS), &|_| {});
+    let r = flows::run(&s, &Env::built_in(), &|_| {});
     assert!(r.passed, "{name}: {:?}", r.failure);
     let text =
         simlab_harness::transcript::normalise_named(&r.transcript.unwrap().entries()).join("\n");

@@ -11,7 +11,7 @@ use std::path::Path;
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
 fn env() -> Env {
-    let mut env = Env::embedded(VECTORS);
+    let mut env = Env::built_in();
     env.record = true;
     env
 }
@@ -250,4 +250,71 @@ fn the_old_uicc_proofs_tell_an_rfm_deactivated_usim_from_an_active_one() {
     assert_eq!(old.uicc_usim_select_status().unwrap(), 0x6283);
     let after = old.authenticate_directly(0x80).unwrap();
     assert_ne!(after.first(), Some(&0xDB), "{}", hex::encode_upper(&after));
+}
+
+/// `simlab flows run` needs no checkout: run from an empty directory, the roles' default
+/// cards, the PKI and the templates are the built-in ones, and `file:NAME` / `--card-def NAME`
+/// accept built-in card names.
+#[test]
+fn flows_run_from_any_directory_with_the_built_in_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args([
+            "flows",
+            "run",
+            "companion-download/fa",
+            "euicc-upgrade/typed",
+            "--card",
+            "primary=file:uicc-3",
+            "--card-def",
+            "primary=uicc-3",
+            "--card",
+            "secondary=file:euicc-3",
+            "--card",
+            "new=file:euicc-2",
+            "--json-report",
+            "report.json",
+            "--transcripts",
+            "transcripts",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 passed"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["failed"], 0, "{report:#}");
+    let transcripts = std::fs::read_dir(dir.path().join("transcripts"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for line in [
+        "CARD primary: file:uicc-3",
+        "CARD secondary: file:euicc-3",
+        "CARD old: built-in:uicc",
+        "CARD new: file:euicc-2",
+    ] {
+        assert!(transcripts.contains(line), "{line:?} missing");
+    }
+    // The chosen cards really took part: their EIDs and IMSIs are on the wire.
+    for name in ["euicc-3", "euicc-2"] {
+        let eid = simlab_harness::defaults::card(name)
+            .unwrap()
+            .euicc
+            .unwrap()
+            .eid;
+        assert!(transcripts.contains(&eid), "{name}'s EID {eid} missing");
+    }
+    for name in ["uicc-3", "uicc"] {
+        let imsi = simlab_harness::defaults::card(name)
+            .unwrap()
+            .usim
+            .unwrap()
+            .imsi;
+        assert!(transcripts.contains(&imsi), "{name}'s IMSI {imsi} missing");
+    }
 }

@@ -23,7 +23,6 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 /// pcscd polls vpcd every 400 ms (docs/vpcd.md); generous for a loaded machine.
 const CARD_WAIT: Duration = Duration::from_secs(15);
 const SLOT_LOCK_WAIT: Duration = Duration::from_secs(120);
@@ -111,21 +110,16 @@ fn euicc_migration_with_both_euiccs_behind_pcscd() {
     let _locks = (lock(&old_slot), lock(&new_slot));
     wait_for_no_card(&old_slot.reader);
     wait_for_no_card(&new_slot.reader);
-    let card = |name: &str| {
-        simlab_harness::cards::load_card(
-            &std::path::Path::new(VECTORS).join("cards").join(name),
-            None,
-        )
-        .unwrap()
-    };
+    let card =
+        |name: &str| simlab_harness::cards::load_card(std::path::Path::new(name), None).unwrap();
     let old_card = spawn(
-        VpcdCard::new(card("euicc-2.toml")),
+        VpcdCard::new(card("euicc-2")),
         old_slot.vpcd.clone(),
         ServeOptions::default(),
     )
     .unwrap();
     let new_card = spawn(
-        VpcdCard::new(card("euicc.toml")),
+        VpcdCard::new(card("euicc")),
         new_slot.vpcd.clone(),
         ServeOptions::default(),
     )
@@ -133,7 +127,7 @@ fn euicc_migration_with_both_euiccs_behind_pcscd() {
     wait_for_card(&old_slot.reader);
     wait_for_card(&new_slot.reader);
 
-    let mut env = Env::embedded(VECTORS);
+    let mut env = Env::built_in();
     env.cards
         .insert("old".into(), CardSpec::Reader(old_slot.reader.clone()));
     env.cards
@@ -178,16 +172,16 @@ fn euicc_upgrade_with_the_old_uicc_and_the_new_euicc_behind_pcscd() {
     let _locks = (lock(&old_slot), lock(&new_slot));
     wait_for_no_card(&old_slot.reader);
     wait_for_no_card(&new_slot.reader);
-    let cards = std::path::Path::new(VECTORS).join("cards");
-    let card = |name: &str| simlab_harness::cards::load_card(&cards.join(name), None).unwrap();
+    let card =
+        |name: &str| simlab_harness::cards::load_card(std::path::Path::new(name), None).unwrap();
     let old_card = spawn(
-        VpcdCard::new(card("uicc.toml")),
+        VpcdCard::new(card("uicc")),
         old_slot.vpcd.clone(),
         ServeOptions::default(),
     )
     .unwrap();
     let new_card = spawn(
-        VpcdCard::new(card("euicc.toml")),
+        VpcdCard::new(card("euicc")),
         new_slot.vpcd.clone(),
         ServeOptions::default(),
     )
@@ -195,10 +189,10 @@ fn euicc_upgrade_with_the_old_uicc_and_the_new_euicc_behind_pcscd() {
     wait_for_card(&old_slot.reader);
     wait_for_card(&new_slot.reader);
 
-    let mut env = Env::embedded(VECTORS);
+    let mut env = Env::built_in();
     env.cards
         .insert("old".into(), CardSpec::Reader(old_slot.reader.clone()));
-    env.card_defs.insert("old".into(), cards.join("uicc.toml"));
+    env.card_defs.insert("old".into(), "uicc".into());
     env.cards
         .insert("new".into(), CardSpec::Reader(new_slot.reader.clone()));
     let s = Scenario::by_name("euicc-upgrade/typed").unwrap().remove(0);

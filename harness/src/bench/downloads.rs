@@ -719,9 +719,17 @@ const USER_HZ: u64 = 100;
 
 /// User and system CPU time of process `pid` (all its threads, finished ones included), from
 /// `/proc/<pid>/stat` fields 14 (utime) and 15 (stime), proc(5). Resolution 10 ms.
-fn proc_times(pid: u32) -> anyhow::Result<(Duration, Duration)> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+pub fn proc_times(pid: u32) -> anyhow::Result<(Duration, Duration)> {
+    stat_times(&format!("/proc/{pid}/stat"))
+}
+
+/// As [`proc_times`] for one thread `tid` of process `pid` (`/proc/PID/task/TID/stat`).
+pub fn proc_times_of(pid: u32, tid: u32) -> anyhow::Result<(Duration, Duration)> {
+    stat_times(&format!("/proc/{pid}/task/{tid}/stat"))
+}
+
+fn stat_times(path: &str) -> anyhow::Result<(Duration, Duration)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // Field 2 (comm) is in parentheses and may hold spaces; count fields after its ')'.
     let rest = text
         .rsplit_once(')')

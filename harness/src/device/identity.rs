@@ -4,6 +4,7 @@
 //! profile; the EID under the EUM's permitted prefix). Written next to a card definition that
 //! is `vectors/cards/euicc.toml` with that identity.
 
+use crate::defaults::Files;
 use crate::pki::{self, profiles, KeyPair, Pki, Role};
 use anyhow::Context as _;
 use rand_core::{OsRng, RngCore};
@@ -73,31 +74,32 @@ pub fn mint(pki: &Pki, eid: &str) -> anyhow::Result<EuiccIdentity> {
     })
 }
 
-/// Writes `identity` into `dir` (`CERT_EUICC.der`, `SK_EUICC.pem`, `euicc.toml`) as a card
-/// definition like `vectors/cards/euicc.toml` whose other files come from `pki_dir`; returns
-/// the definition's path.
+/// Writes `identity` into `dir` (`CERT_EUICC.der`, `SK_EUICC.pem`, the EUM and CI
+/// certificates of `pki` — built in or on disk — and `euicc.toml`) as a card definition like
+/// `vectors/cards/euicc.toml`; returns the definition's path.
 pub fn write_card(
     identity: &EuiccIdentity,
-    pki_dir: &Path,
+    pki: &Files,
     dir: &Path,
     name: &str,
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cert = dir.join("CERT_EUICC.der");
-    let key = dir.join("SK_EUICC.pem");
-    std::fs::write(&cert, &identity.certificate_der)?;
-    std::fs::write(&key, &identity.key_pem)?;
-    let pki_dir = std::path::absolute(pki_dir)?;
-    let eum = pki_dir.join(pki::cert_path(Role::Eum, pki::Curve::Nist));
-    let ci = pki_dir.join(pki::cert_path(Role::Ci, pki::Curve::Nist));
+    std::fs::write(dir.join("CERT_EUICC.der"), &identity.certificate_der)?;
+    std::fs::write(dir.join("SK_EUICC.pem"), &identity.key_pem)?;
+    for (role, file) in [(Role::Eum, "CERT_EUM.der"), (Role::Ci, "CERT_CI.der")] {
+        let rel = pki::cert_path(role, pki::Curve::Nist);
+        let der = pki
+            .read(&rel)
+            .with_context(|| format!("reading {}", pki.location(&rel).display()))?;
+        std::fs::write(dir.join(file), der)?;
+    }
     let toml = format!(
         "# {name}: an eUICC minted by simlab (harness/src/device/identity.rs) under the test EUM.\n\
          [card]\nname = {name:?}\n\n[euicc]\neid = {eid:?}\ncertificate = \"CERT_EUICC.der\"\n\
-         private_key = \"SK_EUICC.pem\"\neum_certificate = {eum:?}\nci_certificates = [{ci:?}]\n\
+         private_key = \"SK_EUICC.pem\"\neum_certificate = \"CERT_EUM.der\"\n\
+         ci_certificates = [\"CERT_CI.der\"]\n\
          default_smdp_address = \"testsmdpplus1.example.com\"\nmax_profiles = 8\n",
         eid = identity.eid,
-        eum = eum.display().to_string(),
-        ci = ci.display().to_string(),
     );
     let path = dir.join("euicc.toml");
     std::fs::write(&path, toml)?;
@@ -111,8 +113,7 @@ mod tests {
 
     #[test]
     fn a_minted_euicc_reports_its_eid_and_its_chain_verifies() {
-        let vectors = Path::new(crate::flows::BUILD_VECTORS);
-        let pki = Pki::load(&vectors.join("pki"), pki::Curve::Nist).unwrap();
+        let pki = Pki::load_from(&Files::pki(), pki::Curve::Nist).unwrap();
         let eid = eid_for("89049032", 42).unwrap();
         assert_eq!(eid.len(), 32);
         pki::validate_eid(&eid).unwrap();
@@ -128,7 +129,7 @@ mod tests {
         .unwrap();
         assert_eq!(verified.eid, eid);
         let dir = tempfile::tempdir().unwrap();
-        let card = write_card(&id, &vectors.join("pki"), dir.path(), "watch").unwrap();
+        let card = write_card(&id, &Files::pki(), dir.path(), "watch").unwrap();
         let mut t = InProcess::new(crate::cards::load_card(&card, None).unwrap());
         t.reset().unwrap();
         let mut es10 = crate::lpa::Es10Client::open(t).unwrap();

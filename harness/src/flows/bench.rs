@@ -28,10 +28,16 @@ pub struct SetResult {
     pub failed: Vec<String>,
 }
 
-/// Runs every built-in scenario on the embedded default.
-pub fn whole_set(vectors: &Path) -> anyhow::Result<SetResult> {
-    let mut env = Env::embedded(vectors);
+/// The flows' environment: the built-in defaults, or a `vectors/` directory on disk.
+fn base_env(vectors: Option<&Path>) -> Env {
+    let mut env = vectors.map_or_else(Env::built_in, Env::with_vectors);
     env.record = false;
+    env
+}
+
+/// Runs every built-in scenario on the embedded default.
+pub fn whole_set(vectors: Option<&Path>) -> anyhow::Result<SetResult> {
+    let env = base_env(vectors);
     let scenarios = Scenario::all_builtin();
     let start = Instant::now();
     let mut timed = Vec::new();
@@ -52,9 +58,10 @@ pub fn whole_set(vectors: &Path) -> anyhow::Result<SetResult> {
     let total = start.elapsed();
     let start = Instant::now();
     for _ in &scenarios {
-        let net = crate::network::server::start(crate::network::server::NetworkOptions::embedded(
-            vectors,
-        ))?;
+        let mut options = crate::network::server::NetworkOptions::built_in();
+        options.smdp.pki_dir = env.pki();
+        options.smdp.templates_dir = env.templates();
+        let net = crate::network::server::start(options)?;
         net.stop();
     }
     let baseline = start.elapsed();
@@ -81,12 +88,49 @@ pub struct LoadResult {
     pub p99: Duration,
     /// MSISDNs whose active IMSIs in the network are not exactly {primary, its secondary}.
     pub inconsistent: Vec<String>,
+    /// CPU time (user, system) of the network process during the flows.
+    pub network_cpu: (Duration, Duration),
+    /// The network process's CPU time by thread name at the end (`/proc/PID/task`):
+    /// `smdp` (the SM-DP+'s runtime, ES9+ and ES2+), `network` (the operator services), ….
+    pub network_threads: Vec<(String, Duration)>,
+    /// CPU time of this process (every device: cards, LPAs, HTTP clients) during the flows.
+    pub devices_cpu: Duration,
 }
 
 impl LoadResult {
     pub fn flows_per_second(&self) -> f64 {
         self.flows as f64 / self.wall.as_secs_f64().max(1e-9)
     }
+}
+
+/// CPU time of process `pid`'s live threads, summed by thread name (`/proc/PID/task/*/stat`).
+fn threads_cpu(pid: u32) -> Vec<(String, Duration)> {
+    let mut by_name = std::collections::BTreeMap::<String, Duration>::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    for task in tasks.flatten() {
+        let stat = task.path().join("stat");
+        let Ok(text) = std::fs::read_to_string(&stat) else {
+            continue;
+        };
+        // proc(5): field 2 is the thread's name in parentheses.
+        let name = text
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map(|(n, _)| n.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-'))
+            .unwrap_or("?")
+            .to_owned();
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok((user, system)) = crate::bench::downloads::proc_times_of(pid, tid) {
+            *by_name.entry(name).or_default() += user + system;
+        }
+    }
+    let mut out: Vec<_> = by_name.into_iter().collect();
+    out.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    out
 }
 
 /// A `simlab network serve` child process; killed on drop.
@@ -102,9 +146,10 @@ impl Drop for NetworkProcess {
     }
 }
 
-fn spawn_network(vectors: &Path, db: &Path) -> anyhow::Result<NetworkProcess> {
+fn spawn_network(vectors: Option<&Path>, db: &Path) -> anyhow::Result<NetworkProcess> {
     let exe = std::env::current_exe().context("locating the simlab binary")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             "network",
             "serve",
@@ -114,11 +159,15 @@ fn spawn_network(vectors: &Path, db: &Path) -> anyhow::Result<NetworkProcess> {
             "127.0.0.1:0",
         ])
         .arg("--db")
-        .arg(db)
-        .arg("--pki")
-        .arg(vectors.join("pki"))
-        .arg("--templates")
-        .arg(vectors.join("profiles"))
+        .arg(db);
+    if let Some(v) = vectors {
+        command
+            .arg("--pki")
+            .arg(v.join("pki"))
+            .arg("--templates")
+            .arg(v.join("profiles"));
+    }
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -146,7 +195,7 @@ fn spawn_network(vectors: &Path, db: &Path) -> anyhow::Result<NetworkProcess> {
 /// eUICC minted under the test EUM.
 fn cards(
     dir: &Path,
-    vectors: &Path,
+    pki_files: &crate::defaults::Files,
     pki: &crate::pki::Pki,
     n: usize,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -173,7 +222,7 @@ fn cards(
     let id = identity::mint(pki, &eid)?;
     let euicc = identity::write_card(
         &id,
-        &vectors.join("pki"),
+        pki_files,
         &dir.join(format!("euicc-{n}")),
         "load eUICC",
     )?;
@@ -203,16 +252,16 @@ fn luhn(body: &str) -> u32 {
 }
 
 /// `n` companion-download flows at once against one network process.
-pub fn load(vectors: &Path, n: usize) -> anyhow::Result<LoadResult> {
+pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
     let dir = tempfile::tempdir()?;
-    let pki = crate::pki::Pki::load(&vectors.join("pki"), crate::pki::Curve::Nist)?;
+    let base = base_env(vectors);
+    let pki = crate::pki::Pki::load_from(&base.pki(), crate::pki::Curve::Nist)?;
     let mut envs = Vec::with_capacity(n);
     let net = spawn_network(vectors, &dir.path().join("network.sqlite"))?;
     for i in 0..n {
-        let (uicc, euicc) = cards(dir.path(), vectors, &pki, i)?;
-        let mut env = Env::embedded(vectors);
+        let (uicc, euicc) = cards(dir.path(), &base.pki(), &pki, i)?;
+        let mut env = base.clone();
         env.network = NetworkSpec::Url(net.operator_url.clone());
-        env.record = false;
         env.cards.insert(
             "primary".into(),
             crate::device::slot::CardSpec::File {
@@ -232,6 +281,9 @@ pub fn load(vectors: &Path, n: usize) -> anyhow::Result<LoadResult> {
     let scenario = Scenario::by_name("companion-download/fa")
         .map_err(|e| anyhow!(e))?
         .remove(0);
+    let pid = net.child.id();
+    let network_before = crate::bench::downloads::proc_times(pid)?;
+    let devices_before = crate::bench::downloads::process_cpu();
     let start = Instant::now();
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = envs
@@ -252,6 +304,13 @@ pub fn load(vectors: &Path, n: usize) -> anyhow::Result<LoadResult> {
             .collect()
     });
     let wall = start.elapsed();
+    let devices_cpu = crate::bench::downloads::process_cpu().saturating_sub(devices_before);
+    let network_after = crate::bench::downloads::proc_times(pid)?;
+    let network_cpu = (
+        network_after.0.saturating_sub(network_before.0),
+        network_after.1.saturating_sub(network_before.1),
+    );
+    let network_threads = threads_cpu(pid);
     let mut errors = Vec::new();
     let mut latencies = Vec::new();
     for r in &results {
@@ -305,11 +364,14 @@ pub fn load(vectors: &Path, n: usize) -> anyhow::Result<LoadResult> {
         p50: pick(0.5),
         p99: pick(0.99),
         inconsistent,
+        network_cpu,
+        network_threads,
+        devices_cpu,
     })
 }
 
 /// The report `simlab bench --flows` prints.
-pub fn run(vectors: &Path, load_flows: usize) -> anyhow::Result<String> {
+pub fn run(vectors: Option<&Path>, load_flows: usize) -> anyhow::Result<String> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let set = whole_set(vectors)?;
@@ -363,6 +425,29 @@ pub fn run(vectors: &Path, load_flows: usize) -> anyhow::Result<String> {
             out,
             "  latency p99         {:>8.0} ms",
             l.p99.as_secs_f64() * 1e3
+        )?;
+        let per_flow = |d: Duration| d.as_secs_f64() * 1e3 / l.flows.max(1) as f64;
+        writeln!(
+            out,
+            "  network process CPU {:>8.2} ms/flow  (user {:.2}, system {:.2})",
+            per_flow(l.network_cpu.0 + l.network_cpu.1),
+            per_flow(l.network_cpu.0),
+            per_flow(l.network_cpu.1)
+        )?;
+        let threads: Vec<String> = l
+            .network_threads
+            .iter()
+            .map(|(name, d)| format!("{name} {:.2}", per_flow(*d)))
+            .collect();
+        writeln!(
+            out,
+            "    by thread (whole life, ms/flow): {}",
+            threads.join(", ")
+        )?;
+        writeln!(
+            out,
+            "  devices' process CPU {:>7.2} ms/flow  (cards, LPAs, HTTP clients: this process)",
+            per_flow(l.devices_cpu)
         )?;
         writeln!(out, "  errors              {:>8}", l.errors.len())?;
         writeln!(out, "  inconsistent bindings {:>6}", l.inconsistent.len())?;

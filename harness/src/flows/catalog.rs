@@ -19,7 +19,8 @@ pub enum CardKind {
 pub struct Role {
     pub name: &'static str,
     pub kind: CardKind,
-    /// The in-process card used when `--card` does not name one (under `vectors/cards/`).
+    /// The in-process card used when `--card` does not name one: a built-in card name
+    /// ([`crate::defaults::CARD_NAMES`]; `cards/NAME.toml` of `--vectors`).
     pub default_card: &'static str,
 }
 
@@ -68,12 +69,12 @@ const fn role(name: &'static str, kind: CardKind, default_card: &'static str) ->
     }
 }
 
-const PRIMARY: Role = role("primary", CardKind::Uicc, "uicc.toml");
-const SECONDARY: Role = role("secondary", CardKind::Euicc, "euicc.toml");
-const SECONDARY2: Role = role("secondary2", CardKind::Euicc, "euicc-2.toml");
+const PRIMARY: Role = role("primary", CardKind::Uicc, "uicc");
+const SECONDARY: Role = role("secondary", CardKind::Euicc, "euicc");
+const SECONDARY2: Role = role("secondary2", CardKind::Euicc, "euicc-2");
 /// A device of someone else (another subscriber), for the security cases.
-const OUTSIDER: Role = role("outsider", CardKind::Uicc, "uicc-3.toml");
-const OUTSIDER_EUICC: Role = role("outsider", CardKind::Euicc, "euicc-3.toml");
+const OUTSIDER: Role = role("outsider", CardKind::Uicc, "uicc-3");
+const OUTSIDER_EUICC: Role = role("outsider", CardKind::Euicc, "euicc-3");
 
 fn none() -> Params {
     Params::default()
@@ -181,7 +182,7 @@ pub static FLOWS: &[Flow] = &[
         figures: "11, 12A-12B",
         summary: "two UICC devices share one MSISDN",
         proves: "both IMSIs under one MSISDN; optional code check of the second device (1250)",
-        roles: &[PRIMARY, role("secondary", CardKind::Uicc, "uicc-2.toml")],
+        roles: &[PRIMARY, role("secondary", CardKind::Uicc, "uicc-2")],
         variants: &[
             variant!("default", "the primary binds the second UICC device"),
             variant!("code-check", "the second device proves itself with an SMS code (1250)", params = || Params {
@@ -214,8 +215,8 @@ pub static FLOWS: &[Flow] = &[
         summary: "a device with a UICC and an eUICC gets the eUICC's profile by authenticating with its UICC",
         proves: "UICC-authenticated download to the same device's eUICC; optionally bound to the UICC's MSISDN",
         roles: &[
-            role("third.uicc", CardKind::Uicc, "uicc.toml"),
-            role("third.euicc", CardKind::Euicc, "euicc.toml"),
+            role("third.uicc", CardKind::Uicc, "uicc"),
+            role("third.euicc", CardKind::Euicc, "euicc"),
         ],
         variants: &[
             variant!("eap-aka", "UICC-based EAP-AKA"),
@@ -235,8 +236,8 @@ pub static FLOWS: &[Flow] = &[
         summary: "a new eUICC device takes over the number of an old UICC device, which is disabled",
         proves: "code sent by SMS to the OLD device, typed on the new one; new profile enabled; old UICC disabled: network refuses its IMSI, its USIM deactivated by RFM (SELECT 62 83, no AUTHENTICATE); calls ring only the new device",
         roles: &[
-            role("old", CardKind::Uicc, "uicc.toml"),
-            role("new", CardKind::Euicc, "euicc.toml"),
+            role("old", CardKind::Uicc, "uicc"),
+            role("new", CardKind::Euicc, "euicc"),
             OUTSIDER_EUICC,
         ],
         variants: &[
@@ -277,8 +278,8 @@ pub static FLOWS: &[Flow] = &[
         summary: "a new eUICC device takes over the number of an old eUICC device, whose profile is disabled",
         proves: "old eUICC's profile disabled (ES10c) and its IMSI refused; calls ring only the new device",
         roles: &[
-            role("old", CardKind::Euicc, "euicc-2.toml"),
-            role("new", CardKind::Euicc, "euicc.toml"),
+            role("old", CardKind::Euicc, "euicc-2"),
+            role("new", CardKind::Euicc, "euicc"),
             OUTSIDER_EUICC,
         ],
         variants: &[

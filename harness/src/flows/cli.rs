@@ -30,12 +30,13 @@ pub struct RunArgs {
     /// a running network (`simlab network serve` prints it).
     #[arg(long, default_value = "embedded")]
     pub network: String,
-    /// Where a role's card is: `ROLE=reader:NAME`, `ROLE=file:CARD.toml[,state=DIR]` or
-    /// `ROLE=vpcd:ADDR` (roles: `simlab flows list`). A role not given gets an in-process card.
+    /// Where a role's card is: `ROLE=reader:NAME`, `ROLE=file:CARD.toml[,state=DIR]` (a file
+    /// or a built-in card: `file:uicc-2`) or `ROLE=vpcd:ADDR` (roles: `simlab flows list`). A
+    /// role not given gets its built-in in-process card.
     #[arg(long = "card", value_name = "ROLE=SPEC")]
     pub cards: Vec<String>,
     /// The definition the operator holds for a role's card (IMSI, keys, MSISDN), for cards on
-    /// a reader: `ROLE=FILE`.
+    /// a reader: `ROLE=FILE` (a file, or a built-in card's name).
     #[arg(long = "card-def", value_name = "ROLE=FILE")]
     pub card_defs: Vec<String>,
     /// Write a JUnit XML report (one testcase per flow × variant).
@@ -47,11 +48,10 @@ pub struct RunArgs {
     /// Write one transcript per scenario into DIR (APDUs with ES10 names, HTTP, SMS, link).
     #[arg(long, value_name = "DIR")]
     pub transcripts: Option<PathBuf>,
-    /// The repository's vectors directory (cards, PKI, profiles); default: that of the
-    /// checkout simlab was built from.
+    /// A vectors directory (`cards/`, `pki/`, `profiles/`) instead of the built-in defaults.
     #[arg(long)]
     pub vectors: Option<PathBuf>,
-    /// Certificates trusted for the SM-DP+'s TLS with --network URL (default: vectors' CI).
+    /// Certificates trusted for the SM-DP+'s TLS with --network URL (default: the test CI).
     #[arg(long = "trust")]
     pub trust: Vec<PathBuf>,
 }
@@ -116,11 +116,10 @@ fn scenarios(targets: &[String]) -> anyhow::Result<Vec<Scenario>> {
 }
 
 fn env(a: &RunArgs) -> anyhow::Result<Env> {
-    let vectors = a
+    let mut env = a
         .vectors
         .clone()
-        .unwrap_or_else(|| PathBuf::from(super::BUILD_VECTORS));
-    let mut env = Env::embedded(vectors);
+        .map_or_else(Env::built_in, Env::with_vectors);
     env.network = match a.network.as_str() {
         "embedded" => NetworkSpec::Embedded,
         url if url.starts_with("http://") || url.starts_with("https://") => {

@@ -9,6 +9,7 @@
 
 use super::net::Net;
 use super::scenario::Scenario;
+use crate::defaults::Files;
 use crate::device::slot::CardSpec;
 use crate::device::{Device, Recorder, Slot};
 use crate::output::CodedError;
@@ -35,10 +36,11 @@ pub struct Env {
     pub network: NetworkSpec,
     /// `--card ROLE=SPEC`.
     pub cards: BTreeMap<String, CardSpec>,
-    /// `--card-def ROLE=FILE`.
+    /// `--card-def ROLE=FILE` (a file, or a built-in card's name).
     pub card_defs: BTreeMap<String, PathBuf>,
-    /// The repository's `vectors/` (cards, PKI, profiles).
-    pub vectors: PathBuf,
+    /// A `vectors/` directory on disk (cards, PKI, profiles) instead of the built-in defaults
+    /// of [`crate::defaults`] (`--vectors DIR`).
+    pub vectors: Option<PathBuf>,
     /// Keep a transcript of each run.
     pub record: bool,
     /// Ask on the terminal for a code the harness cannot read from the network's SMS centre.
@@ -48,16 +50,63 @@ pub struct Env {
 }
 
 impl Env {
-    /// The embedded default: in-process cards from `vectors/cards`, the embedded network.
-    pub fn embedded(vectors: impl Into<PathBuf>) -> Self {
+    /// The embedded default: in-process cards built into simlab ([`crate::defaults`]: the
+    /// card definitions of `vectors/cards`), the embedded network with the built-in PKI and
+    /// templates. Needs no file: works from any directory and after `cargo install`.
+    pub fn built_in() -> Self {
         Self {
             network: NetworkSpec::Embedded,
             cards: BTreeMap::new(),
             card_defs: BTreeMap::new(),
-            vectors: vectors.into(),
+            vectors: None,
             record: true,
             ask_codes: false,
             trust: Vec::new(),
+        }
+    }
+
+    /// As [`Self::built_in`], with the cards, PKI and templates of a `vectors/` directory on
+    /// disk (`--vectors DIR`).
+    pub fn with_vectors(vectors: impl Into<PathBuf>) -> Self {
+        Self {
+            vectors: Some(vectors.into()),
+            ..Self::built_in()
+        }
+    }
+
+    /// The test PKI: `vectors/pki` of `--vectors`, else the built-in one.
+    pub fn pki(&self) -> Files {
+        self.vectors
+            .as_ref()
+            .map_or_else(Files::pki, |v| Files::Disk(v.join("pki")))
+    }
+
+    /// The TS.48 templates: `vectors/profiles` of `--vectors`, else the built-in ones.
+    pub fn templates(&self) -> Files {
+        self.vectors
+            .as_ref()
+            .map_or_else(Files::templates, |v| Files::Disk(v.join("profiles")))
+    }
+
+    /// The default card `name` (a built-in card name, e.g. `uicc-2`): `cards/NAME.toml` of
+    /// `--vectors`, else the built-in definition.
+    pub fn default_card(&self, name: &str) -> anyhow::Result<(CardDefinition, String)> {
+        match &self.vectors {
+            Some(v) => {
+                let file = v.join("cards").join(format!("{name}.toml"));
+                let def = CardDefinition::load(&file)
+                    .with_context(|| format!("card definition {}", file.display()))?;
+                Ok((def, format!("file:{}", file.display())))
+            }
+            None => {
+                let def = crate::defaults::card(name).ok_or_else(|| {
+                    anyhow!(
+                        "no built-in card {name:?} (built-in cards: {})",
+                        crate::defaults::CARD_NAMES.join(", ")
+                    )
+                })?;
+                Ok((def, format!("built-in:{name}")))
+            }
         }
     }
 }
@@ -347,7 +396,7 @@ impl<'e> Ctx<'e> {
     }
 
     /// A device of `role`'s card(s): the card the user gave with `--card`, else the
-    /// in-process default from `vectors/cards`; with the definition the operator holds.
+    /// in-process default card ([`Env::default_card`]); with the definition the operator holds.
     pub fn device(&self, name: &str) -> anyhow::Result<Device> {
         let flow = self.scenario.flow;
         let slot = |role: &str| -> anyhow::Result<Option<Slot>> {
@@ -378,23 +427,12 @@ impl<'e> Ctx<'e> {
     }
 
     /// A device the flow needs but no user names (the first phone of the migration's history):
-    /// an in-process card from `vectors/cards/<card>`.
+    /// the in-process default card `card` ([`Env::default_card`]).
     pub fn extra_device(&self, name: &str, card: &str) -> anyhow::Result<Device> {
-        let file = self.env.vectors.join("cards").join(card);
-        let definition = CardDefinition::load(&file)
-            .with_context(|| format!("card definition {}", file.display()))?;
-        let spec = CardSpec::File {
-            definition: file,
-            state: None,
-        };
-        let transport = spec.open()?;
-        let slot = Slot::new(
-            name,
-            &spec.to_string(),
-            transport,
-            Some(definition.clone()),
-            &self.rec,
-        );
+        let (definition, place) = self.env.default_card(card)?;
+        let transport = in_process(&definition, &place)?;
+        self.rec.note(format!("CARD {name}: {place}"));
+        let slot = Slot::new(name, &place, transport, Some(definition.clone()), &self.rec);
         Ok(if definition.euicc.is_some() {
             Device::new(name, None, Some(slot), &self.rec)
         } else {
@@ -403,35 +441,40 @@ impl<'e> Ctx<'e> {
     }
 
     fn slot(&self, role: &super::catalog::Role) -> anyhow::Result<Slot> {
-        let spec = match self.env.cards.get(role.name) {
-            Some(s) => s.clone(),
-            None => CardSpec::File {
-                definition: self.env.vectors.join("cards").join(role.default_card),
-                state: None,
-            },
-        };
-        let def_file = self
-            .env
-            .card_defs
-            .get(role.name)
-            .cloned()
-            .or_else(|| spec.definition_file().cloned());
-        let definition = match &def_file {
+        // What the operator holds for the card: `--card-def`, else the definition the card
+        // is built from.
+        let given_def = match self.env.card_defs.get(role.name) {
             Some(f) => Some(
-                CardDefinition::load(f)
+                crate::defaults::card_definition(f)
                     .with_context(|| format!("card definition of {}", role.name))?,
             ),
             None => None,
         };
-        let transport = spec
-            .open()
-            .with_context(|| format!("opening the card of {} ({spec})", role.name))?;
+        let (transport, place, definition) = match self.env.cards.get(role.name) {
+            Some(spec) => {
+                let def = match (given_def, spec.definition_file()) {
+                    (Some(d), _) => Some(d),
+                    (None, Some(f)) => Some(
+                        crate::defaults::card_definition(f)
+                            .with_context(|| format!("card definition of {}", role.name))?,
+                    ),
+                    (None, None) => None,
+                };
+                let transport = spec
+                    .open()
+                    .with_context(|| format!("opening the card of {} ({spec})", role.name))?;
+                (transport, spec.to_string(), def)
+            }
+            None => {
+                let (def, place) = self.env.default_card(role.default_card)?;
+                let transport = in_process(&def, &place)
+                    .with_context(|| format!("opening the card of {} ({place})", role.name))?;
+                (transport, place, Some(given_def.unwrap_or(def)))
+            }
+        };
+        self.rec.note(format!("CARD {}: {place}", role.name));
         Ok(Slot::new(
-            role.name,
-            &spec.to_string(),
-            transport,
-            definition,
-            &self.rec,
+            role.name, &place, transport, definition, &self.rec,
         ))
     }
 
@@ -439,6 +482,16 @@ impl<'e> Ctx<'e> {
     pub fn refused(&self) -> bool {
         self.refused.is_some()
     }
+}
+
+/// The emulated card `def` describes, powered on in this process.
+fn in_process(
+    def: &CardDefinition,
+    place: &str,
+) -> anyhow::Result<crate::device::slot::CardTransport> {
+    Ok(Box::new(crate::transport::InProcess::new(
+        crate::cards::build_card(def, place, None)?,
+    )))
 }
 
 /// A flow's body.

@@ -26,9 +26,6 @@ pub mod transfer;
 
 pub use engine::{run, Env, FlowResult, NetworkSpec};
 
-/// The repository's `vectors/` when the binary was built from a checkout: the in-process cards
-/// of each role, the test PKI and the TS.48 templates of the embedded network.
-pub const BUILD_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 pub use scenario::Scenario;
 
 /// The body of the flow named `name` (names of [`catalog::FLOWS`]).

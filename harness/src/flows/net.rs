@@ -165,7 +165,9 @@ impl Net {
     pub fn open(env: &Env, scenario: &Scenario, rec: &Recorder) -> anyhow::Result<Net> {
         match &env.network {
             NetworkSpec::Embedded => {
-                let mut options = crate::network::server::NetworkOptions::embedded(&env.vectors);
+                let mut options = crate::network::server::NetworkOptions::built_in();
+                options.smdp.pki_dir = env.pki();
+                options.smdp.templates_dir = env.templates();
                 let db_dir = if scenario.params.restart_network {
                     let dir = tempfile::tempdir()?;
                     options.smdp.db = Some(dir.path().join("network.sqlite"));
@@ -203,17 +205,21 @@ impl Net {
                 })
             }
             NetworkSpec::Url(url) => {
-                let trust = if env.trust.is_empty() {
-                    vec![env
-                        .vectors
-                        .join("pki/CertificateIssuer/CERT_CI_ECDSA_NIST.der")]
+                let roots = if env.trust.is_empty() {
+                    // The CI of the test PKI (built in, or that of --vectors).
+                    let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+                    let pki = env.pki();
+                    vec![pki
+                        .read(&rel)
+                        .with_context(|| format!("reading {}", pki.location(&rel).display()))?]
                 } else {
-                    env.trust.clone()
+                    env.trust
+                        .iter()
+                        .map(|p| {
+                            std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?
                 };
-                let roots = trust
-                    .iter()
-                    .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
                 Ok(Net {
                     client: observe(NetworkClient::new(url), rec),
                     roots,

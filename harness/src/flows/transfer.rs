@@ -48,7 +48,7 @@ fn transfer(ctx: &mut Ctx<'_>, migration: bool) -> Result<(), Failure> {
     // gives one: the user's earlier phone (a UICC) was upgraded to it.
     let old_line = if migration {
         let mut first = ctx
-            .extra_device("first-phone", "uicc-2.toml")
+            .extra_device("first-phone", "uicc-2")
             .map_err(setup_failure)?;
         let first_line = common::provision(ctx, &mut first, Policy::default(), None)?;
         let number = first_line.msisdn.clone().unwrap_or_default();
@@ -320,6 +320,13 @@ fn disable_old_uicc(
                     return Ok(m);
                 }
                 if Instant::now() > deadline {
+                    if !c.net.line(imsi)?.ota_keys {
+                        bail!(
+                            "the operator holds no OTA keys for the old UICC (IMSI {imsi}), so \
+                             the network cannot deactivate its USIM (RFM, TS 102 226): give the \
+                             old card a definition with [[ota.keyset]] (--card-def old=FILE)"
+                        );
+                    }
                     bail!("no SMS-PP (OTA) message reached IMSI {imsi} within {OTA_WAIT:?}");
                 }
                 std::thread::sleep(Duration::from_millis(20));

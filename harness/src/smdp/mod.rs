@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -349,8 +349,24 @@ impl Template {
     }
 }
 
-/// Loads every `*.der` of `dir`, keyed by file stem.
+/// Loads every `*.der` of `dir`, keyed by file stem. The built-in templates never change, so
+/// they are decoded once per process: decoding all of them is ~30 ms of CPU, which was most of
+/// the cost of starting an SM-DP+ (the flows start a fresh network for every scenario).
 pub fn load_templates(dir: &Files) -> anyhow::Result<BTreeMap<String, Template>> {
+    static BUILT_IN: Mutex<Option<BTreeMap<String, Template>>> = Mutex::new(None);
+    if *dir != Files::templates() {
+        return decode_templates(dir);
+    }
+    let mut cached = BUILT_IN.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(t) = cached.as_ref() {
+        return Ok(t.clone());
+    }
+    let templates = decode_templates(dir)?;
+    *cached = Some(templates.clone());
+    Ok(templates)
+}
+
+fn decode_templates(dir: &Files) -> anyhow::Result<BTreeMap<String, Template>> {
     let mut out = BTreeMap::new();
     let files = dir
         .with_extension("der")
