@@ -8,7 +8,7 @@
 //! provides = ["ts48-pins"]          # capabilities the probe cannot see (see probe.rs)
 //!
 //! [deviations]
-//! "TC_UICC_SEARCH_RECORD.NoMatch" = "answers 90 00 with no data instead of 6A 83"
+//! "TC_UICC_SEARCH_RECORD.NoMatch" = "answers 90 00 with no data instead of 62 82"
 //! "TC_USIM_AUTH.GSM_*" = "GSM context not supported by this card"
 //! ```
 //!
