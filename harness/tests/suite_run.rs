@@ -36,8 +36,9 @@ fn junit(path: &Path) -> Report {
 }
 
 #[rstest::rstest]
-#[case::uicc("uicc", &["uicc", "usim"], "euicc")]
-#[case::euicc_test_profile("euicc-test-profile", &["uicc", "usim", "euicc"], "")]
+#[case::uicc("uicc", &["uicc", "usim", "ota"], "euicc")]
+// The eUICC's OTA keysets are its enabled profile's, not in its definition: no `ota` cases.
+#[case::euicc_test_profile("euicc-test-profile", &["uicc", "usim", "euicc"], "ota")]
 fn the_suite_passes_against_simlabs_cards_with_their_deviations_files(
     #[case] card: &str,
     #[case] areas_run: &[&str],
@@ -93,6 +94,43 @@ fn the_suite_passes_against_simlabs_cards_with_their_deviations_files(
             assert!(f.exists(), "{}", f.display());
         }
     }
+}
+
+#[test]
+fn an_ota_case_checks_the_por_and_names_what_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.cases");
+    std::fs::write(
+        &f,
+        "area = \"ota\"\n\
+         case TC_O.Good {\n    spec = \"ETSI TS 102 226 §6\"\n    \
+         ota tar=B00010 keyset=3 format=expanded apdus=\"00A4000C022FE2, 00B000000A\"\n    \
+         por ok\n    sw 9000\n    data = $ICCID\n}\n\
+         case TC_O.WrongExpectation {\n    spec = \"none (a deliberately wrong case)\"\n    \
+         ota tar=B00010 keyset=3 apdus=\"00A4000C022FE2\"\n    por cntr-low\n}\n\
+         case TC_O.NoKeys {\n    spec = \"none\"\n    \
+         ota tar=B00010 keyset=9 apdus=\"00A4000C022FE2\"\n    por ok\n}\n",
+    )
+    .unwrap();
+    let (code, text, err) = simlab(&[
+        "suite",
+        "run",
+        f.to_str().unwrap(),
+        "--card",
+        "vectors/cards/uicc.toml",
+    ]);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(
+        text.contains("FAILED TC_O.WrongExpectation")
+            && text.contains("expected PoR 02 (cntr-low)")
+            && text.contains("got 1 message(s), CNTR 0, PoR 00 (por-ok), secured"),
+        "{text}"
+    );
+    assert!(!text.contains("FAILED TC_O.Good"), "{text}");
+    assert!(
+        text.contains("no `ota-keyset-9`: no keyset with KID index 9 in vectors/cards/uicc.toml"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -259,6 +297,7 @@ fn a_card_that_stops_answering_ends_the_run_with_a_clear_error_and_a_report_of_w
         filters: Vec::new(),
         deviations: None,
         timeout: Duration::from_secs(1),
+        ota_keys: None,
     })
     .unwrap();
     assert!(
