@@ -60,8 +60,8 @@ if [ "${SIMLAB_SKIP_PCSCD:-}" != 1 ]; then
         exit 1
     fi
     lane="ran (pcscd + vpcd slot ${SIMLAB_VPCD:-127.0.0.1:$SIMLAB_VPCD_PORT})"
-    say "cargo test -p simlab-tests --test pcscd_lane --locked ${lane_args[*]}"
-    cargo test -p simlab-tests --test pcscd_lane --locked "${lane_args[@]}"
+    say "cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows --locked ${lane_args[*]}"
+    cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows --locked "${lane_args[@]}"
     lane_rc=$?
     pcscd_stop
 fi

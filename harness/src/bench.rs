@@ -51,6 +51,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
 
+    /// Measure the seed's flows instead (docs/flows.md): every flow × variant on the embedded
+    /// default, then --flow-load companion-download flows at once against one network process.
+    #[arg(long)]
+    pub flows: bool,
+    /// Concurrent flows of the load run (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub flow_load: usize,
+    /// The repository's vectors directory (for --flows); default: that of the checkout simlab
+    /// was built from.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+
     /// Measure complete profile downloads (SGP.22) instead of APDUs: in-process, then over
     /// loopback HTTPS against a separate SM-DP+ process.
     #[arg(long)]
@@ -422,6 +434,14 @@ pub fn run(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
     }
     if a.downloads {
         return run_downloads(a, out);
+    }
+    if a.flows {
+        let vectors = a
+            .vectors
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::flows::BUILD_VECTORS));
+        crate::output::print_stdout(&crate::flows::bench::run(&vectors, a.flow_load)?);
+        return Ok(());
     }
     let rows = measure(a)?;
     let workload = "SELECT EF.ICCID (00A4000C022FE2) + READ BINARY (00B000000A)";

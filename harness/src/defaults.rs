@@ -21,7 +21,15 @@ static PKI: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../vectors/pki");
 static PROFILES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../vectors/profiles");
 
 /// The built-in card definitions, by name (`--card NAME`): `vectors/cards/NAME.toml`.
-pub const CARD_NAMES: [&str; 3] = ["uicc", "euicc", "euicc-test-profile"];
+pub const CARD_NAMES: [&str; 7] = [
+    "uicc",
+    "euicc",
+    "euicc-test-profile",
+    "uicc-2",
+    "uicc-3",
+    "euicc-2",
+    "euicc-3",
+];
 /// The default UICC (Milenage test set 1).
 pub const UICC: &str = "uicc";
 /// The default eUICC (test PKI, NIST P-256, no profile).
@@ -385,7 +393,7 @@ mod tests {
         let e = card_definition(Path::new("no-such-card")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "card definition no-such-card: no such file, and not a built-in card (uicc, euicc, euicc-test-profile)"
+            "card definition no-such-card: no such file, and not a built-in card (uicc, euicc, euicc-test-profile, uicc-2, uicc-3, euicc-2, euicc-3)"
         );
     }
 

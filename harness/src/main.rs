@@ -48,6 +48,9 @@ enum Command {
     /// Download transcripts: normalise one, or compare two.
     #[command(subcommand)]
     Transcript(transcript::cli::TranscriptCommand),
+    /// The seed's flows end to end: `flows list`, `flows run [NAME|FILE…]`.
+    #[command(subcommand)]
+    Flows(simlab_harness::flows::cli::FlowsCommand),
     /// Remote card management over the air: SCP80 secured packets by SMS-PP to RFM.
     #[command(subcommand)]
     Ota(ota::cli::OtaCommand),
@@ -160,6 +163,7 @@ fn run(command: Command, out: Output) -> anyhow::Result<()> {
         Command::Network(c) => network::run(c, out),
         Command::Aka(c) => aka_cli::run(c, out),
         Command::Transcript(c) => transcript::cli::run(c, out),
+        Command::Flows(c) => simlab_harness::flows::cli::run(c, out),
         Command::Ota(c) => ota::cli::run(c, out),
         Command::Suite(c) => simlab_harness::suite::run(c, out),
     }

@@ -135,6 +135,15 @@ const BASE64_DER_FIELDS: [&str; 14] = [
     "pendingNotification",
     "cancelSessionResponse",
 ];
+/// JSON fields holding a clock reading (Unix seconds) in the operator network's answers
+/// (docs/network.md): masked as `<TIME>` when normalising.
+const TIME_FIELDS: [&str; 5] = [
+    "receivedAt",
+    "createdAt",
+    "updatedAt",
+    "answeredAt",
+    "expiresAt",
+];
 /// The one base64 field that is raw bytes, not DER (§6.5.2.6: 16 random bytes).
 const FIELD_EUICC_CHALLENGE: &str = "euiccChallenge";
 /// §6.5.2: `TransactionId` is a hexadecimal string.
@@ -160,6 +169,19 @@ pub enum Entry {
     HttpResponse { status: u16, body: Option<Value> },
     /// A request that got no usable answer (connection, TLS, unparsable body).
     HttpFailed { error: String },
+    /// Any other HTTP request (the operator network's services): method, path with query,
+    /// JSON or form body. Its answer is an [`Entry::HttpResponse`].
+    Http {
+        method: String,
+        path: String,
+        body: Option<Value>,
+    },
+    /// A line of context, shown as it is: a flow step, a short-range link message, an SMS.
+    Note { text: String },
+    /// A value drawn at random during the run (a one-time code, a token, an AKA RAND), named
+    /// by `label`: never shown, but masked as `<LABEL-n>` wherever it occurs when normalising
+    /// (bytes in APDUs and JSON; its text, when it is text, in lines).
+    Secret { label: String, value: Vec<u8> },
 }
 
 /// A shared, append-only list of [`Entry`] with the time each was recorded; clones are
@@ -379,18 +401,38 @@ impl Es9Plus for RecordingEs9<'_> {
 
 /// The transcript as recorded: every byte shown, nothing masked or abbreviated.
 pub fn render(entries: &[Entry]) -> Vec<String> {
-    let plan = Plan::new(entries);
-    let renderer = Renderer {
-        masks: Masks::default(),
-        abbreviate: false,
-    };
-    renderer.lines(entries, &plan)
+    render_with(entries, false)
 }
 
 /// The transcript with every per-session random value replaced by a placeholder and long
 /// deterministic values abbreviated (see the module doc): the same download gives the same
 /// lines on every run.
 pub fn normalise(entries: &[Entry]) -> Vec<String> {
+    normalise_with(entries, false)
+}
+
+/// [`render`] with the SGP.22 function name after the first block of each ES10 command
+/// (`# ES10c.GetProfilesInfo`), for transcripts of whole flows where several cards speak.
+pub fn render_named(entries: &[Entry]) -> Vec<String> {
+    render_with(entries, true)
+}
+
+/// [`normalise`] with ES10 function names, as [`render_named`].
+pub fn normalise_named(entries: &[Entry]) -> Vec<String> {
+    normalise_with(entries, true)
+}
+
+fn render_with(entries: &[Entry], es10_names: bool) -> Vec<String> {
+    let plan = Plan::new(entries);
+    let renderer = Renderer {
+        masks: Masks::default(),
+        abbreviate: false,
+        es10_names,
+    };
+    renderer.lines(entries, &plan)
+}
+
+fn normalise_with(entries: &[Entry], es10_names: bool) -> Vec<String> {
     let plan = Plan::new(entries);
     let mut masks = Masks::default();
     for source in &plan.order {
@@ -403,17 +445,26 @@ pub fn normalise(entries: &[Entry]) -> Vec<String> {
                 }
             }
             Source::Json(i) => match entries.get(i) {
-                Some(Entry::HttpRequest { body, .. }) => masks.collect_json(body),
-                Some(Entry::HttpResponse {
+                Some(Entry::HttpRequest { body, .. })
+                | Some(Entry::Http {
+                    body: Some(body), ..
+                })
+                | Some(Entry::HttpResponse {
                     body: Some(body), ..
                 }) => masks.collect_json(body),
                 _ => {}
             },
         }
     }
+    for entry in entries {
+        if let Entry::Secret { label, value } = entry {
+            masks.add_secret(label, value);
+        }
+    }
     let renderer = Renderer {
         masks,
         abbreviate: true,
+        es10_names,
     };
     renderer.lines(entries, &plan)
 }
@@ -510,9 +561,11 @@ impl Plan {
                     }
                     plan.slices.insert(i, (cmd, resp));
                 }
-                Entry::HttpRequest { .. } | Entry::HttpResponse { .. } => {
+                Entry::HttpRequest { .. } | Entry::HttpResponse { .. } | Entry::Http { .. } => {
                     plan.order.push(Source::Json(i));
                 }
+                // Context lines and secrets do not interrupt an ES10 message split over blocks.
+                Entry::Note { .. } | Entry::Secret { .. } => {}
                 Entry::Reset { .. } | Entry::ApduFailed { .. } | Entry::HttpFailed { .. } => {
                     open_command = None;
                     open_answer = None;
@@ -650,6 +703,9 @@ struct Masks {
     counts: HashMap<String, usize>,
     /// SM-DP+ addresses with a port, and the host they keep.
     addresses: Vec<(String, String)>,
+    /// Secrets that are text (codes, tokens), with their placeholder, replaced in lines
+    /// where they stand as a whole word.
+    texts: Vec<(String, String)>,
 }
 
 impl Masks {
@@ -669,6 +725,45 @@ impl Masks {
             bytes: bytes.to_vec(),
             name,
         });
+    }
+
+    /// A value the recorder named ([`Entry::Secret`]): `LABEL-n`, numbered per label. Its bytes
+    /// are masked in APDUs and decoded JSON (when long enough to be unique, as any value);
+    /// its text, when it is printable, in lines where it stands as a whole word.
+    fn add_secret(&mut self, label: &str, value: &[u8]) {
+        if value.is_empty() || self.values.iter().any(|m| m.bytes == value) {
+            return;
+        }
+        let text = std::str::from_utf8(value)
+            .ok()
+            .filter(|t| t.chars().all(|c| c.is_ascii_graphic()));
+        if text.is_some_and(|t| self.texts.iter().any(|(known, _)| known == t)) {
+            return;
+        }
+        let n = self.counts.entry(label.to_owned()).or_insert(0);
+        *n += 1;
+        let name = format!("{label}-{n}");
+        match text {
+            Some(t) => self.texts.push((t.to_owned(), name.clone())),
+            // Binary values also travel as text in JSON: hex (either case) and base64.
+            None if value.len() >= MIN_MASKED_LEN => {
+                use base64::Engine as _;
+                for t in [
+                    hex::encode_upper(value),
+                    hex::encode(value),
+                    base64::engine::general_purpose::STANDARD.encode(value),
+                ] {
+                    self.texts.push((t, name.clone()));
+                }
+            }
+            None => {}
+        }
+        if value.len() >= MIN_MASKED_LEN {
+            self.values.push(Mask {
+                bytes: value.to_vec(),
+                name,
+            });
+        }
     }
 
     /// An SM-DP+ address `host:port`: the port is masked, the host kept.
@@ -892,6 +987,8 @@ impl Tok {
 struct Renderer {
     masks: Masks,
     abbreviate: bool,
+    /// Name each command: ES10 functions by their tag, other commands by INS.
+    es10_names: bool,
 }
 
 impl Renderer {
@@ -924,6 +1021,11 @@ impl Renderer {
                     words.push(field(&parts.lc));
                     words.extend(show(&cmd));
                     words.push(field(&parts.le));
+                    if self.es10_names {
+                        if let Some(name) = command_name(command, cmd.as_ref(), plan) {
+                            words.push(format!("# {name}"));
+                        }
+                    }
                     lines.push(join_words(words));
                     let mut words = vec!["<".to_string()];
                     words.extend(show(&resp));
@@ -937,15 +1039,26 @@ impl Renderer {
                 }
                 Entry::HttpRequest { path, body } => {
                     let body = self.json(body, None);
-                    lines.push(format!("POST {path} {}", compact(&body)));
+                    lines.push(self.mask_text(&format!("POST {path} {}", compact(&body))));
                 }
                 Entry::HttpResponse { status, body } => match body {
-                    Some(b) => lines.push(format!("{status} {}", compact(&self.json(b, None)))),
+                    Some(b) => lines.push(
+                        self.mask_text(&format!("{status} {}", compact(&self.json(b, None)))),
+                    ),
                     None => lines.push(status.to_string()),
                 },
                 Entry::HttpFailed { error } => {
                     lines.push(format!("ERR {}", self.mask_text(error)));
                 }
+                Entry::Http { method, path, body } => {
+                    let line = match body {
+                        Some(b) => format!("{method} {path} {}", compact(&self.json(b, None))),
+                        None => format!("{method} {path}"),
+                    };
+                    lines.push(self.mask_text(&line));
+                }
+                Entry::Note { text } => lines.push(self.mask_text(text)),
+                Entry::Secret { .. } => {}
             }
         }
         lines
@@ -1169,6 +1282,12 @@ impl Renderer {
                 Value::Object(out)
             }
             Value::Array(items) => Value::Array(items.iter().map(|i| self.json(i, None)).collect()),
+            // Clock readings (the operator network's timestamps) differ on every run.
+            Value::Number(_)
+                if self.abbreviate && key.is_some_and(|k| TIME_FIELDS.contains(&k)) =>
+            {
+                Value::String("<TIME>".into())
+            }
             Value::String(s) => {
                 let decoded = match key {
                     Some(FIELD_TRANSACTION_ID) => {
@@ -1198,12 +1317,16 @@ impl Renderer {
 
     /// Text with every SM-DP+ address's port masked.
     fn mask_text(&self, text: &str) -> String {
-        self.masks
+        let text = self
+            .masks
             .addresses
             .iter()
             .fold(text.to_owned(), |t, (address, name)| {
                 t.replace(address.as_str(), &format!("<{name}>"))
-            })
+            });
+        self.masks.texts.iter().fold(text, |t, (secret, name)| {
+            replace_word(&t, secret, &format!("<{name}>"))
+        })
     }
 }
 
@@ -1213,6 +1336,96 @@ fn join_words(words: Vec<String>) -> String {
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `text` with every occurrence of `word` that is not part of a longer run of letters and
+/// digits replaced: a six-digit code inside an IMSI stays.
+fn replace_word(text: &str, word: &str, by: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let alnum_before = |s: &str| {
+        s.chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+    };
+    let alnum_after = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    while let Some(at) = rest.find(word) {
+        let (before, after) = (&rest[..at], &rest[at + word.len()..]);
+        out.push_str(before);
+        let bounded_left = !(alnum_before(before) || (before.is_empty() && alnum_before(&out)));
+        if bounded_left && !alnum_after(after) {
+            out.push_str(by);
+        } else {
+            out.push_str(word);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The name of a command for a flow transcript: the ES10 function of a STORE DATA's message
+/// (at its first block; SGP.22 §5.7 tags), else the ISO 7816-4 / ETSI TS 102 221 command.
+fn command_name(command: &[u8], data: Option<&Slice>, plan: &Plan) -> Option<&'static str> {
+    let ins = *command.get(1)?;
+    if ins == INS_STORE_DATA {
+        let slice = data?;
+        if slice.range.start != 0 {
+            return None;
+        }
+        let bytes = &plan.streams.get(slice.stream)?.bytes;
+        return es10_function_name(Header::read(bytes)?.tag);
+    }
+    Some(match ins {
+        0xA4 => "SELECT",
+        0xB0 => "READ BINARY",
+        0xB2 => "READ RECORD",
+        0xD6 => "UPDATE BINARY",
+        0xDC => "UPDATE RECORD",
+        0x20 => "VERIFY PIN",
+        0x88 => "AUTHENTICATE",
+        0xC2 => "ENVELOPE",
+        0xC0 => "GET RESPONSE",
+        0x70 => "MANAGE CHANNEL",
+        0xF2 => "STATUS",
+        0x10 => "TERMINAL PROFILE",
+        0x12 => "FETCH",
+        0x14 => "TERMINAL RESPONSE",
+        0xCA | 0xCB => "GET DATA",
+        _ => return None,
+    })
+}
+
+/// SGP.22 v2.5 §5.7 function of an ES10 message by its outer tag.
+fn es10_function_name(tag: u32) -> Option<&'static str> {
+    use simlab_emulator::rsp::es10 as t;
+    Some(match tag {
+        t::TAG_EUICC_INFO1 => "ES10b.GetEUICCInfo1",
+        t::TAG_PREPARE_DOWNLOAD => "ES10b.PrepareDownload",
+        t::TAG_EUICC_INFO2 => "ES10b.GetEUICCInfo2",
+        t::TAG_INITIALISE_SECURE_CHANNEL => {
+            "ES10b.LoadBoundProfilePackage (InitialiseSecureChannel)"
+        }
+        t::TAG_BOUND_PROFILE_PACKAGE => "ES10b.LoadBoundProfilePackage",
+        t::TAG_LIST_NOTIFICATION => "ES10b.ListNotification",
+        t::TAG_SET_NICKNAME => "ES10c.SetNickname",
+        t::TAG_RETRIEVE_NOTIFICATIONS_LIST => "ES10b.RetrieveNotificationsList",
+        t::TAG_PROFILE_INFO_LIST => "ES10c.GetProfilesInfo",
+        t::TAG_GET_EUICC_CHALLENGE => "ES10b.GetEUICCChallenge",
+        t::TAG_NOTIFICATION_SENT => "ES10b.RemoveNotificationFromList",
+        t::TAG_ENABLE_PROFILE => "ES10c.EnableProfile",
+        t::TAG_DISABLE_PROFILE => "ES10c.DisableProfile",
+        t::TAG_DELETE_PROFILE => "ES10c.DeleteProfile",
+        t::TAG_EUICC_MEMORY_RESET => "ES10c.eUICCMemoryReset",
+        t::TAG_LOAD_CRL => "ES10b.LoadCRL",
+        t::TAG_AUTHENTICATE_SERVER => "ES10b.AuthenticateServer",
+        t::TAG_EUICC_CONFIGURED_ADDRESSES => "ES10a.GetEuiccConfiguredAddresses",
+        t::TAG_GET_EUICC_DATA => "ES10c.GetEID",
+        t::TAG_SET_DEFAULT_DP_ADDRESS => "ES10a.SetDefaultDpAddress",
+        t::TAG_CANCEL_SESSION => "ES10b.CancelSession",
+        t::TAG_GET_RAT => "ES10b.GetRAT",
+        _ => return None,
+    })
 }
 
 /// Compact JSON; keys come sorted from [`Renderer::json`].
@@ -1541,6 +1754,74 @@ mod tests {
             transcript.render(),
             "RESET 3B00\n> 00CA0000 00\n< 6103\n> 00C00000 03\n< 5A 01 07 9000\n"
         );
+    }
+
+    #[test]
+    fn secrets_are_masked_in_apdus_json_and_lines_but_not_inside_longer_numbers() {
+        let rand = [0x5Au8; 16];
+        let entries = vec![
+            Entry::Secret {
+                label: "CODE".into(),
+                value: b"123456".to_vec(),
+            },
+            Entry::Secret {
+                label: "RAND".into(),
+                value: rand.to_vec(),
+            },
+            Entry::Note {
+                text: "SMS to +15555550100: your code is 123456".into(),
+            },
+            Entry::Http {
+                method: "POST".into(),
+                path: "/code?imsi=001010123456063".into(),
+                body: Some(serde_json::json!({"code": "123456"})),
+            },
+            Entry::HttpResponse {
+                status: 200,
+                body: Some(serde_json::json!({"ok": true})),
+            },
+            Entry::Apdu {
+                command: [&h("00880081 22 10")[..], &rand, &h("10"), &[1u8; 16]].concat(),
+                response: h("9862"),
+            },
+        ];
+        assert_eq!(
+            normalise_named(&entries),
+            vec![
+                "SMS to +15555550100: your code is <CODE-1>",
+                "POST /code?imsi=001010123456063 {\"code\":\"<CODE-1>\"}",
+                "200 {\"ok\":true}",
+                "> 00880081 22 10 <RAND-1> 1001010101010101010101010101010101 # AUTHENTICATE",
+                "< 9862",
+            ]
+        );
+        assert!(render(&entries)[0].ends_with("is 123456"));
+    }
+
+    #[test]
+    fn es10_commands_are_named_at_their_first_block() {
+        let entries = vec![
+            Entry::Apdu {
+                command: h("81E29100 03 BF2D00"),
+                response: h("BF2D03A0009000"),
+            },
+            Entry::Note {
+                text: "[new.euicc]".into(),
+            },
+            Entry::Apdu {
+                command: h("81E21100 02 BF38"),
+                response: h("9000"),
+            },
+            Entry::Apdu {
+                command: h("81E29101 02 0000"),
+                response: h("9000"),
+            },
+        ];
+        let lines = render_named(&entries);
+        assert_eq!(lines[0], "> 81E29100 03 BF2D 00 # ES10c.GetProfilesInfo");
+        assert_eq!(lines[3], "> 81E21100 02 BF38 # ES10b.AuthenticateServer");
+        assert_eq!(lines[5], "> 81E29101 02 0000");
+        assert!(!render(&entries)[0].contains('#'));
     }
 
     proptest! {
