@@ -8,7 +8,7 @@
 #    show as "ignored", never as passed without having run.
 # 2. Unless SIMLAB_SKIP_PCSCD=1: installs what the lane needs when it is missing
 #    (Debian/Ubuntu, as root or with sudo), starts pcscd unless one already serves vpcd, runs
-#    the lane (`cargo test -p simlab-tests --test pcscd_lane -- --ignored`), and stops the
+#    the lane (`cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows -- --ignored`), and stops the
 #    pcscd it started.
 #
 # SIMLAB_VPCD=host:port picks the vpcd slot the lane uses (default 127.0.0.1:35963, reader

@@ -414,6 +414,7 @@ impl CardDefinition {
             euicc_private_key_pem: key,
             eum_certificate: self.read_file("euicc.eum_certificate", &e.eum_certificate)?,
             ci_certificates,
+            key_cache: Default::default(),
         };
         identity
             .check()

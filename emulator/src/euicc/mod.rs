@@ -76,12 +76,32 @@ pub struct Identity {
     pub euicc_private_key_pem: String,
     pub eum_certificate: Vec<u8>,
     pub ci_certificates: Vec<Vec<u8>>,
+    /// SK.EUICC.ECDSA parsed once (parsing derives the public key: a scalar multiplication
+    /// per signature otherwise). Not part of the state: rebuilt from the PEM after loading.
+    #[serde(skip)]
+    pub key_cache: KeyCache,
 }
+
+/// A lazily parsed signing key; it never makes two identities unequal.
+#[derive(Debug, Clone, Default)]
+pub struct KeyCache(std::sync::OnceLock<SigningKey>);
+
+impl PartialEq for KeyCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for KeyCache {}
 
 impl Identity {
     pub fn signing_key(&self) -> Result<SigningKey, EuiccError> {
-        SigningKey::from_pem(&self.euicc_private_key_pem)
-            .map_err(|e| EuiccError::Key(e.to_string()))
+        if let Some(key) = self.key_cache.0.get() {
+            return Ok(key.clone());
+        }
+        let key = SigningKey::from_pem(&self.euicc_private_key_pem)
+            .map_err(|e| EuiccError::Key(e.to_string()))?;
+        Ok(self.key_cache.0.get_or_init(|| key).clone())
     }
 
     /// The trusted CIs (the ones whose certificate parses).

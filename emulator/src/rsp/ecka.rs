@@ -57,8 +57,19 @@ pub struct OneTimeKeyPair {
 
 #[derive(Clone)]
 enum Inner {
-    P256(p256::SecretKey),
+    /// With its public point, computed once (it is a scalar multiplication).
+    P256(p256::SecretKey, [u8; UNCOMPRESSED_POINT_LEN]),
     Bp256(bp256::r1::SecretKey),
+}
+
+fn p256_pair(sk: p256::SecretKey) -> Inner {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    let mut point = [0u8; UNCOMPRESSED_POINT_LEN];
+    point
+        .iter_mut()
+        .zip(sk.public_key().to_encoded_point(false).as_bytes())
+        .for_each(|(d, s)| *d = *s);
+    Inner::P256(sk, point)
 }
 
 impl std::fmt::Debug for OneTimeKeyPair {
@@ -77,7 +88,7 @@ impl OneTimeKeyPair {
     pub fn generate<R: RngCore + CryptoRng>(curve: Curve, rng: &mut R) -> Result<Self, EckaError> {
         match curve {
             Curve::NistP256 => Ok(Self {
-                inner: Inner::P256(p256::SecretKey::random(rng)),
+                inner: p256_pair(p256::SecretKey::random(rng)),
             }),
             // bp256 draws from the rand_core 0.10 traits; ours are 0.6, so draw bytes here and
             // keep those that are a valid scalar (rejection sampling, FIPS 186-5 §A.3.2).
@@ -103,7 +114,7 @@ impl OneTimeKeyPair {
             return Err(bad);
         }
         let inner = match curve {
-            Curve::NistP256 => Inner::P256(p256::SecretKey::from_slice(d).map_err(|_| bad)?),
+            Curve::NistP256 => p256_pair(p256::SecretKey::from_slice(d).map_err(|_| bad)?),
             Curve::BrainpoolP256r1 => {
                 Inner::Bp256(bp256::r1::SecretKey::from_slice(d).map_err(|_| bad)?)
             }
@@ -113,7 +124,7 @@ impl OneTimeKeyPair {
 
     pub fn curve(&self) -> Curve {
         match self.inner {
-            Inner::P256(_) => Curve::NistP256,
+            Inner::P256(..) => Curve::NistP256,
             Inner::Bp256(_) => Curve::BrainpoolP256r1,
         }
     }
@@ -122,13 +133,7 @@ impl OneTimeKeyPair {
     pub fn public_key(&self) -> [u8; UNCOMPRESSED_POINT_LEN] {
         let mut out = [0u8; UNCOMPRESSED_POINT_LEN];
         match &self.inner {
-            Inner::P256(sk) => {
-                use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-                let point = sk.public_key().to_encoded_point(false);
-                out.iter_mut()
-                    .zip(point.as_bytes())
-                    .for_each(|(d, s)| *d = *s);
-            }
+            Inner::P256(_, point) => out = *point,
             Inner::Bp256(sk) => {
                 let point = sk.public_key().to_sec1_bytes();
                 out.iter_mut().zip(point.iter()).for_each(|(d, s)| *d = *s);
@@ -149,7 +154,7 @@ impl OneTimeKeyPair {
         }
         let mut out = [0u8; FIELD_LEN];
         match &self.inner {
-            Inner::P256(sk) => {
+            Inner::P256(sk, _) => {
                 let pk = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| bad)?;
                 let shared = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
                 out.iter_mut()
