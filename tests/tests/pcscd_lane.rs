@@ -654,10 +654,11 @@ fn simlab_ota_send_deactivates_the_usim_and_scriptor_and_opensc_tool_see_62_83()
 /// The conformance suite through the real pcscd: every case of vectors/conformance against
 /// simlab's UICC and its eUICC with the TS.48 test profile in "Virtual PCD 00 00", each
 /// with its deviations file; nothing unexpected fails and at least the UICC, USIM (and
-/// eUICC) areas ran, and for the UICC the OTA area with the keysets of its definition.
+/// eUICC) areas ran, and the OTA area with the card's keysets (the UICC's definition's, the
+/// TS.48 test profile's for the eUICC).
 #[rstest::rstest]
 #[case::uicc("uicc", 150, 20)]
-#[case::euicc_test_profile("euicc-test-profile", 200, 0)]
+#[case::euicc_test_profile("euicc-test-profile", 200, 20)]
 #[ignore = "pcscd lane: needs pcscd with vpcd; scripts/test.sh runs it with --ignored"]
 fn the_conformance_suite_passes_through_pcscd(
     #[case] card: &str,
@@ -678,7 +679,11 @@ fn the_conformance_suite_passes_through_pcscd(
         deviations: Some(root.join(format!("vectors/conformance/deviations/simlab-{card}.toml"))),
         timeout: Duration::from_secs(20),
         // The UICC's keysets are its definition's; the eUICC's are its enabled profile's.
-        ota_keys: (card == "uicc").then(|| definition.clone()),
+        ota_keys: Some(if card == "uicc" {
+            definition.clone()
+        } else {
+            root.join("vectors/conformance/keys/ts48-test-profile.toml")
+        }),
     })
     .unwrap();
     let failed: Vec<String> = report

@@ -64,8 +64,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtaCall {
     pub tar: [u8; 3],
-    /// The KID key index of the keyset the packet is secured with (TS 102 225 §5.1.3).
-    pub keyset: u8,
+    /// The keyset the packet is secured with.
+    pub keyset: KeysetRef,
     pub spi: Spi,
     pub counter: CounterChoice,
     pub format: ScriptFormat,
@@ -76,6 +76,17 @@ pub struct OtaCall {
     pub kid_key: Option<Vec<u8>>,
     pub kic_index: Option<u8>,
     pub kid_index: Option<u8>,
+}
+
+/// Which of the card's keysets an `ota` step uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysetRef {
+    /// `keyset=N`: the one with KID key index N (TS 102 225 §5.1.3).
+    Index(u8),
+    /// `keyset=3des`: the first with triple DES ciphering and CBC-MAC (§5.1.2, §5.1.3.1).
+    TripleDes,
+    /// `keyset=aes`: the first with AES-CBC ciphering and AES-CMAC.
+    Aes,
 }
 
 /// The counter (CNTR, TS 102 225 §5.1.1) an `ota` step sends.

@@ -8,8 +8,10 @@
 //!
 //! Keys: `--ota-keys FILE` (`[[ota.keyset]]` tables, as `simlab ota send --keyset FILE`
 //! reads), else the `--card` definition's keysets. Each keyset known gives the capability
-//! `ota-keyset-N` (N its KID index), which every case using keyset N requires: a card
-//! whose keys the run was not given skips those cases with the reason.
+//! `ota-keyset-N` (N its KID index), and `ota-keyset-3des` / `ota-keyset-aes` for the first
+//! of each kind; a case using `keyset=N`, `keyset=3des` or `keyset=aes` requires it, so a card
+//! whose keys the run was not given skips those cases with the reason. Naming the kind
+//! rather than the index lets one case run on cards that number their keysets differently.
 //!
 //! Counters (CNTR, §5.1.1): a packet whose SPI asks the card to check the counter carries
 //! `counter=next` by default, a value above any the card can have seen: the run starts from
@@ -17,10 +19,12 @@
 //! up, so cases pass against a card that kept its counters from earlier runs. `counter=last`
 //! (and `last+N`) repeat the last `next` value (plus N): a replay, or a counter that skips.
 
-use super::case::{CounterChoice, Mismatch, OtaCall, OtaCheck, Template, Vars};
+use super::case::{CounterChoice, KeysetRef, Mismatch, OtaCall, OtaCheck, Template, Vars};
 use crate::ota::{build_sms_pp, deliver_sms_pp, verify_por, OtaError, RemoteCommand};
 use crate::transport::{Transport, TransportError};
-use simlab_emulator::ota::ts_102_225::{Keyset, PorStatus, COUNTER_MAX};
+use simlab_emulator::ota::ts_102_225::{
+    CipherAlgorithm, Keyset, MacAlgorithm, PorStatus, COUNTER_MAX,
+};
 use simlab_emulator::ota::ts_102_226::ScriptFormat;
 use simlab_emulator::ota::ts_23_040::Address;
 use std::collections::BTreeMap;
@@ -40,9 +44,56 @@ pub const ARGS: &[&str] = &[
     "kid_index",
 ];
 
-/// The capability a keyset gives.
-pub fn keyset_capability(kid_index: u8) -> String {
-    format!("ota-keyset-{kid_index}")
+/// The capability a case using `keyset` requires.
+pub fn keyset_capability(keyset: KeysetRef) -> String {
+    match keyset {
+        KeysetRef::Index(n) => format!("ota-keyset-{n}"),
+        KeysetRef::TripleDes => "ota-keyset-3des".into(),
+        KeysetRef::Aes => "ota-keyset-aes".into(),
+    }
+}
+
+/// Whether `k` is what `keyset` names.
+pub fn is(keyset: KeysetRef, k: &Keyset) -> bool {
+    match keyset {
+        KeysetRef::Index(n) => k.kid_index == n,
+        KeysetRef::TripleDes => {
+            matches!(
+                k.kic_algorithm,
+                CipherAlgorithm::TripleDesCbc2 | CipherAlgorithm::TripleDesCbc3
+            ) && matches!(
+                k.kid_algorithm,
+                MacAlgorithm::TripleDesCbcMac2 | MacAlgorithm::TripleDesCbcMac3
+            )
+        }
+        KeysetRef::Aes => {
+            k.kic_algorithm == CipherAlgorithm::AesCbc && k.kid_algorithm == MacAlgorithm::AesCmac
+        }
+    }
+}
+
+/// The capabilities the run's keysets give: `ota-keyset-N` for each KID index, and
+/// `ota-keyset-3des` / `ota-keyset-aes` when one of them is of that kind.
+pub fn capabilities(keys: &OtaKeys) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for k in &keys.keysets {
+        out.push((
+            keyset_capability(KeysetRef::Index(k.kid_index)),
+            format!("keyset with KID index {} in {}", k.kid_index, keys.source),
+        ));
+    }
+    for (kind, name) in [
+        (KeysetRef::TripleDes, "triple DES"),
+        (KeysetRef::Aes, "AES"),
+    ] {
+        if let Some(k) = keys.keysets.iter().find(|k| is(kind, k)) {
+            out.push((
+                keyset_capability(kind),
+                format!("{name} keyset {} in {}", k.kid_index, keys.source),
+            ));
+        }
+    }
+    out
 }
 
 /// Reads an `ota` step's arguments (the APDUs already parsed) when the case file is read.
@@ -65,11 +116,15 @@ pub fn call_from_args(
         .map(|t| parse_hex(t))?
         .and_then(|t| t.try_into().ok())
         .ok_or("tar: expected 3 bytes of hex, e.g. B00011")?;
-    let keyset = index(
-        args.get("keyset")
-            .ok_or("ota needs `keyset=N` (its KID index)")?,
-    )
-    .map_err(|e| format!("keyset: {e}"))?;
+    let keyset = match args
+        .get("keyset")
+        .ok_or("ota needs `keyset=N` (its KID index), `keyset=3des` or `keyset=aes`")?
+        .as_str()
+    {
+        "3des" => KeysetRef::TripleDes,
+        "aes" => KeysetRef::Aes,
+        n => KeysetRef::Index(index(n).map_err(|e| format!("keyset: {e}, 3des or aes"))?),
+    };
     let spi = match args.get("spi") {
         Some(text) => crate::ota::cli::parse_spi(text)?,
         None => crate::ota::default_spi(),
@@ -279,11 +334,11 @@ pub fn run(
         .keys
         .keysets
         .iter()
-        .find(|k| k.kid_index == call.keyset)
+        .find(|k| is(call.keyset, k))
         .cloned()
         .ok_or_else(|| {
             StepError::Failed(
-                format!("keyset {} (KID index)", call.keyset),
+                keyset_capability(call.keyset),
                 format!("none in {}", session.keys.source),
             )
         })?;

@@ -803,7 +803,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<CaseFile, CaseFileError> {
                 case.area = area.clone();
                 let mut requires = file_requires.clone();
                 requires.extend(std::mem::take(&mut case.requires));
-                // A packet secured with keyset N needs the card's keyset N.
+                // A packet secured with a keyset needs the card's.
                 requires.extend(case.steps.iter().filter_map(|s| match &s.action {
                     Action::Ota(call) => Some(ota::keyset_capability(call.keyset)),
                     _ => None,
@@ -1017,16 +1017,19 @@ case TC_X.One {   # trailing comment
             "case TC_OTA.A {\n spec = \"TS 102 225 §5.1\"\n requires = [\"usim\"]\n \
              ota tar=B00011 keyset=3 format=expanded apdus=\"00A4000C 02 6F46, 2*00B0000001\"\n \
              por ok\n por executed 3\n sms 1\n sw 9000\n \
-             ota tar=B00010 keyset=2 spi=cc+ciphering+counter-higher+por counter=last+1 \
+             ota tar=B00010 keyset=aes spi=cc+ciphering+counter-higher+por counter=last+1 \
              kid_key=00112233 apdus=\"00A4000C 02 $FID\"\n por cntr-high\n}",
         )
         .unwrap();
         let c = &f.cases[0];
-        assert_eq!(c.requires, vec!["usim", "ota-keyset-3", "ota-keyset-2"]);
+        assert_eq!(c.requires, vec!["usim", "ota-keyset-3", "ota-keyset-aes"]);
         let Action::Ota(a) = &c.steps[0].action else {
             panic!("ota step")
         };
-        assert_eq!((a.tar, a.keyset), ([0xB0, 0x00, 0x11], 3));
+        assert_eq!(
+            (a.tar, a.keyset),
+            ([0xB0, 0x00, 0x11], super::super::case::KeysetRef::Index(3))
+        );
         assert_eq!(a.spi, crate::ota::default_spi());
         assert_eq!(a.counter, super::super::case::CounterChoice::Value(0));
         assert_eq!(
