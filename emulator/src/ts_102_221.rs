@@ -424,9 +424,7 @@ pub fn read_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         .and_then(|(_, r)| r.get(n - 1))
         .cloned()
         .unwrap_or_default();
-    let mut chan = ctx.chan();
-    chan.record = Some(n);
-    ctx.set_chan(chan);
+    move_record_pointer(ctx, cmd.p2 & 0x07, n);
     Ok(Response::ok(data))
 }
 
@@ -465,15 +463,30 @@ pub fn update_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
             r.copy_from_slice(cmd.data);
         }
     }
-    let mut chan = ctx.chan();
-    chan.record = Some(n);
-    ctx.set_chan(chan);
+    if cyclic {
+        // §11.1.6: the record updated in PREVIOUS mode of a cyclic EF becomes current.
+        let mut chan = ctx.chan();
+        chan.record = Some(n);
+        ctx.set_chan(chan);
+    } else {
+        move_record_pointer(ctx, mode, n);
+    }
     Ok(Response::ok(Vec::new()))
+}
+
+/// §11.1.5.1 / §11.1.6.1: NEXT and PREVIOUS move the record pointer to the record they
+/// reached; CURRENT and ABSOLUTE (P2 '04') leave it where it was.
+fn move_record_pointer(ctx: &mut Context<'_>, mode: u8, n: usize) {
+    if matches!(mode, MODE_NEXT | MODE_PREVIOUS) {
+        let mut chan = ctx.chan();
+        chan.record = Some(n);
+        ctx.set_chan(chan);
+    }
 }
 
 /// SEARCH RECORD, simple search forward ('04') or backward ('05') from record P1
 /// (P1 = '00': from the current record). Answers the numbers of records that contain the
-/// pattern, and makes the first of them the current record.
+/// pattern, and makes the first of them the current record; '62 82' when none does.
 pub fn search_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
     let ef = target_ef(ctx, record_sfi(cmd.p2))?;
     let (_, count) = ctx
@@ -515,11 +528,14 @@ pub fn search_record(ctx: &mut Context<'_>, cmd: &Command<'_>) -> CmdResult {
         })
         .filter_map(|n| u8::try_from(n).ok())
         .collect();
-    if let Some(first) = found.first() {
-        let mut chan = ctx.chan();
-        chan.record = Some(usize::from(*first));
-        ctx.set_chan(chan);
-    }
+    // §10.2.1.3 and Table 10.16: a search that finds nothing ends with the warning
+    // '62 82' (unsuccessful search), no data, and the record pointer left where it was.
+    let Some(first) = found.first() else {
+        return Err(StatusWord::EndOfFileReached);
+    };
+    let mut chan = ctx.chan();
+    chan.record = Some(usize::from(*first));
+    ctx.set_chan(chan);
     Ok(Response::ok(found))
 }
 

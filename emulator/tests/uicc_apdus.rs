@@ -90,8 +90,8 @@ const SELECT_USIM: &str = "> 00 A4 04 04 0C A0000000871002FF49FF0589 00\n< 62 * 
 )]
 #[case::read_record_by_sfi("> 00 B2 01 F4 20\n< 61 * 9000")]
 #[case::search_record("> 00 A4 00 0C 02 2F00\n< 9000\n> 00 A2 01 04 04 5553494D 00\n< 01 9000")]
-#[case::search_record_without_match(
-    "> 00 A4 00 0C 02 2F00\n< 9000\n> 00 A2 01 04 02 ABCD 00\n< 9000"
+#[case::search_record_without_match_warns_and_keeps_the_record_pointer(
+    "> 00 A4 00 0C 02 2F00\n< 9000\n> 00 B2 00 02 20\n< 61 * 9000\n> 00 B2 00 02 20\n< FF * 9000\n> 00 A2 01 04 02 ABCD 00\n< 6282\n> 00 B2 00 04 20\n< FF * 9000"
 )]
 #[case::update_needs_adm(&format!("{SELECT_USIM}\n> 00 A4 00 0C 02 6FAD\n< 9000\n> 00 D6 00 00 01 01\n< 6982"))]
 #[case::update_with_adm(&format!(

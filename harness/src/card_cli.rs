@@ -48,8 +48,16 @@ pub enum CardCommand {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Card definition: a file, or a built-in card (uicc, euicc).
-    #[arg(long, value_name = "FILE|NAME", default_value = defaults::UICC)]
+    // The help lists the built-in cards from harness::defaults, so it never goes stale.
+    #[arg(
+        long,
+        value_name = "FILE|NAME",
+        default_value = defaults::UICC,
+        help = format!(
+            "Card definition: a file, or a built-in card ({})",
+            defaults::CARD_NAMES.join(", ")
+        )
+    )]
     pub card: PathBuf,
     /// Directory keeping the card's persistent state (PINs, SQN, files, profiles) across runs.
     #[arg(long, value_name = "DIR")]

@@ -11,8 +11,11 @@ use std::io::IsTerminal as _;
     name = "simlab",
     version,
     about = "A virtual UICC/eUICC and conformance harness",
-    after_help = "The shipped cards (uicc, euicc), test PKI and TS.48 templates are built in; \
-                  --card/--pki/--templates override them. RUST_LOG=debug logs more."
+    after_help = format!(
+        "The shipped cards ({}), test PKI and TS.48 templates are built in; \
+         --card/--pki/--templates override them. RUST_LOG=debug logs more.",
+        simlab_harness::defaults::CARD_NAMES.join(", ")
+    )
 )]
 struct Cli {
     /// Print one JSON document on stdout ({"ok": true, "result": …} or {"ok": false,

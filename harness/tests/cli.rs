@@ -226,3 +226,18 @@ fn network_serve_prints_the_operator_urls_and_provisions_subscribers() {
         "{text}"
     );
 }
+
+#[test]
+fn help_lists_every_built_in_card() {
+    for args in [
+        &["--help"][..],
+        &["card", "serve", "--help"][..],
+        &["apdu", "--help"][..],
+    ] {
+        let (ok, out, err) = simlab(args);
+        assert!(ok, "{args:?}: {err}");
+        for name in simlab_harness::defaults::CARD_NAMES {
+            assert!(out.contains(name), "{args:?} does not name {name}:\n{out}");
+        }
+    }
+}

@@ -36,32 +36,45 @@ fn junit(path: &Path) -> Report {
 }
 
 #[rstest::rstest]
-#[case::uicc("uicc", &["uicc", "usim"], "euicc")]
-#[case::euicc_test_profile("euicc-test-profile", &["uicc", "usim", "euicc"], "")]
+#[case::uicc("uicc", &["uicc", "usim", "ota"], "euicc", None)]
+// The eUICC's OTA keysets are its enabled profile's, not in its definition: given in a file.
+#[case::euicc_test_profile(
+    "euicc-test-profile",
+    &["uicc", "usim", "euicc", "ota"],
+    "",
+    Some("vectors/conformance/keys/ts48-test-profile.toml")
+)]
 fn the_suite_passes_against_simlabs_cards_with_their_deviations_files(
     #[case] card: &str,
     #[case] areas_run: &[&str],
     #[case] area_skipped: &str,
+    #[case] ota_keys: Option<&str>,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("junit.xml");
     let json = dir.path().join("report.json");
     let transcripts = dir.path().join("t");
-    let (code, out, err) = simlab(&[
+    let card_file = format!("vectors/cards/{card}.toml");
+    let deviations = format!("vectors/conformance/deviations/simlab-{card}.toml");
+    let mut args = vec![
         "suite",
         "run",
         "vectors/conformance",
         "--card",
-        &format!("vectors/cards/{card}.toml"),
+        &card_file,
         "--deviations",
-        &format!("vectors/conformance/deviations/simlab-{card}.toml"),
+        &deviations,
         "--junit",
         xml.to_str().unwrap(),
         "--json-report",
         json.to_str().unwrap(),
         "--transcripts",
         transcripts.to_str().unwrap(),
-    ]);
+    ];
+    if let Some(keys) = ota_keys {
+        args.extend(["--ota-keys", keys]);
+    }
+    let (code, out, err) = simlab(&args);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains(" 0 failed"), "{out}");
     let report = junit(&xml);
@@ -70,6 +83,10 @@ fn the_suite_passes_against_simlabs_cards_with_their_deviations_files(
     assert_eq!(report.failures, 0);
     assert_eq!(report.errors, 0);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // simlab's deviations files are current: nothing listed fails, passes or matches nothing.
+    assert_eq!(v["totals"]["knownDeviations"], 0, "{}", v["totals"]);
+    assert_eq!(v["totals"]["passedDespiteDeviation"], 0, "{}", v["totals"]);
+    assert_eq!(v["unusedDeviations"], serde_json::json!([]));
     for area in areas_run {
         assert!(
             v["areas"][area]["passed"].as_u64().unwrap() > 10,
@@ -89,6 +106,43 @@ fn the_suite_passes_against_simlabs_cards_with_their_deviations_files(
             assert!(f.exists(), "{}", f.display());
         }
     }
+}
+
+#[test]
+fn an_ota_case_checks_the_por_and_names_what_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("o.cases");
+    std::fs::write(
+        &f,
+        "area = \"ota\"\n\
+         case TC_O.Good {\n    spec = \"ETSI TS 102 226 §6\"\n    \
+         ota tar=B00010 keyset=3 format=expanded apdus=\"00A4000C022FE2, 00B000000A\"\n    \
+         por ok\n    sw 9000\n    data = $ICCID\n}\n\
+         case TC_O.WrongExpectation {\n    spec = \"none (a deliberately wrong case)\"\n    \
+         ota tar=B00010 keyset=3 apdus=\"00A4000C022FE2\"\n    por cntr-low\n}\n\
+         case TC_O.NoKeys {\n    spec = \"none\"\n    \
+         ota tar=B00010 keyset=9 apdus=\"00A4000C022FE2\"\n    por ok\n}\n",
+    )
+    .unwrap();
+    let (code, text, err) = simlab(&[
+        "suite",
+        "run",
+        f.to_str().unwrap(),
+        "--card",
+        "vectors/cards/uicc.toml",
+    ]);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(
+        text.contains("FAILED TC_O.WrongExpectation")
+            && text.contains("expected PoR 02 (cntr-low)")
+            && text.contains("got 1 message(s), CNTR 0, PoR 00 (por-ok), secured"),
+        "{text}"
+    );
+    assert!(!text.contains("FAILED TC_O.Good"), "{text}");
+    assert!(
+        text.contains("no `ota-keyset-9`: no such keyset in vectors/cards/uicc.toml"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -255,6 +309,7 @@ fn a_card_that_stops_answering_ends_the_run_with_a_clear_error_and_a_report_of_w
         filters: Vec::new(),
         deviations: None,
         timeout: Duration::from_secs(1),
+        ota_keys: None,
     })
     .unwrap();
     assert!(
@@ -267,9 +322,15 @@ fn a_card_that_stops_answering_ends_the_run_with_a_clear_error_and_a_report_of_w
     assert_eq!(report.totals.errors, 1);
     assert!(report.totals.passed > 0);
     assert!(!report.not_run.is_empty());
+    let in_file: usize =
+        simlab_harness::suite::parse::load(&root().join("vectors/conformance/uicc.cases"))
+            .unwrap()
+            .iter()
+            .map(|f| f.cases.len())
+            .sum();
     assert_eq!(
         report.cases.len() + report.not_run.len(),
-        160,
+        in_file,
         "every case is either reported or listed as not run"
     );
     let xml = report.junit().unwrap();

@@ -655,12 +655,17 @@ fn simlab_ota_send_deactivates_the_usim_and_scriptor_and_opensc_tool_see_62_83()
 /// The conformance suite through the real pcscd: every case of vectors/conformance against
 /// simlab's UICC and its eUICC with the TS.48 test profile in "Virtual PCD 00 00", each
 /// with its deviations file; nothing unexpected fails and at least the UICC, USIM (and
-/// eUICC) areas ran.
+/// eUICC) areas ran, and the OTA area with the card's keysets (the UICC's definition's, the
+/// TS.48 test profile's for the eUICC).
 #[rstest::rstest]
-#[case::uicc("uicc", 150)]
-#[case::euicc_test_profile("euicc-test-profile", 200)]
+#[case::uicc("uicc", 150, 20)]
+#[case::euicc_test_profile("euicc-test-profile", 200, 20)]
 #[ignore = "pcscd lane: needs pcscd with vpcd; scripts/test.sh runs it with --ignored"]
-fn the_conformance_suite_passes_through_pcscd(#[case] card: &str, #[case] at_least: usize) {
+fn the_conformance_suite_passes_through_pcscd(
+    #[case] card: &str,
+    #[case] at_least: usize,
+    #[case] ota_at_least: usize,
+) {
     use simlab_harness::suite::{execute, target::TargetSpec, RunOptions};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let definition = root.join(format!("vectors/cards/{card}.toml"));
@@ -674,6 +679,12 @@ fn the_conformance_suite_passes_through_pcscd(#[case] card: &str, #[case] at_lea
         filters: Vec::new(),
         deviations: Some(root.join(format!("vectors/conformance/deviations/simlab-{card}.toml"))),
         timeout: Duration::from_secs(20),
+        // The UICC's keysets are its definition's; the eUICC's are its enabled profile's.
+        ota_keys: Some(if card == "uicc" {
+            definition.clone()
+        } else {
+            root.join("vectors/conformance/keys/ts48-test-profile.toml")
+        }),
     })
     .unwrap();
     let failed: Vec<String> = report
@@ -694,4 +705,7 @@ fn the_conformance_suite_passes_through_pcscd(#[case] card: &str, #[case] at_lea
         "{} passed through pcscd",
         report.totals.passed
     );
+    // The OTA cases: SMS-PP download ENVELOPEs and their PoRs through pcscd (T=0: GET RESPONSE).
+    let ota = report.areas.get("ota").map_or(0, |a| a.passed);
+    assert!(ota >= ota_at_least, "{ota} OTA cases passed through pcscd");
 }

@@ -32,8 +32,15 @@ pub struct Target {
     /// A PC/SC reader (exact name or unique prefix), e.g. "Virtual PCD 00 00".
     #[arg(long, value_name = "NAME")]
     pub reader: Option<String>,
-    /// An emulated card, in-process: a definition file, or a built-in card (uicc, euicc).
-    #[arg(long, value_name = "FILE|NAME")]
+    // The help lists the built-in cards from harness::defaults, so it never goes stale.
+    #[arg(
+        long,
+        value_name = "FILE|NAME",
+        help = format!(
+            "An emulated card, in-process: a definition file, or a built-in card ({})",
+            crate::defaults::CARD_NAMES.join(", ")
+        )
+    )]
     pub card: Option<PathBuf>,
     /// Play vpcd at ADDR: wait there (30 s) for a card to connect, e.g. `simlab card serve
     /// --vpcd ADDR`; with --vpcd-connect, connect to a card listening there instead

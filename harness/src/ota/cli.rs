@@ -169,7 +169,7 @@ struct KeysFile {
     ota: OtaSection,
 }
 
-fn keysets_in(path: &Path) -> anyhow::Result<Vec<Keyset>> {
+pub(crate) fn keysets_in(path: &Path) -> anyhow::Result<Vec<Keyset>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading keysets from {}", path.display()))?;
     let file: KeysFile = toml::from_str(&text)
@@ -203,7 +203,7 @@ fn load_keyset(a: &SendArgs) -> anyhow::Result<Keyset> {
 }
 
 /// The keysets of a card definition (a file or a built-in card's name).
-fn card_keysets(card: &Path) -> anyhow::Result<Vec<Keyset>> {
+pub(crate) fn card_keysets(card: &Path) -> anyhow::Result<Vec<Keyset>> {
     let def = defaults::card_definition(card)?;
     let keys = def
         .ota

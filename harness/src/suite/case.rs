@@ -6,6 +6,8 @@
 //! Hex in commands and expectations is a [`Template`]: literal bytes, `*` (any bytes, in
 //! expectations only), and references to captured or probed values (`$NAME`, `$cla(NAME)`).
 
+use simlab_emulator::ota::ts_102_225::{PorStatus, Spi};
+use simlab_emulator::ota::ts_102_226::ScriptFormat;
 use simlab_emulator::tlv;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,6 +55,49 @@ pub enum Action {
     Es10(Es10Call),
     /// A warm reset: volatile state (channels, selections, verified PINs) is lost.
     Reset,
+    /// A command string for a remote application in an SCP80 secured packet, sent as SMS-PP
+    /// download ENVELOPEs ([`super::ota`]).
+    Ota(OtaCall),
+}
+
+/// `ota tar=… keyset=… apdus="…"`, read (see [`super::ota`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtaCall {
+    pub tar: [u8; 3],
+    /// The keyset the packet is secured with.
+    pub keyset: KeysetRef,
+    pub spi: Spi,
+    pub counter: CounterChoice,
+    pub format: ScriptFormat,
+    /// The command string: each APDU and how many times in a row it is sent.
+    pub apdus: Vec<(usize, Template)>,
+    /// Replacements for the keyset's keys and indexes: a packet the card must refuse.
+    pub kic_key: Option<Vec<u8>>,
+    pub kid_key: Option<Vec<u8>>,
+    pub kic_index: Option<u8>,
+    pub kid_index: Option<u8>,
+}
+
+/// Which of the card's keysets an `ota` step uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysetRef {
+    /// `keyset=N`: the one with KID key index N (TS 102 225 §5.1.3).
+    Index(u8),
+    /// `keyset=3des`: the first with triple DES ciphering and CBC-MAC (§5.1.2, §5.1.3.1).
+    TripleDes,
+    /// `keyset=aes`: the first with AES-CBC ciphering and AES-CMAC.
+    Aes,
+}
+
+/// The counter (CNTR, TS 102 225 §5.1.1) an `ota` step sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterChoice {
+    /// `counter=N`.
+    Value(u64),
+    /// `counter=next`: above every counter the run sent (see [`super::ota`]).
+    Next,
+    /// `counter=last` / `last+N`: the last `next` value plus N.
+    Last(u64),
 }
 
 /// `es10 NAME key=value …` as written; encoded when the step runs (values may refer to
@@ -168,6 +213,23 @@ pub enum Check {
         path: TlvPath,
         check: TlvCheck,
     },
+    /// What an `ota` step's PoR says (`por …`, `sms N`).
+    Ota(OtaCheck),
+}
+
+/// A check of an `ota` step's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtaCheck {
+    /// `por ok`, `por cntr-low`, `por 0A`: the PoR's status (TS 102 225 §5.2.1 Table 5).
+    Status(PorStatus),
+    /// `por none`: no PoR came.
+    NoPor,
+    /// `por executed N`: the number of commands executed (TS 102 226 §5.1.2, §5.2.2).
+    Executed(usize),
+    /// `por secured` / `por unsecured`: ciphered and checksummed as the SPI asked, or not.
+    Secured(bool),
+    /// `sms N`: the packet travelled in N short messages (TS 31.115 §4).
+    Messages(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,6 +390,11 @@ impl Check {
                 }
             }
             Check::SwAny | Check::DataAny => Ok(()),
+            // The runner checks these against the `ota` step's outcome.
+            Check::Ota(_) => fail(
+                "a PoR (`por` and `sms` follow an `ota` step)".into(),
+                "a step that is not `ota`".into(),
+            ),
             Check::DataEmpty => {
                 if data.is_empty() {
                     Ok(())

@@ -8,7 +8,7 @@
 //! provides = ["ts48-pins"]          # capabilities the probe cannot see (see probe.rs)
 //!
 //! [deviations]
-//! "TC_UICC_SEARCH_RECORD.NoMatch" = "answers 90 00 with no data instead of 6A 83"
+//! "TC_UICC_SEARCH_RECORD.NoMatch" = "answers 90 00 with no data instead of 62 82"
 //! "TC_USIM_AUTH.GSM_*" = "GSM context not supported by this card"
 //! ```
 //!
@@ -104,6 +104,64 @@ mod tests {
         assert_eq!(d.reason("TC_A.One"), Some("not yet"));
         assert_eq!(d.reason("TC_B.One"), None);
         assert_eq!(d.unused(&["TC_B.One"]), vec!["TC_A.*"]);
+    }
+
+    /// A deviations file as TOML, written with the `toml` crate (so any string is quoted right).
+    fn file_text(name: &str, provides: &[String], entries: &BTreeMap<String, String>) -> String {
+        let mut card = toml::Table::new();
+        card.insert("name".into(), name.into());
+        card.insert(
+            "provides".into(),
+            toml::Value::Array(provides.iter().map(|p| p.as_str().into()).collect()),
+        );
+        let mut deviations = toml::Table::new();
+        for (k, v) in entries {
+            deviations.insert(k.clone(), v.as_str().into());
+        }
+        let mut root = toml::Table::new();
+        root.insert("card".into(), toml::Value::Table(card));
+        root.insert("deviations".into(), toml::Value::Table(deviations));
+        toml::to_string(&root).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "(?s).{0,400}") {
+            let _ = Deviations::parse(&text);
+        }
+
+        #[test]
+        fn never_panics_on_deviations_shaped_text(
+            lines in proptest::collection::vec(
+                "(\\[card\\]|\\[deviations\\]|name = \"[ -~]{0,8}\"|provides = \\[(\"[a-z0-9-]{0,6}\",? ?){0,3}\\]|\"[A-Za-z_.*?\\[\\]!-]{0,12}\" = \"[ -~]{0,8}\"|[ -~]{0,10})",
+                0..10,
+            )
+        ) {
+            let _ = Deviations::parse(&lines.join("\n"));
+        }
+
+        #[test]
+        fn a_written_file_reads_back_the_same(
+            name in "[ -~]{0,20}",
+            provides in proptest::collection::vec("[a-z0-9-]{1,12}", 0..4),
+            entries in proptest::collection::btree_map(
+                "TC_[A-Za-z0-9_]{1,8}\\.[A-Za-z0-9_]{1,10}",
+                "[ -~]{0,30}[!-~]",
+                0..6,
+            ),
+        ) {
+            let d = Deviations::parse(&file_text(&name, &provides, &entries)).unwrap();
+            proptest::prop_assert_eq!(&d.card_name, &name);
+            proptest::prop_assert_eq!(&d.provides, &provides);
+            for (id, reason) in &entries {
+                proptest::prop_assert_eq!(d.reason(id), Some(reason.as_str()));
+            }
+            let mut unused = d.unused(&[]);
+            unused.sort_unstable();
+            let keys: Vec<&str> = entries.keys().map(String::as_str).collect();
+            proptest::prop_assert_eq!(unused, keys);
+            proptest::prop_assert_eq!(d.reason("TC-NOT.Listed"), None);
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Cases are data (`vectors/conformance/*.cases`, format in [`parse`]), one file per area:
 //! UICC basics (ETSI TS 102 221), USIM (3GPP TS 31.102), eUICC ES10a/b/c (GSMA SGP.22, with
-//! identifiers in the style of the SGP.23 test specification). A run probes the card
+//! identifiers in the style of the SGP.23 test specification), OTA remote file management
+//! (ETSI TS 102 225/226, with the card's keysets: [`ota`]). A run probes the card
 //! ([`probe`]), skips cases whose requirements the card lacks, runs the rest ([`runner`]),
 //! sets the failures a deviations file lists apart ([`deviations`]), and reports as text,
 //! JUnit and JSON ([`report`]). Every APDU has a deadline ([`target`]): a card that stops
@@ -12,6 +13,7 @@
 pub mod case;
 pub mod deviations;
 pub mod es10;
+pub mod ota;
 pub mod parse;
 pub mod probe;
 pub mod report;
@@ -30,7 +32,7 @@ use target::{TargetSpec, Timed};
 #[derive(Subcommand, Debug)]
 pub enum SuiteCommand {
     /// Run conformance cases against a card and report (text, JUnit, JSON).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the cases (identifier, area, requirements, spec clause) without a card.
     List(ListArgs),
 }
@@ -78,6 +80,10 @@ pub struct RunArgs {
     /// Longest wait for one APDU's answer, in seconds; a card silent longer ends the run.
     #[arg(long, default_value_t = 20.0)]
     pub timeout: f64,
+    /// The card's OTA keysets for the `ota` cases: a TOML file with `[[ota.keyset]]` tables
+    /// (docs/ota.md). Default with --card: the definition's keysets.
+    #[arg(long, value_name = "FILE")]
+    pub ota_keys: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -92,7 +98,7 @@ pub struct ListArgs {
 
 pub fn run(cmd: SuiteCommand, out: Output) -> anyhow::Result<()> {
     match cmd {
-        SuiteCommand::Run(a) => run_suite(a, out),
+        SuiteCommand::Run(a) => run_suite(*a, out),
         SuiteCommand::List(a) => list(a, out),
     }
 }
@@ -168,6 +174,24 @@ pub struct RunOptions {
     pub deviations: Option<PathBuf>,
     /// Longest wait for one APDU's answer.
     pub timeout: Duration,
+    /// The card's OTA keysets (`[[ota.keyset]]` tables); `None`: a `--card` definition's.
+    pub ota_keys: Option<PathBuf>,
+}
+
+/// The keysets `ota` steps may use: the given file's, else the card definition's.
+fn ota_keys(o: &RunOptions) -> anyhow::Result<ota::OtaKeys> {
+    let (source, keysets) = match (&o.ota_keys, &o.target) {
+        (Some(file), _) => (
+            file.display().to_string(),
+            crate::ota::cli::keysets_in(file)?,
+        ),
+        (None, TargetSpec::Card { definition, .. }) => (
+            definition.display().to_string(),
+            crate::ota::cli::card_keysets(definition)?,
+        ),
+        (None, _) => (String::new(), Vec::new()),
+    };
+    Ok(ota::OtaKeys { source, keysets })
 }
 
 /// Runs the cases against the card and returns the report (also when cases failed or the
@@ -190,6 +214,7 @@ pub fn execute(o: &RunOptions) -> anyhow::Result<report::RunReport> {
         })?,
         None => Deviations::default(),
     };
+    let keys = ota_keys(o)?;
     let spec = &o.target;
     let mut card = Timed::connect(spec, o.timeout).map_err(|e| {
         e.context(CodedError::new(
@@ -207,6 +232,8 @@ pub fn execute(o: &RunOptions) -> anyhow::Result<report::RunReport> {
         }
     };
     caps.declare(&deviations.provides);
+    caps.ota_keysets(&keys);
+    let mut ota_session = ota::OtaSession::new(keys);
 
     let progress = ProgressBar::new(cases.len() as u64);
     progress.set_style(
@@ -224,7 +251,7 @@ pub fn execute(o: &RunOptions) -> anyhow::Result<report::RunReport> {
         progress.set_message(case.id.clone());
         let mut result = match caps.missing(&case.requires) {
             Some(reason) => runner::CaseResult::skipped(case, reason),
-            None => runner::run_case(&mut card, case, &caps.vars),
+            None => runner::run_case(&mut card, case, &caps.vars, &mut ota_session),
         };
         result.deviation = deviations.reason(&case.id).map(str::to_owned);
         if let runner::Outcome::Error { message } = &result.outcome {
@@ -283,6 +310,7 @@ fn run_suite(a: RunArgs, out: Output) -> anyhow::Result<()> {
         filters: a.filter,
         deviations: a.deviations,
         timeout: Duration::from_secs_f64(a.timeout),
+        ota_keys: a.ota_keys,
     })?;
     let aborted = report.aborted.clone();
     if let Some(path) = &a.junit {

@@ -27,6 +27,14 @@
 //!     es10 EnableProfile iccid=$ENABLED_ICCID refresh=false
 //!     es10 raw BF2E00                    # any bytes as an ES10 request
 //!     reset                              # warm reset of the card
+//!     ota tar=B00011 keyset=3 format=expanded apdus="00A4000C 02 6F46, 00B0000001"
+//!                                        # SCP80 packet by SMS-PP download (see `ota`):
+//!                                        # also spi=WORDS|HEX, counter=next|last|last+N|N,
+//!                                        # kic_key=/kid_key=HEX, kic_index=/kid_index=N;
+//!                                        # `3*HEX` sends an APDU three times
+//!     por ok                             # the PoR's status; also por none, por executed 2,
+//!                                        # por secured, por unsecured, sms 2 (messages)
+//!     sw 9000                            # after `ota`: the last command's answer in the PoR
 //! }
 //! ```
 //!
@@ -34,10 +42,10 @@
 //! line (`sw any` when the answer really does not matter, e.g. in clean-up).
 
 use super::case::{
-    Action, Capture, CaptureSource, Case, CaseFile, Check, Es10Call, LenRange, Part, Step,
-    SwPattern, Template, TlvCheck, TlvPath,
+    Action, Capture, CaptureSource, Case, CaseFile, Check, Es10Call, LenRange, OtaCheck, Part,
+    Step, SwPattern, Template, TlvCheck, TlvPath,
 };
-use super::es10;
+use super::{es10, ota};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while, take_while1, take_while_m_n};
 use nom::character::complete::{char, digit1, space0, space1};
@@ -346,8 +354,45 @@ fn sw_pattern(i: &str) -> Res<'_, SwPattern> {
     )(i)
 }
 
+fn por_check(i: &str) -> Res<'_, OtaCheck> {
+    alt((
+        value(OtaCheck::NoPor, tag("none")),
+        map(
+            preceded(pair(tag("executed"), space1), cut(number)),
+            OtaCheck::Executed,
+        ),
+        value(OtaCheck::Secured(true), tag("secured")),
+        value(OtaCheck::Secured(false), tag("unsecured")),
+        |i| {
+            let (rest, word) = take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-')(i)?;
+            match ota::por_status(word) {
+                Some(status) => Ok((rest, OtaCheck::Status(status))),
+                None => Err(nom::Err::Failure(LineError {
+                    at: i,
+                    expected: "expected a PoR status (ok, rc-cc-ds-failed, cntr-low, cntr-high, \
+                               cntr-blocked, ciphering-error, unidentified-security-error, \
+                               tar-unknown, insufficient-security-level or two hex digits), \
+                               none, executed N, secured or unsecured"
+                        .into(),
+                })),
+            }
+        },
+    ))(i)
+}
+
 fn check_line(i: &str) -> Res<'_, Check> {
     alt((
+        map(
+            preceded(pair(tag("por"), space1), cut(por_check)),
+            Check::Ota,
+        ),
+        map(
+            preceded(
+                pair(tag("sms"), space1),
+                cut(expected("a number of short messages", number)),
+            ),
+            |n| Check::Ota(OtaCheck::Messages(n)),
+        ),
         preceded(
             pair(tag("sw"), space1),
             cut(alt((
@@ -476,6 +521,55 @@ fn es10_arg(i: &str) -> Res<'_, (String, String)> {
     )(i)
 }
 
+/// One element of an `ota` step's `apdus`: `HEX` or `N*HEX` (the APDU N times).
+fn ota_apdu(piece: &str) -> Result<(usize, Template), String> {
+    let piece = piece.trim();
+    let (times, apdu) = match piece.split_once('*') {
+        Some((n, rest)) if n.trim().chars().all(|c| c.is_ascii_digit()) => (
+            n.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=255).contains(n))
+                .ok_or_else(|| format!("{n:?} times: expected 1 to 255"))?,
+            rest,
+        ),
+        _ => (1, piece),
+    };
+    match all_consuming(template(false))(apdu.trim()) {
+        Ok((_, t)) => Ok((times, t)),
+        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
+            Err(format!("APDU {:?}: {}", apdu.trim(), e.expected))
+        }
+        Err(nom::Err::Incomplete(_)) => Err(format!("APDU {:?}: incomplete", apdu.trim())),
+    }
+}
+
+/// `ota key=value …` (see [`ota`]).
+fn ota_call(i: &str) -> Res<'_, Action> {
+    let start = i;
+    let (rest, args) = separated_list1(space1, es10_arg)(i)?;
+    let mut map = BTreeMap::new();
+    for (k, v) in args {
+        map.insert(k, v);
+    }
+    let fail = |m: String| {
+        nom::Err::Failure(LineError {
+            at: start,
+            expected: format!("expected valid `ota` arguments: {m}"),
+        })
+    };
+    let apdus = match map.remove("apdus") {
+        Some(list) => list
+            .split(',')
+            .map(ota_apdu)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?,
+        None => Vec::new(),
+    };
+    let call = ota::call_from_args(&map, apdus).map_err(fail)?;
+    Ok((rest, Action::Ota(call)))
+}
+
 fn action_line(i: &str) -> Res<'_, Action> {
     alt((
         map(
@@ -493,6 +587,7 @@ fn action_line(i: &str) -> Res<'_, Action> {
             },
         ),
         value(Action::Reset, tag("reset")),
+        preceded(pair(tag("ota"), space1), cut(ota_call)),
         preceded(
             pair(tag("es10"), space1),
             cut(|i| {
@@ -548,8 +643,8 @@ fn line(i: &str) -> Res<'_, Line> {
     all_consuming(terminated(
         expected(
             "a line of a case file: `case ID {`, `}`, `title = …`, `spec = …`, \
-             `requires = […]`, `> APDU`, `>> APDU`, `es10 …`, `reset`, `sw …`, `data …`, \
-             `tlv …` or `capture …`",
+             `requires = […]`, `> APDU`, `>> APDU`, `es10 …`, `ota …`, `reset`, `sw …`, \
+             `data …`, `tlv …`, `por …`, `sms N` or `capture …`",
             alt((
                 map(preceded(pair(tag("area"), eq), cut(quoted)), Line::Area),
                 map(
@@ -692,10 +787,29 @@ pub fn parse_file(file: &Path, text: &str) -> Result<CaseFile, CaseFileError> {
                         ),
                     ));
                 }
+                if let Some(s) = case.steps.iter().find(|s| {
+                    !matches!(s.action, Action::Ota(_))
+                        && s.checks.iter().any(|c| matches!(c, Check::Ota(_)))
+                }) {
+                    return Err(err(
+                        s.line,
+                        1,
+                        format!(
+                            "case {}: `por` and `sms` check an `ota` step; this step is not one",
+                            case.id
+                        ),
+                    ));
+                }
                 case.area = area.clone();
                 let mut requires = file_requires.clone();
                 requires.extend(std::mem::take(&mut case.requires));
-                requires.dedup();
+                // A packet secured with a keyset needs the card's.
+                requires.extend(case.steps.iter().filter_map(|s| match &s.action {
+                    Action::Ota(call) => Some(ota::keyset_capability(call.keyset)),
+                    _ => None,
+                }));
+                let mut seen = HashSet::new();
+                requires.retain(|r| seen.insert(r.clone()));
                 case.requires = requires;
                 cases.push(case);
             }
@@ -714,7 +828,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<CaseFile, CaseFileError> {
                     return Err(err(
                         line_no,
                         col,
-                        "a check needs a `>`, `>>` or `es10` step before it".into(),
+                        "a check needs a `>`, `>>`, `es10` or `ota` step before it".into(),
                     ))
                 }
             },
@@ -724,7 +838,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<CaseFile, CaseFileError> {
                     return Err(err(
                         line_no,
                         col,
-                        "a capture needs a `>`, `>>` or `es10` step before it".into(),
+                        "a capture needs a `>`, `>>`, `es10` or `ota` step before it".into(),
                     ))
                 }
             },
@@ -897,7 +1011,115 @@ case TC_X.One {   # trailing comment
         assert_eq!(c.steps[5].action, Action::Reset);
     }
 
+    #[test]
+    fn reads_an_ota_step_and_requires_its_keyset() {
+        let f = parse(
+            "case TC_OTA.A {\n spec = \"TS 102 225 §5.1\"\n requires = [\"usim\"]\n \
+             ota tar=B00011 keyset=3 format=expanded apdus=\"00A4000C 02 6F46, 2*00B0000001\"\n \
+             por ok\n por executed 3\n sms 1\n sw 9000\n \
+             ota tar=B00010 keyset=aes spi=cc+ciphering+counter-higher+por counter=last+1 \
+             kid_key=00112233 apdus=\"00A4000C 02 $FID\"\n por cntr-high\n}",
+        )
+        .unwrap();
+        let c = &f.cases[0];
+        assert_eq!(c.requires, vec!["usim", "ota-keyset-3", "ota-keyset-aes"]);
+        let Action::Ota(a) = &c.steps[0].action else {
+            panic!("ota step")
+        };
+        assert_eq!(
+            (a.tar, a.keyset),
+            ([0xB0, 0x00, 0x11], super::super::case::KeysetRef::Index(3))
+        );
+        assert_eq!(a.spi, crate::ota::default_spi());
+        assert_eq!(a.counter, super::super::case::CounterChoice::Value(0));
+        assert_eq!(
+            a.format,
+            simlab_emulator::ota::ts_102_226::ScriptFormat::Expanded
+        );
+        assert_eq!(
+            a.apdus,
+            vec![
+                (
+                    1,
+                    Template(vec![Part::Bytes(hex::decode("00A4000C026F46").unwrap())])
+                ),
+                (
+                    2,
+                    Template(vec![Part::Bytes(hex::decode("00B0000001").unwrap())])
+                ),
+            ]
+        );
+        assert_eq!(
+            c.steps[0].checks,
+            vec![
+                Check::Ota(OtaCheck::Status(
+                    simlab_emulator::ota::ts_102_225::PorStatus::Ok
+                )),
+                Check::Ota(OtaCheck::Executed(3)),
+                Check::Ota(OtaCheck::Messages(1)),
+                Check::Sw(vec![SwPattern {
+                    value: 0x9000,
+                    mask: 0xFFFF
+                }]),
+            ]
+        );
+        let Action::Ota(b) = &c.steps[1].action else {
+            panic!("ota step")
+        };
+        assert_eq!(b.counter, super::super::case::CounterChoice::Last(1));
+        assert_eq!(b.kid_key, Some(vec![0x00, 0x11, 0x22, 0x33]));
+        assert_eq!(b.apdus[0].1 .0.last(), Some(&Part::Var("FID".into())));
+    }
+
     #[rstest]
+    #[case::ota_no_tar(
+        "case A {\n spec = \"s\"\n ota keyset=3 apdus=\"00A4\"\n por ok\n}",
+        3,
+        6,
+        "needs `tar=`"
+    )]
+    #[case::ota_unknown_argument(
+        "case A {\n spec = \"s\"\n ota tar=B00010 keyset=3 kid=1 apdus=\"00A4\"\n por ok\n}",
+        3,
+        6,
+        "got `kid`"
+    )]
+    #[case::ota_bad_apdu(
+        "case A {\n spec = \"s\"\n ota tar=B00010 keyset=3 apdus=\"00A4, 0\"\n por ok\n}",
+        3,
+        6,
+        "APDU \"0\""
+    )]
+    #[case::ota_bad_spi(
+        "case A {\n spec = \"s\"\n ota tar=B00010 keyset=3 spi=cc+x apdus=\"00A4\"\n por ok\n}",
+        3,
+        6,
+        "unknown word \"x\""
+    )]
+    #[case::ota_keyset_out_of_range(
+        "case A {\n spec = \"s\"\n ota tar=B00010 keyset=16 apdus=\"00A4\"\n por ok\n}",
+        3,
+        6,
+        "1 to 15"
+    )]
+    #[case::ota_bad_por(
+        "case A {\n spec = \"s\"\n ota tar=B00010 keyset=3 apdus=\"00A4\"\n por fine\n}",
+        4,
+        6,
+        "PoR status"
+    )]
+    #[case::por_after_apdu(
+        "case A {\n spec = \"s\"\n > 00A4000C023F00\n por ok\n}",
+        3,
+        1,
+        "check an `ota` step"
+    )]
+    #[case::ota_without_check(
+        "case A {\n spec = \"s\"\n ota tar=B00010 keyset=3 apdus=\"00A4\"\n}",
+        3,
+        1,
+        "checks nothing"
+    )]
     #[case::bad_hex(
         "case A {\n spec = \"s\"\n > 00 A4 0\n sw 9000\n}",
         3,
@@ -954,7 +1176,7 @@ case TC_X.One {   # trailing comment
         #[test]
         fn never_panics_on_case_shaped_text(
             lines in proptest::collection::vec(
-                "(case [A-Z]{1,3} \\{|\\}|spec = \"[a-z]{0,3}\"|> [0-9A-F $*()a-z]{0,12}|sw [0-9a-fx ]{0,9}|tlv [0-9A-F/\\[\\]]{0,10} (present|len [0-9.]{0,4})|capture [A-Z]{1,2} = (data|tlv)[\\[\\]0-9.]{0,5}|es10 [A-Za-z]{0,12}( [a-z]{1,5}=[^ ]{0,5})?)",
+                "(case [A-Z]{1,3} \\{|\\}|spec = \"[a-z]{0,3}\"|> [0-9A-F $*()a-z]{0,12}|sw [0-9a-fx ]{0,9}|tlv [0-9A-F/\\[\\]]{0,10} (present|len [0-9.]{0,4})|capture [A-Z]{1,2} = (data|tlv)[\\[\\]0-9.]{0,5}|es10 [A-Za-z]{0,12}( [a-z]{1,5}=[^ ]{0,5})?|ota( [a-z_]{1,9}=[^ ]{0,9})*( apdus=\"[0-9A-F*, $]{0,12}\")?|por [a-z0-9 -]{0,12}|sms [0-9]{0,3})",
                 0..12,
             )
         ) {

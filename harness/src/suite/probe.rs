@@ -11,6 +11,7 @@
 //! | `profile-enabled` / `profile-disabled` | GetProfilesInfo lists a profile in that state (SGP.22 §5.7.15) |
 //! | `channels-4` | logical channels 1–3 can be opened (TS 102 221 §11.1.17) |
 //! | `channels-19` | logical channels 4–19 can be opened too |
+//! | `ota-keyset-N`, `ota-keyset-3des`, `ota-keyset-aes` | the run has the card's OTA keyset with KID index N, or one of that kind (`--ota-keys FILE`, or the `--card` definition's) |
 //!
 //! Values: `ICCID` (EF.ICCID, 10 bytes), `USIM_AID`, `EID`, `ENABLED_ICCID` / `ENABLED_AID`
 //! (the enabled profile's `Iccid` and ISD-P AID), `DISABLED_ICCID` / `DISABLED_AID`.
@@ -70,6 +71,27 @@ impl Capabilities {
     pub fn declare(&mut self, names: &[String]) {
         for n in names {
             self.has(n, "declared in the deviations file");
+        }
+    }
+
+    /// `ota-keyset-N` for each keyset the run has (KID index N), and why the others lack.
+    pub fn ota_keysets(&mut self, keys: &super::ota::OtaKeys) {
+        use super::case::KeysetRef;
+        for (name, evidence) in super::ota::capabilities(keys) {
+            self.has(&name, evidence);
+        }
+        let refs = (1..=15)
+            .map(KeysetRef::Index)
+            .chain([KeysetRef::TripleDes, KeysetRef::Aes]);
+        for r in refs {
+            let why = if keys.keysets.is_empty() {
+                "no OTA keys: give the card's keysets with --ota-keys FILE ([[ota.keyset]] \
+                 tables, docs/ota.md)"
+                    .to_owned()
+            } else {
+                format!("no such keyset in {}", keys.source)
+            };
+            self.lacks(&super::ota::keyset_capability(r), why);
         }
     }
 

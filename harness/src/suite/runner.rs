@@ -5,9 +5,14 @@
 //! `crate::lpa::IsdR`): the first ES10 step of a case opens a logical channel and selects
 //! the ISD-R on it; each request goes in STORE DATA blocks of at most 120 bytes, and long
 //! answers come back through '61 XX' and GET RESPONSE (SGP.22 §5.7.2).
+//!
+//! OTA steps ([`ota`]) send a secured packet in SMS-PP download ENVELOPEs; their `por` and
+//! `sms` checks read the PoR, and `sw`/`data` checks and captures the last command's answer
+//! the PoR reports.
 
-use super::case::{Action, Case, Vars};
+use super::case::{Action, Case, Check, Vars};
 use super::es10;
+use super::ota::{self, OtaSession};
 use crate::lpa::isd_r::{IsdR, IsdRError};
 use crate::transcript::{Recording, Transcript};
 use crate::transport::{split_sw, Transport, TransportError};
@@ -130,13 +135,18 @@ fn failed(line: usize, expected: impl Into<String>, got: impl Into<String>) -> S
     }
 }
 
-/// Runs `case`; `globals` are the probed values.
-pub fn run_case(t: &mut dyn Transport, case: &Case, globals: &Vars) -> CaseResult {
+/// Runs `case`; `globals` are the probed values, `ota` the run's OTA keys and counters.
+pub fn run_case(
+    t: &mut dyn Transport,
+    case: &Case,
+    globals: &Vars,
+    ota: &mut OtaSession,
+) -> CaseResult {
     let started = Instant::now();
     let transcript = Transcript::new();
     let result = {
         let mut rec = Recording::new(&mut *t, &transcript);
-        run_steps(&mut rec, case, globals)
+        run_steps(&mut rec, case, globals, ota)
     };
     let outcome = match result {
         Ok(()) => Outcome::Passed,
@@ -162,7 +172,12 @@ pub fn run_case(t: &mut dyn Transport, case: &Case, globals: &Vars) -> CaseResul
     CaseResult::new(case, outcome, transcript.render(), started.elapsed())
 }
 
-fn run_steps(t: &mut dyn Transport, case: &Case, globals: &Vars) -> Result<(), Stop> {
+fn run_steps(
+    t: &mut dyn Transport,
+    case: &Case,
+    globals: &Vars,
+    session: &mut OtaSession,
+) -> Result<(), Stop> {
     let mut vars = globals.clone();
     t.reset().map_err(Stop::Transport)?;
     let mut isd_r_channel: Option<u8> = None;
@@ -214,8 +229,38 @@ fn run_steps(t: &mut dyn Transport, case: &Case, globals: &Vars) -> Result<(), S
                     }
                 }
             }
+            Action::Ota(call) => {
+                let outcome = match ota::run(&mut *t, call, &vars, session) {
+                    Ok(o) => o,
+                    Err(ota::StepError::Transport(e)) => return Err(Stop::Transport(e)),
+                    Err(ota::StepError::Failed(expected, got)) => {
+                        return Err(failed(line, expected, got))
+                    }
+                };
+                for check in &step.checks {
+                    if let Check::Ota(c) = check {
+                        ota::check(c, &outcome).map_err(|m| failed(line, m.expected, m.got))?;
+                    }
+                }
+                let wants_answer = !step.captures.is_empty()
+                    || step.checks.iter().any(|c| !matches!(c, Check::Ota(_)));
+                match outcome.last_answer() {
+                    Some((data, sw)) => (data.to_vec(), sw),
+                    None if wants_answer => {
+                        return Err(failed(
+                            line,
+                            "a command's answer in the PoR",
+                            outcome.summary(),
+                        ))
+                    }
+                    None => continue,
+                }
+            }
         };
         for check in &step.checks {
+            if matches!(check, Check::Ota(_)) {
+                continue;
+            }
             check
                 .check(&vars, &data, sw)
                 .map_err(|m| failed(line, m.expected, m.got))?;
