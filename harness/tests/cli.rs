@@ -226,3 +226,35 @@ fn network_serve_prints_the_operator_urls_and_provisions_subscribers() {
         "{text}"
     );
 }
+
+/// `simlab card serve --listen 127.0.0.1:0` says which port the OS picked (the log names the
+/// bound address, not ":0"), and a vpcd peer reaches the card there.
+#[test]
+fn card_serve_listen_on_port_0_names_the_bound_port() {
+    use std::io::{BufRead, BufReader};
+    let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args(["card", "serve", "--card", "uicc", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("reversed mode"))
+        .expect("the serving line");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .unwrap_or_else(|| panic!("no listen= in {line:?}"))
+        .to_owned();
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let (ok, out, err) = simlab(&["apdu", "--vpcd", &addr, "--vpcd-connect", "00A40004023F00"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(port, 0, "{line}");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("DF/ADF 3F00"), "{out}");
+}
