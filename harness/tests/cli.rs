@@ -258,3 +258,31 @@ fn card_serve_listen_on_port_0_names_the_bound_port() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("DF/ADF 3F00"), "{out}");
 }
+
+/// A card that cannot be reached is error code `transport` (README's output contract), with
+/// or without pcscd on the machine.
+#[test]
+fn an_unreachable_reader_or_vpcd_peer_is_a_transport_error() {
+    for args in [
+        &[
+            "--json",
+            "apdu",
+            "--reader",
+            "no such reader here",
+            "00A40004023F00",
+        ][..],
+        &[
+            "--json",
+            "apdu",
+            "--vpcd",
+            "127.0.0.1:1",
+            "--vpcd-connect",
+            "00A4",
+        ][..],
+    ] {
+        let (ok, out, err) = simlab(args);
+        assert!(!ok, "{out}{err}");
+        let envelope: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(envelope["error"]["code"], "transport", "{out}");
+    }
+}
