@@ -4,10 +4,12 @@
 //! input validation, and a restart on a database file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod network_support;
+
+use network_support::*;
 use rstest::rstest;
-use simlab_emulator::aka::{self, AkaAlgorithm, AkaFailure, SqnStore};
-use simlab_harness::eap_aka::{permanent_identity, CardAnswer};
-use simlab_harness::lpa::{self, ActivationCode, DeviceInfo, Es10Client};
+use simlab_emulator::aka::{AkaAlgorithm, SqnStore};
+use simlab_harness::eap_aka::permanent_identity;
 use simlab_harness::network::client::{
     Auth, ClientError, EntitlementRequest, NetworkClient, NextStep,
 };
@@ -16,93 +18,7 @@ use simlab_harness::network::server::{self, NetworkOptions, RunningNetwork};
 use simlab_harness::network::service::Provision;
 use simlab_harness::network::ts43::LineId;
 use simlab_harness::transport::InProcess;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
-}
-
-fn start() -> RunningNetwork {
-    server::start(NetworkOptions::embedded(&vectors())).unwrap()
-}
-
-/// The operator's record of `vectors/cards/uicc.toml` (Milenage, TS 35.208 set 1 keys).
-fn uicc_provision() -> Provision {
-    let def = simlab_emulator::definition::CardDefinition::load(&vectors().join("cards/uicc.toml"))
-        .unwrap();
-    Provision::from_card_definition(&def, None).unwrap()
-}
-
-const MSISDN: &str = "+15555550100";
-const IMSI: &str = "001010123456063";
-
-/// A USIM's AKA in software: what the card answers to RAND/AUTN (TS 33.102 §6.3.3).
-struct SoftUsim {
-    alg: AkaAlgorithm,
-    sqn: SqnStore,
-}
-
-impl SoftUsim {
-    fn uicc() -> Self {
-        Self::of(&uicc_provision())
-    }
-
-    fn of(p: &Provision) -> Self {
-        Self {
-            alg: p.aka.as_ref().unwrap().algorithm().unwrap(),
-            sqn: SqnStore::default(),
-        }
-    }
-
-    fn answer(&mut self, rand: &[u8; 16], autn: &[u8; 16]) -> CardAnswer {
-        match aka::authenticate_3g(&self.alg, &mut self.sqn, rand, autn) {
-            Ok(s) => CardAnswer::Success {
-                res: s.res,
-                ck: s.ck,
-                ik: s.ik,
-            },
-            Err(AkaFailure::SyncFailure { auts }) => CardAnswer::SyncFailure { auts },
-            Err(AkaFailure::MacFailure) => CardAnswer::MacFailure,
-        }
-    }
-}
-
-fn eap(
-    client: &NetworkClient,
-    usim: &mut SoftUsim,
-    imsi: &str,
-    req: &EntitlementRequest,
-) -> Result<simlab_harness::network::client::EntitlementDocument, ClientError> {
-    client.authenticate_with_card(req, &permanent_identity(imsi, 2), &mut |r, a| {
-        Ok(usim.answer(r, a))
-    })
-}
-
-fn code_of(err: Result<impl std::fmt::Debug, ClientError>) -> String {
-    match err {
-        Err(e) => e.code().unwrap_or("not-a-network-error").to_owned(),
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
-
-/// Primary UICC provisioned; returns its token after EAP-AKA.
-fn primary(net: &RunningNetwork, policy: Policy) -> (NetworkClient, SoftUsim, String) {
-    let client = net.client();
-    let mut p = uicc_provision();
-    p.policy = policy;
-    client.provision(&p).unwrap();
-    let mut usim = SoftUsim::uicc();
-    let doc = eap(
-        &client,
-        &mut usim,
-        IMSI,
-        &EntitlementRequest::acquire_configuration(),
-    )
-    .unwrap();
-    let token = doc.token().unwrap().to_owned();
-    (client, usim, token)
-}
 
 #[test]
 fn eap_aka_authenticates_the_uicc_and_the_token_works_afterwards() {
@@ -286,10 +202,8 @@ fn sms_codes_are_single_use_count_wrong_tries_lock_and_expire() {
     // An expired code (its deadline moved into the past in the database).
     let (op, code) = ask();
     net.network()
-        .smdp()
-        .with_store(|s| {
-            s.connection()
-                .execute("UPDATE net_codes SET expires_at = 0", [])
+        .with_connection(|c| {
+            c.execute("UPDATE net_codes SET expires_at = 0", [])
                 .unwrap();
             Ok(())
         })
@@ -298,62 +212,6 @@ fn sms_codes_are_single_use_count_wrong_tries_lock_and_expire() {
         code_of(client.continue_operation(&op, Some(&code), None)),
         "code-expired"
     );
-}
-
-/// An in-process eUICC (vectors/cards/euicc.toml) behind simlab's LPA.
-struct Euicc {
-    es10: Option<Es10Client<InProcess>>,
-    roots: Vec<Vec<u8>>,
-}
-
-impl Euicc {
-    fn new(net: &RunningNetwork) -> Self {
-        let card =
-            simlab_harness::cards::load_card(&vectors().join("cards/euicc.toml"), None).unwrap();
-        Self {
-            es10: Some(Es10Client::open(InProcess::new(card)).unwrap()),
-            roots: vec![net.smdp_ca_cert_der().to_vec()],
-        }
-    }
-
-    fn eid(&mut self) -> String {
-        self.es10.as_mut().unwrap().eid().unwrap()
-    }
-
-    /// Only a download (the LPA's error when the SM-DP+ or the card refuses).
-    fn try_download(&mut self, activation_code: &str) -> Result<(), String> {
-        let es10 = self.es10.as_mut().unwrap();
-        let ac: ActivationCode = activation_code.parse().unwrap();
-        lpa::download(
-            es10,
-            &ac,
-            None,
-            &self.roots,
-            &DeviceInfo::default(),
-            &mut |_| {},
-        )
-        .map(|_| ())
-        .map_err(|e| format!("{e:#}"))
-    }
-
-    /// Downloads, enables and sends the notifications (the SM-DP+ then knows "enabled").
-    fn install(&mut self, activation_code: &str) -> String {
-        let es10 = self.es10.as_mut().unwrap();
-        let ac: ActivationCode = activation_code.parse().unwrap();
-        let done = lpa::download(
-            es10,
-            &ac,
-            None,
-            &self.roots,
-            &DeviceInfo::default(),
-            &mut |_| {},
-        )
-        .unwrap();
-        let iccid = done.iccid.unwrap();
-        es10.enable(&iccid).unwrap();
-        lpa::process_notifications(es10, &self.roots, &mut |_| {}).unwrap();
-        iccid
-    }
 }
 
 fn companion_download(

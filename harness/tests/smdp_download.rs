@@ -105,7 +105,9 @@ fn downloads_a_personalised_order_and_gets_exactly_the_personalised_package() {
         .iter()
         .map(|e| e.notification_point_id)
         .collect();
-    assert_eq!(points, vec![1, 3, 4]);
+    // Download points of SGP.22 §5.3.5, then the enable, disable and delete notifications
+    // forwarded on simlab's points 101–103 (docs/smdp.md).
+    assert_eq!(points, vec![1, 3, 4, 101, 102, 103]);
     s.stop();
 }
 

@@ -828,6 +828,17 @@ impl NetworkClient {
         self.get_json("/admin/orders")
     }
 
+    /// The ES2+ progress events the BOSS received from the SM-DP+ and what it did with each.
+    pub fn order_events(&self) -> Result<Vec<super::db::OrderEvent>> {
+        self.get_json("/admin/order-events")
+    }
+
+    /// Every upgrade / migration with its state (`pending`, `done`, `failed`, `expired`) and,
+    /// for those that did not complete, why.
+    pub fn transfers(&self) -> Result<Vec<super::db::Transfer>> {
+        self.get_json("/admin/transfers")
+    }
+
     pub fn operations(&self) -> Result<Vec<OperationView>> {
         self.get_json("/admin/operations")
     }

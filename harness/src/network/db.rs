@@ -1,6 +1,7 @@
-//! The operator network's tables (`net_*`) in the SM-DP+'s SQLite database (docs/network.md
-//! §8), and typed access to them. Every function takes the connection the caller holds under
-//! the SM-DP+ store's lock; state changes run inside one transaction opened by the caller.
+//! The operator network's tables (`net_*`, docs/network.md §8) — in the SM-DP+'s SQLite
+//! database when both run in one process, else in one of the network's own — and typed access
+//! to them. Every function takes the connection the caller holds under the database's lock;
+//! state changes run inside one transaction opened by the caller.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,16 @@ CREATE TABLE IF NOT EXISTS net_orders (
     activation_code TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS net_order_events (
+    id INTEGER PRIMARY KEY,
+    iccid TEXT NOT NULL,
+    point INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    event_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    outcome TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS net_sms (
     id INTEGER PRIMARY KEY,
     msisdn TEXT NOT NULL,
@@ -138,6 +149,42 @@ CREATE TABLE IF NOT EXISTS net_ota_jobs (
     created_at INTEGER NOT NULL
 );
 ";
+
+/// Columns added after the first release of the schema: `(table, column, definition)`. A
+/// database written before gets them when the network opens it.
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("net_codes", "expires_ms", "INTEGER"),
+    ("net_orders", "event_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("net_transfers", "expires_at", "INTEGER"),
+    ("net_transfers", "reason", "TEXT"),
+];
+
+/// Creates the tables, and adds the columns an older database lacks.
+pub fn create(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(SCHEMA)?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let mut stmt = c.prepare(&format!("PRAGMA table_info({table})"))?;
+        let present = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .iter()
+            .any(|name| name == column);
+        if !present {
+            c.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -625,6 +672,9 @@ pub struct Code {
     pub tries: u32,
     pub max_tries: u32,
     pub expires_at: i64,
+    /// The same deadline in Unix milliseconds (lifetimes below a second); `None` for codes
+    /// stored before it existed.
+    pub expires_ms: Option<i64>,
     pub used_at: Option<i64>,
     pub locked_at: Option<i64>,
     pub operation_id: Option<String>,
@@ -633,8 +683,8 @@ pub struct Code {
 pub fn put_code(c: &Connection, k: &Code) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO net_codes (id, msisdn, purpose, salt, code_hash, tries, max_tries, \
-         expires_at, used_at, locked_at, operation_id, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         expires_at, used_at, locked_at, operation_id, created_at, expires_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
          ON CONFLICT(id) DO UPDATE SET tries = ?6, used_at = ?9, locked_at = ?10",
         params![
             k.id,
@@ -648,7 +698,8 @@ pub fn put_code(c: &Connection, k: &Code) -> rusqlite::Result<()> {
             k.used_at,
             k.locked_at,
             k.operation_id,
-            now()
+            now(),
+            k.expires_ms
         ],
     )?;
     Ok(())
@@ -667,11 +718,12 @@ fn code_from_row(r: &Row<'_>) -> rusqlite::Result<Code> {
         used_at: r.get(8)?,
         locked_at: r.get(9)?,
         operation_id: r.get(10)?,
+        expires_ms: r.get(11)?,
     })
 }
 
 const CODE_COLUMNS: &str = "id, msisdn, purpose, salt, code_hash, tries, max_tries, expires_at, \
-    used_at, locked_at, operation_id";
+    used_at, locked_at, operation_id, expires_ms";
 
 /// The newest code request of an operation.
 pub fn code_of_operation(c: &Connection, operation_id: &str) -> rusqlite::Result<Option<Code>> {
@@ -875,35 +927,101 @@ pub fn orders(c: &Connection) -> rusqlite::Result<Vec<BossOrder>> {
     rows.collect()
 }
 
-/// BOSS orders whose SM-DP+ order state (shared `orders` table) moved since the BOSS last
-/// acted: `(order, SM-DP+ state)`.
-pub fn orders_to_reconcile(c: &Connection) -> rusqlite::Result<Vec<(BossOrder, String)>> {
+fn order_row(r: &Row) -> rusqlite::Result<(BossOrder, i64)> {
+    Ok((
+        BossOrder {
+            iccid: r.get(0)?,
+            operation_id: r.get(1)?,
+            msisdn: r.get(2)?,
+            eid: r.get(3)?,
+            imsi: r.get(4)?,
+            purpose: r.get(5)?,
+            state: r.get(6)?,
+            activation_code: r.get(7)?,
+        },
+        r.get(8)?,
+    ))
+}
+
+/// The order of `iccid` and the time (Unix seconds) of the event that set its state.
+pub fn order(c: &Connection, iccid: &str) -> rusqlite::Result<Option<(BossOrder, i64)>> {
+    c.query_row(
+        "SELECT iccid, operation_id, msisdn, eid, imsi, purpose, state, activation_code, \
+         event_at FROM net_orders WHERE iccid = ?1",
+        [iccid],
+        order_row,
+    )
+    .optional()
+}
+
+/// Records the order's new state, set by an event of `event_at` (or by the BOSS itself).
+pub fn set_order_state(
+    c: &Connection,
+    iccid: &str,
+    state: &str,
+    event_at: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE net_orders SET state = ?2, event_at = ?3, updated_at = ?4 WHERE iccid = ?1",
+        params![iccid, state, event_at, now()],
+    )?;
+    Ok(())
+}
+
+/// An ES2+.HandleDownloadProgressInfo event the BOSS received, and what it did with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderEvent {
+    pub iccid: String,
+    pub point: u32,
+    pub status: String,
+    pub reason: Option<String>,
+    /// The event's timestamp (Unix seconds).
+    pub event_at: i64,
+    pub received_at: i64,
+    /// "applied: FROM → TO" or "ignored: why".
+    pub outcome: String,
+}
+
+pub fn insert_order_event(c: &Connection, e: &OrderEvent) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO net_order_events (iccid, point, status, reason, event_at, received_at, \
+         outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            e.iccid,
+            e.point,
+            e.status,
+            e.reason,
+            e.event_at,
+            e.received_at,
+            e.outcome
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn order_events(c: &Connection) -> rusqlite::Result<Vec<OrderEvent>> {
     let mut stmt = c.prepare(
-        "SELECT n.iccid, n.operation_id, n.msisdn, n.eid, n.imsi, n.purpose, n.state, \
-         n.activation_code, o.state FROM net_orders n JOIN orders o ON o.iccid = n.iccid \
-         WHERE o.id = (SELECT MAX(id) FROM orders WHERE iccid = n.iccid) AND o.state != n.state \
-         ORDER BY n.rowid",
+        "SELECT iccid, point, status, reason, event_at, received_at, outcome \
+         FROM net_order_events ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            BossOrder {
-                iccid: r.get(0)?,
-                operation_id: r.get(1)?,
-                msisdn: r.get(2)?,
-                eid: r.get(3)?,
-                imsi: r.get(4)?,
-                purpose: r.get(5)?,
-                state: r.get(6)?,
-                activation_code: r.get(7)?,
-            },
-            r.get(8)?,
-        ))
+        Ok(OrderEvent {
+            iccid: r.get(0)?,
+            point: r.get(1)?,
+            status: r.get(2)?,
+            reason: r.get(3)?,
+            event_at: r.get(4)?,
+            received_at: r.get(5)?,
+            outcome: r.get(6)?,
+        })
     })?;
     rows.collect()
 }
 
-/// A pending or finished upgrade / migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An upgrade / migration: `pending` (the number is reserved), `done`, `failed` or `expired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Transfer {
     pub id: i64,
     pub msisdn: String,
@@ -912,21 +1030,46 @@ pub struct Transfer {
     pub new_eid: String,
     pub order_iccid: Option<String>,
     pub state: String,
+    pub created_at: i64,
+    /// When the reservation lapses unless the download has begun (Unix seconds; `None` for
+    /// transfers recorded before reservations had a lifetime: created + the current TTL).
+    pub expires_at: Option<i64>,
+    /// Why it ended, when it did not complete.
+    pub reason: Option<String>,
 }
 
-/// Reserves the MSISDN for one transfer; `Ok(None)` when another is pending (the UNIQUE
-/// partial index decides, so two concurrent requests cannot both pass).
+const TRANSFER_COLUMNS: &str =
+    "id, msisdn, operation_id, old_imsi, new_eid, order_iccid, state, created_at, expires_at, reason";
+
+fn transfer_row(r: &Row) -> rusqlite::Result<Transfer> {
+    Ok(Transfer {
+        id: r.get(0)?,
+        msisdn: r.get(1)?,
+        operation_id: r.get(2)?,
+        old_imsi: r.get(3)?,
+        new_eid: r.get(4)?,
+        order_iccid: r.get(5)?,
+        state: r.get(6)?,
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        reason: r.get(9)?,
+    })
+}
+
+/// Reserves the MSISDN for one transfer until `expires_at`; `Ok(None)` when another is
+/// pending (the UNIQUE partial index decides, so two concurrent requests cannot both pass).
 pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option<i64>> {
     match c.execute(
         "INSERT INTO net_transfers (msisdn, operation_id, old_imsi, new_eid, order_iccid, state, \
-         created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
         params![
             t.msisdn,
             t.operation_id,
             t.old_imsi,
             t.new_eid,
             t.order_iccid,
-            now()
+            now(),
+            t.expires_at
         ],
     ) {
         Ok(_) => Ok(Some(c.last_insert_rowid())),
@@ -939,24 +1082,58 @@ pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option
     }
 }
 
-pub fn transfer_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Transfer>> {
+pub fn transfer(c: &Connection, id: i64) -> rusqlite::Result<Option<Transfer>> {
     c.query_row(
-        "SELECT id, msisdn, operation_id, old_imsi, new_eid, order_iccid, state FROM \
-         net_transfers WHERE operation_id = ?1 ORDER BY id DESC LIMIT 1",
-        [op],
-        |r| {
-            Ok(Transfer {
-                id: r.get(0)?,
-                msisdn: r.get(1)?,
-                operation_id: r.get(2)?,
-                old_imsi: r.get(3)?,
-                new_eid: r.get(4)?,
-                order_iccid: r.get(5)?,
-                state: r.get(6)?,
-            })
-        },
+        &format!("SELECT {TRANSFER_COLUMNS} FROM net_transfers WHERE id = ?1"),
+        [id],
+        transfer_row,
     )
     .optional()
+}
+
+pub fn transfer_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Transfer>> {
+    c.query_row(
+        &format!(
+            "SELECT {TRANSFER_COLUMNS} FROM net_transfers WHERE operation_id = ?1 \
+             ORDER BY id DESC LIMIT 1"
+        ),
+        [op],
+        transfer_row,
+    )
+    .optional()
+}
+
+pub fn transfers(c: &Connection) -> rusqlite::Result<Vec<Transfer>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {TRANSFER_COLUMNS} FROM net_transfers ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], transfer_row)?;
+    rows.collect()
+}
+
+/// Pending transfers whose reservation lapsed at `now` and whose download has not begun: no
+/// order yet (a request interrupted between reservation and order, older than `orphan_grace`
+/// beyond its expiry), or an order the SM-DP+ last reported released. `ttl` dates transfers
+/// recorded without an expiry.
+pub fn lapsed_transfers(
+    c: &Connection,
+    now: i64,
+    ttl: i64,
+    orphan_grace: i64,
+) -> rusqlite::Result<Vec<Transfer>> {
+    let columns = TRANSFER_COLUMNS
+        .split(", ")
+        .map(|col| format!("t.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = c.prepare(&format!(
+        "SELECT {columns} FROM net_transfers t LEFT JOIN net_orders o ON o.iccid = t.order_iccid \
+         WHERE t.state = 'pending' AND COALESCE(t.expires_at, t.created_at + ?2) <= ?1 \
+         AND ((t.order_iccid IS NULL AND COALESCE(t.expires_at, t.created_at + ?2) + ?3 <= ?1) \
+              OR o.state = 'released') ORDER BY t.id"
+    ))?;
+    let rows = stmt.query_map(params![now, ttl, orphan_grace], transfer_row)?;
+    rows.collect()
 }
 
 pub fn set_transfer(
@@ -970,6 +1147,14 @@ pub fn set_transfer(
         params![id, state, order_iccid],
     )?;
     Ok(())
+}
+
+/// Ends a pending transfer with `state` and why; `false` when it was no longer pending.
+pub fn end_transfer(c: &Connection, id: i64, state: &str, reason: &str) -> rusqlite::Result<bool> {
+    Ok(c.execute(
+        "UPDATE net_transfers SET state = ?2, reason = ?3 WHERE id = ?1 AND state = 'pending'",
+        params![id, state, reason],
+    )? == 1)
 }
 
 /// An SMS in an inbox.

@@ -56,6 +56,8 @@ pub fn router(network: Shared) -> Router {
         .route("/admin/imsis/{imsi}", get(admin_imsi))
         .route("/admin/groups", get(admin_groups))
         .route("/admin/orders", get(admin_orders))
+        .route("/admin/order-events", get(admin_order_events))
+        .route("/admin/transfers", get(admin_transfers))
         .route("/admin/operations", get(admin_operations))
         .route("/admin/sms", get(admin_sms))
         .route("/admin/contracts", get(admin_contracts))
@@ -166,7 +168,7 @@ fn query_params(raw: Option<String>) -> Result<Params, NetError> {
 
 async fn index(State(network): State<Shared>) -> Response {
     let base = network.options().base_url.clone();
-    let smdp = format!("https://{}", network.smdp().address());
+    let smdp = format!("https://{}", network.options().smdp_address);
     let es2 = network.options().smdp_es2_url.clone();
     json_response(200, &super::server::urls(&base, &smdp, &es2))
 }
@@ -334,20 +336,50 @@ async fn provision(State(network): State<Shared>, headers: HeaderMap, body: Byte
     }
 }
 
-/// SGP.22 §5.3.5 ES2+.HandleDownloadProgressInfo from the SM-DP+: the BOSS re-reads the
-/// order states it shares with the SM-DP+ and acts on them.
-async fn es2_progress(State(network): State<Shared>, body: Bytes) -> Response {
-    let parsed: Result<crate::smdp::es2::HandleDownloadProgressInfoRequest, _> =
-        serde_json::from_slice(&body);
-    if let Err(e) = parsed {
-        return error_response(&NetError::invalid(
-            "body",
-            format!("not an ES2+ HandleDownloadProgressInfo: {e}"),
-        ));
+/// SGP.22 §5.3.5 ES2+.HandleDownloadProgressInfo from the SM-DP+ (JSON binding §6.5.2.5):
+/// `204 No Content` once the BOSS took the event into account (applied or, for a repeated or
+/// late one, ignored); a refused event answers `200` with a failed ES2+ header (§6.5.1.4):
+/// "Profile ICCID – Unknown" for an order the BOSS did not place, "EID – Invalid
+/// association", or the function input codes for a malformed body.
+async fn es2_progress(State(network): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    use crate::es9p::{codes, HeaderOnly, ResponseHeader};
+    let refuse = |code, message: String| {
+        let body = HeaderOnly {
+            header: ResponseHeader::failed(code, message),
+        };
+        let mut r = (StatusCode::OK, axum::Json(body)).into_response();
+        r.headers_mut().insert(
+            crate::es9p::HEADER_ADMIN_PROTOCOL,
+            HeaderValue::from_static(crate::es9p::ADMIN_PROTOCOL),
+        );
+        r
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json {
+        return refuse(
+            codes::INVALID_INPUT,
+            "Content-Type must be application/json (SGP.22 §6.5.1)".into(),
+        );
     }
-    match blocking(network, |n| n.reconcile()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error_response(&e),
+    let req: crate::smdp::es2::HandleDownloadProgressInfoRequest =
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = if e.to_string().contains("missing field") {
+                    codes::MANDATORY_ELEMENT_MISSING
+                } else {
+                    codes::INVALID_INPUT
+                };
+                return refuse(code, format!("not an ES2+ HandleDownloadProgressInfo: {e}"));
+            }
+        };
+    match tokio::task::spawn_blocking(move || network.download_progress(&req)).await {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(r)) => refuse(r.code, r.message),
+        Err(e) => refuse(codes::EXECUTION_ERROR, format!("handler failed: {e}")),
     }
 }
 
@@ -436,6 +468,14 @@ async fn admin_groups(State(network): State<Shared>) -> Response {
 
 async fn admin_orders(State(network): State<Shared>) -> Response {
     run_json(network, |n| n.orders()).await
+}
+
+async fn admin_order_events(State(network): State<Shared>) -> Response {
+    run_json(network, |n| n.order_events()).await
+}
+
+async fn admin_transfers(State(network): State<Shared>) -> Response {
+    run_json(network, |n| n.transfers()).await
 }
 
 async fn admin_operations(State(network): State<Shared>) -> Response {

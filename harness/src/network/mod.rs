@@ -12,6 +12,7 @@ pub mod client;
 pub mod contract;
 pub mod db;
 pub mod error;
+pub mod es2;
 pub mod http;
 pub mod ota;
 pub mod server;
@@ -353,6 +354,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn serve_takes_the_transfer_lifetime_in_seconds() {
+        let cli = Cli::parse_from(["simlab", "serve", "--transfer-ttl", "120"]);
+        let NetworkCommand::Serve { operator, .. } = cli.cmd else {
+            panic!("{:?}", cli.cmd)
+        };
+        assert_eq!(operator.transfer_ttl, 120);
+        let cli = Cli::parse_from(["simlab", "serve"]);
+        let NetworkCommand::Serve { operator, .. } = cli.cmd else {
+            panic!("{:?}", cli.cmd)
+        };
+        assert_eq!(
+            operator.transfer_ttl,
+            server::DEFAULT_TRANSFER_TTL.as_secs()
+        );
+        assert!(Cli::try_parse_from(["simlab", "serve", "--transfer-ttl", "-1"]).is_err());
     }
 
     #[test]

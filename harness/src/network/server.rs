@@ -24,6 +24,11 @@ pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_CODE_TRIES: u32 = 3;
 /// Default token lifetime: one day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+/// Default lifetime of a transfer's reservation of its number: one hour to start the
+/// download on the new device (the one-time code before it lives 5 minutes).
+pub const DEFAULT_TRANSFER_TTL: Duration = Duration::from_secs(3600);
+/// Longest wait between two sweeps for lapsed transfers.
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How to run the network.
 #[derive(Debug, Clone)]
@@ -38,7 +43,28 @@ pub struct NetworkOptions {
     pub code_ttl: Duration,
     pub code_tries: u32,
     pub token_ttl: Duration,
+    /// Lifetime of a transfer's reservation of its number (see [`DEFAULT_TRANSFER_TTL`]).
+    pub transfer_ttl: Duration,
     pub profile_template: String,
+    /// Use an SM-DP+ running elsewhere instead of starting one: the network then reaches it
+    /// over ES2+ only (its orders, and their progress over ES2+.HandleDownloadProgressInfo,
+    /// which that SM-DP+ must send to [`RunningNetwork::es2_callback_url`]), and keeps its
+    /// tables in a database of its own. `smdp` still gives the PKI (the BOSS's client
+    /// certificate) and the templates (the AKA algorithm of the profile the BOSS orders).
+    pub remote_smdp: Option<RemoteSmdp>,
+}
+
+/// An SM-DP+ the network does not run.
+#[derive(Debug, Clone)]
+pub struct RemoteSmdp {
+    /// Its ES2+ (`https://host:port`; mutual TLS with the PKI's operator certificate).
+    pub es2_url: String,
+    /// Its ES9+ address (`host:port`), as activation codes name it.
+    pub address: String,
+    /// The root its TLS certificates chain to (DER).
+    pub ca_cert_der: Vec<u8>,
+    /// The network's database file (`None`: in memory).
+    pub db: Option<std::path::PathBuf>,
 }
 
 impl NetworkOptions {
@@ -51,7 +77,9 @@ impl NetworkOptions {
             code_ttl: DEFAULT_CODE_TTL,
             code_tries: DEFAULT_CODE_TRIES,
             token_ttl: DEFAULT_TOKEN_TTL,
+            transfer_ttl: DEFAULT_TRANSFER_TTL,
             profile_template: DEFAULT_PROFILE_TEMPLATE.into(),
+            remote_smdp: None,
         }
     }
 
@@ -78,10 +106,14 @@ impl NetworkOptions {
 #[derive(Debug)]
 pub struct RunningNetwork {
     smdp: Option<RunningSmdp>,
+    remote: Option<RemoteSmdp>,
     network: Arc<Network>,
     operator_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Dropped to stop the sweeper of lapsed transfers.
+    sweeper_stop: Option<std::sync::mpsc::Sender<()>>,
+    sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningNetwork {
@@ -92,14 +124,23 @@ impl RunningNetwork {
 
     /// The SM-DP+ (`host:port`, as activation codes carry it).
     pub fn smdp_address(&self) -> &str {
-        self.smdp.as_ref().map_or("", |s| s.address.as_str())
+        match (&self.smdp, &self.remote) {
+            (Some(s), _) => s.address.as_str(),
+            (None, Some(r)) => r.address.as_str(),
+            (None, None) => "",
+        }
     }
 
     /// The TLS root an LPA must trust for the SM-DP+.
     pub fn smdp_ca_cert_der(&self) -> &[u8] {
-        self.smdp.as_ref().map_or(&[], |s| s.ca_cert_der.as_slice())
+        match (&self.smdp, &self.remote) {
+            (Some(s), _) => s.ca_cert_der.as_slice(),
+            (None, Some(r)) => r.ca_cert_der.as_slice(),
+            (None, None) => &[],
+        }
     }
 
+    /// The SM-DP+ running in this process (`None` with [`NetworkOptions::remote_smdp`]).
     pub fn smdp(&self) -> Option<&RunningSmdp> {
         self.smdp.as_ref()
     }
@@ -107,6 +148,14 @@ impl RunningNetwork {
     /// The logic, for in-process checks.
     pub fn network(&self) -> &Arc<Network> {
         &self.network
+    }
+
+    /// Where an SM-DP+ sends ES2+.HandleDownloadProgressInfo for this network's BOSS.
+    pub fn es2_callback_url(&self) -> String {
+        format!(
+            "{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+            self.operator_url
+        )
     }
 
     /// A client of the operator services.
@@ -135,6 +184,10 @@ impl RunningNetwork {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        drop(self.sweeper_stop.take());
+        if let Some(t) = self.sweeper.take() {
+            let _ = t.join();
+        }
         if let Some(s) = self.smdp.take() {
             s.stop();
         }
@@ -160,7 +213,7 @@ pub fn urls(operator: &str, smdp: &str, es2: &str) -> Value {
             "hlr": format!("{operator}/hlr/imsi/{{imsi}}"),
             "hlrAttach": format!("{operator}/hlr/attach"),
             "calls": format!("{operator}/calls"),
-            "admin": format!("{operator}/admin/{{subscribers|groups|orders|operations|sms|contracts}}"),
+            "admin": format!("{operator}/admin/{{subscribers|groups|orders|order-events|transfers|operations|sms|contracts}}"),
             "es9plus": format!("{smdp}/gsma/rsp2/es9plus/"),
             "es2plus": format!("{es2}/gsma/rsp2/es2plus/"),
         }
@@ -186,7 +239,8 @@ pub fn template_algorithm(dir: &Files, template: &str) -> anyhow::Result<Templat
     }
 }
 
-/// Starts the SM-DP+ and the operator services.
+/// Starts the SM-DP+ (unless [`NetworkOptions::remote_smdp`] names one elsewhere) and the
+/// operator services.
 pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
     let algorithm = template_algorithm(&opts.smdp.templates_dir, &opts.profile_template)?;
     let listener = std::net::TcpListener::bind(opts.listen)
@@ -201,40 +255,96 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
         }
     });
     let operator_url = format!("http://{host}:{}", local.port());
-    if opts.smdp.es2_callback_url.is_none() {
-        opts.smdp.es2_callback_url = Some(format!(
-            "{operator_url}/gsma/rsp2/es2plus/handleDownloadProgressInfo"
-        ));
-    }
-    let running_smdp = smdp::start(opts.smdp.clone())?;
-    // SGP.22 §2.6.6: ES2+ is mutually authenticated TLS; the BOSS presents the operator's
-    // client certificate of the PKI (`Operator/`) on the SM-DP+'s ES2+ port.
-    let es2 = Es2pClient::from_pki(&running_smdp.es2_url(), opts.smdp.pki_dir.clone())
-        .context("ES2+ client of the BOSS (operator certificate of the PKI)")?;
-    let network = Network::new(
-        Arc::clone(running_smdp.smdp()),
-        es2,
-        ServiceOptions {
-            code_ttl: opts.code_ttl,
-            code_tries: opts.code_tries,
-            token_ttl: opts.token_ttl,
-            profile_template: opts.profile_template.clone(),
-            base_url: operator_url.clone(),
-            smdp_es2_url: running_smdp.es2_url(),
-        },
-        algorithm,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let service = |es2_url: String, smdp_address: String| ServiceOptions {
+        code_ttl: opts.code_ttl,
+        code_tries: opts.code_tries,
+        token_ttl: opts.token_ttl,
+        transfer_ttl: opts.transfer_ttl,
+        profile_template: opts.profile_template.clone(),
+        base_url: operator_url.clone(),
+        smdp_es2_url: es2_url,
+        smdp_address,
+    };
+    let (running_smdp, network) = match &opts.remote_smdp {
+        Some(remote) => {
+            // SGP.22 §2.6.6: the operator's client certificate of the PKI, and the SM-DP+'s
+            // TLS root as given.
+            let identity = crate::pki::OperatorIdentity::load(opts.smdp.pki_dir.clone())
+                .context("the BOSS's ES2+ client certificate (Operator/ of the PKI)")?;
+            let es2 = Es2pClient::new(&remote.es2_url, &[&remote.ca_cert_der], &identity)
+                .context("ES2+ client of the BOSS")?;
+            let network = Network::standalone(
+                remote.db.as_deref(),
+                es2,
+                service(remote.es2_url.clone(), remote.address.clone()),
+                algorithm,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (None, network)
+        }
+        None => {
+            if opts.smdp.es2_callback_url.is_none() {
+                opts.smdp.es2_callback_url = Some(format!(
+                    "{operator_url}/gsma/rsp2/es2plus/handleDownloadProgressInfo"
+                ));
+            }
+            let running_smdp = smdp::start(opts.smdp.clone())?;
+            // SGP.22 §2.6.6: ES2+ is mutually authenticated TLS; the BOSS presents the
+            // operator's client certificate of the PKI (`Operator/`) on the ES2+ port.
+            let es2 = Es2pClient::from_pki(&running_smdp.es2_url(), opts.smdp.pki_dir.clone())
+                .context("ES2+ client of the BOSS (operator certificate of the PKI)")?;
+            let network = Network::new(
+                Arc::clone(running_smdp.smdp()),
+                es2,
+                service(running_smdp.es2_url(), running_smdp.address.clone()),
+                algorithm,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (Some(running_smdp), network)
+        }
+    };
     let network = Arc::new(network);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread = http::spawn(listener, Arc::clone(&network), rx)?;
+    let (sweeper_stop, sweeper) = spawn_sweeper(Arc::clone(&network), opts.transfer_ttl)?;
     Ok(RunningNetwork {
-        smdp: Some(running_smdp),
+        smdp: running_smdp,
+        remote: opts.remote_smdp.clone(),
         network,
         operator_url,
         shutdown: Some(tx),
         thread: Some(thread),
+        sweeper_stop: Some(sweeper_stop),
+        sweeper: Some(sweeper),
     })
+}
+
+/// Expires lapsed transfers every quarter of their lifetime (between 1 s and
+/// [`MAX_SWEEP_INTERVAL`]), so that a number is freed even when nobody asks for it, until the
+/// returned sender is dropped.
+fn spawn_sweeper(
+    network: Arc<Network>,
+    ttl: Duration,
+) -> anyhow::Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let interval = (ttl / 4).clamp(Duration::from_secs(1), MAX_SWEEP_INTERVAL);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("network-transfer-sweeper".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(interval)
+            {
+                match network.expire_transfers() {
+                    Ok(ended) => {
+                        for t in ended {
+                            tracing::info!(msisdn = %t.msisdn, "transfer {} expired", t.id);
+                        }
+                    }
+                    Err(e) => tracing::warn!("expiring transfers: {e}"),
+                }
+            }
+        })?;
+    Ok((stop, thread))
 }
 
 /// The operator side's options of `simlab network serve`.
@@ -253,6 +363,11 @@ pub struct OperatorArgs {
     /// Lifetime of entitlement tokens, in seconds.
     #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
     pub token_ttl: u64,
+    /// Lifetime of an upgrade's / migration's reservation of its number, in seconds: a
+    /// transfer whose download has not begun by then is cancelled (its order too, at the
+    /// SM-DP+) and the number can be transferred again.
+    #[arg(long, default_value_t = DEFAULT_TRANSFER_TTL.as_secs())]
+    pub transfer_ttl: u64,
     /// Profile template the BOSS orders for new lines.
     #[arg(long, default_value = DEFAULT_PROFILE_TEMPLATE)]
     pub profile_template: String,
@@ -278,6 +393,7 @@ impl OperatorArgs {
         opts.code_ttl = Duration::from_secs(self.code_ttl);
         opts.code_tries = self.code_tries;
         opts.token_ttl = Duration::from_secs(self.token_ttl);
+        opts.transfer_ttl = Duration::from_secs(self.transfer_ttl);
         opts.profile_template = self.profile_template.clone();
         let running = start(opts)?;
         let mut provisioned = Vec::new();
@@ -312,7 +428,7 @@ pub fn urls_text(running: &RunningNetwork, provisioned: &[super::db::LineView]) 
          BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo\n  \
          HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach\n  \
          calls: POST {base}/calls\n  \
-         admin (read-only): {base}/admin/{{subscribers,groups,orders,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
+         admin (read-only): {base}/admin/{{subscribers,groups,orders,order-events,transfers,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
     );
     for line in provisioned {
         out.push_str(&format!(

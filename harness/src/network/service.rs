@@ -4,14 +4,18 @@
 //! (1034) ordering profiles from the SM-DP+ (1035) over ES2+, the short message centre (1033),
 //! the contract page's decisions (web server 1032), HLR-like checks and call delivery.
 //!
-//! State lives in the SM-DP+'s SQLite database ([`super::db`]); every state change is one
-//! transaction taken under the SM-DP+ store's lock. Calls to the SM-DP+ over ES2+ happen with no
-//! lock held, between two transactions.
+//! State lives in SQLite ([`super::db`]): the SM-DP+'s database when it runs in this process,
+//! a database of its own otherwise; every state change is one transaction taken under the
+//! database's lock. The BOSS and the SM-DP+ share nothing but ES2+: orders go out as
+//! DownloadOrder / ConfirmOrder / CancelOrder, their progress comes back as
+//! HandleDownloadProgressInfo ([`super::es2`]). Calls to the SM-DP+ happen with no lock held,
+//! between two transactions.
 
 use super::db::{
     self, BossOrder, CardKind, Code, Line, LineState, LineView, Operation, Subscriber, Token,
 };
 use super::error::NetError;
+use super::es2;
 use super::ts43::{
     self, AppFields, LineId, Operation as Op, Params, Request, TransferType,
     SERVICE_STATUS_ACTIVATED, SERVICE_STATUS_ACTIVATING, SERVICE_STATUS_DEACTIVATED,
@@ -39,6 +43,9 @@ const MAX_RESYNCS: u32 = 2;
 const CODE_DIGITS: usize = 6;
 /// Who sends the network's own SMS.
 pub const SMS_SENDER: &str = "simlab";
+/// A transfer reserved but never ordered (the request was interrupted) lapses this long after
+/// its expiry, so that a request still ordering is not overtaken.
+const ORPHAN_GRACE: i64 = 60;
 /// MSISDNs the BOSS hands out to new lines: +1555 and seven digits from a counter.
 const MSISDN_PREFIX: &str = "+1555";
 const MSISDN_FIRST: i64 = 2_000_000;
@@ -52,12 +59,18 @@ pub struct ServiceOptions {
     pub code_tries: u32,
     /// Lifetime of tokens.
     pub token_ttl: Duration,
+    /// Lifetime of a transfer's reservation of its number: past it, a transfer whose
+    /// download has not begun is cancelled ([`Network::expire_transfers`]).
+    pub transfer_ttl: Duration,
     /// Profile template the BOSS orders (a file stem of the SM-DP+'s templates).
     pub profile_template: String,
     /// `http://host:port` of the operator services (contract URLs).
     pub base_url: String,
     /// `https://host:port` of the SM-DP+'s ES2+ (mutual TLS), for the URL list.
     pub smdp_es2_url: String,
+    /// The SM-DP+'s ES9+ address (`host:port`) for activation codes when ConfirmOrder names
+    /// none.
+    pub smdp_address: String,
 }
 
 /// The AKA algorithm a template's profiles use (its `PE-AKAParameter`), keys per order.
@@ -83,10 +96,19 @@ pub enum Ts43Answer {
     Document(Value),
 }
 
+/// Where the network's tables live.
+#[derive(Debug)]
+enum Database {
+    /// In the SM-DP+'s database (the embedded network: one file, one lock).
+    Shared(Arc<Smdp>),
+    /// A database of its own: the SM-DP+ runs elsewhere and is reached only over ES2+.
+    Own(std::sync::Mutex<crate::smdp::Store>),
+}
+
 /// The operator network.
 #[derive(Debug)]
 pub struct Network {
-    smdp: Arc<Smdp>,
+    database: Database,
     es2: Es2pClient,
     options: ServiceOptions,
     template_algorithm: TemplateAlgorithm,
@@ -263,7 +285,9 @@ pub struct SubscriberView {
     pub imsis: Vec<LineView>,
 }
 
-/// A BOSS order with the SM-DP+'s current state of it.
+/// A BOSS order with the SM-DP+'s state of it, as the SM-DP+ last reported it over ES2+
+/// (HandleDownloadProgressInfo; the same as `order.state`, kept for clients of the first
+/// version of this API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
@@ -296,6 +320,8 @@ pub struct ContractOutcome {
 struct Ordered {
     iccid: String,
     activation_code: String,
+    /// The SM-DP+'s ES9+ address (ConfirmOrder's smdpAddress).
+    smdp_address: String,
     imsi: String,
     algorithm: AkaAlgorithm,
 }
@@ -314,19 +340,46 @@ mod state {
 }
 
 impl Network {
+    /// The network around an SM-DP+ in the same process, its tables in the SM-DP+'s database.
     pub fn new(
         smdp: Arc<Smdp>,
         es2: Es2pClient,
         options: ServiceOptions,
         template_algorithm: TemplateAlgorithm,
     ) -> Result<Self, NetError> {
+        Self::open(Database::Shared(smdp), es2, options, template_algorithm)
+    }
+
+    /// The network for an SM-DP+ elsewhere (reached over ES2+ only), its tables in a database
+    /// of its own (`None`: in memory).
+    pub fn standalone(
+        db: Option<&std::path::Path>,
+        es2: Es2pClient,
+        options: ServiceOptions,
+        template_algorithm: TemplateAlgorithm,
+    ) -> Result<Self, NetError> {
+        let store = crate::smdp::Store::open(db).map_err(|e| NetError::internal(e.to_string()))?;
+        Self::open(
+            Database::Own(std::sync::Mutex::new(store)),
+            es2,
+            options,
+            template_algorithm,
+        )
+    }
+
+    fn open(
+        database: Database,
+        es2: Es2pClient,
+        options: ServiceOptions,
+        template_algorithm: TemplateAlgorithm,
+    ) -> Result<Self, NetError> {
         let network = Self {
-            smdp,
+            database,
             es2,
             options,
             template_algorithm,
         };
-        network.db(|c| Ok(c.execute_batch(db::SCHEMA)?))?;
+        network.db(|c| Ok(db::create(c)?))?;
         Ok(network)
     }
 
@@ -334,13 +387,34 @@ impl Network {
         &self.options
     }
 
-    pub fn smdp(&self) -> &Arc<Smdp> {
-        &self.smdp
+    /// The SM-DP+ whose database the network shares, when it runs in this process.
+    pub fn smdp(&self) -> Option<&Arc<Smdp>> {
+        match &self.database {
+            Database::Shared(smdp) => Some(smdp),
+            Database::Own(_) => None,
+        }
     }
 
-    /// Runs `f` on the shared connection under the SM-DP+ store's lock.
+    /// Runs `f` on the network's database connection under its lock (tests and QA tools
+    /// inspect or age the network's tables with it). Never call it from inside `f`.
+    pub fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, NetError>,
+    ) -> Result<T, NetError> {
+        self.db(f)
+    }
+
+    /// Runs `f` on the connection under the database's lock.
     fn db<T>(&self, f: impl FnOnce(&Connection) -> Result<T, NetError>) -> Result<T, NetError> {
-        self.smdp.with_store(|s| Ok(f(s.connection())))?
+        match &self.database {
+            Database::Shared(smdp) => smdp.with_store(|s| Ok(f(s.connection())))?,
+            Database::Own(store) => {
+                let store = store
+                    .lock()
+                    .map_err(|_| NetError::internal("network database lock poisoned"))?;
+                f(store.connection())
+            }
+        }
     }
 
     /// Runs `f` in one transaction: all of it is stored, or none of it.
@@ -353,8 +427,15 @@ impl Network {
         })
     }
 
+    /// A deadline `d` from now, in Unix seconds (rounded up: a lifetime below a second
+    /// still ends after it, see the millisecond deadline of codes).
     fn ttl(d: Duration) -> i64 {
-        db::now() + d.as_secs() as i64
+        db::now() + Self::secs(d) as i64
+    }
+
+    /// `d` in whole seconds, rounded up (TS.43's OtpExpiresIn, SMS texts).
+    fn secs(d: Duration) -> u64 {
+        (d.as_millis() as u64).div_ceil(1000)
     }
 
     // ----- BOSS: provisioning, reconciliation with the SM-DP+ -----
@@ -496,7 +577,7 @@ impl Network {
         if let Some(view) = existing {
             return Ok((200, view));
         }
-        let ordered = self.order_profile(eid)?;
+        let ordered = self.order_profile(eid, msisdn)?;
         self.tx(|c| {
             let account = self.ensure_subscriber(c, p, msisdn, account.as_deref())?;
             let line = Line {
@@ -535,20 +616,59 @@ impl Network {
         })
     }
 
-    /// Brings the BOSS in step with the SM-DP+'s orders (the shared `orders` table: states set
-    /// by downloads, installation results and the eUICC's enable / disable / delete
-    /// notifications). Runs before every request and on each ES2+ progress notification.
-    pub fn reconcile(&self) -> Result<(), NetError> {
+    /// ES2+.HandleDownloadProgressInfo from the SM-DP+ (SGP.22 §5.3.5): the BOSS's record of
+    /// the order follows the event when it moves the order forward ([`super::es2::decide`]),
+    /// and the subscriber state with it, in one transaction. Answers what it did; refuses an
+    /// event for an order the BOSS did not place (SGP.22 "Profile ICCID – Unknown") or for
+    /// another EID than the order's ("EID – Invalid association").
+    pub fn download_progress(
+        &self,
+        req: &crate::smdp::es2::HandleDownloadProgressInfoRequest,
+    ) -> Result<db::OrderEvent, es2::Refusal> {
+        let event = es2::Event::from_request(req)?;
+        let internal =
+            |e: NetError| es2::Refusal::new(crate::es9p::codes::EXECUTION_ERROR, e.to_string());
         self.tx(|c| {
-            for (mut order, smdp_state) in db::orders_to_reconcile(c)? {
-                self.apply_order_state(c, &order, &smdp_state)?;
-                order.state = smdp_state;
-                db::put_order(c, &order)?;
+            let Some((order, current_at)) = db::order(c, &event.iccid)? else {
+                return Ok(Err(es2::Refusal::new(
+                    crate::es9p::codes::ICCID_UNKNOWN,
+                    format!("the BOSS placed no order for ICCID {}", event.iccid),
+                )));
+            };
+            if let Some(eid) = event.eid.as_deref().filter(|e| *e != order.eid) {
+                return Ok(Err(es2::Refusal::new(
+                    crate::es9p::codes::EID_INVALID_ASSOCIATION,
+                    format!(
+                        "order {} is for EID {}, the event names {eid}",
+                        order.iccid, order.eid
+                    ),
+                )));
             }
-            Ok(())
+            let outcome = match es2::decide(&order.state, current_at, &event) {
+                es2::Decision::Apply(new) => {
+                    self.apply_order_state(c, &order, new)?;
+                    db::set_order_state(c, &order.iccid, new, event.at)?;
+                    format!("applied: {} → {new}", order.state)
+                }
+                es2::Decision::Ignore(why) => format!("ignored: {why}"),
+            };
+            let record = db::OrderEvent {
+                iccid: event.iccid.clone(),
+                point: event.point,
+                status: req.notification_point_status.status.clone(),
+                reason: event.reason.clone(),
+                event_at: event.at,
+                received_at: db::now(),
+                outcome,
+            };
+            db::insert_order_event(c, &record)?;
+            Ok(Ok(record))
         })
+        .map_err(internal)?
     }
 
+    /// What the order's new state means for its line (and the transfer it completes): the
+    /// guards on the line's state make each consequence happen once.
     fn apply_order_state(
         &self,
         c: &Connection,
@@ -620,6 +740,12 @@ impl Network {
                 line.state = LineState::Disabled;
                 line.reason = Some(format!("profile {} deleted on the eUICC", order.iccid));
                 db::update_line(c, &line)?;
+                let why = line.reason.clone().unwrap_or_default();
+                Self::end_group_without_primary(c, &line.msisdn, &why)?;
+                if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
+                    let why = format!("the new profile {} was deleted on the eUICC", order.iccid);
+                    db::end_transfer(c, t.id, "failed", &why)?;
+                }
             }
             (_, "error" | "unavailable") if line.state == LineState::Pending => {
                 line.state = LineState::Disabled;
@@ -628,10 +754,11 @@ impl Network {
                     order.iccid
                 ));
                 db::update_line(c, &line)?;
+                let why = line.reason.clone().unwrap_or_default();
+                Self::end_group_without_primary(c, &line.msisdn, &why)?;
                 if let Some(t) = db::transfer_of_operation(c, &order.operation_id)? {
-                    if t.state == "pending" {
-                        db::set_transfer(c, t.id, "failed", None)?;
-                    }
+                    let why = format!("order {} failed at the SM-DP+ ({smdp_state})", order.iccid);
+                    db::end_transfer(c, t.id, "failed", &why)?;
                 }
             }
             _ => {}
@@ -641,54 +768,133 @@ impl Network {
 
     /// Orders a profile for `eid` over ES2+ (DownloadOrder with the EID, ConfirmOrder with
     /// releaseFlag): SGP.22 v2.5 §3.1.1 / §5.3.1–§5.3.2. No lock is held meanwhile.
-    fn order_profile(&self, eid: &str) -> Result<Ordered, NetError> {
+    ///
+    /// The profile carries `msisdn`, the number the network routes for the line (simlab's
+    /// DownloadOrder extension `msisdn`): one source of truth for EF.MSISDN and the BOSS. The
+    /// subscription data the BOSS provisions (IMSI, K, OPc) come back in the DownloadOrder
+    /// answer (simlab's extension `subscriber`, as an operator reads a profile vendor's output
+    /// file); an SM-DP+ that personalised another MSISDN has its order cancelled again.
+    fn order_profile(&self, eid: &str, msisdn: &str) -> Result<Ordered, NetError> {
         let smdp_error = |e: anyhow::Error| NetError::new(502, "smdp-error", format!("{e:#}"));
-        let iccid = self
+        let ordered = self
             .es2
             .download_order(&DownloadOrderRequest {
                 eid: Some(eid.to_owned()),
                 profile_type: Some(self.options.profile_template.clone()),
-                ..Default::default()
-            })
-            .map_err(smdp_error)?
-            .iccid;
-        let confirmed = self
-            .es2
-            .confirm_order(&ConfirmOrderRequest {
-                iccid: iccid.clone(),
-                eid: Some(eid.to_owned()),
-                release_flag: true,
+                msisdn: Some(msisdn.to_owned()),
                 ..Default::default()
             })
             .map_err(smdp_error)?;
+        let iccid = ordered.iccid.clone();
+        let data = match self.subscription_data(&ordered, msisdn) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self.cancel_order(&iccid, eid, "its subscription data are unusable");
+                return Err(e);
+            }
+        };
+        let confirmed = match self.es2.confirm_order(&ConfirmOrderRequest {
+            iccid: iccid.clone(),
+            eid: Some(eid.to_owned()),
+            release_flag: true,
+            ..Default::default()
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.cancel_order(&iccid, eid, "ConfirmOrder failed");
+                return Err(smdp_error(e));
+            }
+        };
         let address = confirmed
             .smdp_address
-            .unwrap_or_else(|| self.smdp.address().to_owned());
-        // The subscription data the SM-DP+ personalised the profile with, from the shared
-        // database (as an operator reads the profile vendor's output file).
-        let order = self.smdp.order_by_iccid(&iccid)?.ok_or_else(|| {
-            NetError::internal(format!("ordered profile {iccid} is not in the database"))
-        })?;
-        let (Some(imsi), Some(k)) = (order.imsi.clone(), order.k) else {
-            return Err(NetError::internal(format!(
-                "profile {iccid} was not personalised"
-            )));
+            .unwrap_or_else(|| self.options.smdp_address.clone());
+        Ok(Ordered {
+            iccid,
+            activation_code: format!("LPA:1${address}${}", confirmed.matching_id),
+            smdp_address: address,
+            imsi: data.0,
+            algorithm: data.1,
+        })
+    }
+
+    /// The IMSI and AKA keys of a profile from the DownloadOrder answer, checked against what
+    /// the BOSS asked for.
+    fn subscription_data(
+        &self,
+        ordered: &crate::smdp::DownloadOrderResponse,
+        msisdn: &str,
+    ) -> Result<(String, AkaAlgorithm), NetError> {
+        let iccid = &ordered.iccid;
+        let unusable = |what: &str| {
+            NetError::new(
+                502,
+                "smdp-error",
+                format!(
+                    "DownloadOrder of {iccid}: {what} (the BOSS needs the simlab extension \
+                     `subscriber` with imsi, k and opc)"
+                ),
+            )
         };
+        let data = ordered
+            .subscriber
+            .as_ref()
+            .ok_or_else(|| unusable("no subscriber data in the answer"))?;
+        if let Some(carried) = &data.msisdn {
+            if carried != msisdn {
+                return Err(unusable(&format!(
+                    "the profile carries MSISDN {carried}, not the line's {msisdn}"
+                )));
+            }
+        }
+        let imsi = data
+            .imsi
+            .as_deref()
+            .ok_or_else(|| unusable("no imsi"))
+            .and_then(|i| {
+                ts43::check_imsi("subscriber.imsi", i).map_err(|e| unusable(&e.message))
+            })?;
+        let k = data
+            .k
+            .as_deref()
+            .ok_or_else(|| unusable("no k"))
+            .and_then(|k| key16("subscriber.k", k).map_err(|e| unusable(&e.message)))?;
         let algorithm = match self.template_algorithm {
             TemplateAlgorithm::Xor => AkaAlgorithm::XorTest { k },
             TemplateAlgorithm::Milenage => AkaAlgorithm::Milenage {
                 k,
-                opc: order
+                opc: data
                     .opc
-                    .ok_or_else(|| NetError::internal(format!("profile {iccid} has no OPc")))?,
+                    .as_deref()
+                    .ok_or_else(|| unusable("no opc"))
+                    .and_then(|o| key16("subscriber.opc", o).map_err(|e| unusable(&e.message)))?,
             },
         };
-        Ok(Ordered {
-            iccid,
-            activation_code: format!("LPA:1${address}${}", confirmed.matching_id),
-            imsi,
-            algorithm,
-        })
+        Ok((imsi, algorithm))
+    }
+
+    /// ES2+.CancelOrder (SGP.22 §5.3.3) of an order the BOSS gives up, with
+    /// finalProfileStatusIndicator "Unavailable" (its subscription data went to the BOSS; it
+    /// is never handed out again). Answers whether the SM-DP+ no longer holds it for
+    /// download: cancelled now, or unknown to it.
+    fn cancel_order(&self, iccid: &str, eid: &str, why: &str) -> Result<(), String> {
+        match self.es2.cancel_order(&crate::smdp::CancelOrderRequest {
+            header: None,
+            iccid: iccid.to_owned(),
+            eid: Some(eid.to_owned()),
+            matching_id: None,
+            final_profile_status_indicator: "Unavailable".into(),
+        }) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = format!("{e:#}");
+                let code = crate::es9p::codes::ICCID_UNKNOWN;
+                if text.contains(&format!("subject {} reason {}", code.subject, code.reason)) {
+                    return Ok(());
+                }
+                tracing::warn!(%iccid, "CancelOrder ({why}) failed: {text}");
+                Err(text)
+            }
+        }
     }
 
     // ----- SMS centre, one-time codes, tokens -----
@@ -733,14 +939,12 @@ impl Network {
                 "at most 1600 characters (10 concatenated SMS)",
             ));
         }
-        self.reconcile()?;
         self.tx(|c| self.deliver(c, &to, from, text))
     }
 
     /// `GET /smsc/inbox/{imsi}`.
     pub fn inbox(&self, imsi: &str, after: i64) -> Result<Vec<db::Sms>, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         self.db(|c| {
             if db::line(c, &imsi)?.is_none() {
                 return Err(NetError::forbidden(
@@ -774,12 +978,13 @@ impl Network {
             tries: 0,
             max_tries: self.options.code_tries,
             expires_at: Self::ttl(self.options.code_ttl),
+            expires_ms: Some(db::now_ms() + self.options.code_ttl.as_millis() as i64),
             used_at: None,
             locked_at: None,
             operation_id: Some(operation_id.to_owned()),
         };
         db::put_code(c, &record)?;
-        let minutes = self.options.code_ttl.as_secs().div_ceil(60);
+        let minutes = Self::secs(self.options.code_ttl).div_ceil(60);
         let text =
             format!("simlab: your verification code is {code} ({purpose}; valid {minutes} min)");
         let (_, imsis) = self.deliver(c, msisdn, SMS_SENDER, &text)?;
@@ -803,7 +1008,9 @@ impl Network {
                 Err(NetError::forbidden("code-used", "this code was already used; request a new one"))
             } else if code.locked_at.is_some() {
                 Err(NetError::forbidden("code-locked", format!("{} wrong tries: this request is locked; request a new code", code.max_tries)))
-            } else if now > code.expires_at {
+            } else if now > code.expires_at
+                || code.expires_ms.is_some_and(|deadline| db::now_ms() > deadline)
+            {
                 Err(NetError::forbidden("code-expired", "the code expired; request a new one"))
             } else if ct_eq(&hash_code(&code.salt, typed.trim()), &code.code_hash) {
                 code.used_at = Some(now);
@@ -895,7 +1102,6 @@ impl Network {
 
     /// `GET /ts43`.
     pub fn ts43_get(&self, params: &Params) -> Result<Ts43Answer, NetError> {
-        self.reconcile()?;
         if let Some(op) = params.get("operation_id") {
             return self.continue_operation(op, params);
         }
@@ -963,7 +1169,10 @@ impl Network {
                 SUBSCRIPTION_RESULT_REQUIRES_USER_INPUT,
             )
             .set("OperationId", op.id.clone())
-            .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string());
+            .set(
+                "OtpExpiresIn",
+                Self::secs(self.options.code_ttl).to_string(),
+            );
         Ok(Ts43Answer::Document(ts43::document(
             &request.app,
             None,
@@ -1027,7 +1236,6 @@ impl Network {
 
     /// `POST /ts43` with an EAP-Response.
     pub fn ts43_post(&self, session: Option<&str>, packet: &[u8]) -> Result<Ts43Answer, NetError> {
-        self.reconcile()?;
         let unknown = || {
             NetError::forbidden("eap-session-unknown", "no EAP-AKA session: send the EAP_SESSION cookie of the challenge (sessions are single-use and expire)")
         };
@@ -1221,7 +1429,10 @@ impl Network {
                     )
                     .set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
                     .set("OperationId", op.id.clone())
-                    .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string()))
+                    .set(
+                        "OtpExpiresIn",
+                        Self::secs(self.options.code_ttl).to_string(),
+                    ))
             }
             _ => {}
         }
@@ -1329,6 +1540,49 @@ impl Network {
         })
     }
 
+    /// Whether a line is a secondary of its number's group: bound in from a number of its own,
+    /// or born on the shared number (a SharedNumber companion, Fig. 5). Every other line is a
+    /// primary of its number (a provisioned card, an own-number companion, a transfer's new
+    /// card).
+    fn is_secondary(c: &Connection, line: &Line) -> Result<bool, NetError> {
+        if line.home_msisdn != line.msisdn {
+            return Ok(true);
+        }
+        Ok(match &line.order_iccid {
+            Some(iccid) => db::order(c, iccid)?.is_some_and(|(o, _)| o.purpose == "bind"),
+            None => false,
+        })
+    }
+
+    /// A group never outlives its primary: when `msisdn` has lines left but none of them is a
+    /// primary (its primary was deleted, failed or expired), the group ends as an unbinding
+    /// ends it — each line bound in from its own number goes back to it, each line born on the
+    /// shared number is disabled with `why`.
+    fn end_group_without_primary(c: &Connection, msisdn: &str, why: &str) -> Result<(), NetError> {
+        let lines: Vec<Line> = db::lines_of(c, msisdn)?
+            .into_iter()
+            .filter(|l| l.state != LineState::Disabled)
+            .collect();
+        for l in &lines {
+            if !Self::is_secondary(c, l)? {
+                return Ok(());
+            }
+        }
+        for mut l in lines {
+            if l.home_msisdn != msisdn {
+                l.msisdn = l.home_msisdn.clone();
+                l.ring_order = db::next_ring_order(c, &l.home_msisdn)?;
+            } else {
+                l.state = LineState::Disabled;
+                l.reason = Some(format!(
+                    "the primary line of {msisdn} left the group: {why}"
+                ));
+            }
+            db::update_line(c, &l)?;
+        }
+        Ok(())
+    }
+
     /// The members of an MSISDN's group: its lines that are not disabled, in ring order.
     fn members(c: &Connection, msisdn: &str) -> Result<Vec<LineView>, NetError> {
         Ok(db::lines_of(c, msisdn)?
@@ -1364,14 +1618,15 @@ impl Network {
         if op.state == state::NEW && subscriber.policy.contract && !subscriber.contract_signed {
             return self.ask_contract(op, "service");
         }
-        let ordered = self.order_profile(eid)?;
+        // The line's number before the order: the profile carries it (EF.MSISDN).
+        let msisdn = if bind {
+            op.msisdn.clone()
+        } else {
+            self.tx(|c| self.new_msisdn(c))?
+        };
+        let ordered = self.order_profile(eid, &msisdn)?;
         self.tx(|c| {
             let account = subscriber.account.clone();
-            let msisdn = if bind {
-                op.msisdn.clone()
-            } else {
-                self.new_msisdn(c)?
-            };
             if !bind {
                 db::upsert_subscriber(
                     c,
@@ -1428,7 +1683,7 @@ impl Network {
                 "DownloadInfo",
                 json!({
                     "ProfileActivationCode": ordered.activation_code,
-                    "ProfileSmdpAddress": self.smdp.address(),
+                    "ProfileSmdpAddress": ordered.smdp_address,
                     "ProfileIccid": ordered.iccid,
                 }),
             )
@@ -1503,6 +1758,19 @@ impl Network {
         if second.state == LineState::Disabled {
             return Self::usable(Some(second.clone()), &second.imsi).map(|_| AppFields::default());
         }
+        // A primary with a group of its own would leave that group without it.
+        let others = self.db(|c| {
+            Ok(!Self::is_secondary(c, &second)? && Self::members(c, &second.msisdn)?.len() > 1)
+        })?;
+        if others {
+            return Err(NetError::conflict(
+                "already-in-group",
+                format!(
+                    "{} is the primary line of {}'s group; unbind its members first",
+                    second.imsi, second.msisdn
+                ),
+            ));
+        }
         let own = second.account == subscriber.account;
         if op.state == state::NEW && subscriber.policy.binding_contract {
             return self.ask_contract(op, "binding");
@@ -1522,7 +1790,10 @@ impl Network {
                 )
                 .set("ServiceStatus", SERVICE_STATUS_ACTIVATING)
                 .set("OperationId", op.id.clone())
-                .set("OtpExpiresIn", self.options.code_ttl.as_secs().to_string()));
+                .set(
+                    "OtpExpiresIn",
+                    Self::secs(self.options.code_ttl).to_string(),
+                ));
         }
         self.tx(|c| {
             let mut s =
@@ -1562,16 +1833,18 @@ impl Network {
         self.tx(|c| {
             let p = Self::primary(c, op, primary)?;
             let mut s = Self::resolve(c, secondary)?;
-            if s.imsi == p.imsi {
-                return Err(NetError::invalid(
-                    "companion_terminal",
-                    "the secondary device is the primary itself",
-                ));
-            }
-            if s.msisdn != p.msisdn {
+            if s.msisdn != p.msisdn || s.state == LineState::Disabled {
                 return Err(NetError::conflict(
                     "not-in-group",
                     format!("{} does not share {}", s.imsi, p.msisdn),
+                ));
+            }
+            // Unbinding takes a secondary out; the number's own line leaves only by a transfer
+            // or the end of its subscription.
+            if !Self::is_secondary(c, &s)? {
+                return Err(NetError::invalid(
+                    "companion_terminal",
+                    format!("{} is the primary line of {} itself", s.imsi, p.msisdn),
                 ));
             }
             if s.home_msisdn != p.msisdn {
@@ -1623,16 +1896,22 @@ impl Network {
                         format!("{iccid} is not a card of {msisdn}"),
                     )
                 })?,
-            None => lines
-                .iter()
-                .find(|l| l.home_msisdn == *msisdn && l.state == LineState::Active)
-                .or_else(|| lines.iter().find(|l| l.state == LineState::Active))
-                .ok_or_else(|| {
+            None => {
+                // The number's own card (its primary), never a secondary sharing it.
+                let mut found = None;
+                for l in &lines {
+                    if l.state == LineState::Active && !Self::is_secondary(c, l)? {
+                        found = Some(l);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
                     NetError::forbidden(
                         "imsi-disabled",
-                        format!("{msisdn} has no active card to move from"),
+                        format!("{msisdn} has no active card of its own to move from"),
                     )
-                })?,
+                })?
+            }
         };
         let old = Self::usable(Some(old.clone()), &old.imsi)?;
         match (transfer_type, old.kind) {
@@ -1649,48 +1928,64 @@ impl Network {
     }
 
     /// ManageSubscription TRANSFER_SUBSCRIPTION after the code: reserve the number (exactly
-    /// one pending transfer per MSISDN), order the profile (Fig. 16 1605–1608, Fig. 17).
+    /// one pending transfer per MSISDN, for `--transfer-ttl`), order the profile (Fig. 16
+    /// 1605–1608, Fig. 17). A lapsed reservation of another request does not block: it is
+    /// expired first ([`Self::expire_transfers`]).
     fn transfer(
         &self,
         op: &mut Operation,
-        request: &Request,
+        _request: &Request,
         new_eid: &str,
     ) -> Result<AppFields, NetError> {
         let old_imsi = op
             .imsi
             .clone()
             .ok_or_else(|| NetError::internal("transfer without old card"))?;
-        let reserved = self.tx(|c| {
-            let old = Self::usable(db::line(c, &old_imsi)?, &old_imsi)?;
-            let id = db::reserve_transfer(
-                c,
-                &db::Transfer {
-                    id: 0,
-                    msisdn: op.msisdn.clone(),
-                    operation_id: op.id.clone(),
-                    old_imsi: old.imsi.clone(),
-                    new_eid: new_eid.to_owned(),
-                    order_iccid: None,
-                    state: "pending".into(),
-                },
-            )?;
-            Ok((id, old))
-        })?;
+        let reserve = || {
+            self.tx(|c| {
+                let old = Self::usable(db::line(c, &old_imsi)?, &old_imsi)?;
+                let id = db::reserve_transfer(
+                    c,
+                    &db::Transfer {
+                        id: 0,
+                        msisdn: op.msisdn.clone(),
+                        operation_id: op.id.clone(),
+                        old_imsi: old.imsi.clone(),
+                        new_eid: new_eid.to_owned(),
+                        order_iccid: None,
+                        state: "pending".into(),
+                        created_at: 0,
+                        expires_at: Some(Self::ttl(self.options.transfer_ttl)),
+                        reason: None,
+                    },
+                )?;
+                Ok((id, old))
+            })
+        };
+        let mut reserved = reserve()?;
+        if reserved.0.is_none() && !self.expire_transfers()?.is_empty() {
+            reserved = reserve()?;
+        }
         let (Some(transfer_id), old) = reserved else {
             return Err(NetError::conflict(
                 "transfer-in-progress",
                 format!("another upgrade or migration of {} is pending", op.msisdn),
             ));
         };
-        let ordered = match self.order_profile(new_eid) {
+        let ordered = match self.order_profile(new_eid, &op.msisdn) {
             Ok(o) => o,
             Err(e) => {
-                self.tx(|c| Ok(db::set_transfer(c, transfer_id, "failed", None)?))?;
+                let why = format!("the profile could not be ordered: {}", e.message);
+                self.tx(|c| Ok(db::end_transfer(c, transfer_id, "failed", &why)?))?;
                 return Err(e);
             }
         };
-        let _ = request;
-        self.tx(|c| {
+        let placed = self.tx(|c| {
+            // The reservation may have lapsed while the SM-DP+ was asked (a very short
+            // --transfer-ttl): then nothing is recorded and the new order is cancelled.
+            if db::transfer(c, transfer_id)?.is_none_or(|t| t.state != "pending") {
+                return Ok(None);
+            }
             let line = Line {
                 imsi: ordered.imsi.clone(),
                 msisdn: op.msisdn.clone(),
@@ -1717,15 +2012,95 @@ impl Network {
                     eid: new_eid.to_owned(),
                     imsi: ordered.imsi.clone(),
                     purpose: "transfer".into(),
-                    state: "released".into(),
+                    state: es2::state::RELEASED.into(),
                     activation_code: ordered.activation_code.clone(),
                 },
             )?;
             db::set_transfer(c, transfer_id, "pending", Some(&ordered.iccid))?;
             let fields = self.download_fields(op, &ordered);
             self.finish(c, op, &fields)?;
-            Ok(fields)
+            Ok(Some(fields))
+        })?;
+        placed.ok_or_else(|| {
+            let _ = self.cancel_order(&ordered.iccid, new_eid, "the reservation lapsed");
+            NetError::conflict(
+                "transfer-expired",
+                format!(
+                    "the reservation of {} lapsed before the profile was ordered; ask again",
+                    op.msisdn
+                ),
+            )
         })
+    }
+
+    /// Ends every pending transfer whose reservation lapsed before its download began
+    /// (`--transfer-ttl`): its order is cancelled at the SM-DP+ over ES2+.CancelOrder (SGP.22
+    /// §5.3.3, finalProfileStatusIndicator "Unavailable": its activation code is refused from
+    /// then on), then in one transaction the transfer becomes `expired` with the reason, the
+    /// new line `disabled`, the order `unavailable` and the operation `failed` — the number is
+    /// transferable again. A transfer whose order the SM-DP+ does not confirm cancelled (the
+    /// download began meanwhile, or the SM-DP+ is unreachable) stays pending, untouched.
+    /// Runs on a timer ([`super::server::start`]) and when a new transfer finds the number
+    /// reserved. Answers the transfers it ended.
+    pub fn expire_transfers(&self) -> Result<Vec<db::Transfer>, NetError> {
+        let ttl = self.options.transfer_ttl.as_secs() as i64;
+        let lapsed = self.db(|c| Ok(db::lapsed_transfers(c, db::now(), ttl, ORPHAN_GRACE)?))?;
+        let mut ended = Vec::new();
+        for t in lapsed {
+            if let Some(iccid) = &t.order_iccid {
+                if self
+                    .cancel_order(iccid, &t.new_eid, "transfer expired")
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            let reason = match &t.order_iccid {
+                Some(iccid) => format!(
+                    "no download within {ttl} s (--transfer-ttl): order {iccid} cancelled at \
+                     the SM-DP+ (ES2+.CancelOrder, Unavailable)"
+                ),
+                None => format!(
+                    "interrupted before the profile was ordered; lapsed after {ttl} s \
+                     (--transfer-ttl)"
+                ),
+            };
+            let done = self.tx(|c| {
+                if !db::end_transfer(c, t.id, "expired", &reason)? {
+                    return Ok(None);
+                }
+                if let Some(iccid) = &t.order_iccid {
+                    if let Some((order, _)) = db::order(c, iccid)? {
+                        db::set_order_state(c, iccid, es2::state::UNAVAILABLE, db::now())?;
+                        if let Some(mut line) = db::line(c, &order.imsi)? {
+                            if line.state == LineState::Pending {
+                                line.state = LineState::Disabled;
+                                line.reason = Some(format!("transfer expired: {reason}"));
+                                db::update_line(c, &line)?;
+                                Self::end_group_without_primary(
+                                    c,
+                                    &line.msisdn,
+                                    "transfer expired",
+                                )?;
+                            }
+                        }
+                    }
+                }
+                if let Some(mut op) = db::operation(c, &t.operation_id)? {
+                    op.state = state::FAILED.into();
+                    op.result = Some(format!("transfer expired: {reason}"));
+                    db::put_operation(c, &op)?;
+                }
+                Ok(db::transfer(c, t.id)?)
+            })?;
+            ended.extend(done);
+        }
+        Ok(ended)
+    }
+
+    /// Every upgrade / migration (admin API).
+    pub fn transfers(&self) -> Result<Vec<db::Transfer>, NetError> {
+        self.db(|c| Ok(db::transfers(c)?))
     }
 
     // ----- Contract page (WS 1032) -----
@@ -1744,7 +2119,6 @@ impl Network {
     /// The user's answer on the contract page (step 6030); accept continues the operation at
     /// once (6040–6060), decline ends it with nothing created.
     pub fn answer_contract(&self, id: &str, accept: bool) -> Result<ContractOutcome, NetError> {
-        self.reconcile()?;
         let (mut op, contract) = self.tx(|c| {
             let mut k = db::contract(c, id)?
                 .ok_or_else(|| NetError::not_found(format!("no contract {id}")))?;
@@ -1800,7 +2174,6 @@ impl Network {
     /// `GET /hlr/imsi/{imsi}`.
     pub fn hlr_record(&self, imsi: &str) -> Result<HlrRecord, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         let line = self.db(|c| Ok(db::line(c, &imsi)?))?.ok_or_else(|| {
             NetError::forbidden(
                 "unknown-subscriber",
@@ -1819,7 +2192,6 @@ impl Network {
     /// `POST /hlr/attach`: network authentication of an IMSI (TS 33.102 §6.3).
     pub fn attach(&self, imsi: &str) -> Result<AttachChallenge, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         let session = format!("att-{}", random_hex(16));
         self.tx(|c| {
             let mut line = Self::usable(db::line(c, &imsi)?, &imsi)?;
@@ -1934,7 +2306,6 @@ impl Network {
     /// `POST /calls`: who rings, in which order (the seed's FA and MAH).
     pub fn call(&self, to: &str, answering: Option<&[String]>) -> Result<CallResult, NetError> {
         let to = ts43::normalise_msisdn("to", to)?;
-        self.reconcile()?;
         let (lines, mode) = self.db(|c| {
             let lines = db::lines_of(c, &to)?;
             let mode = db::subscriber(c, &to)?
@@ -2033,7 +2404,6 @@ impl Network {
     // ----- Admin API (read-only) -----
 
     pub fn subscribers(&self) -> Result<Vec<SubscriberView>, NetError> {
-        self.reconcile()?;
         self.db(|c| {
             let lines = db::all_lines(c)?;
             Ok(db::subscribers(c)?
@@ -2064,7 +2434,6 @@ impl Network {
 
     pub fn line(&self, imsi: &str) -> Result<LineView, NetError> {
         let imsi = ts43::check_imsi("imsi", imsi)?;
-        self.reconcile()?;
         self.db(|c| Ok(db::line(c, &imsi)?))?
             .map(|l| l.view())
             .ok_or_else(|| NetError::not_found(format!("no IMSI {imsi}")))
@@ -2087,26 +2456,24 @@ impl Network {
             .collect())
     }
 
+    /// The BOSS's orders with the state the SM-DP+ last reported for each over ES2+.
     pub fn orders(&self) -> Result<Vec<OrderView>, NetError> {
-        self.reconcile()?;
-        let orders = self.db(|c| Ok(db::orders(c)?))?;
-        orders
+        Ok(self
+            .db(|c| Ok(db::orders(c)?))?
             .into_iter()
-            .map(|o| {
-                let smdp_state = self
-                    .smdp
-                    .order_by_iccid(&o.iccid)?
-                    .map(|s| s.state.to_string());
-                Ok(OrderView {
-                    order: o,
-                    smdp_state,
-                })
+            .map(|o| OrderView {
+                smdp_state: Some(o.state.clone()),
+                order: o,
             })
-            .collect()
+            .collect())
+    }
+
+    /// Every ES2+.HandleDownloadProgressInfo event received, with what the BOSS did with it.
+    pub fn order_events(&self) -> Result<Vec<db::OrderEvent>, NetError> {
+        self.db(|c| Ok(db::order_events(c)?))
     }
 
     pub fn operations(&self) -> Result<Vec<OperationView>, NetError> {
-        self.reconcile()?;
         Ok(self
             .db(|c| Ok(db::operations(c)?))?
             .into_iter()

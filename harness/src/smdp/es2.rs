@@ -38,6 +38,12 @@ pub const POINT_BPP_DOWNLOAD: u32 = 3;
 pub const POINT_BPP_INSTALLATION: u32 = 4;
 /// The LPA cancelled the session (ES9+.CancelSession); reported on its own point here.
 pub const POINT_SESSION_CANCELLED: u32 = 5;
+/// The eUICC's other notifications (SGP.22 §3.5, received over ES9+.HandleNotification),
+/// forwarded to the operator on points of simlab's own numbering beyond SGP.22's download
+/// points (docs/smdp.md): the profile was enabled, disabled or deleted on the eUICC.
+pub const POINT_PROFILE_ENABLED: u32 = 101;
+pub const POINT_PROFILE_DISABLED: u32 = 102;
+pub const POINT_PROFILE_DELETED: u32 = 103;
 
 /// ICCID issuer prefix of generated profiles: 89 (telecom) + 001 (test network country code,
 /// as the 001-01 test PLMN) + 01 (issuer); ITU-T E.118.
@@ -68,6 +74,13 @@ pub struct DownloadOrderRequest {
     /// Here: a template file stem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_type: Option<String>,
+    /// simlab extension, not in SGP.22: the MSISDN the operator assigned to the subscription,
+    /// personalised into the profile's EF.MSISDN (TS 31.102 §4.2.26) instead of a random
+    /// one, so that the number a device reads from its card is the one the network routes.
+    /// E.164, `+` optional (kept: it sets the international TON/NPI). A template without
+    /// EF.MSISDN ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msisdn: Option<String>,
 }
 
 /// ES2+.DownloadOrder output.
@@ -188,47 +201,157 @@ pub struct HandleDownloadProgressInfoRequest {
     pub notification_point_status: NotificationPointStatus,
 }
 
-/// Delivers progress events to the operator's URL on a thread of its own (the caller never
-/// waits for the operator).
+/// How long one delivery of a progress event may take before it counts as failed.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Waits before the retries of an event the operator could not be reached for.
+const PROGRESS_RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+];
+
+/// Delivers progress events to the operator's URL.
+///
+/// Each event is sent at once, from the thread of the function that caused it, so that the
+/// ES9+ answer (e.g. to the eUICC's HandleNotification) follows the operator's
+/// acknowledgement: a device that has its answer can rely on the operator knowing. SGP.22
+/// §5.3.5 does not order the two; simlab chooses this so that network state is consistent
+/// when a device's call returns (docs/smdp.md). An event the operator could not be reached for
+/// (connection refused, timeout, `5xx`) is retried on a thread of its own a few times
+/// ([`PROGRESS_RETRY_DELAYS`]); an operator's refusal is recorded and not retried.
 #[derive(Debug)]
 pub(super) struct ProgressSink {
-    sender: Option<Mutex<mpsc::Sender<(i64, String)>>>,
+    url: std::sync::RwLock<Option<String>>,
+    agent: ureq::Agent,
+    retries: Mutex<Option<mpsc::Sender<(i64, String, String)>>>,
     results: Arc<Mutex<Vec<(i64, String)>>>,
+}
+
+/// What became of one delivery.
+enum Delivery {
+    /// `2xx` without a failed header.
+    Delivered,
+    /// The operator answered and refused (a failed ES2+ header, or `4xx`): final.
+    Refused(String),
+    /// Not reached (transport error, `5xx`): worth retrying.
+    Unreachable(String),
 }
 
 impl ProgressSink {
     pub(super) fn new(url: Option<String>) -> Self {
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let sender = url.map(|url| {
-            let (tx, rx) = mpsc::channel::<(i64, String)>();
-            let results = Arc::clone(&results);
+        Self {
+            url: std::sync::RwLock::new(url),
+            agent: ureq::AgentBuilder::new().timeout(PROGRESS_TIMEOUT).build(),
+            retries: Mutex::new(None),
+            results: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    pub(super) fn url(&self) -> Option<String> {
+        self.url.read().ok().and_then(|u| u.clone())
+    }
+
+    pub(super) fn set_url(&self, url: Option<String>) {
+        if let Ok(mut u) = self.url.write() {
+            *u = url;
+        }
+    }
+
+    fn post(agent: &ureq::Agent, url: &str, body: &str) -> Delivery {
+        match agent
+            .post(url)
+            .set(HEADER_ADMIN_PROTOCOL, ADMIN_PROTOCOL)
+            .set("Content-Type", CONTENT_TYPE_JSON)
+            .send_string(body)
+        {
+            Ok(r) => {
+                let text = r.into_string().unwrap_or_default();
+                // SGP.22 §6.5.1.4: an executed function with a failed header is a refusal.
+                match serde_json::from_str::<HeaderOnly>(&text) {
+                    Ok(h) if !h.header.is_success() => {
+                        let data = h.header.function_execution_status.status_code_data;
+                        Delivery::Refused(data.map_or_else(
+                            || "refused".to_owned(),
+                            |d| {
+                                format!(
+                                    "refused: {} / {} {}",
+                                    d.subject_code,
+                                    d.reason_code,
+                                    d.message.unwrap_or_default()
+                                )
+                            },
+                        ))
+                    }
+                    _ => Delivery::Delivered,
+                }
+            }
+            Err(ureq::Error::Status(code, _)) if code < 500 => {
+                Delivery::Refused(format!("refused: HTTP {code}"))
+            }
+            Err(e) => Delivery::Unreachable(e.to_string()),
+        }
+    }
+
+    /// Sends event `id` now; returns what to record (`None`: no URL configured). An
+    /// unreachable operator gets the event again later from the retry thread.
+    pub(super) fn deliver(&self, id: i64, body: &str) -> Option<String> {
+        let url = self.url()?;
+        Some(match Self::post(&self.agent, &url, body) {
+            Delivery::Delivered => "delivered".to_owned(),
+            Delivery::Refused(why) => why,
+            Delivery::Unreachable(why) => {
+                self.retry(id, url, body.to_owned());
+                format!("failed: {why} (retrying)")
+            }
+        })
+    }
+
+    fn retry(&self, id: i64, url: String, body: String) {
+        let Ok(mut slot) = self.retries.lock() else {
+            return;
+        };
+        let tx = slot.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<(i64, String, String)>();
+            let results = Arc::clone(&self.results);
+            let agent = self.agent.clone();
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(10))
-                    .build();
-                for (id, body) in rx {
-                    let outcome = match agent
-                        .post(&url)
-                        .set(HEADER_ADMIN_PROTOCOL, ADMIN_PROTOCOL)
-                        .set("Content-Type", CONTENT_TYPE_JSON)
-                        .send_string(&body)
-                    {
-                        Ok(_) => "delivered".to_owned(),
-                        Err(e) => format!("failed: {e}"),
-                    };
+                for (id, url, body) in rx {
+                    let mut outcome = String::from("failed");
+                    for delay in PROGRESS_RETRY_DELAYS {
+                        std::thread::sleep(delay);
+                        match Self::post(&agent, &url, &body) {
+                            Delivery::Delivered => {
+                                outcome = "delivered (retried)".to_owned();
+                                break;
+                            }
+                            Delivery::Refused(why) => {
+                                outcome = why;
+                                break;
+                            }
+                            Delivery::Unreachable(why) => outcome = format!("failed: {why}"),
+                        }
+                    }
                     if let Ok(mut r) = results.lock() {
                         r.push((id, outcome));
                     }
                 }
             });
-            Mutex::new(tx)
+            tx
         });
-        Self { sender, results }
+        let _ = tx.send((id, url, body));
+    }
+
+    /// Outcomes of retries finished since the last call.
+    pub(super) fn finished_retries(&self) -> Vec<(i64, String)> {
+        self.results
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` for a Unix time (proleptic Gregorian, H. Hinnant's civil_from_days).
-pub(crate) fn timestamp(at: SystemTime) -> String {
+pub fn timestamp(at: SystemTime) -> String {
     let secs = at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -321,23 +444,17 @@ impl Smdp {
             body: body.clone(),
             delivery: None,
         };
-        // Delivery outcomes of earlier events, written now that the store lock is free.
-        let done: Vec<(i64, String)> = self
-            .progress
-            .results
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
+        // Outcomes of earlier retries, written now that the store lock is free.
+        let done = self.progress.finished_retries();
         let id = self.with_store(|s| {
             for (id, outcome) in &done {
                 s.set_progress_delivery(*id, outcome)?;
             }
             s.record_progress(&event)
         })?;
-        if let Some(sender) = &self.progress.sender {
-            if let Ok(tx) = sender.lock() {
-                let _ = tx.send((id, body));
-            }
+        // No lock is held while the operator handles the event (it may call ES2+ back).
+        if let Some(outcome) = self.progress.deliver(id, &body) {
+            self.with_store(|s| s.set_progress_delivery(id, &outcome))?;
         }
         Ok(())
     }
@@ -404,6 +521,17 @@ impl Smdp {
         if let Some(eid) = &req.eid {
             crate::pki::validate_eid(eid).map_err(|e| err(codes::INVALID_INPUT, e.to_string()))?;
         }
+        if let Some(msisdn) = &req.msisdn {
+            let digits = msisdn.strip_prefix('+').unwrap_or(msisdn);
+            if !(1..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(
+                    codes::INVALID_INPUT,
+                    format!(
+                        "msisdn {msisdn:?}: expected E.164, 1 to 15 digits after an optional +"
+                    ),
+                ));
+            }
+        }
         let serial = self.with_store(|s| s.next_counter("iccid"))?;
         let body = format!(
             "{ICCID_PREFIX}{:0width$}",
@@ -437,10 +565,9 @@ impl Smdp {
             )),
             k: Some(k),
             opc: Some(opc),
-            msisdn: Some(format!(
-                "{MSISDN_PREFIX}{}",
-                random_digits(MSISDN_SERIAL_DIGITS)
-            )),
+            msisdn: Some(req.msisdn.clone().unwrap_or_else(|| {
+                format!("{MSISDN_PREFIX}{}", random_digits(MSISDN_SERIAL_DIGITS))
+            })),
             personalised: true,
             last_transaction_id: None,
             euicc_certificate: None,

@@ -17,7 +17,7 @@ use super::bpp::{self, BindingInput};
 use super::certs::{self, VerifiedEuicc};
 use super::es2::{
     POINT_BPP_DOWNLOAD, POINT_BPP_INSTALLATION, POINT_CONFIRMATION, POINT_ELIGIBILITY,
-    POINT_SESSION_CANCELLED,
+    POINT_PROFILE_DELETED, POINT_PROFILE_DISABLED, POINT_PROFILE_ENABLED, POINT_SESSION_CANCELLED,
 };
 use super::store::{now_ms, NotificationRecord, Order, OrderState};
 use super::{add, FunctionError, Smdp, HOST_ID, SERVICE_PROVIDER_NAME};
@@ -880,6 +880,14 @@ impl Smdp {
                     })?;
                     self.end_session(&data.transaction_id)?;
                     self.with_store(|s| s.record_notification(&record))?;
+                    // SGP.22 §5.3.5: the operator learns whether the order is over: a failure
+                    // that used up the attempts put it in Error.
+                    let failure = match failure {
+                        Some((_, message)) if order.state == OrderState::Error => {
+                            Some((codes::DOWNLOAD_RETRIES_EXCEEDED, message))
+                        }
+                        other => other,
+                    };
                     self.progress_event(&order, POINT_BPP_INSTALLATION, failure)
                 }
                 PendingNotification::Other(other) => {
@@ -920,17 +928,30 @@ impl Smdp {
                         None => None,
                     };
                     if let Some(order) = order.filter(|o| o.eid.as_deref() == Some(&euicc.eid)) {
-                        let state = match metadata.operation {
-                            NotificationEvent::Enable => OrderState::Enabled,
-                            NotificationEvent::Disable => OrderState::Disabled,
-                            NotificationEvent::Delete => OrderState::Deleted,
-                            NotificationEvent::Install => OrderState::Installed,
+                        let (state, point) = match metadata.operation {
+                            NotificationEvent::Enable => {
+                                (OrderState::Enabled, Some(POINT_PROFILE_ENABLED))
+                            }
+                            NotificationEvent::Disable => {
+                                (OrderState::Disabled, Some(POINT_PROFILE_DISABLED))
+                            }
+                            NotificationEvent::Delete => {
+                                (OrderState::Deleted, Some(POINT_PROFILE_DELETED))
+                            }
+                            NotificationEvent::Install => (OrderState::Installed, None),
                         };
-                        let (_, outcome) = self.transition(order.id, |o| {
+                        let (order, outcome) = self.transition(order.id, |o| {
                             o.state = state;
                             Ok::<(), FunctionError>(())
                         })?;
                         outcome?;
+                        self.with_store(|s| s.record_notification(&record))?;
+                        // The operator learns every state change the eUICC reports (the
+                        // installation itself travels on point 4 with its result).
+                        if let Some(point) = point {
+                            self.progress_event(&order, point, None)?;
+                        }
+                        return Ok(());
                     }
                     self.with_store(|s| s.record_notification(&record))
                 }

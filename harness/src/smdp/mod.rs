@@ -474,6 +474,17 @@ impl Smdp {
         self.with_store(Store::progress_events)
     }
 
+    /// Where ES2+.HandleDownloadProgressInfo goes from now on (`None`: nowhere; events are
+    /// still recorded). For an operator that starts after its SM-DP+.
+    pub fn set_es2_callback_url(&self, url: Option<String>) {
+        self.progress.set_url(url);
+    }
+
+    /// Where ES2+.HandleDownloadProgressInfo goes.
+    pub fn es2_callback_url(&self) -> Option<String> {
+        self.progress.url()
+    }
+
     /// The exact profile package an order downloads (the template, personalised when the order
     /// is personalised).
     pub fn profile_package(&self, order: &Order) -> Result<Vec<u8>, FunctionError> {
