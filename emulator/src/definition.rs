@@ -253,7 +253,7 @@ const PUK_DIGITS: usize = 8;
 const SPN_MAX: usize = 16;
 /// An FQDN is at most 255 bytes (RFC 1035 §2.3.4); SGP.22 addresses are FQDNs.
 const FQDN_MAX: usize = 255;
-/// sasAcreditationNumber is `UTF8String (SIZE(0..64))` (SGP.22 v2.5 §5.7.12 EUICCInfo2).
+/// sasAcreditationNumber is `UTF8String (SIZE(0..64))` (SGP.22 v2.5 §5.7.8 EUICCInfo2).
 const SAS_MAX: usize = 64;
 /// ISD-P AIDs are numbered in 12 bits here (`EuiccState::next_isdp_aid`): at most 4096
 /// profiles can have distinct AIDs.

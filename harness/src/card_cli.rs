@@ -186,11 +186,21 @@ fn serve(a: ServeArgs, out: Output) -> anyhow::Result<()> {
     ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
     let mut vcard = VpcdCard::new(card);
+    let mut listening = None;
     match &a.listen {
         Some(addr) => {
-            tracing::info!(card = %a.card.display(), listen = %addr, "serving card; vpcd connects here (reversed mode)");
-            simlab_vpcd::card::listen(&mut vcard, addr.as_str(), &opts)
+            let listener = std::net::TcpListener::bind(addr.as_str())
                 .with_context(|| format!("listening on {addr}"))?;
+            // The bound address, not the one asked for: with port 0 the OS picks the port, and
+            // whoever points vpcd here needs to know it.
+            let bound = listener
+                .local_addr()
+                .with_context(|| format!("listening on {addr}"))?
+                .to_string();
+            tracing::info!(card = %a.card.display(), listen = %bound, "serving card; vpcd connects here (reversed mode)");
+            simlab_vpcd::card::serve_listener(&mut vcard, &listener, &opts)
+                .with_context(|| format!("listening on {bound}"))?;
+            listening = Some(bound);
         }
         None => {
             tracing::info!(card = %a.card.display(), vpcd = %a.vpcd, "serving card to vpcd; Ctrl-C stops");
@@ -201,7 +211,7 @@ fn serve(a: ServeArgs, out: Output) -> anyhow::Result<()> {
     let result = serde_json::json!({
         "card": a.card.display().to_string(),
         "vpcd": a.listen.is_none().then_some(&a.vpcd),
-        "listen": a.listen,
+        "listen": listening,
         "stopped": true,
     });
     out.result(&result, String::new)

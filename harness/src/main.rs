@@ -38,11 +38,12 @@ enum Command {
     /// Test PKI (SGP.26 layout): generate one, or export the built-in one.
     #[command(subcommand)]
     Pki(pki::cli::PkiCommand),
-    /// Measure APDU rates (or profile downloads) side by side with a baseline, with ratios.
+    /// Measure APDU rates, profile downloads or the flows, side by side with a baseline, with ratios.
     Bench(bench::BenchArgs),
     /// The LPA: chip info, profiles, download, enable/disable/delete, notifications.
     Lpa(lpa::cli::LpaArgs),
-    /// The emulated operator network (SM-DP+ with ES9+ and ES2+ over HTTPS).
+    /// The emulated operator network: SM-DP+ (ES9+, ES2+ over HTTPS), entitlement, SMS centre,
+    /// contract page, BOSS, HLR and calls, in one process.
     #[command(subcommand)]
     Network(network::NetworkCommand),
     /// Authentication vectors (3GPP TS 33.102) for authenticating a card by hand.

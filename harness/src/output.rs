@@ -68,7 +68,7 @@ impl Output {
     /// Prints a failure: `simlab: error: …` on stderr, plus the failure envelope on stdout
     /// with `--json`.
     pub fn error(self, error: &anyhow::Error) {
-        eprintln!("simlab: error: {error:#}");
+        eprintln!("simlab: error: {}", message(error));
         if self.json {
             let envelope = error_envelope(error);
             if let Ok(text) = serde_json::to_string_pretty(&envelope) {
@@ -109,6 +109,26 @@ impl CodedError {
     }
 }
 
+/// What `error` says, each cause once: its chain joined with ": " (as `{:#}` joins it), minus
+/// the causes the previous one already ends with. Many error types repeat their source in
+/// their own message (thiserror's `"…: {0}"` on a `#[from]` or `#[source]` field), and `{:#}`
+/// then printed it again: "cannot connect …: Connection refused (os error 111): Connection
+/// refused (os error 111)".
+pub fn message(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts
+            .last()
+            .is_some_and(|previous| previous.ends_with(&text))
+        {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
 /// The failure envelope for `error`: the first [`CodedError`] in its chain gives the code,
 /// the whole chain the message.
 pub fn error_envelope(error: &anyhow::Error) -> Value {
@@ -119,7 +139,7 @@ pub fn error_envelope(error: &anyhow::Error) -> Value {
         .or_else(|| error.chain().find_map(|e| e.downcast_ref::<CodedError>()));
     let mut body = json!({
         "code": coded.map_or("error", |c| c.code),
-        "message": format!("{error:#}"),
+        "message": message(error),
     });
     if let Some(c) = coded {
         if let Some(s) = &c.subject_code {
@@ -149,6 +169,27 @@ pub fn print_stdout(text: &str) {
 mod tests {
     use super::*;
     use anyhow::Context as _;
+
+    /// An error that prints its source in its own message too, as thiserror's `"…: {0}"`
+    /// with `#[from]` does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect to a card: {0}")]
+    struct Repeats(#[from] std::io::Error);
+
+    #[test]
+    fn a_cause_the_message_already_shows_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = anyhow::Error::new(Repeats(io)).context("connecting on 127.0.0.1:1");
+        assert_eq!(format!("{e:#}").matches("refused").count(), 2);
+        assert_eq!(
+            message(&e),
+            "connecting on 127.0.0.1:1: cannot connect to a card: refused"
+        );
+        assert_eq!(
+            error_envelope(&e)["error"]["message"],
+            "connecting on 127.0.0.1:1: cannot connect to a card: refused"
+        );
+    }
 
     #[test]
     fn an_uncoded_error_gets_the_generic_code_and_its_whole_chain_as_message() {

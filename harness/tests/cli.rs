@@ -241,3 +241,63 @@ fn help_lists_every_built_in_card() {
         }
     }
 }
+
+/// `simlab card serve --listen 127.0.0.1:0` says which port the OS picked (the log names the
+/// bound address, not ":0"), and a vpcd peer reaches the card there.
+#[test]
+fn card_serve_listen_on_port_0_names_the_bound_port() {
+    use std::io::{BufRead, BufReader};
+    let mut server = Command::new(env!("CARGO_BIN_EXE_simlab"))
+        .args(["card", "serve", "--card", "uicc", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("reversed mode"))
+        .expect("the serving line");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .unwrap_or_else(|| panic!("no listen= in {line:?}"))
+        .to_owned();
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let (ok, out, err) = simlab(&["apdu", "--vpcd", &addr, "--vpcd-connect", "00A40004023F00"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(port, 0, "{line}");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("DF/ADF 3F00"), "{out}");
+}
+
+/// A card that cannot be reached is error code `transport` (README's output contract), with
+/// or without pcscd on the machine.
+#[test]
+fn an_unreachable_reader_or_vpcd_peer_is_a_transport_error() {
+    for args in [
+        &[
+            "--json",
+            "apdu",
+            "--reader",
+            "no such reader here",
+            "00A40004023F00",
+        ][..],
+        &[
+            "--json",
+            "apdu",
+            "--vpcd",
+            "127.0.0.1:1",
+            "--vpcd-connect",
+            "00A4",
+        ][..],
+    ] {
+        let (ok, out, err) = simlab(args);
+        assert!(!ok, "{out}{err}");
+        let envelope: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(envelope["error"]["code"], "transport", "{out}");
+    }
+}

@@ -33,7 +33,7 @@ fn ci_pkids(state: &EuiccState) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// GetEUICCInfo2 (§5.7.9).
+/// GetEUICCInfo2 (§5.7.8).
 pub fn euicc_info2(state: &EuiccState) -> EuiccInfo2 {
     let c = &state.config;
     let pkids = ci_pkids(state);
@@ -250,7 +250,7 @@ pub fn cancel_session(
     }
 }
 
-/// ListNotification (§5.7.10): metadata of the pending notifications, optionally only some
+/// ListNotification (§5.7.9): metadata of the pending notifications, optionally only some
 /// events.
 pub fn list_notification(
     state: &EuiccState,
@@ -273,7 +273,7 @@ pub fn list_notification(
     ListNotificationResponse::Ok(list)
 }
 
-/// RetrieveNotificationsList (§5.7.11): the signed notifications, all or by sequence number
+/// RetrieveNotificationsList (§5.7.10): the signed notifications, all or by sequence number
 /// or event. A search that finds nothing answers noResultAvailable.
 pub fn retrieve_notifications(
     state: &EuiccState,
@@ -306,7 +306,7 @@ pub fn retrieve_notifications(
     RetrieveNotificationsListResponse::Ok(out)
 }
 
-/// RemoveNotificationFromList (§5.7.12, `NotificationSentRequest`).
+/// RemoveNotificationFromList (§5.7.11, `NotificationSentRequest`).
 pub fn remove_notification(
     state: &mut EuiccState,
     req: &NotificationSentRequest,
@@ -323,7 +323,7 @@ pub fn remove_notification(
     NotificationSentResponse { result }
 }
 
-/// LoadCRL (§5.7.13 of v2.x, optional): the CRL must be well-formed and signed by a trusted
+/// LoadCRL (§5.7.12, optional): the CRL must be well-formed and signed by a trusted
 /// CI. This eUICC does not claim crlSupport (rspCapability) and keeps no revocation list; a
 /// valid CRL is acknowledged with no missing parts.
 pub fn load_crl(state: &EuiccState, bytes: &[u8]) -> LoadCrlResponse {

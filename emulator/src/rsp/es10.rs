@@ -745,7 +745,7 @@ result_response!(
 );
 
 // ---------------------------------------------------------------------------------------
-// ES10b: eUICC information (§5.7.8, §5.7.9), challenge (§5.7.7)
+// ES10b: eUICC information (§5.7.8), challenge (§5.7.7)
 
 empty_request!(
     /// `GetEuiccInfo1Request` (BF20).

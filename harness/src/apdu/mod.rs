@@ -57,16 +57,21 @@ impl Target {
         vpcd_connect: bool,
         state: Option<&Path>,
     ) -> anyhow::Result<Box<dyn Transport>> {
+        // README's output contract: a card that cannot be reached is a `transport` error.
+        let transport = |what: String| CodedError::new("transport", what);
         Ok(match (&self.reader, &self.card, &self.vpcd) {
-            (Some(r), _, _) => Box::new(PcscReader::connect(r)?),
+            (Some(r), _, _) => Box::new(
+                PcscReader::connect(r)
+                    .context(transport(format!("opening the PC/SC reader {r:?}")))?,
+            ),
             (_, Some(c), _) => Box::new(InProcess::new(cards::load_card(c, state)?)),
             (_, _, Some(v)) if vpcd_connect => Box::new(
                 VpcdReader::connect(v)
-                    .with_context(|| format!("connecting to a card listening on {v}"))?,
+                    .context(transport(format!("connecting to a card listening on {v}")))?,
             ),
             (_, _, Some(v)) => Box::new(
                 VpcdReader::accept(v, VPCD_ACCEPT_TIMEOUT)
-                    .with_context(|| format!("waiting on {v} for a card to connect"))?,
+                    .context(transport(format!("waiting on {v} for a card to connect")))?,
             ),
             _ => {
                 return Err(
