@@ -604,13 +604,13 @@ fn the_network_killed_mid_flow_restarts_consistent_and_the_interrupted_order_com
         let id = simlab_harness::device::identity::mint(&pki, &eid).unwrap();
         let euicc = simlab_harness::device::identity::write_card(
             &id,
-            &vectors.join("pki"),
+            &simlab_harness::defaults::Files::Disk(vectors.join("pki")),
             &dir.path().join(format!("euicc-{n}")),
             "crash eUICC",
         )
         .unwrap();
         let state = dir.path().join(format!("euicc-{n}-state"));
-        let mut env = Env::embedded(&vectors);
+        let mut env = Env::with_vectors(&vectors);
         env.network = NetworkSpec::Url(operator.clone());
         env.record = false;
         env.cards.insert(
