@@ -273,6 +273,8 @@ pub struct Smdp {
     dp_pb: SigningKey,
     dp_pb_cert: Vec<u8>,
     ci: TrustedCi,
+    /// EUM certificates verified under `ci` (checked once each, not once per download).
+    eums: certs::EumCache,
     smdp_oid: Option<Vec<u8>>,
     replace_session_keys: bool,
     cc_retry_limit: u32,
@@ -412,6 +414,7 @@ impl Smdp {
             smdp_oid: simlab_emulator::euicc::cert::registered_id(&pki.dp_auth.cert_der)
                 .ok()
                 .flatten(),
+            eums: certs::EumCache::new(ci.clone()),
             ci,
             replace_session_keys: opts.replace_session_keys,
             cc_retry_limit: opts.cc_retry_limit,
