@@ -282,6 +282,8 @@ pub struct Smdp {
     session_ttl: Duration,
     templates: BTreeMap<String, Template>,
     store: Mutex<Store>,
+    /// The store is in memory: no file to sync, no other process holding its lock.
+    store_in_memory: bool,
     timings: Timings,
     progress: es2::ProgressSink,
 }
@@ -422,6 +424,7 @@ impl Smdp {
             session_ttl: opts.session_ttl,
             templates,
             store: Mutex::new(store),
+            store_in_memory: opts.db.is_none(),
             timings: Timings::default(),
             progress: es2::ProgressSink::new(opts.es2_callback_url.clone()),
         })
@@ -444,6 +447,14 @@ impl Smdp {
 
     pub fn timings(&self) -> &Timings {
         &self.timings
+    }
+
+    /// Whether a function may wait for something other than this process's CPU: a database
+    /// file (fsync, the lock held by `simlab network order --db` in another process) or the
+    /// operator's ES2+ callback, which is called during the function. The HTTPS server runs
+    /// functions that cannot wait on its async workers, the others on the blocking pool.
+    pub fn may_block(&self) -> bool {
+        !self.store_in_memory || self.es2_callback_url().is_some()
     }
 
     /// Runs `f` on the store under its lock, timing it as database time.
