@@ -218,7 +218,6 @@ fn cards(
     Ok((uicc, euicc))
 }
 
-
 /// `n` companion-download flows at once against one network process.
 pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
     let dir = tempfile::tempdir()?;
