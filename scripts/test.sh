@@ -66,10 +66,11 @@ if [ "${SIMLAB_SKIP_PCSCD:-}" != 1 ]; then
     lane_rc=$?
     # Independent judges: pyscard replaying pySim-shell's and lpac's sequences, with a full
     # ES9+ download (scripts/interop/README.md), against the simlab just built.
-    say "scripts/interop/pyscard_clients.py --simlab target/debug/simlab"
+    simlab_bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/simlab"
+    say "scripts/interop/pyscard_clients.py --simlab $simlab_bin"
     if ! cargo build -q -p simlab-harness --bin simlab --locked; then
         lane_rc=1
-    elif ! "$(pcscd_pyscard_python)" scripts/interop/pyscard_clients.py --simlab target/debug/simlab; then
+    elif ! "$(pcscd_pyscard_python)" scripts/interop/pyscard_clients.py --simlab "$simlab_bin"; then
         say "FAIL: an independent PC/SC client's sequence failed (above)"
         lane_rc=1
     fi
