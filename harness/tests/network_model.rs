@@ -523,11 +523,8 @@ impl Sut {
 
     fn post_event(&self, k: usize, ev: Ev, at: i64) -> Result<(), String> {
         let body = progress_body(&self.iccids[k], self.before.orders[k].device, ev, at);
-        let url = format!(
-            "{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
-            self.net.operator_url()
-        );
-        let r = ureq::post(&url)
+        let r = smdp_agent()
+            .post(&self.net.es2_callback_url())
             .set("X-Admin-Protocol", "gsma/rsp/v2.5.0")
             .set("Content-Type", "application/json")
             .send_string(&body.to_string())

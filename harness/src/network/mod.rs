@@ -13,6 +13,7 @@ pub mod contract;
 pub mod db;
 pub mod error;
 pub mod es2;
+pub mod es2_tls;
 pub mod http;
 pub mod ota;
 pub mod server;
@@ -68,8 +69,10 @@ pub enum NetworkCommand {
         /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
         #[arg(long)]
         no_replace_session_keys: bool,
-        /// URL receiving ES2+.HandleDownloadProgressInfo (default: the network's BOSS).
-        #[arg(long)]
+        /// HTTPS URL receiving the SM-DP+'s ES2+.HandleDownloadProgressInfo, called with
+        /// mutual TLS (CERT.DP.TLS as client certificate; the server's must chain to the
+        /// operator CA) [default: this network's BOSS, --operator-es2-listen].
+        #[arg(long, value_name = "URL")]
         es2_callback: Option<String>,
         /// Lifetime of an ES9+ session in seconds; afterwards it answers "TransactionId –
         /// Unknown" and is purged.
@@ -372,6 +375,33 @@ mod tests {
             server::DEFAULT_TRANSFER_TTL.as_secs()
         );
         assert!(Cli::try_parse_from(["simlab", "serve", "--transfer-ttl", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_boss_es2_endpoint_is_free_when_the_operator_port_is() {
+        let es2 = |args: &[&str]| {
+            let mut all = vec!["simlab", "serve"];
+            all.extend_from_slice(args);
+            let NetworkCommand::Serve { operator, .. } = Cli::parse_from(all).cmd else {
+                panic!()
+            };
+            operator.es2_listen().unwrap().to_string()
+        };
+        assert_eq!(es2(&[]), server::DEFAULT_OPERATOR_ES2_LISTEN);
+        assert_eq!(es2(&["--operator-listen", "127.0.0.1:0"]), "127.0.0.1:0");
+        assert_eq!(
+            es2(&[
+                "--operator-listen",
+                "127.0.0.1:0",
+                "--operator-es2-listen",
+                "127.0.0.1:9445"
+            ]),
+            "127.0.0.1:9445"
+        );
+        assert_eq!(
+            es2(&["--operator-listen", "127.0.0.1:8081"]),
+            server::DEFAULT_OPERATOR_ES2_LISTEN
+        );
     }
 
     #[test]

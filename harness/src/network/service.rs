@@ -68,6 +68,9 @@ pub struct ServiceOptions {
     pub base_url: String,
     /// `https://host:port` of the SM-DP+'s ES2+ (mutual TLS), for the URL list.
     pub smdp_es2_url: String,
+    /// The BOSS's own ES2+ endpoint (HTTPS, mutual TLS): the URL of
+    /// HandleDownloadProgressInfo the SM-DP+ calls.
+    pub es2_callback_url: String,
     /// The SM-DP+'s ES9+ address (`host:port`) for activation codes when ConfirmOrder names
     /// none.
     pub smdp_address: String,
