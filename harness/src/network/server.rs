@@ -416,6 +416,21 @@ pub struct OperatorArgs {
     /// `,msisdn=+15555550100`. Repeatable.
     #[arg(long = "subscriber")]
     pub subscribers: Vec<String>,
+    /// Use the SM-DP+ at this ES2+ URL (`https://host:port`, e.g. the `ES2+:` line another
+    /// `simlab network serve` prints) instead of running one: the BOSS orders there with the
+    /// PKI's operator client certificate, and that SM-DP+ must send its
+    /// HandleDownloadProgressInfo to this network's ES2+ endpoint (printed; `--es2-callback`
+    /// of the other `simlab network serve`). `--db` then holds the network's tables only.
+    #[arg(long, value_name = "URL", requires = "smdp_address")]
+    pub smdp: Option<String>,
+    /// With --smdp: that SM-DP+'s ES9+ address (`host:port`), the one its activation codes
+    /// name (the `SM-DP+ listening on` line of the other `simlab network serve`).
+    #[arg(long, value_name = "HOST:PORT", requires = "smdp")]
+    pub smdp_address: Option<String>,
+    /// With --smdp: the root its TLS certificates chain to (DER or PEM) [default: the PKI's
+    /// CI, CertificateIssuer/CERT_CI_ECDSA_NIST.der].
+    #[arg(long, value_name = "FILE", requires = "smdp")]
+    pub smdp_ca: Option<std::path::PathBuf>,
 }
 
 impl OperatorArgs {
@@ -430,6 +445,46 @@ impl OperatorArgs {
             return Ok(SocketAddr::new(self.operator_listen.ip(), 0));
         }
         Ok(DEFAULT_OPERATOR_ES2_LISTEN.parse()?)
+    }
+
+    /// The SM-DP+ elsewhere of `--smdp` (`None` without it), its database `db` (the
+    /// network's own) and its TLS root from `--smdp-ca` or the PKI `pki`.
+    pub fn remote_smdp(
+        &self,
+        pki: &Files,
+        db: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Option<RemoteSmdp>> {
+        let Some(url) = &self.smdp else {
+            return Ok(None);
+        };
+        let es2_url = match url.split_once("://") {
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => url.clone(),
+            Some(_) => anyhow::bail!(
+                "--smdp {url}: ES2+ is HTTPS with mutual TLS (SGP.22 §2.6.6); give https://host:port"
+            ),
+            None => format!("https://{url}"),
+        };
+        let address = self.smdp_address.clone().unwrap_or_default();
+        let (host, _) = crate::smdp::split_address(&address);
+        if host.is_empty() || address.contains('/') {
+            anyhow::bail!(
+                "--smdp-address {address:?}: expected host:port, as activation codes name it"
+            );
+        }
+        let ca_cert_der = match &self.smdp_ca {
+            Some(path) => read_certificate(path)?,
+            None => {
+                let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+                pki.read(&rel)
+                    .with_context(|| format!("TLS root {}", pki.location(&rel).display()))?
+            }
+        };
+        Ok(Some(RemoteSmdp {
+            es2_url: es2_url.trim_end_matches('/').to_owned(),
+            address,
+            ca_cert_der,
+            db,
+        }))
     }
 
     /// Starts the network around the SM-DP+ options and provisions the subscribers (answered
@@ -449,6 +504,7 @@ impl OperatorArgs {
         opts.token_ttl = Duration::from_secs(self.token_ttl);
         opts.transfer_ttl = Duration::from_secs(self.transfer_ttl);
         opts.profile_template = self.profile_template.clone();
+        opts.remote_smdp = self.remote_smdp(&opts.smdp.pki_dir, opts.smdp.db.clone())?;
         let running = start(opts)?;
         let mut provisioned = Vec::new();
         for spec in &self.subscribers {
@@ -469,6 +525,26 @@ impl OperatorArgs {
         }
         Ok((running, provisioned))
     }
+}
+
+/// A certificate file, DER or PEM (`CERTIFICATE`), as DER.
+fn read_certificate(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("certificate {}", path.display()))?;
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        let (label, der) = der::pem::decode_vec(&bytes)
+            .map_err(|e| anyhow::anyhow!("certificate {}: {e}", path.display()))?;
+        anyhow::ensure!(
+            label == "CERTIFICATE",
+            "{}: a PEM {label}, expected CERTIFICATE",
+            path.display()
+        );
+        der
+    } else {
+        bytes
+    };
+    <x509_cert::Certificate as der::Decode>::from_der(&der)
+        .with_context(|| format!("{} is not an X.509 certificate", path.display()))?;
+    Ok(der)
 }
 
 /// Every operator URL and the provisioned subscribers, as text for people.
