@@ -685,6 +685,97 @@ fn a_lapsed_transfer_is_cancelled_at_the_smdp_and_the_number_can_move_again() {
 }
 
 #[test]
+fn a_transfer_downloaded_but_never_enabled_expires_and_the_number_stays_on_the_old_card() {
+    let net = start();
+    let (client, _usim, _token) = primary(&net, Policy::default());
+    let mut euicc = Euicc::new(&net);
+    let eid = euicc.eid();
+    let (op_id, doc) = ask_upgrade(&client, &eid);
+    // Downloaded and installed, never enabled (the user stopped there).
+    let iccid = euicc.download(&download_info(&doc.unwrap()));
+    let order = order_of(&client, &iccid).order;
+    assert_eq!(order.state, "installed");
+    assert_eq!(
+        net.network().expire_transfers().unwrap(),
+        [],
+        "not before its reservation lapsed"
+    );
+    assert_eq!(client.transfers().unwrap()[0].state, "pending");
+
+    // The reservation lapses (deadline moved into the past: no waiting in tests).
+    net_sql(&net, "UPDATE net_transfers SET expires_at = 0");
+    let ended = net.network().expire_transfers().unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let t = &client.transfers().unwrap()[0];
+    assert_eq!(t.state, "expired");
+    let reason = t.reason.as_deref().unwrap();
+    assert!(
+        reason.contains(&format!("profile {iccid} installed on EID {eid}"))
+            && reason.contains("not enabled within 3600 s (--transfer-ttl)"),
+        "{reason}"
+    );
+    // The SM-DP+ cannot cancel a profile that is out: nothing was asked of it, and the BOSS
+    // still shows the SM-DP+'s state. The new IMSI is disabled, the old card keeps the number.
+    assert_eq!(order_of(&client, &iccid).order.state, "installed");
+    assert_eq!(
+        net.smdp()
+            .unwrap()
+            .smdp()
+            .order_by_iccid(&iccid)
+            .unwrap()
+            .unwrap()
+            .state,
+        simlab_harness::smdp::OrderState::Installed
+    );
+    let new_line = client.line(&order.imsi).unwrap();
+    assert_eq!(new_line.state, LineState::Disabled);
+    assert!(
+        new_line.reason.unwrap().starts_with("transfer expired: "),
+        "says why"
+    );
+    let old = client.line(IMSI).unwrap();
+    assert_eq!(
+        (old.state, old.msisdn.as_str()),
+        (LineState::Active, MSISDN)
+    );
+    let op = client
+        .operations()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.id == op_id)
+        .unwrap();
+    assert_eq!(op.state, "failed");
+    // The old card is told; the new profile cannot attach.
+    let inbox = client.inbox(IMSI, None).unwrap();
+    let told = inbox.last().unwrap();
+    assert!(
+        told.text.contains(&eid) && told.text.contains(&iccid) && told.text.contains("delete"),
+        "{inbox:?}"
+    );
+    assert_eq!(code_of(client.attach(&order.imsi)), "imsi-disabled");
+    // Sweeping again ends nothing more.
+    assert_eq!(net.network().expire_transfers().unwrap(), []);
+
+    // Enabled late, the profile changes nothing: the SM-DP+'s event is recorded, the
+    // transfer stays expired, the number stays on the old card.
+    euicc.enable(&iccid);
+    euicc.notify();
+    assert_eq!(order_of(&client, &iccid).order.state, "enabled");
+    assert_eq!(client.transfers().unwrap()[0].state, "expired");
+    assert_eq!(client.line(&order.imsi).unwrap().state, LineState::Disabled);
+    assert_eq!(client.line(IMSI).unwrap().state, LineState::Active);
+
+    // The number is free to move again.
+    let mut other = Euicc::new(&net);
+    let other_eid = other.eid();
+    let (_, again) = ask_upgrade(&client, &other_eid);
+    other.install(&download_info(&again.unwrap()));
+    let transfers = client.transfers().unwrap();
+    assert_eq!(transfers[1].state, "done", "{transfers:?}");
+    assert_eq!(client.line(IMSI).unwrap().state, LineState::Disabled);
+}
+
+#[test]
 fn the_sweeper_expires_a_transfer_nobody_asks_about() {
     let mut opts = simlab_harness::network::server::NetworkOptions::embedded(&vectors());
     opts.transfer_ttl = std::time::Duration::ZERO;

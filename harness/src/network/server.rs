@@ -27,8 +27,8 @@ pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_CODE_TRIES: u32 = 3;
 /// Default token lifetime: one day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
-/// Default lifetime of a transfer's reservation of its number: one hour to start the
-/// download on the new device (the one-time code before it lives 5 minutes).
+/// Default lifetime of a transfer's reservation of its number: one hour to download and
+/// enable the profile on the new device (the one-time code before it lives 5 minutes).
 pub const DEFAULT_TRANSFER_TTL: Duration = Duration::from_secs(3600);
 /// Longest wait between two sweeps for lapsed transfers.
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -404,8 +404,9 @@ pub struct OperatorArgs {
     #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
     pub token_ttl: u64,
     /// Lifetime of an upgrade's / migration's reservation of its number, in seconds: a
-    /// transfer whose download has not begun by then is cancelled (its order too, at the
-    /// SM-DP+) and the number can be transferred again.
+    /// transfer whose new profile is not enabled by then ends — its order cancelled at the
+    /// SM-DP+ if not downloaded yet, else the downloaded profile's IMSI disabled — and the
+    /// number stays on the old card, transferable again.
     #[arg(long, default_value_t = DEFAULT_TRANSFER_TTL.as_secs())]
     pub transfer_ttl: u64,
     /// Profile template the BOSS orders for new lines.
