@@ -70,6 +70,7 @@ struct Network {
     es9: SocketAddr,
     es2: SocketAddr,
     operator: SocketAddr,
+    operator_es2: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -82,6 +83,7 @@ impl Network {
             es9: addr(free_port()),
             es2: addr(free_port()),
             operator: addr(free_port()),
+            operator_es2: addr(free_port()),
             child: None,
             starts: 0,
         }
@@ -101,6 +103,8 @@ impl Network {
             .arg(self.es2.to_string())
             .arg("--operator-listen")
             .arg(self.operator.to_string())
+            .arg("--operator-es2-listen")
+            .arg(self.operator_es2.to_string())
             .arg("--db")
             .arg(&self.db)
             .env_remove("RUST_LOG")
