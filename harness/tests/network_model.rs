@@ -362,6 +362,10 @@ impl ReferenceStateMachine for NetworkModel {
         m.expected = Ok(());
         match *op {
             Op::Subscribe { device, shared } => {
+                if shared && !m.lines.iter().any(|l| l.msisdn == 0 && l.primary()) {
+                    m.expected = Err("no-primary");
+                    return m;
+                }
                 let n = if shared {
                     0
                 } else {

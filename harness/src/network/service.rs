@@ -1586,6 +1586,25 @@ impl Network {
         Ok(())
     }
 
+    /// A companion joins a number's group only while the number has its primary line (active
+    /// or being provisioned): a group never exists without its primary (the seed's multi-IMSI
+    /// single-MSISDN service hangs off the primary's subscription, Fig. 4 / Fig. 11). After a
+    /// transfer's new profile was deleted, say, the number has no line left to share.
+    fn require_primary(c: &Connection, msisdn: &str) -> Result<(), NetError> {
+        for l in db::lines_of(c, msisdn)? {
+            if l.state != LineState::Disabled && !Self::is_secondary(c, &l)? {
+                return Ok(());
+            }
+        }
+        Err(NetError::forbidden(
+            "no-primary",
+            format!(
+                "{msisdn} has no active primary line to share: a companion cannot join its \
+                 group; activate a card on the number first"
+            ),
+        ))
+    }
+
     /// The members of an MSISDN's group: its lines that are not disabled, in ring order.
     fn members(c: &Connection, msisdn: &str) -> Result<Vec<LineView>, NetError> {
         Ok(db::lines_of(c, msisdn)?
@@ -1618,6 +1637,9 @@ impl Network {
             .ok_or_else(|| {
                 NetError::forbidden("unknown-subscriber", format!("no subscriber {}", op.msisdn))
             })?;
+        if bind {
+            self.db(|c| Self::require_primary(c, &op.msisdn))?;
+        }
         if op.state == state::NEW && subscriber.policy.contract && !subscriber.contract_signed {
             return self.ask_contract(op, "service");
         }
