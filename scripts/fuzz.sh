@@ -35,7 +35,7 @@ CORPUS="$ROOT/target/fuzz-corpus"
 SEEDS="$ROOT/target/fuzz-seeds"
 rm -rf "$SEEDS" && mkdir -p "$SEEDS"
 # Transcripts of a whole conformance run against both cards feed the APDU and ES10 seeds.
-SIMLAB="$ROOT/target/debug/simlab"
+SIMLAB="${CARGO_TARGET_DIR:-$ROOT/target}/debug/simlab"
 [ -x "$SIMLAB" ] || cargo build -p simlab-harness --bin simlab >&2
 for card in uicc euicc-test-profile; do
     "$SIMLAB" suite run vectors/conformance --card "vectors/cards/$card.toml" \

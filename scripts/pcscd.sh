@@ -36,7 +36,21 @@ pcscd_missing_packages() {
     # The pcsc crate's build script finds libpcsclite through pkg-config.
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkgconf)
     if ! pkg-config --exists libpcsclite 2>/dev/null; then missing+=(libpcsclite-dev); fi
+    # scripts/interop drives the cards with pyscard, an independent PC/SC stack.
+    [ -n "$(pcscd_pyscard_python)" ] || missing+=(python3-pyscard)
     printf '%s\n' "${missing[@]}"
+}
+
+# The Python 3.11+ interpreter that imports pyscard (the one on PATH, else Debian's
+# /usr/bin/python3 with python3-pyscard); prints nothing when there is none.
+pcscd_pyscard_python() {
+    local py
+    for py in python3 /usr/bin/python3; do
+        if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import smartcard, tomllib' >/dev/null 2>&1; then
+            command -v "$py"
+            return 0
+        fi
+    done
 }
 
 # Installs the missing packages with apt-get, quietly; the log is shown only on failure.
@@ -46,7 +60,7 @@ pcscd_install() {
     if [ "${#missing[@]}" -eq 0 ]; then
         return 0
     fi
-    pcscd_log "missing: ${missing[*]}; installing pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev pkgconf (log: $SIMLAB_APT_LOG)"
+    pcscd_log "missing: ${missing[*]}; installing pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev pkgconf python3-pyscard (log: $SIMLAB_APT_LOG)"
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then
@@ -62,7 +76,7 @@ pcscd_install() {
     fi
     if ! { "${sudo[@]}" apt-get update -q &&
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev pkgconf; } >"$SIMLAB_APT_LOG" 2>&1; then
+            pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev pkgconf python3-pyscard; } >"$SIMLAB_APT_LOG" 2>&1; then
         pcscd_log "apt-get failed; its log:"
         cat "$SIMLAB_APT_LOG" >&2
         return 1

@@ -8,8 +8,9 @@
 #    show as "ignored", never as passed without having run.
 # 2. Unless SIMLAB_SKIP_PCSCD=1: installs what the lane needs when it is missing
 #    (Debian/Ubuntu, as root or with sudo), starts pcscd unless one already serves vpcd, runs
-#    the lane (`cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows -- --ignored`), and stops the
-#    pcscd it started.
+#    the lane (`cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows -- --ignored`),
+#    then scripts/interop/pyscard_clients.py (pySim-shell's and lpac's sequences through pyscard),
+#    and stops the pcscd it started.
 #
 # SIMLAB_VPCD=host:port picks the vpcd slot the lane uses (default 127.0.0.1:35963, reader
 # "Virtual PCD 00 00"; 127.0.0.1:35964 is "Virtual PCD 00 01"), SIMLAB_VPCD_READER its
@@ -63,6 +64,16 @@ if [ "${SIMLAB_SKIP_PCSCD:-}" != 1 ]; then
     say "cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows --locked ${lane_args[*]}"
     cargo test -p simlab-tests --test pcscd_lane --test pcscd_flows --locked "${lane_args[@]}"
     lane_rc=$?
+    # Independent judges: pyscard replaying pySim-shell's and lpac's sequences, with a full
+    # ES9+ download (scripts/interop/README.md), against the simlab just built.
+    simlab_bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/simlab"
+    say "scripts/interop/pyscard_clients.py --simlab $simlab_bin"
+    if ! cargo build -q -p simlab-harness --bin simlab --locked; then
+        lane_rc=1
+    elif ! "$(pcscd_pyscard_python)" scripts/interop/pyscard_clients.py --simlab "$simlab_bin"; then
+        say "FAIL: an independent PC/SC client's sequence failed (above)"
+        lane_rc=1
+    fi
     pcscd_stop
 fi
 

@@ -63,9 +63,9 @@ pub enum StatusWord {
     ClassNotSupported,
     /// `6F 00` technical problem, no precise diagnosis.
     Unknown,
-    /// `98 62` authentication error, incorrect MAC (TS 102 221 §10.2.1.5).
+    /// `98 62` authentication error, incorrect MAC (TS 102 221 §10.2.1.6, application errors).
     AuthenticationMacFailure,
-    /// `98 50` INCREASE cannot be performed, maximum value reached (TS 102 221 §10.2.1.5).
+    /// `98 50` INCREASE cannot be performed, maximum value reached (TS 102 221 §10.2.1.6).
     IncreaseMaxReached,
     /// Any other status word, kept as it came (used by clients reading real cards).
     Other(u16),

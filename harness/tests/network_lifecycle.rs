@@ -25,11 +25,8 @@ fn order_of(client: &NetworkClient, iccid: &str) -> OrderView {
 
 /// Posts a HandleDownloadProgressInfo body to the BOSS as an SM-DP+ does: status and body.
 fn post_progress(net: &RunningNetwork, body: &Value) -> (u16, Option<Value>) {
-    let url = format!(
-        "{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
-        net.operator_url()
-    );
-    let answer = match ureq::post(&url)
+    let answer = match smdp_agent()
+        .post(&net.es2_callback_url())
         .set("X-Admin-Protocol", "gsma/rsp/v2.5.0")
         .set("Content-Type", "application/json")
         .send_string(&body.to_string())
@@ -332,6 +329,154 @@ fn an_event_the_boss_cannot_place_is_refused_with_the_es2_status_code() {
     );
 }
 
+/// CERT.DP.TLS of the shipped PKI with its key (PKCS#8).
+fn dp_tls_identity() -> (Vec<u8>, Vec<u8>) {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let p =
+        simlab_harness::pki::Pki::load(&vectors().join("pki"), simlab_harness::pki::Curve::Nist)
+            .unwrap();
+    let key = p256::SecretKey::from_slice(&p.dp_tls.key.unwrap().scalar()).unwrap();
+    (
+        p.dp_tls.cert_der,
+        key.to_pkcs8_der().unwrap().as_bytes().to_vec(),
+    )
+}
+
+/// A TLS client certificate issued by the shipped CI that is NOT an SM-DP+'s (no
+/// id-rspRole-dp-tls policy; an SM-DS's TLS certificate would look like this), with its key.
+fn other_ci_client_identity() -> (Vec<u8>, Vec<u8>) {
+    use der::{Decode as _, Encode as _};
+    use p256::pkcs8::EncodePrivateKey as _;
+    use simlab_harness::pki::{keys::KeyPair, profiles, Curve, Pki};
+    let p = Pki::load(&vectors().join("pki"), Curve::Nist).unwrap();
+    let ci = x509_cert::Certificate::from_der(&p.ci.cert_der).unwrap();
+    let key = KeyPair::generate(Curve::Nist).unwrap();
+    let eku = x509_cert::ext::pkix::ExtendedKeyUsage(vec![profiles::oid::ID_KP_CLIENT_AUTH]);
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(86_400);
+    let der = profiles::issue(
+        profiles::CertRequest {
+            serial: vec![0x01, 0x23],
+            issuer: ci.tbs_certificate.subject.clone(),
+            subject: profiles::name(&[profiles::Attr::Cn("not an SM-DP+")]).unwrap(),
+            validity: x509_cert::time::Validity {
+                not_before: profiles::rfc5280_time(now - day).unwrap(),
+                not_after: profiles::rfc5280_time(now + day).unwrap(),
+            },
+            spki: key.spki().unwrap(),
+            extensions: vec![x509_cert::ext::Extension {
+                extn_id: der::oid::ObjectIdentifier::new_unwrap("2.5.29.37"),
+                critical: false,
+                extn_value: der::asn1::OctetString::new(eku.to_der().unwrap()).unwrap(),
+            }],
+        },
+        p.ci.key.as_ref().unwrap(),
+    )
+    .unwrap();
+    let secret = p256::SecretKey::from_slice(&key.scalar()).unwrap();
+    (der, secret.to_pkcs8_der().unwrap().as_bytes().to_vec())
+}
+
+#[test]
+fn the_boss_takes_progress_only_from_an_smdp_over_mutual_tls() {
+    let net = start();
+    let url = net.es2_callback_url();
+    assert!(url.starts_with("https://"), "{url}");
+    let (client, _usim, token) = primary(&net, Policy::default());
+    let (_euicc, info) = companion_order(&net, &client, &token, false);
+    let order = order_of(&client, &info.iccid).order;
+    assert_eq!(order.state, "released");
+    let seen = client.order_events().unwrap().len();
+    // SGP.22 §5.3.5 point 3: the bound profile package went to the eUICC.
+    let body = json!({
+        "header": {"functionRequesterIdentifier": "test", "functionCallIdentifier": "1"},
+        "eid": order.eid,
+        "iccid": order.iccid,
+        "profileType": "TS48v4_SAIP2.3_BERTLV",
+        "timestamp": "2030-01-01T00:00:00Z",
+        "notificationPointId": 3,
+        "notificationPointStatus": {"status": "Executed-Success"},
+    })
+    .to_string();
+    let send = |agent: &ureq::Agent| {
+        agent
+            .post(&url)
+            .set("X-Admin-Protocol", "gsma/rsp/v2.5.0")
+            .set("Content-Type", "application/json")
+            .send_string(&body)
+            .map_err(Box::new)
+    };
+    // SGP.22 §2.6.6: refused in the TLS handshake, never reaching the function — without a
+    // client certificate, with the operator's own (another CA), with a certificate of the CI
+    // that is not an SM-DP+ TLS certificate.
+    let boss = simlab_harness::pki::OperatorIdentity::load(vectors().join("pki")).unwrap();
+    for (who, agent) in [
+        ("no certificate", tls_agent(None)),
+        (
+            "operator client certificate",
+            tls_agent(Some((boss.cert_der, boss.key_pkcs8_der))),
+        ),
+        (
+            "a client certificate of the CI without the SM-DP+ TLS role",
+            tls_agent(Some(other_ci_client_identity())),
+        ),
+    ] {
+        // Refused in TLS (an alert, or the connection closed after it), not by an answer.
+        match send(&agent).map_err(|e| *e) {
+            Err(ureq::Error::Transport(_)) => {}
+            other => panic!("{who}: answered: {other:?}"),
+        }
+    }
+    // The plain-HTTP operator port does not serve ES2+: 404 with the function's "unknown"
+    // code and where it is.
+    let plain = format!(
+        "{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+        net.operator_url()
+    );
+    let answer = match ureq::post(&plain)
+        .set("X-Admin-Protocol", "gsma/rsp/v2.5.0")
+        .set("Content-Type", "application/json")
+        .send_string(&body)
+    {
+        Err(ureq::Error::Status(404, r)) => {
+            serde_json::from_str::<Value>(&r.into_string().unwrap()).unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    let status = &answer["header"]["functionExecutionStatus"];
+    assert_eq!(status["statusCodeData"]["subjectCode"], "1.6");
+    assert_eq!(status["statusCodeData"]["reasonCode"], "3.9");
+    assert!(
+        status["statusCodeData"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&url),
+        "{answer}"
+    );
+    // SGP.22 §6.5.1 on the endpoint itself: no X-Admin-Protocol, 1.6 / 2.2.
+    let answer = smdp_agent()
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(&body)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let status = &answer["header"]["functionExecutionStatus"]["statusCodeData"];
+    assert_eq!(
+        (&status["subjectCode"], &status["reasonCode"]),
+        (&json!("1.6"), &json!("2.2"))
+    );
+    assert_eq!(client.order_events().unwrap().len(), seen, "nothing taken");
+    assert_eq!(order_of(&client, &order.iccid).order.state, "released");
+
+    // The SM-DP+'s TLS certificate is accepted, and the event applied.
+    let answer = send(&tls_agent(Some(dp_tls_identity()))).unwrap();
+    assert_eq!(answer.status(), 204);
+    assert_eq!(order_of(&client, &order.iccid).order.state, "downloaded");
+    assert_eq!(client.order_events().unwrap().len(), seen + 1);
+}
+
 #[test]
 fn ef_msisdn_on_the_euicc_is_the_number_the_network_shows_for_the_line() {
     let net = start();
@@ -540,6 +685,97 @@ fn a_lapsed_transfer_is_cancelled_at_the_smdp_and_the_number_can_move_again() {
 }
 
 #[test]
+fn a_transfer_downloaded_but_never_enabled_expires_and_the_number_stays_on_the_old_card() {
+    let net = start();
+    let (client, _usim, _token) = primary(&net, Policy::default());
+    let mut euicc = Euicc::new(&net);
+    let eid = euicc.eid();
+    let (op_id, doc) = ask_upgrade(&client, &eid);
+    // Downloaded and installed, never enabled (the user stopped there).
+    let iccid = euicc.download(&download_info(&doc.unwrap()));
+    let order = order_of(&client, &iccid).order;
+    assert_eq!(order.state, "installed");
+    assert_eq!(
+        net.network().expire_transfers().unwrap(),
+        [],
+        "not before its reservation lapsed"
+    );
+    assert_eq!(client.transfers().unwrap()[0].state, "pending");
+
+    // The reservation lapses (deadline moved into the past: no waiting in tests).
+    net_sql(&net, "UPDATE net_transfers SET expires_at = 0");
+    let ended = net.network().expire_transfers().unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let t = &client.transfers().unwrap()[0];
+    assert_eq!(t.state, "expired");
+    let reason = t.reason.as_deref().unwrap();
+    assert!(
+        reason.contains(&format!("profile {iccid} installed on EID {eid}"))
+            && reason.contains("not enabled within 3600 s (--transfer-ttl)"),
+        "{reason}"
+    );
+    // The SM-DP+ cannot cancel a profile that is out: nothing was asked of it, and the BOSS
+    // still shows the SM-DP+'s state. The new IMSI is disabled, the old card keeps the number.
+    assert_eq!(order_of(&client, &iccid).order.state, "installed");
+    assert_eq!(
+        net.smdp()
+            .unwrap()
+            .smdp()
+            .order_by_iccid(&iccid)
+            .unwrap()
+            .unwrap()
+            .state,
+        simlab_harness::smdp::OrderState::Installed
+    );
+    let new_line = client.line(&order.imsi).unwrap();
+    assert_eq!(new_line.state, LineState::Disabled);
+    assert!(
+        new_line.reason.unwrap().starts_with("transfer expired: "),
+        "says why"
+    );
+    let old = client.line(IMSI).unwrap();
+    assert_eq!(
+        (old.state, old.msisdn.as_str()),
+        (LineState::Active, MSISDN)
+    );
+    let op = client
+        .operations()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.id == op_id)
+        .unwrap();
+    assert_eq!(op.state, "failed");
+    // The old card is told; the new profile cannot attach.
+    let inbox = client.inbox(IMSI, None).unwrap();
+    let told = inbox.last().unwrap();
+    assert!(
+        told.text.contains(&eid) && told.text.contains(&iccid) && told.text.contains("delete"),
+        "{inbox:?}"
+    );
+    assert_eq!(code_of(client.attach(&order.imsi)), "imsi-disabled");
+    // Sweeping again ends nothing more.
+    assert_eq!(net.network().expire_transfers().unwrap(), []);
+
+    // Enabled late, the profile changes nothing: the SM-DP+'s event is recorded, the
+    // transfer stays expired, the number stays on the old card.
+    euicc.enable(&iccid);
+    euicc.notify();
+    assert_eq!(order_of(&client, &iccid).order.state, "enabled");
+    assert_eq!(client.transfers().unwrap()[0].state, "expired");
+    assert_eq!(client.line(&order.imsi).unwrap().state, LineState::Disabled);
+    assert_eq!(client.line(IMSI).unwrap().state, LineState::Active);
+
+    // The number is free to move again.
+    let mut other = Euicc::new(&net);
+    let other_eid = other.eid();
+    let (_, again) = ask_upgrade(&client, &other_eid);
+    other.install(&download_info(&again.unwrap()));
+    let transfers = client.transfers().unwrap();
+    assert_eq!(transfers[1].state, "done", "{transfers:?}");
+    assert_eq!(client.line(IMSI).unwrap().state, LineState::Disabled);
+}
+
+#[test]
 fn the_sweeper_expires_a_transfer_nobody_asks_about() {
     let mut opts = simlab_harness::network::server::NetworkOptions::embedded(&vectors());
     opts.transfer_ttl = std::time::Duration::ZERO;
@@ -582,7 +818,8 @@ fn the_network_works_against_an_smdp_it_does_not_run() {
     let net = simlab_harness::network::server::start(opts).unwrap();
     assert!(net.smdp().is_none(), "no SM-DP+ of its own");
     smdp.smdp()
-        .set_es2_callback_url(Some(net.es2_callback_url()));
+        .set_es2_callback_url(Some(net.es2_callback_url()))
+        .unwrap();
 
     let (client, _usim, token) = primary(&net, Policy::default());
     let (mut euicc, info) = companion_order(&net, &client, &token, true);

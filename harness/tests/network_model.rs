@@ -282,15 +282,18 @@ impl Model {
         }
     }
 
-    /// Expires aged pending transfers whose download has not begun.
+    /// Expires aged pending transfers: one whose download has not begun has its order
+    /// cancelled (unavailable); one downloaded but never enabled keeps the SM-DP+'s state.
     fn expire(&mut self) {
         for t in 0..self.transfers.len() {
             let tr = self.transfers[t].clone();
-            if tr.state != "pending" || !tr.aged || self.orders[tr.order].state != "released" {
+            if tr.state != "pending" || !tr.aged {
                 continue;
             }
             self.transfers[t].state = "expired";
-            self.orders[tr.order].state = "unavailable";
+            if self.orders[tr.order].state == "released" {
+                self.orders[tr.order].state = "unavailable";
+            }
             let line = self.orders[tr.order].line;
             if self.lines[line].state == St::Pending {
                 self.lines[line].state = St::Disabled;
@@ -359,6 +362,10 @@ impl ReferenceStateMachine for NetworkModel {
         m.expected = Ok(());
         match *op {
             Op::Subscribe { device, shared } => {
+                if shared && !m.lines.iter().any(|l| l.msisdn == 0 && l.primary()) {
+                    m.expected = Err("no-primary");
+                    return m;
+                }
                 let n = if shared {
                     0
                 } else {
@@ -523,11 +530,8 @@ impl Sut {
 
     fn post_event(&self, k: usize, ev: Ev, at: i64) -> Result<(), String> {
         let body = progress_body(&self.iccids[k], self.before.orders[k].device, ev, at);
-        let url = format!(
-            "{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
-            self.net.operator_url()
-        );
-        let r = ureq::post(&url)
+        let r = smdp_agent()
+            .post(&self.net.es2_callback_url())
             .set("X-Admin-Protocol", "gsma/rsp/v2.5.0")
             .set("Content-Type", "application/json")
             .send_string(&body.to_string())

@@ -319,18 +319,27 @@ fn refuses_es2_requests_with_the_spec_codes() {
     assert_eq!((err.code.subject, err.code.reason), ("8.2.1", "1.2"));
 }
 
-/// A one-shot HTTP server that records request bodies.
-fn operator_endpoint(expected: usize) -> (String, mpsc::Receiver<String>) {
+/// A one-shot HTTPS operator endpoint configured as the BOSS's (the PKI's operator server
+/// certificate; an SM-DP+ TLS client certificate of the CI required): records each request
+/// body with the client certificate that came with it.
+fn operator_endpoint(expected: usize) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
-        "http://{}/es2plus/handleDownloadProgressInfo",
+        "https://{}/es2plus/handleDownloadProgressInfo",
         listener.local_addr().unwrap()
     );
+    let ci = std::fs::read(pki_dir().join("CertificateIssuer/CERT_CI_ECDSA_NIST.der")).unwrap();
+    let config = simlab_harness::network::es2_tls::server_config(
+        &simlab_harness::defaults::Files::Disk(pki_dir()),
+        &ci,
+    )
+    .unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(expected) {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, stream.unwrap());
+            let mut reader = BufReader::new(&mut tls);
             let mut len = 0;
             loop {
                 let mut line = String::new();
@@ -344,17 +353,20 @@ fn operator_endpoint(expected: usize) -> (String, mpsc::Receiver<String>) {
             }
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
-            stream
-                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            drop(reader);
+            let client = tls.conn.peer_certificates().unwrap()[0].to_vec();
+            tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
                 .unwrap();
-            tx.send(String::from_utf8(body).unwrap()).unwrap();
+            tls.conn.send_close_notify();
+            tls.flush().unwrap();
+            tx.send((String::from_utf8(body).unwrap(), client)).unwrap();
         }
     });
     (url, rx)
 }
 
 #[test]
-fn reports_download_progress_to_the_operator() {
+fn reports_download_progress_to_the_operator_over_mutual_tls() {
     let (url, bodies) = operator_endpoint(2);
     let s = server(Some(url));
     let euicc = FakeEuicc::nist();
@@ -372,10 +384,10 @@ fn reports_download_progress_to_the_operator() {
     )
     .unwrap();
     let timeout = std::time::Duration::from_secs(10);
-    let first: serde_json::Value =
-        serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
-    let second: serde_json::Value =
-        serde_json::from_str(&bodies.recv_timeout(timeout).unwrap()).unwrap();
+    let (first, first_cert) = bodies.recv_timeout(timeout).unwrap();
+    let (second, second_cert) = bodies.recv_timeout(timeout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
     assert_eq!(first["notificationPointId"], 1);
     assert_eq!(second["notificationPointId"], 3);
     for v in [&first, &second] {
@@ -385,8 +397,65 @@ fn reports_download_progress_to_the_operator() {
         assert_eq!(v["notificationPointStatus"]["status"], "Executed-Success");
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
     }
+    // SGP.22 §2.6.6: the SM-DP+ authenticated with its TLS certificate.
+    let dp_tls = dp_tls_identity().0;
+    assert_eq!(first_cert, dp_tls);
+    assert_eq!(second_cert, dp_tls);
     let events = s.smdp().progress_events().unwrap();
     assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.delivery.as_deref() == Some("delivered")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn progress_goes_only_to_an_https_operator_of_the_operator_ca() {
+    // Plain HTTP is refused when configured, at start and on a running server.
+    let mut opts = SmdpOptions::new(pki_dir(), templates_dir());
+    opts.es2_callback_url = Some("http://127.0.0.1:9/handleDownloadProgressInfo".into());
+    let e = smdp::start(opts).unwrap_err();
+    assert!(format!("{e:#}").contains("must be https://"), "{e:#}");
+    let s = server(None);
+    let e = s
+        .smdp()
+        .set_es2_callback_url(Some("http://127.0.0.1:9/x".into()))
+        .unwrap_err();
+    assert!(e.to_string().contains("must be https://"), "{e}");
+    assert_eq!(s.smdp().es2_callback_url(), None, "nothing changed");
+    // An HTTPS server whose certificate is not of the operator CA (here the SM-DP+'s own
+    // ES9+, CERT.DP.TLS under the CI) is not the operator: the event is not delivered.
+    s.smdp()
+        .set_es2_callback_url(Some(format!(
+            "https://{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+            s.address
+        )))
+        .unwrap();
+    let (_, ac) = s
+        .smdp()
+        .order_activation_code(TEMPLATE, None, None)
+        .unwrap();
+    let c = Es9pClient::new(&s.address, &[&s.ca_cert_der]).unwrap();
+    let euicc = FakeEuicc::nist();
+    download(
+        &c,
+        &euicc,
+        &s.address,
+        Some(ac.rsplit('$').next().unwrap()),
+        None,
+    )
+    .unwrap();
+    let events = s.smdp().progress_events().unwrap();
+    assert_eq!(events.len(), 2);
+    for e in events {
+        let delivery = e.delivery.unwrap();
+        assert!(
+            delivery.starts_with("failed") && delivery.contains("UnknownIssuer"),
+            "{delivery}"
+        );
+    }
 }
 
 #[test]

@@ -13,11 +13,11 @@
 mod common;
 
 use common::LaneSlot;
+use pcsc::{Context, ReaderState, Scope, State};
 use simlab_harness::adapter::VpcdCard;
 use simlab_harness::device::slot::CardSpec;
 use simlab_harness::flows::{self, Env, Scenario};
 use simlab_vpcd::card::{spawn, ServeOptions};
-use pcsc::{Context, ReaderState, Scope, State};
 use std::ffi::CString;
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -93,7 +93,10 @@ fn wait_for_state(reader: &str, done: impl Fn(State) -> bool) -> (bool, State) {
 /// Waits until pcscd shows a card in `reader`.
 fn wait_for_card(reader: &str) {
     let (present, state) = wait_for_state(reader, |s| s.contains(State::PRESENT));
-    assert!(present, "no card in {reader:?} within {CARD_WAIT:?}: {state:?}");
+    assert!(
+        present,
+        "no card in {reader:?} within {CARD_WAIT:?}: {state:?}"
+    );
 }
 
 /// Waits until pcscd shows `reader` empty: the next test's card must not be mistaken for

@@ -106,6 +106,39 @@ pub fn write_card(
     Ok(path)
 }
 
+/// A UICC of its own for a flow's device: a card definition like `vectors/cards/uicc.toml`
+/// with ICCID `{iccid_prefix}{n:07}` and its Luhn digit (ITU-T E.118), the given IMSI and
+/// MSISDN, and fresh random Milenage K and OPc (the network provisions it as a new subscriber).
+/// Written to `dir/uicc-{n}.toml`; returns the path.
+pub fn write_fresh_uicc(
+    dir: &Path,
+    name: &str,
+    iccid_prefix: &str,
+    n: u64,
+    imsi: &str,
+    msisdn: &str,
+) -> anyhow::Result<PathBuf> {
+    let mut k = [0u8; 16];
+    let mut opc = [0u8; 16];
+    OsRng.fill_bytes(&mut k);
+    OsRng.fill_bytes(&mut opc);
+    let body = format!("{iccid_prefix}{n:07}");
+    let check = simlab_emulator::saip::luhn_check_digit(&body)
+        .map_err(|e| anyhow::anyhow!("ICCID {body}: {e}"))?;
+    let path = dir.join(format!("uicc-{n}.toml"));
+    let text = format!(
+        "[card]\nname = \"{name}\"\niccid = \"{body}{check}\"\n\n[usim]\n\
+         aid = \"A0000000871002FF49FF0589\"\nimsi = \"{imsi}\"\nmsisdn = \"{msisdn}\"\n\
+         mnc_length = 2\n\n[usim.aka]\nalgorithm = \"milenage\"\nk = \"{}\"\nopc = \"{}\"\n\n\
+         [pins]\npin1 = \"0000\"\npin1_enabled = false\npuk1 = \"11111111\"\npin2 = \"9999\"\n\
+         puk2 = \"22222222\"\nadm1 = \"55555555\"\n",
+        hex::encode(k),
+        hex::encode(opc)
+    );
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

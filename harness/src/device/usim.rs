@@ -25,7 +25,7 @@ const TAG_AID: u8 = 0x4F;
 const P2_3G_CONTEXT: u8 = 0x81;
 
 pub const SW_OK: u16 = 0x9000;
-/// TS 102 221 §10.2.1.1: selected file deactivated (warning).
+/// TS 102 221 §10.2.1.3: selected file deactivated (warning).
 pub const SW_DEACTIVATED: u16 = 0x6283;
 /// TS 31.102 §7.3: authentication error, incorrect MAC.
 pub const SW_MAC_FAILURE: u16 = 0x9862;

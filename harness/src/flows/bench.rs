@@ -199,24 +199,13 @@ fn cards(
     pki: &crate::pki::Pki,
     n: usize,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    use rand::RngCore as _;
-    let mut k = [0u8; 16];
-    let mut opc = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut k);
-    rand::thread_rng().fill_bytes(&mut opc);
-    let body = format!("89490010300{n:07}");
-    let iccid = format!("{body}{}", luhn(&body));
-    let uicc = dir.join(format!("uicc-{n}.toml"));
-    std::fs::write(
-        &uicc,
-        format!(
-            "[card]\nname = \"load UICC {n}\"\niccid = \"{iccid}\"\n\n[usim]\naid = \"A0000000871002FF49FF0589\"\n\
-             imsi = \"00101{n:010}\"\nmsisdn = \"+1666{n:07}\"\nmnc_length = 2\n\n[usim.aka]\n\
-             algorithm = \"milenage\"\nk = \"{}\"\nopc = \"{}\"\n\n[pins]\npin1 = \"0000\"\npin1_enabled = false\n\
-             puk1 = \"11111111\"\npin2 = \"9999\"\npuk2 = \"22222222\"\nadm1 = \"55555555\"\n",
-            hex::encode(k),
-            hex::encode(opc)
-        ),
+    let uicc = identity::write_fresh_uicc(
+        dir,
+        &format!("load UICC {n}"),
+        "89490010300",
+        n as u64,
+        &format!("00101{n:010}"),
+        &format!("+1666{n:07}"),
     )?;
     let eid = identity::eid_for("89049032", 100_000 + n as u64)?;
     let id = identity::mint(pki, &eid)?;
@@ -227,28 +216,6 @@ fn cards(
         "load eUICC",
     )?;
     Ok((uicc, euicc))
-}
-
-fn luhn(body: &str) -> u32 {
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .filter_map(|c| c.to_digit(10))
-        .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 0 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    (10 - sum % 10) % 10
 }
 
 /// `n` companion-download flows at once against one network process.

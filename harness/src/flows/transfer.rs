@@ -19,10 +19,11 @@ use crate::device::Device;
 use anyhow::{anyhow, bail, ensure};
 use std::time::{Duration, Instant};
 
-/// A code's lifetime in the `expired-code` variant (the network's `--code-ttl`), and how long
-/// the user then waits before typing it.
-pub const SHORT_CODE_TTL: Duration = Duration::from_secs(1);
-const PAST_TTL: Duration = Duration::from_millis(2100);
+/// A code's lifetime in the `expired-code` variant (the embedded network's code TTL: the
+/// network keeps a millisecond deadline beside the whole seconds TS.43 shows), and how long the
+/// user then waits before typing it.
+pub const SHORT_CODE_TTL: Duration = Duration::from_millis(200);
+const PAST_TTL: Duration = Duration::from_millis(300);
 /// Beyond the network's SQN_HE: the next sequence number with any IND (TS 33.102 Annex C.1.1.2,
 /// 5 IND bits).
 const SQN_STEP: u64 = 1 << 5;

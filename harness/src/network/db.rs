@@ -1111,10 +1111,10 @@ pub fn transfers(c: &Connection) -> rusqlite::Result<Vec<Transfer>> {
     rows.collect()
 }
 
-/// Pending transfers whose reservation lapsed at `now` and whose download has not begun: no
-/// order yet (a request interrupted between reservation and order, older than `orphan_grace`
-/// beyond its expiry), or an order the SM-DP+ last reported released. `ttl` dates transfers
-/// recorded without an expiry.
+/// Pending transfers whose reservation lapsed at `now`: those with an order (whatever the
+/// SM-DP+ last reported: released, or downloaded but never enabled), and those without one (a
+/// request interrupted between reservation and order) once `orphan_grace` beyond their expiry.
+/// `ttl` dates transfers recorded without an expiry.
 pub fn lapsed_transfers(
     c: &Connection,
     now: i64,
@@ -1127,10 +1127,10 @@ pub fn lapsed_transfers(
         .collect::<Vec<_>>()
         .join(", ");
     let mut stmt = c.prepare(&format!(
-        "SELECT {columns} FROM net_transfers t LEFT JOIN net_orders o ON o.iccid = t.order_iccid \
+        "SELECT {columns} FROM net_transfers t \
          WHERE t.state = 'pending' AND COALESCE(t.expires_at, t.created_at + ?2) <= ?1 \
-         AND ((t.order_iccid IS NULL AND COALESCE(t.expires_at, t.created_at + ?2) + ?3 <= ?1) \
-              OR o.state = 'released') ORDER BY t.id"
+         AND (t.order_iccid IS NOT NULL \
+              OR COALESCE(t.expires_at, t.created_at + ?2) + ?3 <= ?1) ORDER BY t.id"
     ))?;
     let rows = stmt.query_map(params![now, ttl, orphan_grace], transfer_row)?;
     rows.collect()

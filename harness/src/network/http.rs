@@ -41,8 +41,8 @@ pub fn router(network: Shared) -> Router {
         .route("/smsc/inbox/{imsi}", get(sms_inbox))
         .route("/boss/subscribers", post(provision))
         .route(
-            "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
-            post(es2_progress),
+            ES2_PROGRESS_PATH,
+            axum::routing::any(es2_progress_elsewhere),
         )
         .route("/hlr/imsi/{imsi}", get(hlr_record))
         .route("/hlr/attach", post(hlr_attach))
@@ -66,9 +66,34 @@ pub fn router(network: Shared) -> Router {
         .with_state(network)
 }
 
-/// Serves `network` on `listener` until `shutdown` fires, on a new runtime thread.
+/// Path of ES2+.HandleDownloadProgressInfo (SGP.22 §6.5.2.5) on the BOSS's ES2+ endpoint.
+pub const ES2_PROGRESS_PATH: &str = "/gsma/rsp2/es2plus/handleDownloadProgressInfo";
+
+/// The router of the BOSS's ES2+ endpoint (HTTPS with mutual TLS, [`super::es2_tls`]): the
+/// one function the SM-DP+ calls on the operator.
+pub fn es2_router(network: Shared) -> Router {
+    Router::new()
+        .route(
+            ES2_PROGRESS_PATH,
+            post(es2_progress).fallback(es2_wrong_method),
+        )
+        .fallback(es2_unknown_path)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(network)
+}
+
+/// The BOSS's ES2+ endpoint: where it listens and with which TLS.
+#[derive(Debug)]
+pub struct Es2Endpoint {
+    pub listener: std::net::TcpListener,
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+/// Serves `network` on `listener` (HTTP) and its ES2+ endpoint (HTTPS, mutual TLS) until
+/// `shutdown` fires, on a new runtime thread.
 pub fn spawn(
     listener: std::net::TcpListener,
+    es2: Es2Endpoint,
     network: Shared,
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -77,7 +102,8 @@ pub fn spawn(
         .thread_name("network")
         .enable_all()
         .build()?;
-    let app = router(network);
+    let app = router(Arc::clone(&network));
+    let es2_app = es2_router(network);
     let thread = std::thread::Builder::new()
         .name("network-server".into())
         .spawn(move || {
@@ -89,11 +115,27 @@ pub fn spawn(
                         return;
                     }
                 };
+                let handle = axum_server::Handle::new();
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(es2.tls);
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                let es2_server = tokio::spawn(
+                    axum_server::from_tcp(es2.listener)
+                        .acceptor(acceptor)
+                        .handle(handle.clone())
+                        .serve(es2_app.into_make_service()),
+                );
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                     let _ = shutdown.await;
                 });
                 if let Err(e) = serve.await {
                     tracing::error!("operator network stopped: {e}");
+                }
+                handle.shutdown();
+                match es2_server.await {
+                    Ok(Err(e)) => tracing::error!("BOSS ES2+ endpoint stopped: {e}"),
+                    Err(e) => tracing::error!("BOSS ES2+ endpoint: {e}"),
+                    Ok(Ok(())) => {}
                 }
             });
         })?;
@@ -170,7 +212,8 @@ async fn index(State(network): State<Shared>) -> Response {
     let base = network.options().base_url.clone();
     let smdp = format!("https://{}", network.options().smdp_address);
     let es2 = network.options().smdp_es2_url.clone();
-    json_response(200, &super::server::urls(&base, &smdp, &es2))
+    let callback = network.options().es2_callback_url.clone();
+    json_response(200, &super::server::urls(&base, &smdp, &es2, &callback))
 }
 
 async fn not_found() -> Response {
@@ -342,27 +385,11 @@ async fn provision(State(network): State<Shared>, headers: HeaderMap, body: Byte
 /// "Profile ICCID – Unknown" for an order the BOSS did not place, "EID – Invalid
 /// association", or the function input codes for a malformed body.
 async fn es2_progress(State(network): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    use crate::es9p::{codes, HeaderOnly, ResponseHeader};
-    let refuse = |code, message: String| {
-        let body = HeaderOnly {
-            header: ResponseHeader::failed(code, message),
-        };
-        let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-        r.headers_mut().insert(
-            crate::es9p::HEADER_ADMIN_PROTOCOL,
-            HeaderValue::from_static(crate::es9p::ADMIN_PROTOCOL),
-        );
-        r
-    };
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if !json {
-        return refuse(
-            codes::INVALID_INPUT,
-            "Content-Type must be application/json (SGP.22 §6.5.1)".into(),
-        );
+    use crate::es9p::codes;
+    let refuse = |code, message: String| es2_refusal(StatusCode::OK, code, message);
+    // SGP.22 §6.5.1: X-Admin-Protocol and a JSON Content-Type, else the function does not run.
+    if let Some(e) = crate::smdp::header_refusal(&headers) {
+        return refuse(e.code, e.message);
     }
     let req: crate::smdp::es2::HandleDownloadProgressInfoRequest =
         match serde_json::from_slice(&body) {
@@ -381,6 +408,55 @@ async fn es2_progress(State(network): State<Shared>, headers: HeaderMap, body: B
         Ok(Err(r)) => refuse(r.code, r.message),
         Err(e) => refuse(codes::EXECUTION_ERROR, format!("handler failed: {e}")),
     }
+}
+
+/// A failed ES2+ header (SGP.22 §6.5.1.4) with `status`, and `X-Admin-Protocol`.
+fn es2_refusal(status: StatusCode, code: crate::es9p::StatusCode, message: String) -> Response {
+    let body = crate::es9p::HeaderOnly {
+        header: crate::es9p::ResponseHeader::failed(code, message),
+    };
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert(
+        crate::es9p::HEADER_ADMIN_PROTOCOL,
+        HeaderValue::from_static(crate::es9p::ADMIN_PROTOCOL),
+    );
+    r
+}
+
+/// HandleDownloadProgressInfo on the plain-HTTP operator port: not served there (SGP.22
+/// §2.6.6, ES2+ is mutually authenticated TLS); `404` with a failed header (1.6 / 3.9, as the
+/// SM-DP+ answers a function asked on the wrong port) naming the right URL.
+async fn es2_progress_elsewhere(State(network): State<Shared>) -> Response {
+    es2_refusal(
+        StatusCode::NOT_FOUND,
+        crate::es9p::codes::UNKNOWN_FUNCTION,
+        format!(
+            "ES2+ is served over HTTPS with mutual TLS: {}",
+            network.options().es2_callback_url
+        ),
+    )
+}
+
+async fn es2_wrong_method(method: axum::http::Method) -> Response {
+    let mut r = es2_refusal(
+        StatusCode::METHOD_NOT_ALLOWED,
+        crate::es9p::codes::INVALID_INPUT,
+        format!("{method}: SGP.22 functions are called with POST"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+async fn es2_unknown_path(uri: axum::http::Uri) -> Response {
+    es2_refusal(
+        StatusCode::NOT_FOUND,
+        crate::es9p::codes::UNKNOWN_FUNCTION,
+        format!(
+            "no function at {}; the operator serves only {ES2_PROGRESS_PATH}",
+            uri.path()
+        ),
+    )
 }
 
 async fn hlr_record(State(network): State<Shared>, UrlPath(imsi): UrlPath<String>) -> Response {

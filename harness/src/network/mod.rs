@@ -13,6 +13,7 @@ pub mod contract;
 pub mod db;
 pub mod error;
 pub mod es2;
+pub mod es2_tls;
 pub mod http;
 pub mod ota;
 pub mod server;
@@ -36,22 +37,23 @@ pub const DEFAULT_ES2_LISTEN: &str = "127.0.0.1:8444";
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NetworkCommand {
-    /// Serve the SM-DP+ (ES9+ and ES2+ over HTTPS) until interrupted; prints its address, the
-    /// CA certificate clients must trust and an example activation code.
+    /// Serve the SM-DP+ (ES9+ and ES2+ over HTTPS) and the operator services until
+    /// interrupted; prints every address, the CA certificate clients must trust and an example
+    /// activation code. With --smdp URL, only the operator services, against that SM-DP+.
     Serve {
         /// Address ES9+ listens on (port 0 picks a free port); a warning is logged when it is
         /// not a loopback address.
-        #[arg(long, default_value = DEFAULT_LISTEN)]
+        #[arg(long, default_value = DEFAULT_LISTEN, conflicts_with = "smdp")]
         listen: SocketAddr,
         /// Address ES2+ listens on: mutual TLS, operator client certificates only.
-        #[arg(long, default_value = DEFAULT_ES2_LISTEN)]
+        #[arg(long, default_value = DEFAULT_ES2_LISTEN, conflicts_with = "smdp")]
         es2_listen: SocketAddr,
         /// Operator CA (DER or PEM) ES2+ clients must chain to [default: the PKI's
         /// Operator/CERT_OPERATOR_CA_NIST.der].
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "smdp")]
         operator_ca: Option<PathBuf>,
         /// Host name to advertise instead of the listen IP (must be in the DPtls SAN).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "smdp")]
         host: Option<String>,
         /// SQLite database file (default: in memory, lost on exit).
         #[arg(long)]
@@ -60,23 +62,26 @@ pub enum NetworkCommand {
         #[arg(long, value_name = "DIR")]
         pki: Option<PathBuf>,
         /// Curve of DPauth/DPpb: nist or brainpool (TLS always uses the NIST DPtls).
-        #[arg(long, default_value = "nist")]
+        #[arg(long, default_value = "nist", conflicts_with = "smdp")]
         curve: String,
         /// Directory of SAIP profile templates (`*.der`); default: the built-in TS.48 ones.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
         /// Do not send ReplaceSessionKeys (`A2`) in bound packages.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "smdp")]
         no_replace_session_keys: bool,
-        /// URL receiving ES2+.HandleDownloadProgressInfo (default: the network's BOSS).
-        #[arg(long)]
+        /// HTTPS URL receiving the SM-DP+'s ES2+.HandleDownloadProgressInfo, called with
+        /// mutual TLS (CERT.DP.TLS as client certificate; the server's must chain to the
+        /// operator CA) [default: this network's BOSS, --operator-es2-listen].
+        #[arg(long, value_name = "URL", conflicts_with = "smdp")]
         es2_callback: Option<String>,
         /// Lifetime of an ES9+ session in seconds; afterwards it answers "TransactionId –
         /// Unknown" and is purged.
-        #[arg(long, value_name = "SECONDS", default_value_t = smdp::DEFAULT_SESSION_TTL.as_secs())]
+        #[arg(long, value_name = "SECONDS", default_value_t = smdp::DEFAULT_SESSION_TTL.as_secs(), conflicts_with = "smdp")]
         session_ttl: u64,
+        // Boxed: the operator's options would make every `simlab` command as large.
         #[command(flatten)]
-        operator: OperatorArgs,
+        operator: Box<OperatorArgs>,
     },
     /// Place an order (DownloadOrder + ConfirmOrder with release) and print its activation code.
     Order {
@@ -108,6 +113,53 @@ pub enum NetworkCommand {
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
     },
+}
+
+/// Blocks until Ctrl-C (SIGINT).
+fn wait_for_ctrl_c() -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+    let _ = rx.recv();
+    Ok(())
+}
+
+/// `network serve --smdp URL`: prints what runs (the operator services) and what the SM-DP+
+/// elsewhere must do (send its progress to this BOSS's ES2+ endpoint), then serves until
+/// Ctrl-C.
+fn serve_against_remote(
+    network: server::RunningNetwork,
+    provisioned: &[db::LineView],
+    out: Output,
+) -> anyhow::Result<()> {
+    let urls = network.urls();
+    let result = serde_json::json!({
+        "smdp": {
+            "address": network.smdp_address(),
+            "es2Url": network.network().options().smdp_es2_url,
+        },
+        "operatorUrl": network.operator_url(),
+        "es2CallbackUrl": network.es2_callback_url(),
+        "operator": urls["urls"],
+        "subscribers": provisioned,
+    });
+    out.result(&result, || {
+        format!(
+            "Against the SM-DP+ at https://{address} (ES2+ {es2})\n  \
+             that SM-DP+ must send HandleDownloadProgressInfo to {callback} (mutual TLS; \
+             `simlab network serve --es2-callback {callback}`)\n\
+             {operator}  Ctrl-C stops",
+            address = network.smdp_address(),
+            es2 = network.network().options().smdp_es2_url,
+            callback = network.es2_callback_url(),
+            operator = server::urls_text(&network, provisioned),
+        )
+    })?;
+    wait_for_ctrl_c()?;
+    network.stop();
+    Ok(())
 }
 
 fn curve(arg: &str) -> anyhow::Result<pki::Curve> {
@@ -193,7 +245,9 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
             opts.replace_session_keys = !no_replace_session_keys;
             opts.es2_callback_url = es2_callback;
             let (network, provisioned) = operator.start(opts)?;
-            let running = network.smdp().context("the SM-DP+ is not running")?;
+            let Some(running) = network.smdp() else {
+                return serve_against_remote(network, &provisioned, out);
+            };
             let example = running
                 .smdp()
                 .templates()
@@ -226,12 +280,7 @@ pub fn run(cmd: NetworkCommand, out: Output) -> anyhow::Result<()> {
                     operator = server::urls_text(&network, &provisioned),
                 )
             })?;
-            let (tx, rx) = mpsc::channel();
-            ctrlc::set_handler(move || {
-                let _ = tx.send(());
-            })
-            .context("installing the Ctrl-C handler")?;
-            let _ = rx.recv();
+            wait_for_ctrl_c()?;
             network.stop();
             Ok(())
         }
@@ -372,6 +421,99 @@ mod tests {
             server::DEFAULT_TRANSFER_TTL.as_secs()
         );
         assert!(Cli::try_parse_from(["simlab", "serve", "--transfer-ttl", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_boss_es2_endpoint_is_free_when_the_operator_port_is() {
+        let es2 = |args: &[&str]| {
+            let mut all = vec!["simlab", "serve"];
+            all.extend_from_slice(args);
+            let NetworkCommand::Serve { operator, .. } = Cli::parse_from(all).cmd else {
+                panic!()
+            };
+            operator.es2_listen().unwrap().to_string()
+        };
+        assert_eq!(es2(&[]), server::DEFAULT_OPERATOR_ES2_LISTEN);
+        assert_eq!(es2(&["--operator-listen", "127.0.0.1:0"]), "127.0.0.1:0");
+        assert_eq!(
+            es2(&[
+                "--operator-listen",
+                "127.0.0.1:0",
+                "--operator-es2-listen",
+                "127.0.0.1:9445"
+            ]),
+            "127.0.0.1:9445"
+        );
+        assert_eq!(
+            es2(&["--operator-listen", "127.0.0.1:8081"]),
+            server::DEFAULT_OPERATOR_ES2_LISTEN
+        );
+    }
+
+    #[test]
+    fn serve_takes_a_remote_smdp_with_its_address() {
+        let cli = Cli::parse_from([
+            "simlab",
+            "serve",
+            "--smdp",
+            "https://127.0.0.1:9444",
+            "--smdp-address",
+            "127.0.0.1:9443",
+        ]);
+        let NetworkCommand::Serve { operator, db, .. } = cli.cmd else {
+            panic!()
+        };
+        let remote = operator.remote_smdp(&Files::pki(), db).unwrap().unwrap();
+        assert_eq!(remote.es2_url, "https://127.0.0.1:9444");
+        assert_eq!(remote.address, "127.0.0.1:9443");
+        assert_eq!(
+            remote.ca_cert_der,
+            crate::defaults::ci_certificate().unwrap()
+        );
+        // Not without the ES9+ address; not with the options of an SM-DP+ of its own.
+        for args in [
+            &["--smdp", "https://h:1"][..],
+            &["--smdp-address", "h:1"][..],
+            &[
+                "--smdp",
+                "https://h:1",
+                "--smdp-address",
+                "h:2",
+                "--es2-callback",
+                "https://x",
+            ][..],
+            &[
+                "--smdp",
+                "https://h:1",
+                "--smdp-address",
+                "h:2",
+                "--listen",
+                "127.0.0.1:0",
+            ][..],
+        ] {
+            let mut all = vec!["simlab", "serve"];
+            all.extend_from_slice(args);
+            assert!(Cli::try_parse_from(&all).is_err(), "{args:?}");
+        }
+        // ES2+ is HTTPS only; an address is host:port.
+        for (args, why) in [
+            (["http://h:1", "h:2"], "https://host:port"),
+            (["https://h:1", "https://h:2/x"], "expected host:port"),
+        ] {
+            let cli = Cli::parse_from([
+                "simlab",
+                "serve",
+                "--smdp",
+                args[0],
+                "--smdp-address",
+                args[1],
+            ]);
+            let NetworkCommand::Serve { operator, .. } = cli.cmd else {
+                panic!()
+            };
+            let e = operator.remote_smdp(&Files::pki(), None).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
     }
 
     #[test]

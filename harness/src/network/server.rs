@@ -16,6 +16,9 @@ use std::time::Duration;
 
 /// Default address of the operator services.
 pub const DEFAULT_OPERATOR_LISTEN: &str = "127.0.0.1:8080";
+/// Default address of the BOSS's ES2+ endpoint (HTTPS, mutual TLS), where the SM-DP+ sends
+/// HandleDownloadProgressInfo.
+pub const DEFAULT_OPERATOR_ES2_LISTEN: &str = "127.0.0.1:8445";
 /// Default profile template the BOSS orders: TS.48 v4 SAIP 2.3 with EF.MSISDN.
 pub const DEFAULT_PROFILE_TEMPLATE: &str = "TS48v4_SAIP2.3_BERTLV";
 /// Default lifetime of one-time codes (the issue: 5 minutes).
@@ -24,8 +27,8 @@ pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_CODE_TRIES: u32 = 3;
 /// Default token lifetime: one day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
-/// Default lifetime of a transfer's reservation of its number: one hour to start the
-/// download on the new device (the one-time code before it lives 5 minutes).
+/// Default lifetime of a transfer's reservation of its number: one hour to download and
+/// enable the profile on the new device (the one-time code before it lives 5 minutes).
 pub const DEFAULT_TRANSFER_TTL: Duration = Duration::from_secs(3600);
 /// Longest wait between two sweeps for lapsed transfers.
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -38,6 +41,9 @@ pub struct NetworkOptions {
     pub smdp: SmdpOptions,
     /// Where the operator services listen (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// Where the BOSS's ES2+ endpoint listens (HTTPS with mutual TLS, SGP.22 §2.6.6; port 0
+    /// picks a free one): the SM-DP+'s HandleDownloadProgressInfo (§5.3.5) arrives there.
+    pub es2_listen: SocketAddr,
     /// Host to put in URLs (contract pages); default the listen IP.
     pub public_host: Option<String>,
     pub code_ttl: Duration,
@@ -73,6 +79,7 @@ impl NetworkOptions {
         Self {
             smdp,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            es2_listen: SocketAddr::from(([127, 0, 0, 1], 8445)),
             public_host: None,
             code_ttl: DEFAULT_CODE_TTL,
             code_tries: DEFAULT_CODE_TRIES,
@@ -88,6 +95,7 @@ impl NetworkOptions {
     pub fn built_in() -> Self {
         let mut o = Self::new(SmdpOptions::new(Files::pki(), Files::templates()));
         o.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        o.es2_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         o
     }
 
@@ -98,6 +106,7 @@ impl NetworkOptions {
             vectors.join("profiles"),
         ));
         o.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        o.es2_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         o
     }
 }
@@ -109,6 +118,7 @@ pub struct RunningNetwork {
     remote: Option<RemoteSmdp>,
     network: Arc<Network>,
     operator_url: String,
+    es2_callback_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Dropped to stop the sweeper of lapsed transfers.
@@ -150,12 +160,11 @@ impl RunningNetwork {
         &self.network
     }
 
-    /// Where an SM-DP+ sends ES2+.HandleDownloadProgressInfo for this network's BOSS.
+    /// Where an SM-DP+ sends ES2+.HandleDownloadProgressInfo for this network's BOSS:
+    /// `https://host:port/gsma/rsp2/es2plus/handleDownloadProgressInfo` (mutual TLS: the
+    /// operator's server certificate, an SM-DP+ TLS certificate required of the caller).
     pub fn es2_callback_url(&self) -> String {
-        format!(
-            "{}/gsma/rsp2/es2plus/handleDownloadProgressInfo",
-            self.operator_url
-        )
+        self.es2_callback_url.clone()
     }
 
     /// A client of the operator services.
@@ -169,6 +178,7 @@ impl RunningNetwork {
             &self.operator_url,
             &format!("https://{}", self.smdp_address()),
             &self.network.options().smdp_es2_url,
+            &self.es2_callback_url,
         )
     }
 
@@ -201,7 +211,7 @@ impl Drop for RunningNetwork {
 }
 
 /// Every service URL (`GET /` answers this).
-pub fn urls(operator: &str, smdp: &str, es2: &str) -> Value {
+pub fn urls(operator: &str, smdp: &str, es2: &str, es2_callback: &str) -> Value {
     json!({
         "urls": {
             "entitlement": format!("{operator}/ts43"),
@@ -209,7 +219,7 @@ pub fn urls(operator: &str, smdp: &str, es2: &str) -> Value {
             "smscSend": format!("{operator}/smsc/messages"),
             "smscInbox": format!("{operator}/smsc/inbox/{{imsi}}"),
             "bossSubscribers": format!("{operator}/boss/subscribers"),
-            "es2Callback": format!("{operator}/gsma/rsp2/es2plus/handleDownloadProgressInfo"),
+            "es2Callback": es2_callback,
             "hlr": format!("{operator}/hlr/imsi/{{imsi}}"),
             "hlrAttach": format!("{operator}/hlr/attach"),
             "calls": format!("{operator}/calls"),
@@ -255,6 +265,21 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
         }
     });
     let operator_url = format!("http://{host}:{}", local.port());
+    let es2_listener = std::net::TcpListener::bind(opts.es2_listen)
+        .with_context(|| format!("BOSS ES2+ endpoint: listening on {}", opts.es2_listen))?;
+    es2_listener.set_nonblocking(true)?;
+    let es2_local = es2_listener.local_addr()?;
+    let es2_host = match &opts.public_host {
+        Some(h) => h.clone(),
+        None if es2_local.ip().is_unspecified() => "127.0.0.1".into(),
+        None if es2_local.is_ipv6() => format!("[{}]", es2_local.ip()),
+        None => es2_local.ip().to_string(),
+    };
+    let es2_callback_url = format!(
+        "https://{es2_host}:{}{}",
+        es2_local.port(),
+        http::ES2_PROGRESS_PATH
+    );
     let service = |es2_url: String, smdp_address: String| ServiceOptions {
         code_ttl: opts.code_ttl,
         code_tries: opts.code_tries,
@@ -263,9 +288,12 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
         profile_template: opts.profile_template.clone(),
         base_url: operator_url.clone(),
         smdp_es2_url: es2_url,
+        es2_callback_url: es2_callback_url.clone(),
         smdp_address,
     };
-    let (running_smdp, network) = match &opts.remote_smdp {
+    // The root the SM-DP+'s TLS certificate (its client certificate on the BOSS's ES2+
+    // endpoint) chains to.
+    let (running_smdp, network, smdp_root) = match &opts.remote_smdp {
         Some(remote) => {
             // SGP.22 §2.6.6: the operator's client certificate of the PKI, and the SM-DP+'s
             // TLS root as given.
@@ -280,13 +308,11 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
                 algorithm,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            (None, network)
+            (None, network, remote.ca_cert_der.clone())
         }
         None => {
             if opts.smdp.es2_callback_url.is_none() {
-                opts.smdp.es2_callback_url = Some(format!(
-                    "{operator_url}/gsma/rsp2/es2plus/handleDownloadProgressInfo"
-                ));
+                opts.smdp.es2_callback_url = Some(es2_callback_url.clone());
             }
             let running_smdp = smdp::start(opts.smdp.clone())?;
             // SGP.22 §2.6.6: ES2+ is mutually authenticated TLS; the BOSS presents the
@@ -300,18 +326,25 @@ pub fn start(mut opts: NetworkOptions) -> anyhow::Result<RunningNetwork> {
                 algorithm,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            (Some(running_smdp), network)
+            let root = running_smdp.ca_cert_der.clone();
+            (Some(running_smdp), network, root)
         }
+    };
+    // SGP.22 §2.6.6: the SM-DP+ → operator direction of ES2+ is mutual TLS as well.
+    let es2 = http::Es2Endpoint {
+        listener: es2_listener,
+        tls: super::es2_tls::server_config(&opts.smdp.pki_dir, &smdp_root)?,
     };
     let network = Arc::new(network);
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let thread = http::spawn(listener, Arc::clone(&network), rx)?;
+    let thread = http::spawn(listener, es2, Arc::clone(&network), rx)?;
     let (sweeper_stop, sweeper) = spawn_sweeper(Arc::clone(&network), opts.transfer_ttl)?;
     Ok(RunningNetwork {
         smdp: running_smdp,
         remote: opts.remote_smdp.clone(),
         network,
         operator_url,
+        es2_callback_url,
         shutdown: Some(tx),
         thread: Some(thread),
         sweeper_stop: Some(sweeper_stop),
@@ -354,6 +387,13 @@ pub struct OperatorArgs {
     /// admin) over HTTP; port 0 picks a free port.
     #[arg(long, default_value = DEFAULT_OPERATOR_LISTEN)]
     pub operator_listen: SocketAddr,
+    /// Address of the BOSS's ES2+ endpoint, where the SM-DP+ sends
+    /// HandleDownloadProgressInfo: HTTPS with mutual TLS (the PKI's operator server
+    /// certificate; callers must present an SM-DP+ TLS certificate). Port 0 picks a free port
+    /// [default: 127.0.0.1:8445; a free port on the same address when --operator-listen has
+    /// port 0].
+    #[arg(long, value_name = "ADDR")]
+    pub operator_es2_listen: Option<SocketAddr>,
     /// Lifetime of one-time codes and EAP-AKA sessions, in seconds.
     #[arg(long, default_value_t = DEFAULT_CODE_TTL.as_secs())]
     pub code_ttl: u64,
@@ -364,8 +404,9 @@ pub struct OperatorArgs {
     #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
     pub token_ttl: u64,
     /// Lifetime of an upgrade's / migration's reservation of its number, in seconds: a
-    /// transfer whose download has not begun by then is cancelled (its order too, at the
-    /// SM-DP+) and the number can be transferred again.
+    /// transfer whose new profile is not enabled by then ends — its order cancelled at the
+    /// SM-DP+ if not downloaded yet, else the downloaded profile's IMSI disabled — and the
+    /// number stays on the old card, transferable again.
     #[arg(long, default_value_t = DEFAULT_TRANSFER_TTL.as_secs())]
     pub transfer_ttl: u64,
     /// Profile template the BOSS orders for new lines.
@@ -376,9 +417,77 @@ pub struct OperatorArgs {
     /// `,msisdn=+15555550100`. Repeatable.
     #[arg(long = "subscriber")]
     pub subscribers: Vec<String>,
+    /// Use the SM-DP+ at this ES2+ URL (`https://host:port`, e.g. the `ES2+:` line another
+    /// `simlab network serve` prints) instead of running one: the BOSS orders there with the
+    /// PKI's operator client certificate, and that SM-DP+ must send its
+    /// HandleDownloadProgressInfo to this network's ES2+ endpoint (printed; `--es2-callback`
+    /// of the other `simlab network serve`). `--db` then holds the network's tables only.
+    #[arg(long, value_name = "URL", requires = "smdp_address")]
+    pub smdp: Option<String>,
+    /// With --smdp: that SM-DP+'s ES9+ address (`host:port`), the one its activation codes
+    /// name (the `SM-DP+ listening on` line of the other `simlab network serve`).
+    #[arg(long, value_name = "HOST:PORT", requires = "smdp")]
+    pub smdp_address: Option<String>,
+    /// With --smdp: the root its TLS certificates chain to (DER or PEM) [default: the PKI's
+    /// CI, CertificateIssuer/CERT_CI_ECDSA_NIST.der].
+    #[arg(long, value_name = "FILE", requires = "smdp")]
+    pub smdp_ca: Option<std::path::PathBuf>,
 }
 
 impl OperatorArgs {
+    /// Where the BOSS's ES2+ endpoint listens: as given; else free when the operator services
+    /// asked for a free port (whoever runs several networks side by side asks for free ports,
+    /// so a fixed default would make them collide), else the default.
+    pub fn es2_listen(&self) -> anyhow::Result<SocketAddr> {
+        if let Some(addr) = self.operator_es2_listen {
+            return Ok(addr);
+        }
+        if self.operator_listen.port() == 0 {
+            return Ok(SocketAddr::new(self.operator_listen.ip(), 0));
+        }
+        Ok(DEFAULT_OPERATOR_ES2_LISTEN.parse()?)
+    }
+
+    /// The SM-DP+ elsewhere of `--smdp` (`None` without it), its database `db` (the
+    /// network's own) and its TLS root from `--smdp-ca` or the PKI `pki`.
+    pub fn remote_smdp(
+        &self,
+        pki: &Files,
+        db: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Option<RemoteSmdp>> {
+        let Some(url) = &self.smdp else {
+            return Ok(None);
+        };
+        let es2_url = match url.split_once("://") {
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => url.clone(),
+            Some(_) => anyhow::bail!(
+                "--smdp {url}: ES2+ is HTTPS with mutual TLS (SGP.22 §2.6.6); give https://host:port"
+            ),
+            None => format!("https://{url}"),
+        };
+        let address = self.smdp_address.clone().unwrap_or_default();
+        let (host, _) = crate::smdp::split_address(&address);
+        if host.is_empty() || address.contains('/') {
+            anyhow::bail!(
+                "--smdp-address {address:?}: expected host:port, as activation codes name it"
+            );
+        }
+        let ca_cert_der = match &self.smdp_ca {
+            Some(path) => read_certificate(path)?,
+            None => {
+                let rel = crate::pki::cert_path(crate::pki::Role::Ci, crate::pki::Curve::Nist);
+                pki.read(&rel)
+                    .with_context(|| format!("TLS root {}", pki.location(&rel).display()))?
+            }
+        };
+        Ok(Some(RemoteSmdp {
+            es2_url: es2_url.trim_end_matches('/').to_owned(),
+            address,
+            ca_cert_der,
+            db,
+        }))
+    }
+
     /// Starts the network around the SM-DP+ options and provisions the subscribers (answered
     /// with the network).
     pub fn start(
@@ -390,11 +499,13 @@ impl OperatorArgs {
         }
         let mut opts = NetworkOptions::new(smdp);
         opts.listen = self.operator_listen;
+        opts.es2_listen = self.es2_listen()?;
         opts.code_ttl = Duration::from_secs(self.code_ttl);
         opts.code_tries = self.code_tries;
         opts.token_ttl = Duration::from_secs(self.token_ttl);
         opts.transfer_ttl = Duration::from_secs(self.transfer_ttl);
         opts.profile_template = self.profile_template.clone();
+        opts.remote_smdp = self.remote_smdp(&opts.smdp.pki_dir, opts.smdp.db.clone())?;
         let running = start(opts)?;
         let mut provisioned = Vec::new();
         for spec in &self.subscribers {
@@ -417,6 +528,26 @@ impl OperatorArgs {
     }
 }
 
+/// A certificate file, DER or PEM (`CERTIFICATE`), as DER.
+fn read_certificate(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("certificate {}", path.display()))?;
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        let (label, der) = der::pem::decode_vec(&bytes)
+            .map_err(|e| anyhow::anyhow!("certificate {}: {e}", path.display()))?;
+        anyhow::ensure!(
+            label == "CERTIFICATE",
+            "{}: a PEM {label}, expected CERTIFICATE",
+            path.display()
+        );
+        der
+    } else {
+        bytes
+    };
+    <x509_cert::Certificate as der::Decode>::from_der(&der)
+        .with_context(|| format!("{} is not an X.509 certificate", path.display()))?;
+    Ok(der)
+}
+
 /// Every operator URL and the provisioned subscribers, as text for people.
 pub fn urls_text(running: &RunningNetwork, provisioned: &[super::db::LineView]) -> String {
     let base = running.operator_url();
@@ -425,10 +556,11 @@ pub fn urls_text(running: &RunningNetwork, provisioned: &[super::db::LineView]) 
          entitlement (TS.43, EAP-AKA / token / SMS code): {base}/ts43\n  \
          contract page: {base}/contract/{{id}}\n  \
          SMS centre: POST {base}/smsc/messages, GET {base}/smsc/inbox/{{imsi}}\n  \
-         BOSS: POST {base}/boss/subscribers; ES2+ callback {base}/gsma/rsp2/es2plus/handleDownloadProgressInfo\n  \
+         BOSS: POST {base}/boss/subscribers; ES2+ endpoint {callback} (mutual TLS)\n  \
          HLR: GET {base}/hlr/imsi/{{imsi}}, POST {base}/hlr/attach\n  \
          calls: POST {base}/calls\n  \
-         admin (read-only): {base}/admin/{{subscribers,groups,orders,order-events,transfers,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n"
+         admin (read-only): {base}/admin/{{subscribers,groups,orders,order-events,transfers,operations,sms,contracts}}, {base}/admin/imsis/{{imsi}}\n",
+        callback = running.es2_callback_url(),
     );
     for line in provisioned {
         out.push_str(&format!(

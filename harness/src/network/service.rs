@@ -59,8 +59,8 @@ pub struct ServiceOptions {
     pub code_tries: u32,
     /// Lifetime of tokens.
     pub token_ttl: Duration,
-    /// Lifetime of a transfer's reservation of its number: past it, a transfer whose
-    /// download has not begun is cancelled ([`Network::expire_transfers`]).
+    /// Lifetime of a transfer's reservation of its number: past it, a transfer not completed
+    /// (its new profile not enabled) ends ([`Network::expire_transfers`]).
     pub transfer_ttl: Duration,
     /// Profile template the BOSS orders (a file stem of the SM-DP+'s templates).
     pub profile_template: String,
@@ -68,6 +68,9 @@ pub struct ServiceOptions {
     pub base_url: String,
     /// `https://host:port` of the SM-DP+'s ES2+ (mutual TLS), for the URL list.
     pub smdp_es2_url: String,
+    /// The BOSS's own ES2+ endpoint (HTTPS, mutual TLS): the URL of
+    /// HandleDownloadProgressInfo the SM-DP+ calls.
+    pub es2_callback_url: String,
     /// The SM-DP+'s ES9+ address (`host:port`) for activation codes when ConfirmOrder names
     /// none.
     pub smdp_address: String,
@@ -1583,6 +1586,25 @@ impl Network {
         Ok(())
     }
 
+    /// A companion joins a number's group only while the number has its primary line (active
+    /// or being provisioned): a group never exists without its primary (the seed's multi-IMSI
+    /// single-MSISDN service hangs off the primary's subscription, Fig. 4 / Fig. 11). After a
+    /// transfer's new profile was deleted, say, the number has no line left to share.
+    fn require_primary(c: &Connection, msisdn: &str) -> Result<(), NetError> {
+        for l in db::lines_of(c, msisdn)? {
+            if l.state != LineState::Disabled && !Self::is_secondary(c, &l)? {
+                return Ok(());
+            }
+        }
+        Err(NetError::forbidden(
+            "no-primary",
+            format!(
+                "{msisdn} has no active primary line to share: a companion cannot join its \
+                 group; activate a card on the number first"
+            ),
+        ))
+    }
+
     /// The members of an MSISDN's group: its lines that are not disabled, in ring order.
     fn members(c: &Connection, msisdn: &str) -> Result<Vec<LineView>, NetError> {
         Ok(db::lines_of(c, msisdn)?
@@ -1615,6 +1637,9 @@ impl Network {
             .ok_or_else(|| {
                 NetError::forbidden("unknown-subscriber", format!("no subscriber {}", op.msisdn))
             })?;
+        if bind {
+            self.db(|c| Self::require_primary(c, &op.msisdn))?;
+        }
         if op.state == state::NEW && subscriber.policy.contract && !subscriber.contract_signed {
             return self.ask_contract(op, "service");
         }
@@ -2033,34 +2058,67 @@ impl Network {
         })
     }
 
-    /// Ends every pending transfer whose reservation lapsed before its download began
-    /// (`--transfer-ttl`): its order is cancelled at the SM-DP+ over ES2+.CancelOrder (SGP.22
-    /// §5.3.3, finalProfileStatusIndicator "Unavailable": its activation code is refused from
-    /// then on), then in one transaction the transfer becomes `expired` with the reason, the
-    /// new line `disabled`, the order `unavailable` and the operation `failed` — the number is
-    /// transferable again. A transfer whose order the SM-DP+ does not confirm cancelled (the
-    /// download began meanwhile, or the SM-DP+ is unreachable) stays pending, untouched.
-    /// Runs on a timer ([`super::server::start`]) and when a new transfer finds the number
-    /// reserved. Answers the transfers it ended.
+    /// Ends every pending transfer whose reservation lapsed (`--transfer-ttl`), so that no
+    /// transfer keeps its number reserved forever:
+    ///
+    /// - download not begun (the SM-DP+ last reported the order released): the order is
+    ///   cancelled at the SM-DP+ first, over ES2+.CancelOrder (SGP.22 §5.3.3,
+    ///   finalProfileStatusIndicator "Unavailable": its activation code is refused from then
+    ///   on); when the SM-DP+ does not confirm (the download began meanwhile, or it is
+    ///   unreachable) the transfer stays pending, untouched, for the next sweep;
+    /// - downloaded but never enabled (downloaded, installed, or disabled): the SM-DP+ cannot
+    ///   cancel an order whose profile is out (§5.3.3 applies to orders not yet downloaded,
+    ///   and ES2+ in SGP.22 v2 has no function to delete a profile on an eUICC), so the BOSS
+    ///   ends it on its own side — the new IMSI is disabled (the profile on the eUICC can no
+    ///   longer attach) and the old card, still in service, gets an SMS saying so;
+    ///
+    /// then in one transaction the transfer becomes `expired` with the reason, the new line
+    /// `disabled`, a cancelled order `unavailable` and the operation `failed` — the number is
+    /// transferable again and the old card keeps it. A later enable of the expired profile
+    /// changes no line (the transfer completes only from a pending line). Runs on a timer
+    /// ([`super::server::start`]) and when a new transfer finds the number reserved. Answers
+    /// the transfers it ended.
     pub fn expire_transfers(&self) -> Result<Vec<db::Transfer>, NetError> {
         let ttl = self.options.transfer_ttl.as_secs() as i64;
-        let lapsed = self.db(|c| Ok(db::lapsed_transfers(c, db::now(), ttl, ORPHAN_GRACE)?))?;
+        let lapsed = self.db(|c| {
+            let mut out = Vec::new();
+            for t in db::lapsed_transfers(c, db::now(), ttl, ORPHAN_GRACE)? {
+                let order = match &t.order_iccid {
+                    Some(iccid) => db::order(c, iccid)?.map(|(o, _)| o),
+                    None => None,
+                };
+                out.push((t, order));
+            }
+            Ok(out)
+        })?;
         let mut ended = Vec::new();
-        for t in lapsed {
-            if let Some(iccid) = &t.order_iccid {
-                if self
-                    .cancel_order(iccid, &t.new_eid, "transfer expired")
-                    .is_err()
-                {
-                    continue;
+        for (t, order) in lapsed {
+            // The download has begun once the SM-DP+ reported anything past `released`.
+            let downloaded = order
+                .as_ref()
+                .filter(|o| o.state != es2::state::RELEASED)
+                .cloned();
+            if downloaded.is_none() {
+                if let Some(iccid) = &t.order_iccid {
+                    if self
+                        .cancel_order(iccid, &t.new_eid, "transfer expired")
+                        .is_err()
+                    {
+                        continue;
+                    }
                 }
             }
-            let reason = match &t.order_iccid {
-                Some(iccid) => format!(
+            let reason = match (&t.order_iccid, &downloaded) {
+                (_, Some(o)) => format!(
+                    "profile {} {} on EID {} but not enabled within {ttl} s (--transfer-ttl); \
+                     the SM-DP+ cannot cancel a downloaded order, so its IMSI is disabled",
+                    o.iccid, o.state, o.eid
+                ),
+                (Some(iccid), None) => format!(
                     "no download within {ttl} s (--transfer-ttl): order {iccid} cancelled at \
                      the SM-DP+ (ES2+.CancelOrder, Unavailable)"
                 ),
-                None => format!(
+                (None, None) => format!(
                     "interrupted before the profile was ordered; lapsed after {ttl} s \
                      (--transfer-ttl)"
                 ),
@@ -2071,7 +2129,9 @@ impl Network {
                 }
                 if let Some(iccid) = &t.order_iccid {
                     if let Some((order, _)) = db::order(c, iccid)? {
-                        db::set_order_state(c, iccid, es2::state::UNAVAILABLE, db::now())?;
+                        if downloaded.is_none() {
+                            db::set_order_state(c, iccid, es2::state::UNAVAILABLE, db::now())?;
+                        }
                         if let Some(mut line) = db::line(c, &order.imsi)? {
                             if line.state == LineState::Pending {
                                 line.state = LineState::Disabled;
@@ -2083,6 +2143,9 @@ impl Network {
                                     "transfer expired",
                                 )?;
                             }
+                        }
+                        if downloaded.is_some() {
+                            Self::tell_old_card_transfer_expired(c, &t, &order)?;
                         }
                     }
                 }
@@ -2096,6 +2159,28 @@ impl Network {
             ended.extend(done);
         }
         Ok(ended)
+    }
+
+    /// A text SMS to the old card of an expired transfer whose profile is on the new eUICC:
+    /// that profile will not attach and should be deleted; the number stays on the old card.
+    fn tell_old_card_transfer_expired(
+        c: &Connection,
+        t: &db::Transfer,
+        order: &BossOrder,
+    ) -> Result<(), NetError> {
+        let Some(old) = db::line(c, &t.old_imsi)? else {
+            return Ok(());
+        };
+        if old.state != LineState::Active {
+            return Ok(());
+        }
+        let text = format!(
+            "simlab: moving your number {} to EID {} expired before profile {} was enabled; \
+             that profile will not work, delete it; your number stays on this card",
+            t.msisdn, order.eid, order.iccid
+        );
+        db::insert_sms(c, &t.msisdn, SMS_SENDER, &text, "text", None, &[old.imsi])?;
+        Ok(())
     }
 
     /// Every upgrade / migration (admin API).

@@ -115,7 +115,7 @@ impl std::fmt::Display for PkiSummary {
         if !self.operator.is_empty() {
             writeln!(
                 f,
-                "  operator CA + BOSS client certificate for ES2+ mutual TLS ({} files in {}/)",
+                "  operator CA + BOSS client and server certificates for ES2+ mutual TLS ({} files in {}/)",
                 self.operator.len(),
                 operator::OPERATOR_DIR
             )?;
@@ -185,7 +185,7 @@ pub struct PkiSummary {
     pub smdp_host: String,
     /// One entry per generated curve.
     pub sets: Vec<CurveSet>,
-    /// The operator CA and BOSS client files for ES2+ mutual TLS ([`operator`]).
+    /// The operator CA and BOSS client and server files for ES2+ mutual TLS ([`operator`]).
     pub operator: Vec<PathBuf>,
 }
 

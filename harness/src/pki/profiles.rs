@@ -232,7 +232,10 @@ const GENERAL_NAME_REGISTERED_ID_TAG: u8 = 0x88;
 
 /// subjectAltName (non-critical, RFC 5280 §4.2.1.6) from `names` followed by registeredIDs
 /// given as raw OID content octets (see [`oid::SGP26_SMDP_RID`] for why raw).
-fn san_ext(names: Vec<GeneralName>, registered_ids: &[&[u8]]) -> Result<Extension, PkiError> {
+pub(super) fn san_ext(
+    names: Vec<GeneralName>,
+    registered_ids: &[&[u8]],
+) -> Result<Extension, PkiError> {
     let mut content = Vec::new();
     for n in &names {
         content.extend(n.to_der()?);

@@ -747,6 +747,52 @@ fn regenerate_operator_vectors() {
     println!("{files:?}");
 }
 
+/// Adds the BOSS TLS server certificate (the endpoint of HandleDownloadProgressInfo) to the
+/// shipped operator files, issued by the shipped operator CA, leaving everything else as it
+/// is: `cargo test -p simlab-harness --lib pki::tests::regenerate_operator_server_vector --
+/// --ignored`.
+#[test]
+#[ignore = "rewrites vectors/pki/Operator/*BOSS_SERVER*; run by hand"]
+fn regenerate_operator_server_vector() {
+    let files = operator::generate_server(&vectors_dir(), &PkiValidity::default()).unwrap();
+    println!("{files:?}");
+}
+
+#[test]
+fn the_shipped_operator_server_certificate_chains_to_the_operator_ca_and_names_loopback() {
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+    let dir = vectors_dir();
+    let ca = Certificate::from_der(&operator::load_ca(&dir).unwrap()).unwrap();
+    let identity = OperatorIdentity::load_server(&dir).unwrap();
+    let server = Certificate::from_der(&identity.cert_der).unwrap();
+    assert!(p256_verifies(&server, &ca));
+    let (_, eku) = server
+        .tbs_certificate
+        .get::<ExtendedKeyUsage>()
+        .unwrap()
+        .unwrap();
+    assert_eq!(eku.0, vec![profiles::oid::ID_KP_SERVER_AUTH]);
+    let (_, san) = server
+        .tbs_certificate
+        .get::<SubjectAltName>()
+        .unwrap()
+        .unwrap();
+    let names: Vec<String> = san
+        .0
+        .iter()
+        .map(|n| match n {
+            GeneralName::DnsName(d) => d.to_string(),
+            GeneralName::IpAddress(ip) => hex::encode(ip.as_bytes()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["localhost", "7f000001", "00000000000000000000000000000001"]
+    );
+}
+
 #[test]
 fn the_shipped_operator_client_certificate_chains_to_the_operator_ca() {
     let dir = vectors_dir();
@@ -765,14 +811,14 @@ fn the_shipped_operator_client_certificate_chains_to_the_operator_ca() {
 fn generate_writes_the_operator_files_and_they_load() {
     let dir = tempfile::tempdir().unwrap();
     let summary = generate(dir.path(), &PkiOptions::default()).unwrap();
-    assert_eq!(summary.operator.len(), 6);
+    assert_eq!(summary.operator.len(), 9);
     assert!(summary.to_string().contains("ES2+ mutual TLS"));
     let identity = OperatorIdentity::load(dir.path()).unwrap();
+    let server = OperatorIdentity::load_server(dir.path()).unwrap();
     let ca = Certificate::from_der(&operator::load_ca(dir.path()).unwrap()).unwrap();
-    assert!(p256_verifies(
-        &Certificate::from_der(&identity.cert_der).unwrap(),
-        &ca
-    ));
+    for cert in [&identity.cert_der, &server.cert_der] {
+        assert!(p256_verifies(&Certificate::from_der(cert).unwrap(), &ca));
+    }
 }
 
 #[test]

@@ -210,7 +210,10 @@ const PROGRESS_RETRY_DELAYS: [Duration; 3] = [
     Duration::from_secs(30),
 ];
 
-/// Delivers progress events to the operator's URL.
+/// Delivers progress events to the operator's URL, over HTTPS with mutual TLS (SGP.22 §2.6.6:
+/// ES2+ is mutually authenticated in both directions): the SM-DP+ presents CERT.DP.TLS and
+/// accepts only a server certificate of the operator CA. A plain `http://` URL is refused
+/// when it is configured, not when an event is due.
 ///
 /// Each event is sent at once, from the thread of the function that caused it, so that the
 /// ES9+ answer (e.g. to the eUICC's HandleNotification) follows the operator's
@@ -222,7 +225,8 @@ const PROGRESS_RETRY_DELAYS: [Duration; 3] = [
 #[derive(Debug)]
 pub(super) struct ProgressSink {
     url: std::sync::RwLock<Option<String>>,
-    agent: ureq::Agent,
+    /// The mutual-TLS agent, or why there is none (no operator CA in the PKI).
+    agent: Result<ureq::Agent, String>,
     retries: Mutex<Option<mpsc::Sender<(i64, String, String)>>>,
     results: Arc<Mutex<Vec<(i64, String)>>>,
 }
@@ -238,23 +242,49 @@ enum Delivery {
 }
 
 impl ProgressSink {
-    pub(super) fn new(url: Option<String>) -> Self {
-        Self {
-            url: std::sync::RwLock::new(url),
-            agent: ureq::AgentBuilder::new().timeout(PROGRESS_TIMEOUT).build(),
+    /// A sink sending to `url` with the TLS client configuration `tls` (or why there is
+    /// none); refuses a URL it could not call as ES2+ requires.
+    pub(super) fn new(
+        url: Option<String>,
+        tls: Result<Arc<rustls::ClientConfig>, String>,
+    ) -> anyhow::Result<Self> {
+        let sink = Self {
+            url: std::sync::RwLock::new(None),
+            agent: tls.map(|config| {
+                ureq::AgentBuilder::new()
+                    .tls_config(config)
+                    .timeout(PROGRESS_TIMEOUT)
+                    .build()
+            }),
             retries: Mutex::new(None),
             results: Arc::new(Mutex::new(Vec::new())),
-        }
+        };
+        sink.set_url(url)?;
+        Ok(sink)
     }
 
     pub(super) fn url(&self) -> Option<String> {
         self.url.read().ok().and_then(|u| u.clone())
     }
 
-    pub(super) fn set_url(&self, url: Option<String>) {
+    pub(super) fn set_url(&self, url: Option<String>) -> anyhow::Result<()> {
+        if let Some(url) = &url {
+            let https = url
+                .get(..8)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+            anyhow::ensure!(
+                https,
+                "ES2+ callback URL {url}: must be https:// (SGP.22 §2.6.6: ES2+ is TLS with \
+                 mutual authentication, the SM-DP+'s progress notifications included)"
+            );
+            if let Err(why) = &self.agent {
+                anyhow::bail!("ES2+ callback URL {url}: no mutual TLS to the operator: {why}");
+            }
+        }
         if let Ok(mut u) = self.url.write() {
             *u = url;
         }
+        Ok(())
     }
 
     fn post(agent: &ureq::Agent, url: &str, body: &str) -> Delivery {
@@ -296,24 +326,28 @@ impl ProgressSink {
     /// unreachable operator gets the event again later from the retry thread.
     pub(super) fn deliver(&self, id: i64, body: &str) -> Option<String> {
         let url = self.url()?;
-        Some(match Self::post(&self.agent, &url, body) {
+        let agent = match &self.agent {
+            Ok(agent) => agent,
+            Err(why) => return Some(format!("failed: no mutual TLS to the operator: {why}")),
+        };
+        Some(match Self::post(agent, &url, body) {
             Delivery::Delivered => "delivered".to_owned(),
             Delivery::Refused(why) => why,
             Delivery::Unreachable(why) => {
-                self.retry(id, url, body.to_owned());
+                self.retry(agent, id, url, body.to_owned());
                 format!("failed: {why} (retrying)")
             }
         })
     }
 
-    fn retry(&self, id: i64, url: String, body: String) {
+    fn retry(&self, agent: &ureq::Agent, id: i64, url: String, body: String) {
         let Ok(mut slot) = self.retries.lock() else {
             return;
         };
         let tx = slot.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel::<(i64, String, String)>();
             let results = Arc::clone(&self.results);
-            let agent = self.agent.clone();
+            let agent = agent.clone();
             std::thread::spawn(move || {
                 for (id, url, body) in rx {
                     let mut outcome = String::from("failed");

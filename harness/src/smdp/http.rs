@@ -83,10 +83,11 @@ pub fn es2_tls_config(
     server_config(pki_dir, Some(verifier))
 }
 
-fn server_config(
+/// CERT.DP.TLS (NIST) and its key: the SM-DP+'s TLS identity, as server (ES9+, ES2+) and as
+/// client (HandleDownloadProgressInfo to the operator).
+fn dp_tls_identity(
     pki_dir: &Files,
-    client_auth: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let curve = pki::Curve::Nist;
     let loaded = pki::Pki::load_from(pki_dir, curve)
         .with_context(|| format!("PKI {pki_dir} (NIST set, for TLS)"))?;
@@ -101,7 +102,41 @@ fn server_config(
     let secret = p256::SecretKey::from_slice(&key.scalar()).context("DPtls key")?;
     let pkcs8 = secret.to_pkcs8_der().context("DPtls key as PKCS#8")?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
-    let chain = vec![CertificateDer::from(loaded.dp_tls.cert_der.clone())];
+    Ok((
+        vec![CertificateDer::from(loaded.dp_tls.cert_der.clone())],
+        key,
+    ))
+}
+
+/// The TLS client configuration of the SM-DP+'s calls to the operator
+/// (ES2+.HandleDownloadProgressInfo, SGP.22 §5.3.5): ES2+ is mutually authenticated in both
+/// directions (SGP.22 §2.6.6), so the SM-DP+ presents CERT.DP.TLS (EKU clientAuth) and trusts
+/// only `operator_ca` (DER) — the CA it trusts for the operator's ES2+ client certificates —
+/// for the operator's server certificate.
+pub fn es2_client_tls_config(
+    pki_dir: &Files,
+    operator_ca: &[u8],
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(operator_ca.to_vec()))
+        .context("operator CA certificate is not usable as a trust anchor")?;
+    let (chain, key) = dp_tls_identity(pki_dir)?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .context("CERT.DP.TLS as TLS client certificate")?;
+    Ok(Arc::new(config))
+}
+
+fn server_config(
+    pki_dir: &Files,
+    client_auth: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (chain, key) = dp_tls_identity(pki_dir)?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -337,8 +372,9 @@ async fn checked_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Outcome>
     Ok(bytes)
 }
 
-/// Why the headers do not meet SGP.22 §6.5.1, if they do not.
-fn header_refusal(headers: &HeaderMap) -> Option<FunctionError> {
+/// Why the headers do not meet SGP.22 §6.5.1, if they do not (the BOSS's ES2+ endpoint
+/// checks its requests with this too).
+pub(crate) fn header_refusal(headers: &HeaderMap) -> Option<FunctionError> {
     let text = |name: &str| {
         headers
             .get(name)

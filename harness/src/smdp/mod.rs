@@ -20,7 +20,8 @@ pub mod es2;
 mod es9;
 mod http;
 
-pub use http::{es2_tls_config, tls_config, DRAIN_LIMIT, MAX_BODY};
+pub(crate) use http::header_refusal;
+pub use http::{es2_client_tls_config, es2_tls_config, tls_config, DRAIN_LIMIT, MAX_BODY};
 pub mod store;
 
 pub use es2::{
@@ -82,8 +83,9 @@ pub struct SmdpOptions {
     pub templates_dir: Files,
     /// Send `A2` ReplaceSessionKeys in every bound package.
     pub replace_session_keys: bool,
-    /// Where ES2+.HandleDownloadProgressInfo goes (http or https URL); events are recorded in
-    /// the database either way.
+    /// Where ES2+.HandleDownloadProgressInfo goes: an `https://` URL, called with mutual TLS
+    /// (CERT.DP.TLS as client certificate; the operator's server certificate must chain to
+    /// the operator CA, see `operator_ca`). Events are recorded in the database either way.
     pub es2_callback_url: Option<String>,
     pub cc_retry_limit: u32,
     pub download_retry_limit: u32,
@@ -403,6 +405,12 @@ impl Smdp {
             "127.0.0.1".into(),
         ]);
         let templates = load_templates(&opts.templates_dir)?;
+        // SGP.22 §2.6.6: the SM-DP+ → operator direction of ES2+ is mutual TLS too. Without
+        // an operator CA there is no callback (an SM-DP+ used without one still opens).
+        let callback_tls = operator_ca(opts)
+            .and_then(|ca| http::es2_client_tls_config(dir, &ca))
+            .map_err(|e| format!("{e:#}"));
+        let progress = es2::ProgressSink::new(opts.es2_callback_url.clone(), callback_tls)?;
         let store = Store::open(opts.db.as_deref())?;
         Ok(Smdp {
             address: address.to_owned(),
@@ -426,7 +434,7 @@ impl Smdp {
             store: Mutex::new(store),
             store_in_memory: opts.db.is_none(),
             timings: Timings::default(),
-            progress: es2::ProgressSink::new(opts.es2_callback_url.clone()),
+            progress,
         })
     }
 
@@ -505,9 +513,10 @@ impl Smdp {
     }
 
     /// Where ES2+.HandleDownloadProgressInfo goes from now on (`None`: nowhere; events are
-    /// still recorded). For an operator that starts after its SM-DP+.
-    pub fn set_es2_callback_url(&self, url: Option<String>) {
-        self.progress.set_url(url);
+    /// still recorded). For an operator that starts after its SM-DP+. Refused (and nothing
+    /// changed) unless `https://` with a usable operator CA (SGP.22 §2.6.6: mutual TLS).
+    pub fn set_es2_callback_url(&self, url: Option<String>) -> anyhow::Result<()> {
+        self.progress.set_url(url)
     }
 
     /// Where ES2+.HandleDownloadProgressInfo goes.

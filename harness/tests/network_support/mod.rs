@@ -21,6 +21,51 @@ pub fn start() -> RunningNetwork {
     server::start(NetworkOptions::embedded(&vectors())).unwrap()
 }
 
+/// An HTTPS client as the SM-DP+ calls the BOSS's ES2+ endpoint (SGP.22 §2.6.6): CERT.DP.TLS
+/// of the shipped PKI as client certificate, the operator CA as the only root.
+pub fn smdp_agent() -> ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT
+        .get_or_init(|| {
+            let pki = simlab_harness::defaults::Files::Disk(vectors().join("pki"));
+            let operator_ca = simlab_harness::pki::operator::load_ca(pki.clone()).unwrap();
+            let config = simlab_harness::smdp::es2_client_tls_config(&pki, &operator_ca).unwrap();
+            ureq::AgentBuilder::new().tls_config(config).build()
+        })
+        .clone()
+}
+
+/// An HTTPS client trusting the operator CA, presenting `identity` (certificate DER, PKCS#8
+/// key) or no certificate.
+pub fn tls_agent(identity: Option<(Vec<u8>, Vec<u8>)>) -> ureq::Agent {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let pki = simlab_harness::defaults::Files::Disk(vectors().join("pki"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(
+            simlab_harness::pki::operator::load_ca(pki).unwrap(),
+        ))
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    ureq::AgentBuilder::new()
+        .tls_config(std::sync::Arc::new(config))
+        .build()
+}
+
 /// The operator's record of `vectors/cards/uicc.toml` (Milenage, TS 35.208 set 1 keys).
 pub fn uicc_provision() -> Provision {
     let def = simlab_emulator::definition::CardDefinition::load(&vectors().join("cards/uicc.toml"))
