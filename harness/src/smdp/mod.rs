@@ -744,4 +744,23 @@ mod tests {
     fn splits_addresses(#[case] a: &str, #[case] host: &str, #[case] port: Option<u16>) {
         assert_eq!(split_address(a), (host, port));
     }
+
+    #[test]
+    fn only_functions_that_cannot_wait_are_run_on_the_async_workers() {
+        let opts = || SmdpOptions::new(Files::pki(), Files::templates());
+        let in_memory = Smdp::open(&opts(), "127.0.0.1:8443").unwrap();
+        assert!(!in_memory.may_block(), "in-memory store, no callback");
+        // An operator callback is called during the functions: they may wait for it.
+        in_memory
+            .set_es2_callback_url(Some("https://127.0.0.1:9/es2".into()))
+            .unwrap();
+        assert!(in_memory.may_block());
+        in_memory.set_es2_callback_url(None).unwrap();
+        assert!(!in_memory.may_block());
+        // A database file: fsync, and the lock another process may hold.
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = opts();
+        file.db = Some(dir.path().join("smdp.sqlite"));
+        assert!(Smdp::open(&file, "127.0.0.1:8443").unwrap().may_block());
+    }
 }
