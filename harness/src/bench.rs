@@ -105,6 +105,11 @@ pub struct BenchArgs {
     /// both side by side in one run.
     #[arg(long, value_enum, default_value = "ring")]
     pub p256: P256Choice,
+    /// Another simlab binary (e.g. built from an earlier commit) measured in the same run as
+    /// the baseline: its in-process one-thread downloads, and its SM-DP+ serving this build's
+    /// HTTPS load; printed side by side with ratios.
+    #[arg(long, value_name = "PROGRAM")]
+    pub baseline: Option<PathBuf>,
     /// Internal: serve the SM-DP+ for the HTTPS download measurement and answer `reset` /
     /// `stats` on stdin.
     #[arg(long, hide = true)]
@@ -311,6 +316,14 @@ struct DownloadRun {
     local: Vec<downloads::InProcessReport>,
     https: Vec<downloads::HttpsReport>,
     tls: Option<downloads::TlsHandshakeCpu>,
+    baseline: Option<Baseline>,
+}
+
+/// The same measurements of `--baseline PROGRAM`.
+struct Baseline {
+    program: PathBuf,
+    local: downloads::BaselineInProcess,
+    https: Vec<downloads::HttpsReport>,
 }
 
 /// `simlab bench --downloads`: in-process rows, then HTTPS rows, per P-256 backend; with
@@ -341,11 +354,11 @@ fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
         }
         let mut https = Vec::new();
         let mut tls = None;
+        let lpas: &[usize] = if a.lpas > 1 { &[1, a.lpas] } else { &[1] };
         if !a.no_https {
-            if a.lpas > 1 {
-                https.push(downloads::over_https(&opts, 1)?);
+            for &k in lpas {
+                https.push(downloads::over_https(&opts, k)?);
             }
-            https.push(downloads::over_https(&opts, a.lpas)?);
             tls = Some(downloads::tls_handshakes(
                 &opts.pki,
                 "127.0.0.1",
@@ -355,11 +368,45 @@ fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
                 out.progress(downloads::https_text(&https, local.first(), tls.as_ref()).trim_end());
             }
         }
+        let baseline = match &a.baseline {
+            Some(program) => {
+                if !out.is_json() {
+                    out.progress(format!("== baseline {}: measuring", program.display()));
+                }
+                let local = downloads::baseline_in_process(program, &opts)?;
+                let mut https = Vec::new();
+                // Against an external --server there is no baseline server to start.
+                if !a.no_https && opts.external.is_none() {
+                    let theirs = downloads::DownloadBenchOptions {
+                        server_program: Some(program.clone()),
+                        ..opts.clone()
+                    };
+                    for &k in lpas {
+                        https.push(downloads::over_https(&theirs, k)?);
+                    }
+                }
+                Some(Baseline {
+                    program: program.clone(),
+                    local,
+                    https,
+                })
+            }
+            None => None,
+        };
+        if !out.is_json() {
+            if let Some(one) = local.first() {
+                out.progress(downloads::targets_text(one, &https).trim_end());
+            }
+            if let Some(b) = &baseline {
+                out.progress(baseline_text(&local, &https, b).trim_end());
+            }
+        }
         runs.push(DownloadRun {
             backend,
             local,
             https,
             tls,
+            baseline,
         });
     }
     set_p256_backend(P256Backend::default());
@@ -368,9 +415,86 @@ fn run_downloads(a: &BenchArgs, out: Output) -> anyhow::Result<()> {
             "p256": r.backend.to_string(),
             "inProcess": downloads::in_process_json(&a.template, &r.local),
             "https": (!a.no_https).then(|| downloads::https_json(&r.https, r.tls.as_ref())),
+            "baseline": r.baseline.as_ref().map(|b| serde_json::json!({
+                "program": b.program.display().to_string(),
+                "inProcess": {
+                    "threads": 1,
+                    "downloadsPerSecond": b.local.per_second,
+                    "cpuMsPerDownload": { "total": b.local.cpu_ms, "smdp": b.local.smdp_ms },
+                },
+                "https": (!b.https.is_empty()).then(|| downloads::https_json(&b.https, None)),
+            })),
         })).collect::<Vec<_>>(),
     });
     out.result(&result, || comparison(&runs))
+}
+
+/// This build next to `--baseline` (ratios this / baseline): in-process on one thread, and the
+/// server process's CPU for each HTTPS row (both servers under this build's load generator).
+fn baseline_text(
+    local: &[downloads::InProcessReport],
+    https: &[downloads::HttpsReport],
+    b: &Baseline,
+) -> String {
+    let ms = |d: Duration, n: usize| d.as_secs_f64() * 1e3 / n.max(1) as f64;
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    if let Some(one) = local.first() {
+        rows.push((
+            "in-process downloads/s, 1 thread (wall)".into(),
+            one.per_second(),
+            b.local.per_second,
+        ));
+        rows.push((
+            "in-process downloads/s, 1 thread (of its CPU)".into(),
+            one.cpu_bound_per_second(),
+            if b.local.cpu_ms > 0.0 {
+                1e3 / b.local.cpu_ms
+            } else {
+                0.0
+            },
+        ));
+        rows.push((
+            "in-process CPU ms per download, 1 thread".into(),
+            ms(one.cpu.total, one.downloads),
+            b.local.cpu_ms,
+        ));
+        rows.push((
+            "in-process SM-DP+ ES9+ functions CPU ms".into(),
+            ms(one.cpu.smdp, one.downloads),
+            b.local.smdp_ms,
+        ));
+    }
+    for (ours, theirs) in https.iter().zip(&b.https) {
+        rows.push((
+            format!("HTTPS server process CPU ms, {} LPAs", ours.lpas),
+            ms(ours.server_cpu, ours.downloads),
+            ms(theirs.server_cpu, theirs.downloads),
+        ));
+        rows.push((
+            format!("HTTPS downloads/s, {} LPAs", ours.lpas),
+            ours.per_second(),
+            theirs.per_second(),
+        ));
+    }
+    let mut t = format!(
+        "== this build next to the baseline {} (same run; ratio = this / baseline)\n{:<48} {:>11} {:>11} {:>8}\n",
+        b.program.display(),
+        "measurement",
+        "this build",
+        "baseline",
+        "ratio"
+    );
+    for (what, ours, theirs) in rows {
+        t.push_str(&format!(
+            "{what:<48} {ours:>11.3} {theirs:>11.3} {:>8}\n",
+            if theirs > 0.0 {
+                format!("x{:.2}", ours / theirs)
+            } else {
+                "-".into()
+            }
+        ));
+    }
+    t
 }
 
 /// The backends side by side (first row = baseline for the ratios); empty for one backend.

@@ -64,3 +64,19 @@ fn tls_handshakes_complete_in_memory_with_the_smdp_certificate() {
     assert_eq!(t.handshakes, 2);
     assert!(t.server > Duration::ZERO && t.client > Duration::ZERO);
 }
+
+#[test]
+fn a_baseline_binary_is_measured_through_its_json_result() {
+    // This crate's own binary as the "baseline": the figures come back through its
+    // `--json bench --downloads --no-https` result.
+    let b = downloads::baseline_in_process(Path::new(env!("CARGO_BIN_EXE_simlab")), &options(1))
+        .unwrap();
+    assert!(
+        b.per_second > 0.0 && b.cpu_ms > 0.0 && b.smdp_ms > 0.0,
+        "{b:?}"
+    );
+    assert!(b.smdp_ms < b.cpu_ms, "{b:?}");
+    let e =
+        downloads::baseline_in_process(Path::new("/nonexistent/simlab"), &options(1)).unwrap_err();
+    assert!(format!("{e:#}").contains("running the baseline"), "{e:#}");
+}

@@ -341,6 +341,9 @@ pub struct InProcessReport {
     pub wall: Duration,
     /// CPU time on the download threads, by part.
     pub cpu: CpuSplit,
+    /// CPU time of the whole process during the run: with one download thread it must equal
+    /// `cpu.total` (nothing else works for it), the proof that "one thread" is one thread.
+    pub process_cpu: Duration,
     /// The SM-DP+'s own split (wall time inside its steps, summed over threads).
     pub smdp: TimingsSnapshot,
     /// Bytes of the unprotected profile package.
@@ -348,8 +351,25 @@ pub struct InProcessReport {
 }
 
 impl InProcessReport {
+    /// Downloads per second of wall time.
     pub fn per_second(&self) -> f64 {
         self.downloads as f64 / self.wall.as_secs_f64()
+    }
+
+    /// Downloads per second the download threads' CPU time allows: the wall rate when each
+    /// thread has a core to itself (a busy machine makes the wall rate lower, never this).
+    pub fn cpu_bound_per_second(&self) -> f64 {
+        let ms = per(self.cpu.total, self.downloads);
+        if ms > 0.0 {
+            self.threads as f64 * 1e3 / ms
+        } else {
+            0.0
+        }
+    }
+
+    /// Process CPU time over the download threads' CPU time (1.00: no other thread worked).
+    pub fn process_over_threads(&self) -> f64 {
+        self.process_cpu.as_secs_f64() / self.cpu.total.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 }
 
@@ -380,15 +400,83 @@ pub fn in_process(opts: &DownloadBenchOptions, threads: usize) -> anyhow::Result
         run()?;
     }
     smdp.timings().reset();
+    let process_before = process_cpu();
     let (cpu, wall) = run_threads(opts.count, threads, &run)?;
+    let process_cpu = process_cpu().saturating_sub(process_before);
     Ok(InProcessReport {
         threads: threads.max(1),
         downloads: opts.count,
         wall,
         cpu,
+        process_cpu,
         smdp: smdp.timings().snapshot(),
         package_len,
     })
+}
+
+/// The in-process one-thread figures of another `simlab` binary (a baseline, e.g. the build
+/// before a change), measured by running it: `PROGRAM --json bench --downloads --no-https
+/// --threads 1`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BaselineInProcess {
+    pub per_second: f64,
+    /// CPU ms per download on the download thread.
+    pub cpu_ms: f64,
+    /// Of which inside the SM-DP+'s ES9+ functions.
+    pub smdp_ms: f64,
+}
+
+/// Runs `program`'s in-process measurement with the same download, count and P-256 backend.
+pub fn baseline_in_process(
+    program: &Path,
+    opts: &DownloadBenchOptions,
+) -> anyhow::Result<BaselineInProcess> {
+    let mut cmd = Command::new(program);
+    cmd.arg("--json")
+        .args(["bench", "--downloads", "--no-https", "--threads", "1"])
+        .arg("--download-count")
+        .arg(opts.count.to_string())
+        .arg("--template")
+        .arg(&opts.template)
+        .arg("--card")
+        .arg(&opts.card)
+        .arg("--p256")
+        .arg(p256_name());
+    if let Some(dir) = opts.pki.disk_dir() {
+        cmd.arg("--pki").arg(dir);
+    }
+    if let Some(dir) = opts.templates.disk_dir() {
+        cmd.arg("--templates").arg(dir);
+    }
+    let output = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running the baseline {}", program.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("the baseline {} printed no JSON result", program.display()))?;
+    let row = &json["result"]["runs"][0]["inProcess"]["rows"][0];
+    let number = |v: &serde_json::Value, what: &str| {
+        v.as_f64().with_context(|| {
+            format!(
+                "the baseline {}'s result has no {what}: {text}",
+                program.display()
+            )
+        })
+    };
+    Ok(BaselineInProcess {
+        per_second: number(&row["downloadsPerSecond"], "downloadsPerSecond")?,
+        cpu_ms: number(&row["cpuMsPerDownload"]["total"], "cpuMsPerDownload.total")?,
+        smdp_ms: number(&row["cpuMsPerDownload"]["smdp"], "cpuMsPerDownload.smdp")?,
+    })
+}
+
+/// `--p256` value of the backend this process measures with now.
+fn p256_name() -> &'static str {
+    match simlab_emulator::rsp::ecdsa::p256_backend() {
+        simlab_emulator::rsp::ecdsa::P256Backend::Ring => "ring",
+        simlab_emulator::rsp::ecdsa::P256Backend::RustCrypto => "rustcrypto",
+    }
 }
 
 /// The HTTPS measurement.
@@ -433,14 +521,10 @@ impl ServerProcess {
     fn start(program: &Path, opts: &DownloadBenchOptions) -> anyhow::Result<Self> {
         let mut cmd = Command::new(program);
         // The server does its P-256 work with the backend this process measures now.
-        let p256 = match simlab_emulator::rsp::ecdsa::p256_backend() {
-            simlab_emulator::rsp::ecdsa::P256Backend::Ring => "ring",
-            simlab_emulator::rsp::ecdsa::P256Backend::RustCrypto => "rustcrypto",
-        };
         cmd.arg("bench")
             .arg("--serve-smdp")
             .arg("--p256")
-            .arg(p256)
+            .arg(p256_name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(dir) = opts.pki.disk_dir() {
@@ -756,7 +840,9 @@ fn proc_cpu(pid: u32) -> anyhow::Result<Duration> {
 /// CPU time of full TLS handshakes (the server's and the client's side), run in memory with
 /// the SM-DP+'s TLS configuration: CERT.DP.TLS (NIST) and its key, rustls with the ring
 /// provider, the LPA's client configuration (the CI as only root). Over HTTPS every download
-/// makes one: the LPA builds a new client, so there is no session resumption.
+/// makes one: the LPA builds a new client, so there is no session resumption — and neither
+/// is there here: each handshake gets a new client configuration (one shared configuration
+/// would resume the session of the ticket the server sent, which is cheaper).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TlsHandshakeCpu {
     pub handshakes: usize,
@@ -793,7 +879,6 @@ fn ci_root(pki: &Files) -> anyhow::Result<Vec<u8>> {
 pub fn tls_handshakes(pki_dir: &Files, address: &str, n: usize) -> anyhow::Result<TlsHandshakeCpu> {
     let server_config = crate::smdp::tls_config(pki_dir)?;
     let root = ci_root(pki_dir)?;
-    let client_config = crate::es9p::client::tls_client_config(&[&root])?;
     let (host, _) = smdp::split_address(address);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .with_context(|| format!("{host} as a TLS server name"))?;
@@ -802,8 +887,9 @@ pub fn tls_handshakes(pki_dir: &Files, address: &str, n: usize) -> anyhow::Resul
         ..Default::default()
     };
     for _ in 0..n {
+        let client_config = crate::es9p::client::tls_client_config(&[&root])?;
         let started = thread_cpu();
-        let mut client = rustls::ClientConnection::new(Arc::clone(&client_config), name.clone())?;
+        let mut client = rustls::ClientConnection::new(client_config, name.clone())?;
         let mut to_server = pending(&mut client)?;
         out.client += thread_cpu().saturating_sub(started);
         let started = thread_cpu();
@@ -877,6 +963,9 @@ pub fn in_process_json(template: &str, reports: &[InProcessReport]) -> serde_jso
                     "lpa": ms(r.cpu.lpa(), n),
                     "cardBuild": ms(r.cpu.card_build, n),
                 },
+                "cpuBoundDownloadsPerSecond": (r.cpu_bound_per_second() * 10.0).round() / 10.0,
+                "processCpuMs": ms(r.process_cpu, n),
+                "processOverThreadsCpu": (r.process_over_threads() * 100.0).round() / 100.0,
                 "apdusPerDownload": r.cpu.apdus / n.max(1) as u64,
                 "smdpSplitMs": timings_json(&r.smdp, n),
             })
@@ -971,10 +1060,60 @@ pub fn in_process_text(template: &str, reports: &[InProcessReport]) -> String {
             r.cpu.apdus / n.max(1) as u64
         );
     }
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "{} thread(s): {:.0} downloads/s of CPU time ({:.3} ms per download on the download threads); \
+             process CPU {:.3} ms per download = {:.2} x the download threads' (1.00: no other thread worked)",
+            r.threads,
+            r.cpu_bound_per_second(),
+            per(r.cpu.total, r.downloads),
+            per(r.process_cpu, r.downloads),
+            r.process_over_threads()
+        );
+    }
     let _ = writeln!(
         out,
         "SM-DP+ split, ms per download (1 thread): {}",
         timings_line(&first.smdp, first.downloads)
+    );
+    out
+}
+
+/// Issue 6 §4's targets for an SM-DP+ server process's CPU per download (ms) and for complete
+/// in-process downloads per second on one thread.
+pub const TARGET_SERVER_CPU_MS: f64 = 1.0;
+pub const TARGET_ONE_THREAD_PER_SECOND: f64 = 600.0;
+
+/// The two target figures of a run: in-process on one thread (`local`, its first row must be
+/// the one-thread row), and the SM-DP+ server process's CPU per download for every HTTPS row.
+pub fn targets_text(local: &InProcessReport, https: &[HttpsReport]) -> String {
+    let mut out = String::new();
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    for r in https {
+        let server = per(r.server_cpu, r.downloads);
+        let _ = writeln!(
+            out,
+            "target: SM-DP+ server process CPU per download <= {TARGET_SERVER_CPU_MS:.1} ms ({} LPAs): \
+             {server:.3} ms, {:.2} x the target: {}",
+            r.lpas,
+            server / TARGET_SERVER_CPU_MS,
+            verdict(server <= TARGET_SERVER_CPU_MS)
+        );
+    }
+    let wall = local.per_second();
+    let cpu = local.cpu_bound_per_second();
+    let _ = writeln!(
+        out,
+        "target: >= {TARGET_ONE_THREAD_PER_SECOND:.0} complete in-process downloads/s on {} thread: \
+         {wall:.0}/s wall ({:.2} x the target: {}), {cpu:.0}/s of its CPU time ({:.2} x: {}); \
+         process CPU = {:.2} x the thread's",
+        local.threads,
+        wall / TARGET_ONE_THREAD_PER_SECOND,
+        verdict(wall >= TARGET_ONE_THREAD_PER_SECOND),
+        cpu / TARGET_ONE_THREAD_PER_SECOND,
+        verdict(cpu >= TARGET_ONE_THREAD_PER_SECOND),
+        local.process_over_threads()
     );
     out
 }
@@ -1122,6 +1261,15 @@ mod tests {
         assert!(r.cpu.apdus >= 3 * 10, "{} APDUs", r.cpu.apdus);
         assert!(r.cpu.card + r.cpu.smdp + r.cpu.card_build <= r.cpu.total);
         assert!(r.package_len > 0);
+        // The process clock counts the download thread's time too (clock resolution aside).
+        assert!(r.process_cpu + Duration::from_millis(1) >= r.cpu.total);
+        let text = in_process_text("TS48V1-A-UNIQUE", std::slice::from_ref(&r));
+        assert!(text.contains("x the download threads'"), "{text}");
+        let targets = targets_text(&r, &[]);
+        assert!(
+            targets.contains(">= 600 complete in-process downloads/s on 1 thread"),
+            "{targets}"
+        );
     }
 
     #[test]

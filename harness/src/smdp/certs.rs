@@ -16,6 +16,8 @@ pub use simlab_emulator::euicc::cert::TrustedCi;
 use simlab_emulator::euicc::cert::{self, CertError, Role};
 use simlab_emulator::rsp::ecdsa::{CertificateParts, VerifyingKey};
 use simlab_emulator::rsp::es10::EID_LEN;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 use thiserror::Error;
 use x509_cert::Certificate;
@@ -68,6 +70,20 @@ pub fn verify_euicc_chain(
     ci: &TrustedCi,
     now: SystemTime,
 ) -> Result<VerifiedEuicc, ChainError> {
+    let eum = verify_eum(eum_der, ci)?;
+    verify_euicc(euicc_der, &eum, now)
+}
+
+/// An EUM certificate whose CI signature, issuer and role policy verified (its validity
+/// period is checked on every use).
+#[derive(Debug)]
+struct VerifiedEum {
+    cert: Certificate,
+    key: VerifyingKey,
+}
+
+/// Everything about CERT.EUM that does not depend on the time.
+fn verify_eum(eum_der: &[u8], ci: &TrustedCi) -> Result<VerifiedEum, ChainError> {
     let eum = Certificate::from_der(eum_der)
         .map_err(|e| ChainError::EumInvalid(format!("not a DER certificate: {e}")))?;
     let aki = cert::authority_key_id(eum_der)
@@ -85,24 +101,32 @@ pub fn verify_euicc_chain(
         .verify_der(eum_parts.tbs, eum_parts.signature)
         .map_err(|e| ChainError::EumInvalid(format!("CI signature: {e}")))?;
     check_policy(eum_der, Role::Eum).map_err(ChainError::EumInvalid)?;
-    if !valid_at(&eum, now) {
+    let key = VerifyingKey::from_spki_der(eum_parts.spki)
+        .map_err(|e| ChainError::EumInvalid(e.to_string()))?;
+    Ok(VerifiedEum { cert: eum, key })
+}
+
+/// The rest of the chain: the EUM valid at `now`, then CERT.EUICC under it.
+fn verify_euicc(
+    euicc_der: &[u8],
+    eum: &VerifiedEum,
+    now: SystemTime,
+) -> Result<VerifiedEuicc, ChainError> {
+    if !valid_at(&eum.cert, now) {
         return Err(ChainError::EumExpired);
     }
-    let eum_key = VerifyingKey::from_spki_der(eum_parts.spki)
-        .map_err(|e| ChainError::EumInvalid(e.to_string()))?;
-
     let euicc = Certificate::from_der(euicc_der)
         .map_err(|e| ChainError::EuiccInvalid(format!("not a DER certificate: {e}")))?;
     let euicc_parts =
         CertificateParts::parse(euicc_der).map_err(|e| ChainError::EuiccInvalid(e.to_string()))?;
-    eum_key
+    eum.key
         .verify_der(euicc_parts.tbs, euicc_parts.signature)
         .map_err(|e| ChainError::EuiccInvalid(format!("EUM signature: {e}")))?;
     check_policy(euicc_der, Role::Euicc).map_err(ChainError::EuiccInvalid)?;
     if !valid_at(&euicc, now) {
         return Err(ChainError::EuiccExpired);
     }
-    let permitted = profiles::eum_permits(&eum, &euicc.tbs_certificate.subject)
+    let permitted = profiles::eum_permits(&eum.cert, &euicc.tbs_certificate.subject)
         .map_err(|e| ChainError::EuiccInvalid(e.to_string()))?;
     if !permitted {
         return Err(ChainError::EuiccInvalid(
@@ -123,6 +147,75 @@ pub fn verify_euicc_chain(
         eid_bytes,
         key,
     })
+}
+
+/// The SM-DP+'s trusted CI with the EUM certificates that verified under it: every eUICC of a
+/// manufacturer sends the same CERT.EUM, and parsing it and checking the CI's signature on it
+/// again was one of the five signature verifications of each download. Keyed by the exact DER
+/// bytes, so only a byte-identical certificate is reused; refused ones are not kept. Holds at
+/// most [`EumCache::ENTRIES`] (then starts over).
+#[derive(Debug)]
+pub struct EumCache {
+    ci: TrustedCi,
+    verified: Mutex<HashMap<Vec<u8>, Arc<VerifiedEum>>>,
+}
+
+impl EumCache {
+    /// More EUMs than any test or operator fleet uses; a bound against a client sending
+    /// endless different (CI-signed) certificates is all this is for.
+    pub const ENTRIES: usize = 64;
+
+    pub fn new(ci: TrustedCi) -> Self {
+        Self {
+            ci,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The CI the chains must end at.
+    pub fn ci(&self) -> &TrustedCi {
+        &self.ci
+    }
+
+    /// [`verify_euicc_chain`] to this CI, with CERT.EUM checked once per process.
+    pub fn verify_euicc_chain(
+        &self,
+        euicc_der: &[u8],
+        eum_der: &[u8],
+        now: SystemTime,
+    ) -> Result<VerifiedEuicc, ChainError> {
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(eum_der)
+            .cloned();
+        let eum = match cached {
+            Some(eum) => eum,
+            None => {
+                let eum = Arc::new(verify_eum(eum_der, &self.ci)?);
+                let mut map = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+                if map.len() >= Self::ENTRIES {
+                    map.clear();
+                }
+                map.insert(eum_der.to_vec(), Arc::clone(&eum));
+                eum
+            }
+        };
+        verify_euicc(euicc_der, &eum, now)
+    }
+
+    /// EUM certificates held.
+    pub fn len(&self) -> usize {
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The 16 bytes of a 32-digit EID (each pair of digits one byte, SGP.22 `Octet16` eidValue).
@@ -211,6 +304,39 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.status_code(), codes::CI_PUBLIC_KEY_UNKNOWN);
+    }
+
+    #[test]
+    fn the_cache_checks_each_eum_once_and_still_refuses_what_the_chain_refuses() {
+        let pki = pki();
+        let euicc = &pki.euicc.as_ref().unwrap().cert_der;
+        let eum = &pki.eum.as_ref().unwrap().cert_der;
+        let cache = EumCache::new(ci(&pki));
+        let now = SystemTime::now();
+        for _ in 0..3 {
+            let v = cache.verify_euicc_chain(euicc, eum, now).unwrap();
+            assert_eq!(v.eid, "89049032123451234512345678901235");
+        }
+        assert_eq!(cache.len(), 1);
+        // A cached EUM is still checked for validity at the time of use.
+        let later = now + std::time::Duration::from_secs(200 * 365 * 86_400);
+        assert_eq!(
+            cache.verify_euicc_chain(euicc, eum, later).unwrap_err(),
+            verify_euicc_chain(euicc, eum, &ci(&pki), later).unwrap_err()
+        );
+        // The eUICC certificate is checked every time, under the cached EUM too.
+        let mut bad = euicc.clone();
+        let last = bad.len() - 5;
+        bad[last] ^= 1;
+        let err = cache.verify_euicc_chain(&bad, eum, now).unwrap_err();
+        assert_eq!(err.status_code(), codes::EUICC_CERTIFICATE_INVALID);
+        // An EUM whose CI signature fails is refused and not kept.
+        let mut bad_eum = eum.clone();
+        let last = bad_eum.len() - 5;
+        bad_eum[last] ^= 1;
+        let err = cache.verify_euicc_chain(euicc, &bad_eum, now).unwrap_err();
+        assert_eq!(err.status_code(), codes::EUM_CERTIFICATE_INVALID);
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

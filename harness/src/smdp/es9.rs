@@ -453,10 +453,9 @@ impl Smdp {
             }
             let euicc: VerifiedEuicc = self
                 .time(&self.timings.verify, || {
-                    certs::verify_euicc_chain(
+                    self.eums.verify_euicc_chain(
                         ok.euicc_certificate,
                         ok.eum_certificate,
-                        &self.ci,
                         SystemTime::now(),
                     )
                 })
@@ -901,10 +900,9 @@ impl Smdp {
                         result: String::new(),
                     };
                     let verified = self.time(&self.timings.verify, || {
-                        certs::verify_euicc_chain(
+                        self.eums.verify_euicc_chain(
                             &other.euicc_certificate,
                             &other.eum_certificate,
-                            &self.ci,
                             SystemTime::now(),
                         )
                     });

@@ -421,7 +421,7 @@ pub(crate) fn header_refusal(headers: &HeaderMap) -> Option<FunctionError> {
     }
 }
 
-/// Runs the CPU-bound function off the async workers.
+/// Runs the function: right here when it can only use CPU, else off the async workers.
 async fn run(
     smdp: Arc<Smdp>,
     (interface, functions): (&str, &[&str]),
@@ -438,7 +438,21 @@ async fn run(
         Ok(b) => b,
         Err(refused) => return respond(refused),
     };
-    let outcome = tokio::task::spawn_blocking(move || dispatch(&smdp, &function, &body)).await;
+    // A function that can only compute (in-memory store, no operator to call back) takes
+    // well under a millisecond: it runs on this async worker. Handing it to the blocking pool
+    // cost two thread wake-ups per request, ~0.1 ms of the server's CPU per download
+    // (docs/performance.md). One that may wait (database file, ES2+ callback) still goes
+    // there, so that the workers keep serving other connections meanwhile.
+    let outcome = if smdp.may_block() {
+        tokio::task::spawn_blocking(move || dispatch(&smdp, &function, &body))
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            dispatch(&smdp, &function, &body)
+        }))
+        .map_err(|_| "panic".to_owned())
+    };
     match outcome {
         Ok(o) => respond(o),
         Err(e) => respond(to_json::<()>(Err(FunctionError::new(

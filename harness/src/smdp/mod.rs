@@ -275,6 +275,8 @@ pub struct Smdp {
     dp_pb: SigningKey,
     dp_pb_cert: Vec<u8>,
     ci: TrustedCi,
+    /// EUM certificates verified under `ci` (checked once each, not once per download).
+    eums: certs::EumCache,
     smdp_oid: Option<Vec<u8>>,
     replace_session_keys: bool,
     cc_retry_limit: u32,
@@ -282,6 +284,8 @@ pub struct Smdp {
     session_ttl: Duration,
     templates: BTreeMap<String, Template>,
     store: Mutex<Store>,
+    /// The store is in memory: no file to sync, no other process holding its lock.
+    store_in_memory: bool,
     timings: Timings,
     progress: es2::ProgressSink,
 }
@@ -420,6 +424,7 @@ impl Smdp {
             smdp_oid: simlab_emulator::euicc::cert::registered_id(&pki.dp_auth.cert_der)
                 .ok()
                 .flatten(),
+            eums: certs::EumCache::new(ci.clone()),
             ci,
             replace_session_keys: opts.replace_session_keys,
             cc_retry_limit: opts.cc_retry_limit,
@@ -427,6 +432,7 @@ impl Smdp {
             session_ttl: opts.session_ttl,
             templates,
             store: Mutex::new(store),
+            store_in_memory: opts.db.is_none(),
             timings: Timings::default(),
             progress,
         })
@@ -449,6 +455,14 @@ impl Smdp {
 
     pub fn timings(&self) -> &Timings {
         &self.timings
+    }
+
+    /// Whether a function may wait for something other than this process's CPU: a database
+    /// file (fsync, the lock held by `simlab network order --db` in another process) or the
+    /// operator's ES2+ callback, which is called during the function. The HTTPS server runs
+    /// functions that cannot wait on its async workers, the others on the blocking pool.
+    pub fn may_block(&self) -> bool {
+        !self.store_in_memory || self.es2_callback_url().is_some()
     }
 
     /// Runs `f` on the store under its lock, timing it as database time.
@@ -729,5 +743,24 @@ mod tests {
     #[case::bad_port("host:x", "host:x", None)]
     fn splits_addresses(#[case] a: &str, #[case] host: &str, #[case] port: Option<u16>) {
         assert_eq!(split_address(a), (host, port));
+    }
+
+    #[test]
+    fn only_functions_that_cannot_wait_are_run_on_the_async_workers() {
+        let opts = || SmdpOptions::new(Files::pki(), Files::templates());
+        let in_memory = Smdp::open(&opts(), "127.0.0.1:8443").unwrap();
+        assert!(!in_memory.may_block(), "in-memory store, no callback");
+        // An operator callback is called during the functions: they may wait for it.
+        in_memory
+            .set_es2_callback_url(Some("https://127.0.0.1:9/es2".into()))
+            .unwrap();
+        assert!(in_memory.may_block());
+        in_memory.set_es2_callback_url(None).unwrap();
+        assert!(!in_memory.may_block());
+        // A database file: fsync, and the lock another process may hold.
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = opts();
+        file.db = Some(dir.path().join("smdp.sqlite"));
+        assert!(Smdp::open(&file, "127.0.0.1:8443").unwrap().may_block());
     }
 }
