@@ -1617,12 +1617,12 @@ impl Network {
     /// A new number for a line that does not share the primary's.
     fn new_msisdn(&self, c: &Connection) -> Result<String, NetError> {
         loop {
-            let n: i64 = c.query_row(
-                "INSERT INTO counters (name, value) VALUES ('net-msisdn', 1) \
+            let n: i64 = c
+                .prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES ('net-msisdn', 1) \
                  ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-                [],
-                |r| r.get(0),
-            )?;
+                )?
+                .query_row([], |r| r.get(0))?;
             let msisdn = format!("{MSISDN_PREFIX}{:07}", MSISDN_FIRST + n);
             if db::subscriber(c, &msisdn)?.is_none() && db::lines_of(c, &msisdn)?.is_empty() {
                 return Ok(msisdn);
