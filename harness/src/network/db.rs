@@ -159,7 +159,19 @@ const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     ("net_transfers", "reason", "TEXT"),
 ];
 
-/// Creates the tables, and adds the columns an older database lacks.
+/// Indexes for the lookups of every request (after [`ADDED_COLUMNS`]: an older database gets
+/// them too). Without them each of these lookups scanned its whole table, so a request cost
+/// grew with every flow the network had served: an SMS inbox poll (by IMSI) walked every SMS
+/// after the poller's cursor, a code, transfer or contract was found by its operation through
+/// all of them.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS net_sms_deliveries_imsi ON net_sms_deliveries(imsi, sms_id);
+CREATE INDEX IF NOT EXISTS net_codes_operation ON net_codes(operation_id);
+CREATE INDEX IF NOT EXISTS net_transfers_operation ON net_transfers(operation_id);
+CREATE INDEX IF NOT EXISTS net_contracts_operation ON net_contracts(operation_id);
+";
+
+/// Creates the tables, adds the columns an older database lacks, then the indexes.
 pub fn create(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch(SCHEMA)?;
     for (table, column, definition) in ADDED_COLUMNS {
@@ -175,7 +187,7 @@ pub fn create(c: &Connection) -> rusqlite::Result<()> {
             ))?;
         }
     }
-    Ok(())
+    c.execute_batch(INDEXES)
 }
 
 /// Unix time in milliseconds.
