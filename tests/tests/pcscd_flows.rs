@@ -106,51 +106,57 @@ fn wait_for_no_card(reader: &str) {
     assert!(empty, "the card in {reader:?} did not go away: {state:?}");
 }
 
-#[test]
-#[ignore = "needs pcscd with vpcd (scripts/test.sh runs it)"]
-fn euicc_migration_with_both_euiccs_behind_pcscd() {
+/// Runs `scenario` with the built-in card `old` served to the first slot and `new` to the
+/// second, both used by the flow only as PC/SC readers (`--card old=reader:… --card
+/// new=reader:…`); `old_def` is the definition the operator holds for the old card (a UICC
+/// needs one: `--card-def old=…`). Asserts that the flow passed and returns the names of the
+/// checks it proved (read through pcscd by the flow's own proofs).
+fn run_behind_pcscd(scenario: &str, old: &str, new: &str, old_def: Option<&str>) -> Vec<String> {
     let (old_slot, new_slot) = slots();
     let _locks = (lock(&old_slot), lock(&new_slot));
     wait_for_no_card(&old_slot.reader);
     wait_for_no_card(&new_slot.reader);
-    let card =
-        |name: &str| simlab_harness::cards::load_card(std::path::Path::new(name), None).unwrap();
-    let old_card = spawn(
-        VpcdCard::new(card("euicc-2")),
-        old_slot.vpcd.clone(),
-        ServeOptions::default(),
-    )
-    .unwrap();
-    let new_card = spawn(
-        VpcdCard::new(card("euicc")),
-        new_slot.vpcd.clone(),
-        ServeOptions::default(),
-    )
-    .unwrap();
+    let serve = |name: &str, slot: &LaneSlot| {
+        let card = simlab_harness::cards::load_card(std::path::Path::new(name), None).unwrap();
+        spawn(
+            VpcdCard::new(card),
+            slot.vpcd.clone(),
+            ServeOptions::default(),
+        )
+        .unwrap()
+    };
+    let old_card = serve(old, &old_slot);
+    let new_card = serve(new, &new_slot);
     wait_for_card(&old_slot.reader);
     wait_for_card(&new_slot.reader);
 
     let mut env = Env::built_in();
     env.cards
         .insert("old".into(), CardSpec::Reader(old_slot.reader.clone()));
+    if let Some(def) = old_def {
+        env.card_defs.insert("old".into(), def.into());
+    }
     env.cards
         .insert("new".into(), CardSpec::Reader(new_slot.reader.clone()));
-    let s = Scenario::by_name("euicc-migration/typed")
-        .unwrap()
-        .remove(0);
+    let s = Scenario::by_name(scenario).unwrap().remove(0);
     let r = flows::run(&s, &env, &|_| {});
     old_card.stop().unwrap();
     new_card.stop().unwrap();
     wait_for_no_card(&old_slot.reader);
     wait_for_no_card(&new_slot.reader);
     assert!(r.passed, "{:?}\n{:#?}", r.failure, r.steps);
-    // The proofs read the cards through pcscd: the old profile disabled, the new enabled.
-    let proven: Vec<&str> = r
-        .checks
+    r.checks
         .iter()
         .filter(|c| c.ok)
-        .map(|c| c.what.as_str())
-        .collect();
+        .map(|c| c.what.clone())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs pcscd with vpcd (scripts/test.sh runs it)"]
+fn euicc_migration_with_both_euiccs_behind_pcscd() {
+    let proven = run_behind_pcscd("euicc-migration/typed", "euicc-2", "euicc", None);
+    // The proofs read the cards through pcscd: the old profile disabled, the new enabled.
     assert!(
         proven
             .iter()
@@ -171,50 +177,11 @@ fn euicc_migration_with_both_euiccs_behind_pcscd() {
 #[test]
 #[ignore = "needs pcscd with vpcd (scripts/test.sh runs it)"]
 fn euicc_upgrade_with_the_old_uicc_and_the_new_euicc_behind_pcscd() {
-    let (old_slot, new_slot) = slots();
-    let _locks = (lock(&old_slot), lock(&new_slot));
-    wait_for_no_card(&old_slot.reader);
-    wait_for_no_card(&new_slot.reader);
-    let card =
-        |name: &str| simlab_harness::cards::load_card(std::path::Path::new(name), None).unwrap();
-    let old_card = spawn(
-        VpcdCard::new(card("uicc")),
-        old_slot.vpcd.clone(),
-        ServeOptions::default(),
-    )
-    .unwrap();
-    let new_card = spawn(
-        VpcdCard::new(card("euicc")),
-        new_slot.vpcd.clone(),
-        ServeOptions::default(),
-    )
-    .unwrap();
-    wait_for_card(&old_slot.reader);
-    wait_for_card(&new_slot.reader);
-
-    let mut env = Env::built_in();
-    env.cards
-        .insert("old".into(), CardSpec::Reader(old_slot.reader.clone()));
-    env.card_defs.insert("old".into(), "uicc".into());
-    env.cards
-        .insert("new".into(), CardSpec::Reader(new_slot.reader.clone()));
-    let s = Scenario::by_name("euicc-upgrade/typed").unwrap().remove(0);
-    let r = flows::run(&s, &env, &|_| {});
-    old_card.stop().unwrap();
-    new_card.stop().unwrap();
-    wait_for_no_card(&old_slot.reader);
-    wait_for_no_card(&new_slot.reader);
-    assert!(r.passed, "{:?}\n{:#?}", r.failure, r.steps);
-    let proven: Vec<&str> = r
-        .checks
-        .iter()
-        .filter(|c| c.ok)
-        .map(|c| c.what.as_str())
-        .collect();
+    let proven = run_behind_pcscd("euicc-upgrade/typed", "uicc", "euicc", Some("uicc"));
     for want in [
         "the old UICC's USIM selects with 62 83 (deactivated)",
         "the old UICC no longer answers AUTHENTICATE with DB",
     ] {
-        assert!(proven.contains(&want), "{want}: {proven:?}");
+        assert!(proven.iter().any(|p| p == want), "{want}: {proven:?}");
     }
 }
