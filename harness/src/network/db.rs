@@ -757,16 +757,17 @@ macro_rules! code_columns {
     };
 }
 
+const CODE_OF_OPERATION: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM net_codes WHERE operation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"
+);
+
 /// The newest code request of an operation.
 pub fn code_of_operation(c: &Connection, operation_id: &str) -> rusqlite::Result<Option<Code>> {
-    c.prepare_cached(concat!(
-        "SELECT ",
-        code_columns!(),
-        " FROM net_codes WHERE operation_id = ?1 \
-             ORDER BY created_at DESC, rowid DESC LIMIT 1"
-    ))?
-    .query_row([operation_id], code_from_row)
-    .optional()
+    c.prepare_cached(CODE_OF_OPERATION)?
+        .query_row([operation_id], code_from_row)
+        .optional()
 }
 
 /// A request of the entitlement server that runs in steps.
@@ -893,13 +894,14 @@ pub fn contract(c: &Connection, id: &str) -> rusqlite::Result<Option<Contract>> 
 }
 
 /// The newest contract of an operation.
+const CONTRACT_OF_OPERATION: &str =
+    "SELECT id, operation_id, msisdn, kind, state, answered_at FROM net_contracts \
+     WHERE operation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1";
+
 pub fn contract_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Contract>> {
-    c.prepare_cached(
-        "SELECT id, operation_id, msisdn, kind, state, answered_at FROM net_contracts \
-         WHERE operation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
-    )?
-    .query_row([op], contract_from_row)
-    .optional()
+    c.prepare_cached(CONTRACT_OF_OPERATION)?
+        .query_row([op], contract_from_row)
+        .optional()
 }
 
 pub fn contracts(c: &Connection) -> rusqlite::Result<Vec<Contract>> {
@@ -1134,15 +1136,16 @@ pub fn transfer(c: &Connection, id: i64) -> rusqlite::Result<Option<Transfer>> {
     .optional()
 }
 
+const TRANSFER_OF_OPERATION: &str = concat!(
+    "SELECT ",
+    transfer_columns!(),
+    " FROM net_transfers WHERE operation_id = ?1 ORDER BY id DESC LIMIT 1"
+);
+
 pub fn transfer_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Transfer>> {
-    c.prepare_cached(concat!(
-        "SELECT ",
-        transfer_columns!(),
-        " FROM net_transfers WHERE operation_id = ?1 \
-             ORDER BY id DESC LIMIT 1"
-    ))?
-    .query_row([op], transfer_row)
-    .optional()
+    c.prepare_cached(TRANSFER_OF_OPERATION)?
+        .query_row([op], transfer_row)
+        .optional()
 }
 
 pub fn transfers(c: &Connection) -> rusqlite::Result<Vec<Transfer>> {
@@ -1240,11 +1243,12 @@ pub fn insert_sms(
     Ok(id)
 }
 
+const INBOX: &str =
+    "SELECT s.id, s.sender, s.msisdn, s.text, s.kind, s.user_data, s.created_at FROM net_sms s \
+     JOIN net_sms_deliveries d ON d.sms_id = s.id WHERE d.imsi = ?1 AND s.id > ?2 ORDER BY s.id";
+
 pub fn inbox(c: &Connection, imsi: &str, after: i64) -> rusqlite::Result<Vec<Sms>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT s.id, s.sender, s.msisdn, s.text, s.kind, s.user_data, s.created_at FROM net_sms s \
-         JOIN net_sms_deliveries d ON d.sms_id = s.id WHERE d.imsi = ?1 AND s.id > ?2 ORDER BY s.id",
-    )?;
+    let mut stmt = c.prepare_cached(INBOX)?;
     let rows = stmt.query_map(params![imsi, after], |r| {
         Ok(Sms {
             id: r.get(0)?,
@@ -1282,4 +1286,54 @@ pub fn all_sms(c: &Connection) -> rusqlite::Result<Vec<Sms>> {
         })
     })?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's plan for `sql` (EXPLAIN QUERY PLAN's detail column, one line per step).
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The lookups every flow makes find their rows through an index: a scan would make each
+    /// request cost more with every flow the network has served.
+    #[test]
+    fn per_request_lookups_use_an_index() {
+        let c = Connection::open_in_memory().unwrap();
+        create(&c).unwrap();
+        let inbox = plan(&c, INBOX);
+        assert!(inbox.contains("net_sms_deliveries_imsi"), "{inbox}");
+        for sql in [
+            CODE_OF_OPERATION,
+            TRANSFER_OF_OPERATION,
+            CONTRACT_OF_OPERATION,
+        ] {
+            let p = plan(&c, sql);
+            assert!(p.contains("_operation (operation_id=?)"), "{sql}: {p}");
+        }
+    }
+
+    /// An older database (tables without the later columns and indexes) gets both.
+    #[test]
+    fn an_older_database_gets_the_indexes() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE net_codes (id TEXT PRIMARY KEY, msisdn TEXT NOT NULL, \
+             purpose TEXT NOT NULL, salt TEXT NOT NULL, code_hash TEXT NOT NULL, \
+             tries INTEGER NOT NULL DEFAULT 0, max_tries INTEGER NOT NULL, \
+             expires_at INTEGER NOT NULL, used_at INTEGER, locked_at INTEGER, operation_id TEXT, \
+             created_at INTEGER NOT NULL);",
+        )
+        .unwrap();
+        create(&c).unwrap();
+        let p = plan(&c, CODE_OF_OPERATION);
+        assert!(p.contains("net_codes_operation"), "{p}");
+    }
 }
