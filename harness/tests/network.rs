@@ -379,6 +379,17 @@ fn download_then_binding_with_mah_rings_in_order_until_one_answers() {
         [vec![IMSI.to_owned()], vec![watch_imsi.clone()]]
     );
     assert_eq!(mah.answered_by, Some(watch_imsi.clone()));
+    // The number's own view and the list of every subscriber agree: both lines, ring order.
+    let one = client.subscriber(MSISDN).unwrap();
+    assert_eq!(
+        one.imsis
+            .iter()
+            .map(|l| l.imsi.as_str())
+            .collect::<Vec<_>>(),
+        [IMSI, watch_imsi.as_str()]
+    );
+    let listed = client.subscribers().unwrap();
+    assert_eq!(listed.iter().find(|s| s.msisdn == MSISDN), Some(&one));
 
     // Binding again: already in the group. Unbinding: the watch gets its own number back.
     assert_eq!(

@@ -159,7 +159,19 @@ const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     ("net_transfers", "reason", "TEXT"),
 ];
 
-/// Creates the tables, and adds the columns an older database lacks.
+/// Indexes for the lookups of every request (after [`ADDED_COLUMNS`]: an older database gets
+/// them too). Without them each of these lookups scanned its whole table, so a request cost
+/// grew with every flow the network had served: an SMS inbox poll (by IMSI) walked every SMS
+/// after the poller's cursor, a code, transfer or contract was found by its operation through
+/// all of them.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS net_sms_deliveries_imsi ON net_sms_deliveries(imsi, sms_id);
+CREATE INDEX IF NOT EXISTS net_codes_operation ON net_codes(operation_id);
+CREATE INDEX IF NOT EXISTS net_transfers_operation ON net_transfers(operation_id);
+CREATE INDEX IF NOT EXISTS net_contracts_operation ON net_contracts(operation_id);
+";
+
+/// Creates the tables, adds the columns an older database lacks, then the indexes.
 pub fn create(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch(SCHEMA)?;
     for (table, column, definition) in ADDED_COLUMNS {
@@ -175,7 +187,7 @@ pub fn create(c: &Connection) -> rusqlite::Result<()> {
             ))?;
         }
     }
-    Ok(())
+    c.execute_batch(INDEXES)
 }
 
 /// Unix time in milliseconds.
@@ -371,8 +383,14 @@ fn bad(column: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, format!("{column}={value}"), rusqlite::types::Type::Text)
 }
 
-const LINE_COLUMNS: &str = "imsi, msisdn, home_msisdn, account, iccid, eid, kind, algorithm, \
-    sqn_he, state, reason, ring_order, ota, order_iccid";
+/// The columns as a literal, so that queries can be `concat!`ed `&'static str`s (the key
+/// of the connection's statement cache, `prepare_cached`).
+macro_rules! line_columns {
+    () => {
+        "imsi, msisdn, home_msisdn, account, iccid, eid, kind, algorithm, \
+    sqn_he, state, reason, ring_order, ota, order_iccid"
+    };
+}
 
 fn line_from_row(r: &Row<'_>) -> rusqlite::Result<Line> {
     let kind: String = r.get(6)?;
@@ -399,105 +417,117 @@ fn line_from_row(r: &Row<'_>) -> rusqlite::Result<Line> {
 
 pub fn insert_line(c: &Connection, l: &Line) -> rusqlite::Result<()> {
     let t = now();
-    c.execute(
-        &format!(
-            "INSERT INTO net_lines ({LINE_COLUMNS}, created_at, updated_at) \
+    c.prepare_cached(concat!(
+        "INSERT INTO net_lines (",
+        line_columns!(),
+        ", created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
-        ),
-        params![
-            l.imsi,
-            l.msisdn,
-            l.home_msisdn,
-            l.account,
-            l.iccid,
-            l.eid,
-            l.kind.as_str(),
-            serde_json::to_string(&l.algorithm).unwrap_or_default(),
-            l.sqn_he as i64,
-            l.state.as_str(),
-            l.reason,
-            l.ring_order,
-            l.ota.as_ref().map(|o| o.to_string()),
-            l.order_iccid,
-            t
-        ],
-    )?;
+    ))?
+    .execute(params![
+        l.imsi,
+        l.msisdn,
+        l.home_msisdn,
+        l.account,
+        l.iccid,
+        l.eid,
+        l.kind.as_str(),
+        serde_json::to_string(&l.algorithm).unwrap_or_default(),
+        l.sqn_he as i64,
+        l.state.as_str(),
+        l.reason,
+        l.ring_order,
+        l.ota.as_ref().map(|o| o.to_string()),
+        l.order_iccid,
+        t
+    ])?;
     Ok(())
 }
 
 /// Writes every mutable field of a line (by IMSI).
 pub fn update_line(c: &Connection, l: &Line) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "UPDATE net_lines SET msisdn = ?2, home_msisdn = ?3, account = ?4, iccid = ?5, eid = ?6, \
          algorithm = ?7, sqn_he = ?8, state = ?9, reason = ?10, ring_order = ?11, ota = ?12, \
          updated_at = ?13 WHERE imsi = ?1",
-        params![
-            l.imsi,
-            l.msisdn,
-            l.home_msisdn,
-            l.account,
-            l.iccid,
-            l.eid,
-            serde_json::to_string(&l.algorithm).unwrap_or_default(),
-            l.sqn_he as i64,
-            l.state.as_str(),
-            l.reason,
-            l.ring_order,
-            l.ota.as_ref().map(|o| o.to_string()),
-            now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        l.imsi,
+        l.msisdn,
+        l.home_msisdn,
+        l.account,
+        l.iccid,
+        l.eid,
+        serde_json::to_string(&l.algorithm).unwrap_or_default(),
+        l.sqn_he as i64,
+        l.state.as_str(),
+        l.reason,
+        l.ring_order,
+        l.ota.as_ref().map(|o| o.to_string()),
+        now()
+    ])?;
     Ok(())
 }
 
-fn line_where(c: &Connection, clause: &str, value: &str) -> rusqlite::Result<Option<Line>> {
-    c.query_row(
-        &format!("SELECT {LINE_COLUMNS} FROM net_lines WHERE {clause} ORDER BY created_at DESC, rowid DESC LIMIT 1"),
-        [value],
-        line_from_row,
-    )
-    .optional()
+/// The newest line matching `WHERE $clause` (one `&'static str` per clause: the statement
+/// cache's key).
+macro_rules! line_select {
+    ($clause:literal) => {
+        concat!(
+            "SELECT ",
+            line_columns!(),
+            " FROM net_lines WHERE ",
+            $clause,
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1"
+        )
+    };
+}
+
+fn line_where(c: &Connection, sql: &'static str, value: &str) -> rusqlite::Result<Option<Line>> {
+    c.prepare_cached(sql)?
+        .query_row([value], line_from_row)
+        .optional()
 }
 
 pub fn line(c: &Connection, imsi: &str) -> rusqlite::Result<Option<Line>> {
-    line_where(c, "imsi = ?1", imsi)
+    line_where(c, line_select!("imsi = ?1"), imsi)
 }
 
 pub fn line_by_iccid(c: &Connection, iccid: &str) -> rusqlite::Result<Option<Line>> {
-    line_where(c, "iccid = ?1", iccid)
+    line_where(c, line_select!("iccid = ?1"), iccid)
 }
 
 /// The newest line on an eUICC (an EID may have held several profiles).
 pub fn line_by_eid(c: &Connection, eid: &str) -> rusqlite::Result<Option<Line>> {
-    line_where(c, "eid = ?1 AND state != 'disabled'", eid).and_then(|l| match l {
+    line_where(c, line_select!("eid = ?1 AND state != 'disabled'"), eid).and_then(|l| match l {
         Some(l) => Ok(Some(l)),
-        None => line_where(c, "eid = ?1", eid),
+        None => line_where(c, line_select!("eid = ?1"), eid),
     })
 }
 
 /// The lines serving `msisdn`, in ring order.
 pub fn lines_of(c: &Connection, msisdn: &str) -> rusqlite::Result<Vec<Line>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {LINE_COLUMNS} FROM net_lines WHERE msisdn = ?1 ORDER BY ring_order, rowid"
+    let mut stmt = c.prepare_cached(concat!(
+        "SELECT ",
+        line_columns!(),
+        " FROM net_lines WHERE msisdn = ?1 ORDER BY ring_order, rowid"
     ))?;
     let rows = stmt.query_map([msisdn], line_from_row)?;
     rows.collect()
 }
 
 pub fn all_lines(c: &Connection) -> rusqlite::Result<Vec<Line>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {LINE_COLUMNS} FROM net_lines ORDER BY msisdn, ring_order, rowid"
+    let mut stmt = c.prepare_cached(concat!(
+        "SELECT ",
+        line_columns!(),
+        " FROM net_lines ORDER BY msisdn, ring_order, rowid"
     ))?;
     let rows = stmt.query_map([], line_from_row)?;
     rows.collect()
 }
 
 pub fn next_ring_order(c: &Connection, msisdn: &str) -> rusqlite::Result<i64> {
-    c.query_row(
-        "SELECT COALESCE(MAX(ring_order), 0) + 1 FROM net_lines WHERE msisdn = ?1",
-        [msisdn],
-        |r| r.get(0),
-    )
+    c.prepare_cached("SELECT COALESCE(MAX(ring_order), 0) + 1 FROM net_lines WHERE msisdn = ?1")?
+        .query_row([msisdn], |r| r.get(0))
 }
 
 fn subscriber_from_row(r: &Row<'_>) -> rusqlite::Result<Subscriber> {
@@ -513,17 +543,16 @@ fn subscriber_from_row(r: &Row<'_>) -> rusqlite::Result<Subscriber> {
 }
 
 pub fn subscriber(c: &Connection, msisdn: &str) -> rusqlite::Result<Option<Subscriber>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT msisdn, account, policy, ring_mode, contract_signed FROM net_subscribers \
          WHERE msisdn = ?1",
-        [msisdn],
-        subscriber_from_row,
-    )
+    )?
+    .query_row([msisdn], subscriber_from_row)
     .optional()
 }
 
 pub fn subscribers(c: &Connection) -> rusqlite::Result<Vec<Subscriber>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT msisdn, account, policy, ring_mode, contract_signed FROM net_subscribers \
          ORDER BY msisdn",
     )?;
@@ -532,19 +561,19 @@ pub fn subscribers(c: &Connection) -> rusqlite::Result<Vec<Subscriber>> {
 }
 
 pub fn upsert_subscriber(c: &Connection, s: &Subscriber) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_subscribers (msisdn, account, policy, ring_mode, contract_signed, \
          created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(msisdn) DO UPDATE SET \
          account = ?2, policy = ?3, ring_mode = ?4, contract_signed = ?5",
-        params![
-            s.msisdn,
-            s.account,
-            serde_json::to_string(&s.policy).unwrap_or_default(),
-            s.ring_mode.as_str(),
-            s.contract_signed,
-            now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        s.msisdn,
+        s.account,
+        serde_json::to_string(&s.policy).unwrap_or_default(),
+        s.ring_mode.as_str(),
+        s.contract_signed,
+        now()
+    ])?;
     Ok(())
 }
 
@@ -574,57 +603,57 @@ fn hex_array<const N: usize>(column: &str, text: &str) -> rusqlite::Result<[u8; 
 }
 
 pub fn put_auth_session(c: &Connection, s: &AuthSession) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_auth_sessions (id, kind, imsi, identity, identifier, rand, xres, k_aut, \
          resyncs, request, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
          ON CONFLICT(id) DO UPDATE SET identifier = ?5, rand = ?6, xres = ?7, k_aut = ?8, \
          resyncs = ?9, expires_at = ?11",
-        params![
-            s.id,
-            s.kind,
-            s.imsi,
-            s.identity,
-            s.identifier,
-            hex::encode(s.rand),
-            hex::encode(&s.xres),
-            hex::encode(s.k_aut),
-            s.resyncs,
-            s.request,
-            s.expires_at
-        ],
-    )?;
+    )?
+    .execute(params![
+        s.id,
+        s.kind,
+        s.imsi,
+        s.identity,
+        s.identifier,
+        hex::encode(s.rand),
+        hex::encode(&s.xres),
+        hex::encode(s.k_aut),
+        s.resyncs,
+        s.request,
+        s.expires_at
+    ])?;
     Ok(())
 }
 
 pub fn auth_session(c: &Connection, id: &str) -> rusqlite::Result<Option<AuthSession>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT id, kind, imsi, identity, identifier, rand, xres, k_aut, resyncs, request, \
          expires_at FROM net_auth_sessions WHERE id = ?1",
-        [id],
-        |r| {
-            let rand: String = r.get(5)?;
-            let xres: String = r.get(6)?;
-            let k_aut: String = r.get(7)?;
-            Ok(AuthSession {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                imsi: r.get(2)?,
-                identity: r.get(3)?,
-                identifier: r.get(4)?,
-                rand: hex_array("rand", &rand)?,
-                xres: hex::decode(&xres).map_err(|_| bad("xres", &xres))?,
-                k_aut: hex_array("k_aut", &k_aut)?,
-                resyncs: r.get(8)?,
-                request: r.get(9)?,
-                expires_at: r.get(10)?,
-            })
-        },
-    )
+    )?
+    .query_row([id], |r| {
+        let rand: String = r.get(5)?;
+        let xres: String = r.get(6)?;
+        let k_aut: String = r.get(7)?;
+        Ok(AuthSession {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            imsi: r.get(2)?,
+            identity: r.get(3)?,
+            identifier: r.get(4)?,
+            rand: hex_array("rand", &rand)?,
+            xres: hex::decode(&xres).map_err(|_| bad("xres", &xres))?,
+            k_aut: hex_array("k_aut", &k_aut)?,
+            resyncs: r.get(8)?,
+            request: r.get(9)?,
+            expires_at: r.get(10)?,
+        })
+    })
     .optional()
 }
 
 pub fn delete_auth_session(c: &Connection, id: &str) -> rusqlite::Result<()> {
-    c.execute("DELETE FROM net_auth_sessions WHERE id = ?1", [id])?;
+    c.prepare_cached("DELETE FROM net_auth_sessions WHERE id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 
@@ -638,27 +667,24 @@ pub struct Token {
 }
 
 pub fn put_token(c: &Connection, t: &Token) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_tokens (token, msisdn, imsi, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![t.token, t.msisdn, t.imsi, t.expires_at],
-    )?;
+    )?
+    .execute(params![t.token, t.msisdn, t.imsi, t.expires_at])?;
     Ok(())
 }
 
 pub fn token(c: &Connection, token: &str) -> rusqlite::Result<Option<Token>> {
-    c.query_row(
-        "SELECT token, msisdn, imsi, expires_at FROM net_tokens WHERE token = ?1",
-        [token],
-        |r| {
+    c.prepare_cached("SELECT token, msisdn, imsi, expires_at FROM net_tokens WHERE token = ?1")?
+        .query_row([token], |r| {
             Ok(Token {
                 token: r.get(0)?,
                 msisdn: r.get(1)?,
                 imsi: r.get(2)?,
                 expires_at: r.get(3)?,
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
 }
 
 /// A one-time code request.
@@ -681,27 +707,27 @@ pub struct Code {
 }
 
 pub fn put_code(c: &Connection, k: &Code) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_codes (id, msisdn, purpose, salt, code_hash, tries, max_tries, \
          expires_at, used_at, locked_at, operation_id, created_at, expires_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
          ON CONFLICT(id) DO UPDATE SET tries = ?6, used_at = ?9, locked_at = ?10",
-        params![
-            k.id,
-            k.msisdn,
-            k.purpose,
-            k.salt,
-            k.code_hash,
-            k.tries,
-            k.max_tries,
-            k.expires_at,
-            k.used_at,
-            k.locked_at,
-            k.operation_id,
-            now(),
-            k.expires_ms
-        ],
-    )?;
+    )?
+    .execute(params![
+        k.id,
+        k.msisdn,
+        k.purpose,
+        k.salt,
+        k.code_hash,
+        k.tries,
+        k.max_tries,
+        k.expires_at,
+        k.used_at,
+        k.locked_at,
+        k.operation_id,
+        now(),
+        k.expires_ms
+    ])?;
     Ok(())
 }
 
@@ -722,20 +748,26 @@ fn code_from_row(r: &Row<'_>) -> rusqlite::Result<Code> {
     })
 }
 
-const CODE_COLUMNS: &str = "id, msisdn, purpose, salt, code_hash, tries, max_tries, expires_at, \
-    used_at, locked_at, operation_id, expires_ms";
+/// The columns as a literal, so that queries can be `concat!`ed `&'static str`s (the key
+/// of the connection's statement cache, `prepare_cached`).
+macro_rules! code_columns {
+    () => {
+        "id, msisdn, purpose, salt, code_hash, tries, max_tries, expires_at, \
+    used_at, locked_at, operation_id, expires_ms"
+    };
+}
+
+const CODE_OF_OPERATION: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM net_codes WHERE operation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"
+);
 
 /// The newest code request of an operation.
 pub fn code_of_operation(c: &Connection, operation_id: &str) -> rusqlite::Result<Option<Code>> {
-    c.query_row(
-        &format!(
-            "SELECT {CODE_COLUMNS} FROM net_codes WHERE operation_id = ?1 \
-             ORDER BY created_at DESC, rowid DESC LIMIT 1"
-        ),
-        [operation_id],
-        code_from_row,
-    )
-    .optional()
+    c.prepare_cached(CODE_OF_OPERATION)?
+        .query_row([operation_id], code_from_row)
+        .optional()
 }
 
 /// A request of the entitlement server that runs in steps.
@@ -756,13 +788,15 @@ pub struct Operation {
 
 pub fn put_operation(c: &Connection, o: &Operation) -> rusqlite::Result<()> {
     let t = now();
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_operations (id, kind, app, msisdn, imsi, request, state, result, \
          created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) \
          ON CONFLICT(id) DO UPDATE SET msisdn = ?4, imsi = ?5, request = ?6, state = ?7, \
          result = ?8, updated_at = ?9",
-        params![o.id, o.kind, o.app, o.msisdn, o.imsi, o.request, o.state, o.result, t],
-    )?;
+    )?
+    .execute(params![
+        o.id, o.kind, o.app, o.msisdn, o.imsi, o.request, o.state, o.result, t
+    ])?;
     Ok(())
 }
 
@@ -779,20 +813,29 @@ fn operation_from_row(r: &Row<'_>) -> rusqlite::Result<Operation> {
     })
 }
 
-const OPERATION_COLUMNS: &str = "id, kind, app, msisdn, imsi, request, state, result";
+/// The columns as a literal, so that queries can be `concat!`ed `&'static str`s (the key
+/// of the connection's statement cache, `prepare_cached`).
+macro_rules! operation_columns {
+    () => {
+        "id, kind, app, msisdn, imsi, request, state, result"
+    };
+}
 
 pub fn operation(c: &Connection, id: &str) -> rusqlite::Result<Option<Operation>> {
-    c.query_row(
-        &format!("SELECT {OPERATION_COLUMNS} FROM net_operations WHERE id = ?1"),
-        [id],
-        operation_from_row,
-    )
+    c.prepare_cached(concat!(
+        "SELECT ",
+        operation_columns!(),
+        " FROM net_operations WHERE id = ?1"
+    ))?
+    .query_row([id], operation_from_row)
     .optional()
 }
 
 pub fn operations(c: &Connection) -> rusqlite::Result<Vec<Operation>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {OPERATION_COLUMNS} FROM net_operations ORDER BY created_at, rowid"
+    let mut stmt = c.prepare_cached(concat!(
+        "SELECT ",
+        operation_columns!(),
+        " FROM net_operations ORDER BY created_at, rowid"
     ))?;
     let rows = stmt.query_map([], operation_from_row)?;
     rows.collect()
@@ -813,20 +856,20 @@ pub struct Contract {
 }
 
 pub fn put_contract(c: &Connection, k: &Contract) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_contracts (id, operation_id, msisdn, kind, state, answered_at, \
          created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET \
          state = ?5, answered_at = ?6",
-        params![
-            k.id,
-            k.operation_id,
-            k.msisdn,
-            k.kind,
-            k.state,
-            k.answered_at,
-            now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        k.id,
+        k.operation_id,
+        k.msisdn,
+        k.kind,
+        k.state,
+        k.answered_at,
+        now()
+    ])?;
     Ok(())
 }
 
@@ -842,28 +885,27 @@ fn contract_from_row(r: &Row<'_>) -> rusqlite::Result<Contract> {
 }
 
 pub fn contract(c: &Connection, id: &str) -> rusqlite::Result<Option<Contract>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT id, operation_id, msisdn, kind, state, answered_at FROM net_contracts \
          WHERE id = ?1",
-        [id],
-        contract_from_row,
-    )
+    )?
+    .query_row([id], contract_from_row)
     .optional()
 }
 
 /// The newest contract of an operation.
+const CONTRACT_OF_OPERATION: &str =
+    "SELECT id, operation_id, msisdn, kind, state, answered_at FROM net_contracts \
+     WHERE operation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1";
+
 pub fn contract_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Contract>> {
-    c.query_row(
-        "SELECT id, operation_id, msisdn, kind, state, answered_at FROM net_contracts \
-         WHERE operation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
-        [op],
-        contract_from_row,
-    )
-    .optional()
+    c.prepare_cached(CONTRACT_OF_OPERATION)?
+        .query_row([op], contract_from_row)
+        .optional()
 }
 
 pub fn contracts(c: &Connection) -> rusqlite::Result<Vec<Contract>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT id, operation_id, msisdn, kind, state, answered_at FROM net_contracts \
          ORDER BY created_at, rowid",
     )?;
@@ -888,27 +930,27 @@ pub struct BossOrder {
 }
 
 pub fn put_order(c: &Connection, o: &BossOrder) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_orders (iccid, operation_id, msisdn, eid, imsi, purpose, state, \
          activation_code, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
          ON CONFLICT(iccid) DO UPDATE SET state = ?7, updated_at = ?9",
-        params![
-            o.iccid,
-            o.operation_id,
-            o.msisdn,
-            o.eid,
-            o.imsi,
-            o.purpose,
-            o.state,
-            o.activation_code,
-            now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        o.iccid,
+        o.operation_id,
+        o.msisdn,
+        o.eid,
+        o.imsi,
+        o.purpose,
+        o.state,
+        o.activation_code,
+        now()
+    ])?;
     Ok(())
 }
 
 pub fn orders(c: &Connection) -> rusqlite::Result<Vec<BossOrder>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT iccid, operation_id, msisdn, eid, imsi, purpose, state, activation_code \
          FROM net_orders ORDER BY rowid",
     )?;
@@ -945,12 +987,11 @@ fn order_row(r: &Row) -> rusqlite::Result<(BossOrder, i64)> {
 
 /// The order of `iccid` and the time (Unix seconds) of the event that set its state.
 pub fn order(c: &Connection, iccid: &str) -> rusqlite::Result<Option<(BossOrder, i64)>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT iccid, operation_id, msisdn, eid, imsi, purpose, state, activation_code, \
          event_at FROM net_orders WHERE iccid = ?1",
-        [iccid],
-        order_row,
-    )
+    )?
+    .query_row([iccid], order_row)
     .optional()
 }
 
@@ -961,10 +1002,10 @@ pub fn set_order_state(
     state: &str,
     event_at: i64,
 ) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "UPDATE net_orders SET state = ?2, event_at = ?3, updated_at = ?4 WHERE iccid = ?1",
-        params![iccid, state, event_at, now()],
-    )?;
+    )?
+    .execute(params![iccid, state, event_at, now()])?;
     Ok(())
 }
 
@@ -984,24 +1025,24 @@ pub struct OrderEvent {
 }
 
 pub fn insert_order_event(c: &Connection, e: &OrderEvent) -> rusqlite::Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_order_events (iccid, point, status, reason, event_at, received_at, \
          outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            e.iccid,
-            e.point,
-            e.status,
-            e.reason,
-            e.event_at,
-            e.received_at,
-            e.outcome
-        ],
-    )?;
+    )?
+    .execute(params![
+        e.iccid,
+        e.point,
+        e.status,
+        e.reason,
+        e.event_at,
+        e.received_at,
+        e.outcome
+    ])?;
     Ok(())
 }
 
 pub fn order_events(c: &Connection) -> rusqlite::Result<Vec<OrderEvent>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT iccid, point, status, reason, event_at, received_at, outcome \
          FROM net_order_events ORDER BY id",
     )?;
@@ -1038,8 +1079,14 @@ pub struct Transfer {
     pub reason: Option<String>,
 }
 
-const TRANSFER_COLUMNS: &str =
-    "id, msisdn, operation_id, old_imsi, new_eid, order_iccid, state, created_at, expires_at, reason";
+/// The columns as a literal, so that queries can be `concat!`ed `&'static str`s (the key
+/// of the connection's statement cache, `prepare_cached`).
+macro_rules! transfer_columns {
+    () => {
+        "id, msisdn, operation_id, old_imsi, new_eid, order_iccid, state, created_at, expires_at, reason"
+    };
+}
+const TRANSFER_COLUMNS: &str = transfer_columns!();
 
 fn transfer_row(r: &Row) -> rusqlite::Result<Transfer> {
     Ok(Transfer {
@@ -1059,10 +1106,8 @@ fn transfer_row(r: &Row) -> rusqlite::Result<Transfer> {
 /// Reserves the MSISDN for one transfer until `expires_at`; `Ok(None)` when another is
 /// pending (the UNIQUE partial index decides, so two concurrent requests cannot both pass).
 pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option<i64>> {
-    match c.execute(
-        "INSERT INTO net_transfers (msisdn, operation_id, old_imsi, new_eid, order_iccid, state, \
-         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
-        params![
+    match c.prepare_cached("INSERT INTO net_transfers (msisdn, operation_id, old_imsi, new_eid, order_iccid, state, \
+         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)")?.execute(params![
             t.msisdn,
             t.operation_id,
             t.old_imsi,
@@ -1070,8 +1115,7 @@ pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option
             t.order_iccid,
             now(),
             t.expires_at
-        ],
-    ) {
+        ],) {
         Ok(_) => Ok(Some(c.last_insert_rowid())),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -1083,29 +1127,32 @@ pub fn reserve_transfer(c: &Connection, t: &Transfer) -> rusqlite::Result<Option
 }
 
 pub fn transfer(c: &Connection, id: i64) -> rusqlite::Result<Option<Transfer>> {
-    c.query_row(
-        &format!("SELECT {TRANSFER_COLUMNS} FROM net_transfers WHERE id = ?1"),
-        [id],
-        transfer_row,
-    )
+    c.prepare_cached(concat!(
+        "SELECT ",
+        transfer_columns!(),
+        " FROM net_transfers WHERE id = ?1"
+    ))?
+    .query_row([id], transfer_row)
     .optional()
 }
 
+const TRANSFER_OF_OPERATION: &str = concat!(
+    "SELECT ",
+    transfer_columns!(),
+    " FROM net_transfers WHERE operation_id = ?1 ORDER BY id DESC LIMIT 1"
+);
+
 pub fn transfer_of_operation(c: &Connection, op: &str) -> rusqlite::Result<Option<Transfer>> {
-    c.query_row(
-        &format!(
-            "SELECT {TRANSFER_COLUMNS} FROM net_transfers WHERE operation_id = ?1 \
-             ORDER BY id DESC LIMIT 1"
-        ),
-        [op],
-        transfer_row,
-    )
-    .optional()
+    c.prepare_cached(TRANSFER_OF_OPERATION)?
+        .query_row([op], transfer_row)
+        .optional()
 }
 
 pub fn transfers(c: &Connection) -> rusqlite::Result<Vec<Transfer>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {TRANSFER_COLUMNS} FROM net_transfers ORDER BY id"
+    let mut stmt = c.prepare_cached(concat!(
+        "SELECT ",
+        transfer_columns!(),
+        " FROM net_transfers ORDER BY id"
     ))?;
     let rows = stmt.query_map([], transfer_row)?;
     rows.collect()
@@ -1126,7 +1173,7 @@ pub fn lapsed_transfers(
         .map(|col| format!("t.{col}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {columns} FROM net_transfers t \
          WHERE t.state = 'pending' AND COALESCE(t.expires_at, t.created_at + ?2) <= ?1 \
          AND (t.order_iccid IS NOT NULL \
@@ -1142,19 +1189,17 @@ pub fn set_transfer(
     state: &str,
     order_iccid: Option<&str>,
 ) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE net_transfers SET state = ?2, order_iccid = COALESCE(?3, order_iccid) WHERE id = ?1",
-        params![id, state, order_iccid],
-    )?;
+    c.prepare_cached("UPDATE net_transfers SET state = ?2, order_iccid = COALESCE(?3, order_iccid) WHERE id = ?1")?.execute(params![id, state, order_iccid],)?;
     Ok(())
 }
 
 /// Ends a pending transfer with `state` and why; `false` when it was no longer pending.
 pub fn end_transfer(c: &Connection, id: i64, state: &str, reason: &str) -> rusqlite::Result<bool> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "UPDATE net_transfers SET state = ?2, reason = ?3 WHERE id = ?1 AND state = 'pending'",
-        params![id, state, reason],
-    )? == 1)
+    )?
+    .execute(params![id, state, reason])?
+        == 1)
 }
 
 /// An SMS in an inbox.
@@ -1185,26 +1230,25 @@ pub fn insert_sms(
     user_data: Option<&str>,
     imsis: &[String],
 ) -> rusqlite::Result<i64> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_sms (msisdn, sender, text, kind, user_data, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![to, from, text, kind, user_data, now()],
-    )?;
+    )?
+    .execute(params![to, from, text, kind, user_data, now()])?;
     let id = c.last_insert_rowid();
     for imsi in imsis {
-        c.execute(
-            "INSERT INTO net_sms_deliveries (sms_id, imsi) VALUES (?1, ?2)",
-            params![id, imsi],
-        )?;
+        c.prepare_cached("INSERT INTO net_sms_deliveries (sms_id, imsi) VALUES (?1, ?2)")?
+            .execute(params![id, imsi])?;
     }
     Ok(id)
 }
 
+const INBOX: &str =
+    "SELECT s.id, s.sender, s.msisdn, s.text, s.kind, s.user_data, s.created_at FROM net_sms s \
+     JOIN net_sms_deliveries d ON d.sms_id = s.id WHERE d.imsi = ?1 AND s.id > ?2 ORDER BY s.id";
+
 pub fn inbox(c: &Connection, imsi: &str, after: i64) -> rusqlite::Result<Vec<Sms>> {
-    let mut stmt = c.prepare(
-        "SELECT s.id, s.sender, s.msisdn, s.text, s.kind, s.user_data, s.created_at FROM net_sms s \
-         JOIN net_sms_deliveries d ON d.sms_id = s.id WHERE d.imsi = ?1 AND s.id > ?2 ORDER BY s.id",
-    )?;
+    let mut stmt = c.prepare_cached(INBOX)?;
     let rows = stmt.query_map(params![imsi, after], |r| {
         Ok(Sms {
             id: r.get(0)?,
@@ -1221,7 +1265,7 @@ pub fn inbox(c: &Connection, imsi: &str, after: i64) -> rusqlite::Result<Vec<Sms
 }
 
 pub fn all_sms(c: &Connection) -> rusqlite::Result<Vec<Sms>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT s.id, s.sender, s.msisdn, s.text, s.kind, s.user_data, s.created_at, \
          (SELECT GROUP_CONCAT(imsi, ',') FROM net_sms_deliveries d WHERE d.sms_id = s.id) \
          FROM net_sms s ORDER BY s.id",
@@ -1242,4 +1286,54 @@ pub fn all_sms(c: &Connection) -> rusqlite::Result<Vec<Sms>> {
         })
     })?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's plan for `sql` (EXPLAIN QUERY PLAN's detail column, one line per step).
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The lookups every flow makes find their rows through an index: a scan would make each
+    /// request cost more with every flow the network has served.
+    #[test]
+    fn per_request_lookups_use_an_index() {
+        let c = Connection::open_in_memory().unwrap();
+        create(&c).unwrap();
+        let inbox = plan(&c, INBOX);
+        assert!(inbox.contains("net_sms_deliveries_imsi"), "{inbox}");
+        for sql in [
+            CODE_OF_OPERATION,
+            TRANSFER_OF_OPERATION,
+            CONTRACT_OF_OPERATION,
+        ] {
+            let p = plan(&c, sql);
+            assert!(p.contains("_operation (operation_id=?)"), "{sql}: {p}");
+        }
+    }
+
+    /// An older database (tables without the later columns and indexes) gets both.
+    #[test]
+    fn an_older_database_gets_the_indexes() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE net_codes (id TEXT PRIMARY KEY, msisdn TEXT NOT NULL, \
+             purpose TEXT NOT NULL, salt TEXT NOT NULL, code_hash TEXT NOT NULL, \
+             tries INTEGER NOT NULL DEFAULT 0, max_tries INTEGER NOT NULL, \
+             expires_at INTEGER NOT NULL, used_at INTEGER, locked_at INTEGER, operation_id TEXT, \
+             created_at INTEGER NOT NULL);",
+        )
+        .unwrap();
+        create(&c).unwrap();
+        let p = plan(&c, CODE_OF_OPERATION);
+        assert!(p.contains("net_codes_operation"), "{p}");
+    }
 }

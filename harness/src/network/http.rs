@@ -156,12 +156,30 @@ fn json_response<T: Serialize>(status: u16, value: &T) -> Response {
     (status, axum::Json(value)).into_response()
 }
 
+/// Requests of the operator services running their network method at once. Every method
+/// takes the one database lock, so more would only wait for it on threads of their own: under
+/// load (hundreds of flows) the blocking pool grew to one thread per waiting request, and the
+/// process spent its time creating, waking and parking them. The rest wait here, as tasks.
+/// Above one, so that a request waiting for the SM-DP+ over ES2+ (no lock held) does not hold
+/// up the others. ES2+ HandleDownloadProgressInfo does not pass this gate: the SM-DP+ may
+/// send it while a request holding a permit waits for that SM-DP+.
+const CONCURRENT_REQUESTS: usize = 4;
+
+/// The gate of [`CONCURRENT_REQUESTS`] (one per process: it bounds threads, not the work of
+/// one network; a process serving two networks shares it).
+static REQUEST_GATE: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(CONCURRENT_REQUESTS);
+
 /// Runs `f` on a blocking thread (the network's methods take the database lock and may call
-/// the SM-DP+ over ES2+).
+/// the SM-DP+ over ES2+), at most [`CONCURRENT_REQUESTS`] at once.
 async fn blocking<T: Send + 'static>(
     network: Shared,
     f: impl FnOnce(&Network) -> Result<T, NetError> + Send + 'static,
 ) -> Result<T, NetError> {
+    let _permit = REQUEST_GATE
+        .acquire()
+        .await
+        .map_err(|e| NetError::internal(format!("request gate closed: {e}")))?;
     tokio::task::spawn_blocking(move || f(&network))
         .await
         .map_err(|e| NetError::internal(format!("request handler failed: {e}")))?

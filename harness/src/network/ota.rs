@@ -271,21 +271,21 @@ type JobRow = (
 );
 
 fn put(c: &Connection, job: &OtaJob) -> Result<(), NetError> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO net_ota_jobs (id, imsi, request, sms_id, state, por, outcome, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO UPDATE SET state = ?5, \
          por = ?6, outcome = ?7",
-        params![
-            job.id,
-            job.imsi,
-            serde_json::json!({"command": job.request, "sms": job.sms}).to_string(),
-            job.sms.first(),
-            job.state,
-            job.por,
-            job.outcome.as_ref().map(|o| o.to_string()),
-            db::now()
-        ],
-    )?;
+    )?
+    .execute(params![
+        job.id,
+        job.imsi,
+        serde_json::json!({"command": job.request, "sms": job.sms}).to_string(),
+        job.sms.first(),
+        job.state,
+        job.por,
+        job.outcome.as_ref().map(|o| o.to_string()),
+        db::now()
+    ])?;
     Ok(())
 }
 
@@ -321,18 +321,17 @@ fn decode(row: JobRow) -> Result<OtaJob, NetError> {
 }
 
 pub fn get(c: &Connection, id: &str) -> Result<Option<OtaJob>, NetError> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT id, imsi, request, state, por, outcome FROM net_ota_jobs WHERE id = ?1",
-        [id],
-        from_row,
-    )
+    )?
+    .query_row([id], from_row)
     .optional()?
     .map(decode)
     .transpose()
 }
 
 pub fn all(c: &Connection) -> Result<Vec<OtaJob>, NetError> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT id, imsi, request, state, por, outcome FROM net_ota_jobs ORDER BY created_at, rowid",
     )?;
     let rows = stmt.query_map([], from_row)?;

@@ -1617,12 +1617,12 @@ impl Network {
     /// A new number for a line that does not share the primary's.
     fn new_msisdn(&self, c: &Connection) -> Result<String, NetError> {
         loop {
-            let n: i64 = c.query_row(
-                "INSERT INTO counters (name, value) VALUES ('net-msisdn', 1) \
+            let n: i64 = c
+                .prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES ('net-msisdn', 1) \
                  ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-                [],
-                |r| r.get(0),
-            )?;
+                )?
+                .query_row([], |r| r.get(0))?;
             let msisdn = format!("{MSISDN_PREFIX}{:07}", MSISDN_FIRST + n);
             if db::subscriber(c, &msisdn)?.is_none() && db::lines_of(c, &msisdn)?.is_empty() {
                 return Ok(msisdn);
@@ -2490,20 +2490,16 @@ impl Network {
 
     pub fn subscribers(&self) -> Result<Vec<SubscriberView>, NetError> {
         self.db(|c| {
-            let lines = db::all_lines(c)?;
+            // One pass over the lines (in ring order per number), not one per subscriber.
+            let mut lines = std::collections::HashMap::<String, Vec<LineView>>::new();
+            for l in db::all_lines(c)? {
+                lines.entry(l.msisdn.clone()).or_default().push(l.view());
+            }
             Ok(db::subscribers(c)?
                 .into_iter()
-                .map(|s| SubscriberView {
-                    imsis: lines
-                        .iter()
-                        .filter(|l| l.msisdn == s.msisdn)
-                        .map(Line::view)
-                        .collect(),
-                    msisdn: s.msisdn,
-                    account: s.account,
-                    policy: s.policy,
-                    ring_mode: s.ring_mode,
-                    contract_signed: s.contract_signed,
+                .map(|s| {
+                    let imsis = lines.remove(&s.msisdn);
+                    Self::subscriber_view(s, imsis)
                 })
                 .collect())
         })
@@ -2511,10 +2507,26 @@ impl Network {
 
     pub fn subscriber(&self, msisdn: &str) -> Result<SubscriberView, NetError> {
         let msisdn = ts43::normalise_msisdn("msisdn", msisdn)?;
-        self.subscribers()?
-            .into_iter()
-            .find(|s| s.msisdn == msisdn)
-            .ok_or_else(|| NetError::not_found(format!("no subscriber {msisdn}")))
+        // Only this number's rows: a flow asks for its own subscriber while hundreds run.
+        self.db(|c| {
+            let Some(s) = db::subscriber(c, &msisdn)? else {
+                return Ok(None);
+            };
+            let lines = db::lines_of(c, &msisdn)?.iter().map(Line::view).collect();
+            Ok(Some(Self::subscriber_view(s, Some(lines))))
+        })?
+        .ok_or_else(|| NetError::not_found(format!("no subscriber {msisdn}")))
+    }
+
+    fn subscriber_view(s: Subscriber, imsis: Option<Vec<LineView>>) -> SubscriberView {
+        SubscriberView {
+            imsis: imsis.unwrap_or_default(),
+            msisdn: s.msisdn,
+            account: s.account,
+            policy: s.policy,
+            ring_mode: s.ring_mode,
+            contract_signed: s.contract_signed,
+        }
     }
 
     pub fn line(&self, imsi: &str) -> Result<LineView, NetError> {

@@ -21,9 +21,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
-/// Prepared statements kept per connection: every statement of this module (about 20) stays
-/// prepared, with room for the operator network's (`network::db`) on the same connection.
-const STATEMENT_CACHE: usize = 64;
+/// Prepared statements kept per connection: every statement of this module (about 20) and of
+/// the operator network's (`network::db`, about 50, on the same connection when the network
+/// shares this database) stays prepared.
+const STATEMENT_CACHE: usize = 128;
 
 /// How long a writer waits for another process holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
