@@ -90,8 +90,9 @@ pub struct LoadResult {
     pub inconsistent: Vec<String>,
     /// CPU time (user, system) of the network process during the flows.
     pub network_cpu: (Duration, Duration),
-    /// The network process's CPU time by thread name at the end (`/proc/PID/task`):
-    /// `smdp` (the SM-DP+'s runtime, ES9+ and ES2+), `network` (the operator services), ….
+    /// The network process's CPU time during the flows by thread name, sampled
+    /// ([`ThreadSampler`]): `smdp` (the SM-DP+'s runtime, ES9+ and ES2+), `network` (the
+    /// operator services), ….
     pub network_threads: Vec<(String, Duration)>,
     /// CPU time of this process (every device: cards, LPAs, HTTP clients) during the flows.
     pub devices_cpu: Duration,
@@ -103,15 +104,15 @@ impl LoadResult {
     }
 }
 
-/// CPU time of process `pid`'s live threads, summed by thread name (`/proc/PID/task/*/stat`).
-fn threads_cpu(pid: u32) -> Vec<(String, Duration)> {
-    let mut by_name = std::collections::BTreeMap::<String, Duration>::new();
+/// CPU time (user + system) of each live thread of process `pid`, with its name
+/// (`/proc/PID/task/*/stat`).
+fn task_times(pid: u32) -> Vec<(u32, String, Duration)> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
+    let mut out = Vec::new();
     for task in tasks.flatten() {
-        let stat = task.path().join("stat");
-        let Ok(text) = std::fs::read_to_string(&stat) else {
+        let Ok(text) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
         // proc(5): field 2 is the thread's name in parentheses.
@@ -125,12 +126,56 @@ fn threads_cpu(pid: u32) -> Vec<(String, Duration)> {
             continue;
         };
         if let Ok((user, system)) = crate::bench::downloads::proc_times_of(pid, tid) {
-            *by_name.entry(name).or_default() += user + system;
+            out.push((tid, name, user + system));
         }
     }
-    let mut out: Vec<_> = by_name.into_iter().collect();
-    out.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     out
+}
+
+/// Per-thread CPU of a process during a run, sampled every [`Self::INTERVAL`] so that threads
+/// which end before the run does (tokio's blocking pool) are counted too; a thread loses at
+/// most the time since its last sample, which stays in the process total.
+struct ThreadSampler {
+    pid: u32,
+    /// At the start: each thread's CPU time so far (only the run's share is counted).
+    base: std::collections::BTreeMap<u32, Duration>,
+    /// The latest sample of every thread seen: its name and CPU time.
+    seen: std::collections::BTreeMap<u32, (String, Duration)>,
+}
+
+impl ThreadSampler {
+    const INTERVAL: Duration = Duration::from_millis(100);
+
+    fn start(pid: u32) -> Self {
+        let base = task_times(pid)
+            .into_iter()
+            .map(|(tid, _, cpu)| (tid, cpu))
+            .collect();
+        Self {
+            pid,
+            base,
+            seen: Default::default(),
+        }
+    }
+
+    fn sample(&mut self) {
+        for (tid, name, cpu) in task_times(self.pid) {
+            self.seen.insert(tid, (name, cpu));
+        }
+    }
+
+    /// The run's CPU time by thread name, largest first.
+    fn by_name(mut self) -> Vec<(String, Duration)> {
+        self.sample();
+        let mut by_name = std::collections::BTreeMap::<String, Duration>::new();
+        for (tid, (name, cpu)) in &self.seen {
+            let before = self.base.get(tid).copied().unwrap_or_default();
+            *by_name.entry(name.clone()).or_default() += cpu.saturating_sub(before);
+        }
+        let mut out: Vec<_> = by_name.into_iter().collect();
+        out.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+        out
+    }
 }
 
 /// A `simlab network serve` child process; killed on drop.
@@ -251,8 +296,16 @@ pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
     let pid = net.child.id();
     let network_before = crate::bench::downloads::proc_times(pid)?;
     let devices_before = crate::bench::downloads::process_cpu();
+    let mut sampler = ThreadSampler::start(pid);
+    let running = std::sync::atomic::AtomicBool::new(true);
     let start = Instant::now();
     let results: Vec<_> = std::thread::scope(|scope| {
+        let sampling = scope.spawn(|| {
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                sampler.sample();
+                std::thread::sleep(ThreadSampler::INTERVAL);
+            }
+        });
         let handles: Vec<_> = envs
             .iter()
             .map(|env| {
@@ -262,13 +315,16 @@ pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
                     .spawn_scoped(scope, move || engine::run(scenario, env, &|_| {}))
             })
             .collect();
-        handles
+        let results = handles
             .into_iter()
             .map(|h| match h {
                 Ok(h) => h.join().map_err(|_| "a flow thread panicked".to_owned()),
                 Err(e) => Err(format!("cannot start a flow thread: {e}")),
             })
-            .collect()
+            .collect();
+        running.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = sampling.join();
+        results
     });
     let wall = start.elapsed();
     let devices_cpu = crate::bench::downloads::process_cpu().saturating_sub(devices_before);
@@ -277,7 +333,7 @@ pub fn load(vectors: Option<&Path>, n: usize) -> anyhow::Result<LoadResult> {
         network_after.0.saturating_sub(network_before.0),
         network_after.1.saturating_sub(network_before.1),
     );
-    let network_threads = threads_cpu(pid);
+    let network_threads = sampler.by_name();
     let mut errors = Vec::new();
     let mut latencies = Vec::new();
     for r in &results {
@@ -401,14 +457,18 @@ pub fn run(vectors: Option<&Path>, load_flows: usize) -> anyhow::Result<String> 
             per_flow(l.network_cpu.0),
             per_flow(l.network_cpu.1)
         )?;
-        let threads: Vec<String> = l
+        let mut threads: Vec<String> = l
             .network_threads
             .iter()
             .map(|(name, d)| format!("{name} {:.2}", per_flow(*d)))
             .collect();
+        let by_threads: Duration = l.network_threads.iter().map(|(_, d)| *d).sum();
+        let rest = (l.network_cpu.0 + l.network_cpu.1).saturating_sub(by_threads);
+        threads.push(format!("between samples {:.2}", per_flow(rest)));
         writeln!(
             out,
-            "    by thread (whole life, ms/flow): {}",
+            "    by thread (during the flows, sampled every {} ms; ms/flow): {}",
+            ThreadSampler::INTERVAL.as_millis(),
             threads.join(", ")
         )?;
         writeln!(
@@ -426,4 +486,41 @@ pub fn run(vectors: Option<&Path>, load_flows: usize) -> anyhow::Result<String> 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that ends before the run does still counts (tokio's blocking pool threads do
+    /// that under load): its time is the last sample's.
+    #[test]
+    fn the_sampler_counts_a_thread_that_ended_before_the_run() {
+        let mut sampler = ThreadSampler::start(std::process::id());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::Builder::new()
+            .name("sampled-worker".into())
+            .spawn(move || {
+                // Burn 50 ms of this thread's own CPU, then wait to be sampled.
+                let mut x = 0u64;
+                while crate::bench::downloads::thread_cpu() < Duration::from_millis(50) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                ready_tx.send(()).unwrap();
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        sampler.sample();
+        done_tx.send(()).unwrap();
+        worker.join().unwrap();
+        let by_name = sampler.by_name();
+        let (_, cpu) = by_name
+            .iter()
+            .find(|(name, _)| name == "sampled-worker")
+            .unwrap_or_else(|| panic!("the ended thread is missing: {by_name:?}"));
+        // Linux accounts thread CPU in clock ticks (10 ms): at least 40 of the 50 ms show.
+        assert!(*cpu >= Duration::from_millis(40), "{by_name:?}");
+    }
 }
