@@ -5,6 +5,7 @@
 // not the helpers beside them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod network_support;
 mod smdp_support;
 
 use simlab_harness::es9p::Es9pClient;
@@ -30,29 +31,7 @@ fn es2(s: &RunningSmdp) -> Es2pClient {
 /// A TLS client trusting the PKI's CI, presenting `identity` (certificate DER, PKCS#8 key) or
 /// nothing.
 fn tls_agent(s: &RunningSmdp, identity: Option<(Vec<u8>, Vec<u8>)>) -> ureq::Agent {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(s.ca_cert_der.clone()))
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match identity {
-        Some((cert, key)) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from(cert)],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    ureq::AgentBuilder::new()
-        .tls_config(std::sync::Arc::new(config))
-        .build()
+    network_support::tls_agent_trusting(s.ca_cert_der.clone(), identity)
 }
 
 const DOWNLOAD_ORDER_BODY: &str = r#"{"profileType":"TS48v4_SAIP2.3_BERTLV"}"#;

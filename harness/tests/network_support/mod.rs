@@ -38,14 +38,19 @@ pub fn smdp_agent() -> ureq::Agent {
 /// An HTTPS client trusting the operator CA, presenting `identity` (certificate DER, PKCS#8
 /// key) or no certificate.
 pub fn tls_agent(identity: Option<(Vec<u8>, Vec<u8>)>) -> ureq::Agent {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let pki = simlab_harness::defaults::Files::Disk(vectors().join("pki"));
+    tls_agent_trusting(
+        simlab_harness::pki::operator::load_ca(pki).unwrap(),
+        identity,
+    )
+}
+
+/// An HTTPS client whose only root is `root_der`, presenting `identity` (certificate DER,
+/// PKCS#8 key) or no certificate.
+pub fn tls_agent_trusting(root_der: Vec<u8>, identity: Option<(Vec<u8>, Vec<u8>)>) -> ureq::Agent {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(
-            simlab_harness::pki::operator::load_ca(pki).unwrap(),
-        ))
-        .unwrap();
+    roots.add(CertificateDer::from(root_der)).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
