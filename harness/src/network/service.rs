@@ -1651,6 +1651,11 @@ impl Network {
         };
         let ordered = self.order_profile(eid, &msisdn)?;
         self.tx(|c| {
+            if bind {
+                // Again in the transaction that adds the line: the primary may have left
+                // while the profile was ordered.
+                Self::require_primary(c, &msisdn)?;
+            }
             let account = subscriber.account.clone();
             if !bind {
                 db::upsert_subscriber(

@@ -186,20 +186,9 @@ impl Euicc {
 
     /// Downloads, enables and sends the notifications (the SM-DP+ then knows "enabled").
     pub fn install(&mut self, activation_code: &str) -> String {
-        let es10 = self.es10.as_mut().unwrap();
-        let ac: ActivationCode = activation_code.parse().unwrap();
-        let done = lpa::download(
-            es10,
-            &ac,
-            None,
-            &self.roots,
-            &DeviceInfo::default(),
-            &mut |_| {},
-        )
-        .unwrap();
-        let iccid = done.iccid.unwrap();
-        es10.enable(&iccid).unwrap();
-        lpa::process_notifications(es10, &self.roots, &mut |_| {}).unwrap();
+        let iccid = self.download(activation_code);
+        self.enable(&iccid);
+        self.notify();
         iccid
     }
 }
